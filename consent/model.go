@@ -1,0 +1,146 @@
+// Package consent owns what a visitor agreed to: the consent model, the stores that keep
+// it, and the parsers of the consent signals a hit carries. It knows nothing of vendors.
+package consent
+
+import (
+	"fmt"
+	"time"
+)
+
+// Purpose is one of the Cookiebot cookie categories. The values index fixed-size arrays on
+// the hit path, so they are dense and start at zero.
+type Purpose uint8
+
+const (
+	Necessary Purpose = iota
+	Preferences
+	Statistics
+	Marketing
+	NumPurposes
+)
+
+var purposeNames = [NumPurposes]string{"necessary", "preferences", "statistics", "marketing"}
+
+func (p Purpose) String() string {
+	if p < NumPurposes {
+		return purposeNames[p]
+	}
+	return fmt.Sprintf("purpose(%d)", uint8(p))
+}
+
+// ParsePurpose maps a purpose name to its value.
+func ParsePurpose(s string) (Purpose, bool) {
+	for i, n := range purposeNames {
+		if n == s {
+			return Purpose(i), true
+		}
+	}
+	return 0, false
+}
+
+// PurposeNames lists the purpose names in index order.
+func PurposeNames() []string { return purposeNames[:] }
+
+// Status is what the visitor said about one purpose. Unset is the zero value: a visitor
+// we know nothing about has every purpose unset.
+type Status uint8
+
+const (
+	Unset Status = iota
+	Granted
+	Denied
+	NumStatuses
+)
+
+var statusNames = [NumStatuses]string{"unset", "granted", "denied"}
+
+func (s Status) String() string {
+	if s < NumStatuses {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// ParseStatus maps a status name to its value.
+func ParseStatus(s string) (Status, bool) {
+	for i, n := range statusNames {
+		if n == s {
+			return Status(i), true
+		}
+	}
+	return 0, false
+}
+
+// Cause records which source set a purpose's effective status, so that a decision can
+// give a reason a marketer understands ("gpc_opt_out" rather than "denied").
+type Cause uint8
+
+const (
+	CauseNone        Cause = iota // nothing known: no stored state, no signal
+	CauseStore                    // the stored consent state
+	CauseGPC                      // Sec-GPC: 1
+	CauseConsentMode              // Google Consent Mode gcs / gcd
+	CauseStoreError               // the store could not answer; fail closed
+	NumCauses
+)
+
+var causeNames = [NumCauses]string{"none", "store", "gpc", "consent_mode", "store_error"}
+
+func (c Cause) String() string {
+	if c < NumCauses {
+		return causeNames[c]
+	}
+	return fmt.Sprintf("cause(%d)", uint8(c))
+}
+
+// Purposes holds one status per purpose.
+type Purposes [NumPurposes]Status
+
+// State is the stored consent of one consent ID.
+type State struct {
+	Purposes Purposes
+	Source   string // who wrote it: "api", "admin", ...
+	Version  int64  // bumped on every write
+	Created  time.Time
+	Updated  time.Time
+}
+
+// Effective is the consent that the decision sees for one hit: the stored state merged with
+// the signals the hit carries, each purpose with the cause of its status. It is a plain
+// value so that building it allocates nothing.
+type Effective struct {
+	Status [NumPurposes]Status
+	Cause  [NumPurposes]Cause
+}
+
+// FromState starts an Effective from a stored state.
+func FromState(st *State) Effective {
+	var e Effective
+	if st == nil {
+		return e
+	}
+	for i, s := range st.Purposes {
+		e.Status[i] = s
+		if s != Unset {
+			e.Cause[i] = CauseStore
+		}
+	}
+	return e
+}
+
+// Deny marks purpose p denied by cause c unless it is already denied: the most protective
+// signal wins, and the first denial keeps its cause.
+func (e *Effective) Deny(p Purpose, c Cause) {
+	if e.Status[p] == Denied {
+		return
+	}
+	e.Status[p] = Denied
+	e.Cause[p] = c
+}
+
+// DenyAll marks every purpose denied by cause c; used when consent cannot be known.
+func (e *Effective) DenyAll(c Cause) {
+	for p := Purpose(0); p < NumPurposes; p++ {
+		e.Deny(p, c)
+	}
+}

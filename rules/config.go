@@ -1,0 +1,133 @@
+package rules
+
+import (
+	"time"
+)
+
+// Pos is where a value stood in the config file; the zero Pos means "built-in default" or
+// "environment". Compile errors about a value are reported at its Pos.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+func (p Pos) String() string {
+	if p.File == "" {
+		return "(default)"
+	}
+	return p.File + ":" + itoa(p.Line) + ":" + itoa(p.Col)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// Config is the YAML configuration as written, after defaults and CONSENTGATE_* env
+// overrides are applied and every value is validated. Compile turns it into the tables a
+// hit looks up.
+type Config struct {
+	Listen         string        `yaml:"listen"`       // public listener, default ":8080"
+	AdminListen    string        `yaml:"admin_listen"` // admin listener, default "127.0.0.1:9090"
+	AdminToken     string        `yaml:"admin_token"`  // bearer token for /admin/*; empty disables the admin API
+	TrustedProxies []string      `yaml:"trusted_proxies"`
+	ReadTimeout    time.Duration `yaml:"read_timeout"`  // public listener, default 5s
+	WriteTimeout   time.Duration `yaml:"write_timeout"` // public listener, default 5s
+	MaxBodySize    int           `yaml:"max_body_size"` // bytes, default 64 KiB
+	// AllowedOrigins are the site origins whose pages may call the consent API from the
+	// browser with credentials (CORS). Exact origins, e.g. "https://www.example.com".
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	LogLevel       string   `yaml:"log_level"` // debug, info (default), warn, error
+
+	Geo           GeoConfig           `yaml:"geo"`
+	Jurisdictions JurisdictionsConfig `yaml:"jurisdictions"`
+	Consent       ConsentConfig       `yaml:"consent"`
+	Upstream      UpstreamConfig      `yaml:"upstream"`
+	Upstreams     map[string]string   `yaml:"upstreams"` // vendor → base URL
+	Anonymise     AnonymiseConfig     `yaml:"anonymise"`
+	Policy        PolicyConfig        `yaml:"policy"`
+	Routes        []RouteConfig       `yaml:"routes"`
+
+	// Positions of values that Compile checks against each other (set by the loader).
+	Pos map[string]Pos `yaml:"-"`
+}
+
+type GeoConfig struct {
+	Database      string `yaml:"database"`       // path to a MaxMind .mmdb (Country or City); empty = no GeoIP
+	UnknownRegime string `yaml:"unknown_regime"` // default "opt_in"
+}
+
+type JurisdictionsConfig struct {
+	// Replace drops the built-in groups; otherwise Groups extend them, and a code named in a
+	// configured group moves there from the built-in group that had it.
+	Replace bool                         `yaml:"replace"`
+	Groups  map[string]JurisdictionGroup `yaml:"groups"`
+}
+
+type JurisdictionGroup struct {
+	Regime string   `yaml:"regime"` // opt_in, opt_out, none
+	Codes  []string `yaml:"codes"`  // "DE", "US-CA"
+	// GPC says whether Sec-GPC: 1 opts the visitor out of marketing here. Default: true for
+	// opt_out groups, false otherwise.
+	GPC *bool `yaml:"gpc"`
+}
+
+type ConsentConfig struct {
+	Store        string        `yaml:"store"`         // "memory" (default)
+	Cookie       string        `yaml:"cookie"`        // default "cg_id"
+	CookieDomain string        `yaml:"cookie_domain"` // optional Domain attribute, e.g. ".example.com"
+	Secure       bool          `yaml:"secure"`        // add Secure to the cookie
+	TTL          time.Duration `yaml:"ttl"`           // default 395 days (13 months), capped at 25 months
+	MaxEntries   int           `yaml:"max_entries"`   // memory store bound, default 1,000,000
+}
+
+type UpstreamConfig struct {
+	Timeout  time.Duration `yaml:"timeout"`   // per request read+write, default 5s
+	MaxConns int           `yaml:"max_conns"` // per upstream host, default 512
+}
+
+type AnonymiseConfig struct {
+	// Secret keys the daily salt of hashed identifiers. Instances behind one load balancer
+	// need the same secret to hash an ID alike; empty = random per process.
+	Secret string `yaml:"secret"`
+	// URLParams extends the query parameters kept in URLs (page location, referrer) when
+	// anonymising; utm_* are kept by default.
+	URLParams []string `yaml:"url_params"`
+	// Allow extends a vendor's parameter allow-list: vendor → parameter names kept as is.
+	Allow map[string][]string `yaml:"allow"`
+}
+
+// PolicyConfig overrides cells of the decision table: regime → status → purpose → action,
+// for all vendors, and per vendor under Vendors.
+type PolicyConfig struct {
+	Table   PolicyTable            `yaml:",inline"`
+	Vendors map[string]PolicyTable `yaml:"vendors"`
+}
+
+// PolicyTable is regime → status → purpose → action, e.g. opt_in.unset.statistics: drop.
+type PolicyTable map[string]map[string]map[string]string
+
+type RouteConfig struct {
+	Path     string `yaml:"path"`     // exact path, or a prefix ending in "*"
+	Host     string `yaml:"host"`     // optional: only for this Host
+	Endpoint string `yaml:"endpoint"` // catalogue endpoint name whose behaviour the route takes
+	Disabled bool   `yaml:"disabled"` // remove a built-in route for Path
+	Pos      Pos    `yaml:"-"`
+}
