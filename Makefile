@@ -1,0 +1,43 @@
+# consentgate — the two commands a newcomer needs are `make run` and `make test`.
+GO       ?= go
+BIN      := bin/consentgate
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+CONFIG   ?=
+FUZZTIME ?= 20s
+
+.PHONY: build run test vet bench bench-go bench-load fuzz clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consentgate
+
+## run: start the proxy on embedded defaults (or CONFIG=file.yaml)
+run: build
+	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
+
+## test: every test, with the race detector
+test: vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+## bench: in-process benchmarks, then whole-process load through bench/
+bench: bench-go bench-load
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./rules/ ./geo/ ./consent/ ./proxy/ ./telemetry/
+
+bench-load: build
+	$(GO) run ./bench/cmd/loadgen -binary $(BIN) $(BENCHFLAGS)
+
+## fuzz: run every native fuzz target for FUZZTIME each (never part of `make test`)
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

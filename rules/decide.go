@@ -1,0 +1,132 @@
+package rules
+
+import (
+	"fmt"
+
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/geo"
+)
+
+// Reason is the stable, snake_case why of a decision. Marketers read these on the
+// dashboard and in metrics, so a name never changes meaning once released.
+type Reason uint8
+
+const (
+	ReasonConsentGranted    Reason = iota // every purpose the endpoint needs is granted
+	ReasonNoConsentRequired               // regime none, nothing said
+	ReasonNotOptedOut                     // regime opt_out, the visitor has not objected
+	ReasonConsentMissing                  // regime opt_in, the visitor has not agreed
+	ReasonConsentDenied                   // the stored consent denies a purpose
+	ReasonGPCOptOut                       // Sec-GPC: 1 where the jurisdiction honours it
+	ReasonConsentModeDenied               // Google Consent Mode gcs says denied
+	ReasonStoreUnavailable                // the consent store did not answer; fail closed
+	ReasonAnonymiseFailed                 // the hit could not be rewritten safely, so it was dropped
+	ReasonMethodNotAllowed                // method the endpoint does not accept
+	ReasonBodyTooLarge                    // body over max_body_size
+	NumReasons
+)
+
+var reasonNames = [NumReasons]string{
+	"consent_granted",
+	"no_consent_required",
+	"not_opted_out",
+	"consent_missing",
+	"consent_denied",
+	"gpc_opt_out",
+	"consent_mode_denied",
+	"store_unavailable",
+	"anonymise_failed",
+	"method_not_allowed",
+	"body_too_large",
+}
+
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
+// ReasonNames lists the reason names in index order (metrics use the index).
+func ReasonNames() []string { return reasonNames[:] }
+
+// PolicyCells is the decision table of one vendor: regime × status × purpose → action.
+type PolicyCells [geo.NumRegimes][consent.NumStatuses][consent.NumPurposes]Action
+
+// DefaultPolicy is the built-in table (README "How it decides"). Necessary purposes are
+// never blocked unless denied; preferences, like marketing, need consent where consent is
+// required because nothing about them can be anonymised into harmlessness.
+func DefaultPolicy() PolicyCells {
+	var p PolicyCells
+	set := func(r geo.Regime, s consent.Status, nec, pref, stat, mkt Action) {
+		p[r][s] = [consent.NumPurposes]Action{nec, pref, stat, mkt}
+	}
+	set(geo.OptIn, consent.Granted, Forward, Forward, Forward, Forward)
+	set(geo.OptIn, consent.Unset, Forward, Drop, Anonymise, Drop)
+	set(geo.OptIn, consent.Denied, Drop, Drop, Drop, Drop)
+	for _, r := range []geo.Regime{geo.OptOut, geo.None} {
+		set(r, consent.Granted, Forward, Forward, Forward, Forward)
+		set(r, consent.Unset, Forward, Forward, Forward, Forward)
+		set(r, consent.Denied, Drop, Drop, Anonymise, Drop)
+	}
+	return p
+}
+
+// reasonFor names why one purpose got its status. Unset reasons depend on the regime
+// because "nobody said anything" means different things in each.
+func reasonFor(regime geo.Regime, st consent.Status, cause consent.Cause) Reason {
+	switch st {
+	case consent.Granted:
+		return ReasonConsentGranted
+	case consent.Denied:
+		switch cause {
+		case consent.CauseGPC:
+			return ReasonGPCOptOut
+		case consent.CauseConsentMode:
+			return ReasonConsentModeDenied
+		case consent.CauseStoreError:
+			return ReasonStoreUnavailable
+		default:
+			return ReasonConsentDenied
+		}
+	}
+	switch regime {
+	case geo.OptIn:
+		return ReasonConsentMissing
+	case geo.OptOut:
+		return ReasonNotOptedOut
+	default:
+		return ReasonNoConsentRequired
+	}
+}
+
+// statusWeight orders statuses by how little consent they carry, to pick the purpose a
+// reason is about when several purposes give the same action.
+var statusWeight = [consent.NumStatuses]uint8{consent.Granted: 0, consent.Unset: 1, consent.Denied: 2}
+
+// Decide is the whole policy: a pure function of the endpoint's purposes, the regime and
+// the effective consent. The most protective outcome over the purposes wins; its reason
+// comes from the purpose that caused it. It allocates nothing.
+func Decide(cells *PolicyCells, purposes []consent.Purpose, regime geo.Regime, eff *consent.Effective) (Action, Reason) {
+	if regime >= geo.NumRegimes {
+		regime = geo.OptIn // fail closed on a corrupt value
+	}
+	best := Action(0)
+	var bestP consent.Purpose
+	found := false
+	for _, p := range purposes {
+		st := eff.Status[p]
+		if st >= consent.NumStatuses {
+			st = consent.Denied
+		}
+		a := cells[regime][st][p]
+		if !found || a > best || (a == best && statusWeight[st] > statusWeight[eff.Status[bestP]]) {
+			best, bestP, found = a, p, true
+		}
+	}
+	if !found {
+		// An endpoint with no purposes is a catalogue bug; never let it through silently.
+		return Drop, ReasonConsentMissing
+	}
+	return best, reasonFor(regime, eff.Status[bestP], eff.Cause[bestP])
+}
