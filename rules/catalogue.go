@@ -58,9 +58,9 @@ const (
 type Rule uint8
 
 const (
-	Keep Rule = iota + 1 // kept as is
-	KeepURL              // a URL: kept without query parameters off the URL allow-list, fragment or user info
-	Hash                 // replaced by a salted hash whose salt rotates daily
+	Keep    Rule = iota + 1 // kept as is
+	KeepURL                 // a URL: kept without query parameters off the URL allow-list, fragment or user info
+	Hash                    // replaced by a salted hash whose salt rotates daily
 )
 
 // LocalResponse is what the browser gets when nothing is relayed from upstream: after a

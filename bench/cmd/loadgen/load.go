@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+const consentCookieName = "cg_id"
+
+var (
+	hdrXFF = []byte("X-Forwarded-For")
+	hdrGPC = []byte("Sec-GPC")
+	one    = []byte("1")
+	cgName = []byte(consentCookieName)
+)
+
+// visitorPool holds what the workers pick visitors from, all as bytes so that a
+// pick is an index and a header set, never a conversion.
+type visitorPool struct {
+	ipClasses [][][]byte // per jurisdiction class, its IPs
+	cookies   [3][][]byte
+	juris     picker
+	consent   picker
+}
+
+func newVisitorPool(granted, deniedMarketing [][]byte) (*visitorPool, error) {
+	vp := &visitorPool{}
+	w := make([]uint64, len(jurisdictionMix))
+	for i, jc := range jurisdictionMix {
+		ips := make([][]byte, len(jc.ips))
+		for j, ip := range jc.ips {
+			ips[j] = []byte(ip)
+		}
+		vp.ipClasses = append(vp.ipClasses, ips)
+		w[i] = jc.weight
+	}
+	var err error
+	if vp.juris, err = newPicker(w); err != nil {
+		return nil, fmt.Errorf("jurisdiction mix: %w", err)
+	}
+	vp.cookies[consentGranted] = granted
+	vp.cookies[consentDeniedMarketing] = deniedMarketing
+	// A class without cookies (a target without the consent API) would otherwise be
+	// picked and silently sent as "none"; folding its weight into "none" keeps the
+	// per-class counts honest.
+	cw := append([]uint64(nil), consentWeights...)
+	for c := consentGranted; c <= consentDeniedMarketing; c++ {
+		if len(vp.cookies[c]) == 0 {
+			cw[consentNone] += cw[c]
+			cw[c] = 0
+		}
+	}
+	if vp.consent, err = newPicker(cw); err != nil {
+		return nil, fmt.Errorf("consent mix: %w", err)
+	}
+	return vp, nil
+}
+
+// runStats is what one run (warm-up or measured) observed from the client side.
+// Each worker fills its own and they are merged after the run.
+type runStats struct {
+	hist       histogram
+	status     [600]uint64
+	errors     map[string]uint64
+	byTemplate []uint64
+	// non-2xx/3xx per template, to tell at once which vendor misbehaves
+	badByTemplate []uint64
+	byJuris       []uint64
+	byConsent     [3]uint64
+	gpc           uint64
+	elapsed       time.Duration
+}
+
+func newRunStats(templates int) *runStats {
+	return &runStats{
+		errors:        map[string]uint64{},
+		byTemplate:    make([]uint64, templates),
+		badByTemplate: make([]uint64, templates),
+		byJuris:       make([]uint64, len(jurisdictionMix)),
+	}
+}
+
+func (s *runStats) merge(o *runStats) {
+	s.hist.Merge(&o.hist)
+	for i, c := range o.status {
+		s.status[i] += c
+	}
+	for k, v := range o.errors {
+		s.errors[k] += v
+	}
+	for i := range o.byTemplate {
+		s.byTemplate[i] += o.byTemplate[i]
+		s.badByTemplate[i] += o.badByTemplate[i]
+	}
+	for i := range o.byJuris {
+		s.byJuris[i] += o.byJuris[i]
+	}
+	for i := range o.byConsent {
+		s.byConsent[i] += o.byConsent[i]
+	}
+	s.gpc += o.gpc
+}
+
+func (s *runStats) requests() uint64 { return s.hist.Count() }
+
+func (s *runStats) errorCount() uint64 {
+	var n uint64
+	for _, v := range s.errors {
+		n += v
+	}
+	return n
+}
+
+func (s *runStats) count5xx() uint64 {
+	var n uint64
+	for c := 500; c < 600; c++ {
+		n += s.status[c]
+	}
+	return n
+}
+
+// loadRun drives the target with n workers until the duration is up or ctx ends.
+type loadRun struct {
+	hc        *fasthttp.HostClient
+	baseURL   string
+	templates []hitTemplate
+	mix       picker
+	visitors  *visitorPool
+	seed      uint64
+	timeout   time.Duration
+	// abort closes when the proxy dies, so the run ends at once instead of
+	// spinning on connection errors until the duration is up. Nil: never.
+	abort <-chan struct{}
+}
+
+func (lr *loadRun) run(ctx context.Context, workers int, d time.Duration, phase uint64) *runStats {
+	var stop atomic.Bool
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	// Workers poll one atomic; the watcher turns the deadline, an interrupt or the
+	// proxy's death into it, so no context or channel is touched per request.
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-lr.abort:
+		}
+		stop.Store(true)
+	}()
+
+	results := make([]*runStats, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range workers {
+		results[i] = newRunStats(len(lr.templates))
+		// Seeds differ per worker and per phase, and repeat across runs, so two
+		// runs of the same flags send the same sequence of hits.
+		r := rand.New(rand.NewPCG(lr.seed, phase<<32|uint64(i)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lr.worker(r, &stop, results[i])
+		}()
+	}
+	wg.Wait()
+	total := newRunStats(len(lr.templates))
+	// Requests in flight when the clock ran out were started inside the window and
+	// are counted, so the rate uses the time until the last one came back.
+	total.elapsed = time.Since(start)
+	for _, r := range results {
+		total.merge(r)
+	}
+	return total
+}
+
+func (lr *loadRun) worker(r *rand.Rand, stop *atomic.Bool, st *runStats) {
+	// One request per template, built once: a hit only changes the visitor headers.
+	reqs := make([]*fasthttp.Request, len(lr.templates))
+	for i, t := range lr.templates {
+		req := &fasthttp.Request{}
+		req.SetRequestURI(lr.baseURL + t.pathQuery)
+		req.Header.SetMethod(t.method)
+		if t.contentType != "" {
+			req.Header.SetContentType(t.contentType)
+		}
+		if t.body != nil {
+			// The body is shared read-only by all workers; SetBodyRaw does not copy.
+			req.SetBodyRaw(t.body)
+		}
+		reqs[i] = req
+	}
+	var resp fasthttp.Response
+	vp := lr.visitors
+	for !stop.Load() {
+		ti := lr.mix.pick(r)
+		req := reqs[ti]
+		h := &req.Header
+
+		jc := vp.juris.pick(r)
+		ips := vp.ipClasses[jc]
+		h.SetBytesKV(hdrXFF, ips[r.IntN(len(ips))])
+
+		cc := vp.consent.pick(r)
+		if cookies := vp.cookies[cc]; len(cookies) > 0 {
+			h.SetCookieBytesKV(cgName, cookies[r.IntN(len(cookies))])
+		} else {
+			h.DelAllCookies()
+		}
+		gpc := r.IntN(100) < gpcPercent
+		if gpc {
+			h.SetBytesKV(hdrGPC, one)
+		} else {
+			h.DelBytes(hdrGPC)
+		}
+
+		t0 := time.Now()
+		err := lr.hc.DoTimeout(req, &resp, lr.timeout)
+		lat := time.Since(t0)
+
+		st.byTemplate[ti]++
+		st.byJuris[jc]++
+		st.byConsent[cc]++
+		if gpc {
+			st.gpc++
+		}
+		// Failed requests count in the latency too: leaving out the slow failures
+		// would flatter the tail.
+		st.hist.Record(lat)
+		if err != nil {
+			st.errors[errKind(err)]++
+			st.badByTemplate[ti]++
+			continue
+		}
+		code := resp.StatusCode()
+		if code < 0 || code >= len(st.status) {
+			code = 0
+		}
+		st.status[code]++
+		if code < 200 || code >= 400 {
+			st.badByTemplate[ti]++
+		}
+	}
+}
+
+// errKind names an error without its addresses so that errors group well.
+func errKind(err error) string {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return "timeout"
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return "no free connections"
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		return "connection closed by server"
+	}
+	return err.Error()
+}
+
+// createVisitors asks the proxy's consent API for the cookies of the consented
+// visitors, as a site's banner would.
+func createVisitors(hc *fasthttp.HostClient, baseURL string, granted, deniedMarketing int) (g, d [][]byte, err error) {
+	create := func(body string, n int) ([][]byte, error) {
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		out := make([][]byte, 0, n)
+		for range n {
+			req.Reset()
+			req.SetRequestURI(baseURL + "/consent")
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.Header.SetContentType("application/json")
+			req.SetBodyString(body)
+			if err := hc.DoTimeout(req, resp, 5*time.Second); err != nil {
+				return nil, fmt.Errorf("POST /consent: %w", err)
+			}
+			if resp.StatusCode() != fasthttp.StatusOK {
+				return nil, fmt.Errorf("POST /consent: status %d: %.120s", resp.StatusCode(), strings.Join(strings.Fields(string(resp.Body())), " "))
+			}
+			c := fasthttp.AcquireCookie()
+			c.SetKey(consentCookieName)
+			ok := resp.Header.Cookie(c)
+			v := append([]byte(nil), c.Value()...)
+			fasthttp.ReleaseCookie(c)
+			if !ok || len(v) == 0 {
+				return nil, fmt.Errorf("POST /consent: no %s cookie in the response", consentCookieName)
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	if g, err = create(`{"purposes":{"statistics":true,"marketing":true}}`, granted); err != nil {
+		return nil, nil, fmt.Errorf("granted visitors: %w", err)
+	}
+	if d, err = create(`{"purposes":{"statistics":true,"marketing":false}}`, deniedMarketing); err != nil {
+		return nil, nil, fmt.Errorf("marketing-denied visitors: %w", err)
+	}
+	return g, d, nil
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+const (
+	benchAdminToken = "bench-admin-token-0123456789"
+	benchSecret     = "bench-secret-0123456789abcdef"
+)
+
+// Every vendor goes to the sink: the benchmark must never send a hit off the machine.
+var upstreamVendors = []string{"ga4", "meta", "google_ads", "bing", "linkedin", "tiktok", "matomo", "plausible"}
+
+// geoipCandidates are tried in order when -geoip is not given: the repo's copy, then
+// the shared test data beside the repo, relative to where `make bench` runs.
+var geoipCandidates = []string{
+	"testdata/geoip/GeoIP2-City-Test.mmdb",
+	"../shared/testdata/geoip/GeoIP2-City-Test.mmdb",
+}
+
+func findGeoIP(flagPath string) (string, error) {
+	if flagPath != "" {
+		if _, err := os.Stat(flagPath); err != nil {
+			return "", fmt.Errorf("-geoip: %w", err)
+		}
+		return filepath.Abs(flagPath)
+	}
+	for _, p := range geoipCandidates {
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Abs(p)
+		}
+	}
+	return "", fmt.Errorf("no GeoIP test database found at %s: run from the repo root or pass -geoip", strings.Join(geoipCandidates, " or "))
+}
+
+// freePort asks the kernel for a port and gives it back. Another process could take
+// it before the proxy binds; on a bench machine that is rare enough, and the proxy
+// then fails to start with a clear error rather than measuring the wrong thing.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+type proxyConfig struct {
+	Listen, AdminListen, GeoIP, SinkAddr string
+}
+
+func (c proxyConfig) yaml() []byte {
+	var b strings.Builder
+	q := strconv.Quote
+	b.WriteString("# written by bench/cmd/loadgen\n")
+	fmt.Fprintf(&b, "listen: %s\nadmin_listen: %s\nadmin_token: %s\n", q(c.Listen), q(c.AdminListen), q(benchAdminToken))
+	// The generator connects from 127.0.0.1 and names the visitor in X-Forwarded-For.
+	b.WriteString("trusted_proxies: [\"127.0.0.1/32\"]\n")
+	// Per-hit logging would measure the disk, not the proxy.
+	b.WriteString("log_level: warn\n")
+	fmt.Fprintf(&b, "geo:\n  database: %s\n", q(c.GeoIP))
+	b.WriteString("upstreams:\n")
+	for _, v := range upstreamVendors {
+		fmt.Fprintf(&b, "  %s: %s\n", v, q("http://"+c.SinkAddr))
+	}
+	fmt.Fprintf(&b, "anonymise:\n  secret: %s\n", q(benchSecret))
+	return []byte(b.String())
+}
+
+// proxyProc is the consentgate binary under test, run as a child process so the
+// benchmark sees exactly what an operator would deploy.
+type proxyProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	waitErr error
+}
+
+func startProxy(binary, configPath, logPath string) (*proxyProc, error) {
+	if _, err := os.Stat(binary); err != nil {
+		return nil, fmt.Errorf("proxy binary %s: %w (build it with `make build`)", binary, err)
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("create proxy log: %w", err)
+	}
+	cmd := exec.Command(binary, "serve", "--config", configPath, "--drain-delay", "0s")
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", binary, err)
+	}
+	p := &proxyProc{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		logf.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+func (p *proxyProc) Pid() int { return p.cmd.Process.Pid }
+
+func (p *proxyProc) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// logTail returns the end of the proxy's output, for error messages.
+func (p *proxyProc) logTail(maxLines int) string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return fmt.Sprintf("(cannot read proxy log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > maxLines {
+		lines = lines[len(lines)-maxLines:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitHealthy polls /healthz until it answers 200, the proxy dies, or timeout.
+func (p *proxyProc) waitHealthy(adminAddr string, timeout time.Duration) error {
+	url := "http://" + adminAddr + "/healthz"
+	deadline := time.Now().Add(timeout)
+	for {
+		if p.Exited() {
+			return fmt.Errorf("proxy exited before it was healthy (%v); its output:\n%s", p.waitErr, p.logTail(40))
+		}
+		status, _, err := fasthttp.GetTimeout(nil, url, 500*time.Millisecond)
+		if err == nil && status == fasthttp.StatusOK {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			last := fmt.Sprintf("status %d", status)
+			if err != nil {
+				last = err.Error()
+			}
+			return fmt.Errorf("proxy not healthy at %s after %s (last: %s); its output:\n%s", url, timeout, last, p.logTail(40))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM, as an orchestrator would, and waits for the drain. A proxy
+// that ignores it is killed so the benchmark always ends.
+func (p *proxyProc) stop(timeout time.Duration) error {
+	if p.Exited() {
+		return fmt.Errorf("proxy had already exited: %v", p.waitErr)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("SIGTERM proxy: %w", err)
+	}
+	select {
+	case <-p.exited:
+		var ee *exec.ExitError
+		if errors.As(p.waitErr, &ee) {
+			return fmt.Errorf("proxy exited with %v after SIGTERM; its output:\n%s", ee, p.logTail(20))
+		}
+		return p.waitErr
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("proxy did not stop within %s of SIGTERM; killed", timeout)
+	}
+}
+
+// hitCounter is one consentgate_hits_total series.
+type hitCounter struct {
+	Vendor, Action, Reason, Jurisdiction string
+}
+
+// scrapeHits reads consentgate_hits_total from the admin /metrics. It parses the
+// Prometheus text format itself rather than pulling in a client library for one
+// metric family.
+func scrapeHits(adminAddr string) (map[hitCounter]float64, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + adminAddr + "/metrics")
+	req.Header.Set("Authorization", "Bearer "+benchAdminToken)
+	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+		return nil, fmt.Errorf("scrape /metrics: %w", err)
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return nil, fmt.Errorf("scrape /metrics: status %d", resp.StatusCode())
+	}
+	return parseHits(resp.Body())
+}
+
+func parseHits(text []byte) (map[hitCounter]float64, error) {
+	out := map[hitCounter]float64{}
+	for lineNo, line := range bytes.Split(text, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		rest, ok := bytes.CutPrefix(line, []byte("consentgate_hits_total{"))
+		if !ok {
+			continue
+		}
+		labels, value, err := parseLabels(rest)
+		if err != nil {
+			return nil, fmt.Errorf("metrics line %d: %w", lineNo+1, err)
+		}
+		fields := strings.Fields(string(value))
+		if len(fields) == 0 {
+			return nil, fmt.Errorf("metrics line %d: no value", lineNo+1)
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics line %d: value: %w", lineNo+1, err)
+		}
+		k := hitCounter{labels["vendor"], labels["action"], labels["reason"], labels["jurisdiction"]}
+		out[k] += v // other labels (e.g. OpenTelemetry scope) are summed away
+	}
+	return out, nil
+}
+
+// parseLabels reads `name="value",...}` and returns the labels and what follows '}'.
+func parseLabels(b []byte) (map[string]string, []byte, error) {
+	labels := map[string]string{}
+	for {
+		b = bytes.TrimLeft(b, " ,")
+		if len(b) > 0 && b[0] == '}' {
+			return labels, b[1:], nil
+		}
+		eq := bytes.IndexByte(b, '=')
+		if eq < 0 || eq+1 >= len(b) || b[eq+1] != '"' {
+			return nil, nil, fmt.Errorf("malformed label set")
+		}
+		name := string(bytes.TrimSpace(b[:eq]))
+		b = b[eq+2:]
+		var val strings.Builder
+		closed := false
+		for i := 0; i < len(b); i++ {
+			c := b[i]
+			if c == '\\' && i+1 < len(b) {
+				i++
+				switch b[i] {
+				case 'n':
+					val.WriteByte('\n')
+				default:
+					val.WriteByte(b[i])
+				}
+				continue
+			}
+			if c == '"' {
+				b = b[i+1:]
+				closed = true
+				break
+			}
+			val.WriteByte(c)
+		}
+		if !closed {
+			return nil, nil, fmt.Errorf("unterminated label value for %s", name)
+		}
+		labels[name] = val.String()
+	}
+}
+
+func diffHits(after, before map[hitCounter]float64) map[hitCounter]float64 {
+	d := map[hitCounter]float64{}
+	for k, v := range after {
+		if x := v - before[k]; x != 0 {
+			d[k] = x
+		}
+	}
+	return d
+}

@@ -1,0 +1,244 @@
+// Command consentgate is the consent-aware tracking proxy. It holds no logic: it parses
+// flags, loads the config, wires the proxy and handles signals.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/consentgate/consentgate/proxy"
+	"github.com/consentgate/consentgate/rules"
+	"github.com/consentgate/consentgate/telemetry"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `consentgate: a consent-aware tracking proxy
+
+Usage:
+  consentgate serve [--config FILE]
+  consentgate check --config FILE
+  consentgate explain [--config FILE] --url URL [--method M] [--header 'K: V']... [--remote-addr IP] [--body B]
+  consentgate version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "explain":
+		return explain(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "consentgate %s (%s, %s)\n", version, commit(), runtime.Version())
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "consentgate: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func commit() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+func loadConfig(path string) (*rules.Config, error) {
+	if path == "" {
+		return rules.Default()
+	}
+	return rules.Load(path)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML config file (default: embedded defaults)")
+	drain := fs.Duration("drain-delay", 5*time.Second, "how long /readyz fails before the listeners close on SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "consentgate: refusing to start on an invalid config")
+		return 1
+	}
+	log := newLogger(stdout, cfg.LogLevel)
+	srv, err := proxy.New(cfg, proxy.Options{
+		ConfigPath: *cfgPath,
+		Logger:     log,
+		Build:      telemetry.BuildInfo{Version: version, Commit: commit(), GoVersion: runtime.Version()},
+		DrainDelay: *drain,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "consentgate: refusing to start on an invalid config")
+		return 1
+	}
+	if err := srv.Start(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log.Info("listening", "listener", "public", "addr", srv.PublicAddr())
+	log.Info("listening", "listener", "admin", "addr", srv.AdminAddr(), "serves", "/healthz /readyz /metrics /admin/*")
+	for _, line := range defaultsInForce(cfg, *cfgPath) {
+		log.Info("default in force", "setting", line[0], "value", line[1])
+	}
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for {
+		select {
+		case err := <-srv.Errors():
+			log.Error("listener failed", "error", err.Error())
+			return 1
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				srv.Reload() // logs and counts its own outcome
+				continue
+			}
+			log.Info("draining", "signal", s.String(), "delay", drain.String())
+			ctx, cancel := context.WithTimeout(context.Background(), *drain+30*time.Second)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("shutdown", "error", err.Error())
+				return 1
+			}
+			log.Info("stopped")
+			return 0
+		}
+	}
+}
+
+// defaultsInForce lists the settings a newcomer should know are defaults, one log line each.
+func defaultsInForce(cfg *rules.Config, path string) [][2]string {
+	var out [][2]string
+	if path == "" {
+		out = append(out, [2]string{"config", "embedded defaults (no --config)"})
+	}
+	out = append(out, [2]string{"consent.store", cfg.Consent.Store})
+	if cfg.Geo.Database == "" {
+		out = append(out, [2]string{"geo.database", "none: every visitor is of unknown location, regime " + cfg.Geo.UnknownRegime})
+	}
+	if cfg.AdminToken == "" {
+		out = append(out, [2]string{"admin_token", "unset: /admin/* is disabled (health and metrics stay on)"})
+	}
+	if cfg.Anonymise.Secret == "" {
+		out = append(out, [2]string{"anonymise.secret", "random per process: hashed IDs differ between instances"})
+	}
+	out = append(out, [2]string{"catalogue", "built-in: " + strings.Join(rules.VendorNames(), ", ")})
+	out = append(out, [2]string{"policy", "built-in decision table"})
+	return out
+}
+
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(stderr, "check: --config FILE is required")
+		return 2
+	}
+	cfg, err := rules.Load(*cfgPath)
+	if err == nil {
+		err = proxy.Validate(cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(stdout, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+type headerFlags []string
+
+func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
+
+func explain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML config file (default: embedded defaults)")
+	url := fs.String("url", "", "the hit's URL, e.g. '/g/collect?v=2&tid=G-X&cid=1.2'")
+	method := fs.String("method", "GET", "HTTP method")
+	remote := fs.String("remote-addr", "", "the socket peer's IP")
+	body := fs.String("body", "", "request body")
+	var headers headerFlags
+	fs.Var(&headers, "header", "request header 'Name: value' (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *url == "" {
+		fmt.Fprintln(stderr, "explain: --url is required")
+		return 2
+	}
+	in := proxy.ExplainRequest{Method: *method, URL: *url, RemoteAddr: *remote, Body: *body, Headers: map[string]string{}}
+	for _, h := range headers {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			fmt.Fprintf(stderr, "explain: --header %q: want 'Name: value'\n", h)
+			return 2
+		}
+		in.Headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	srv, err := proxy.New(cfg, proxy.Options{Logger: newLogger(io.Discard, "error")})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer srv.Shutdown(context.Background())
+	code, out := srv.Explain(context.Background(), in)
+	stdout.Write(out)
+	if code != 200 {
+		return 1
+	}
+	return 0
+}

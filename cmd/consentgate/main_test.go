@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+// TestMain builds the real binary once; the tests drive it as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "consentgate-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "consentgate")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		panic("build consentgate: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func runCmd(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return out.String(), code
+}
+
+func TestCheck(t *testing.T) {
+	good := writeFile(t, "good.yaml", "listen: \":8081\"\ntrusted_proxies: [\"10.0.0.0/8\"]\n")
+	if out, code := runCmd(t, nil, "check", "--config", good); code != 0 || strings.TrimSpace(out) != "ok" {
+		t.Errorf("check good: exit %d, output %q", code, out)
+	}
+	bad := writeFile(t, "bad.yaml", "listen: \":8081\"\nbogus: 1\ntrusted_proxies: [\"10.0.0.0/33\"]\ngeo:\n  unknown_regime: maybe\n")
+	out, code := runCmd(t, nil, "check", "--config", bad)
+	if code != 1 {
+		t.Errorf("check bad: exit %d, want 1", code)
+	}
+	for _, want := range []string{bad + ":2:1:", bad + ":3:19:", bad + ":5:19:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestServeRefusesInvalidConfig(t *testing.T) {
+	bad := writeFile(t, "bad.yaml", "listen: [1, 2]\n")
+	out, code := runCmd(t, nil, "serve", "--config", bad)
+	if code != 1 || !strings.Contains(out, bad+":1:") || !strings.Contains(out, "refusing to start") {
+		t.Errorf("serve on a bad config: exit %d\n%s", code, out)
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if out, code := runCmd(t, nil, "version"); code != 0 || !strings.HasPrefix(out, "consentgate ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if _, code := runCmd(t, nil, "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+func TestExplainCLI(t *testing.T) {
+	out, code := runCmd(t, nil, "explain", "--url", "/tr?id=1&ev=PageView&fbp=fb.1.2.3",
+		"--header", "Sec-GPC: 1", "--remote-addr", "203.0.113.9")
+	if code != 0 {
+		t.Fatalf("explain: exit %d\n%s", code, out)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("explain output is not JSON: %v\n%s", err, out)
+	}
+	// Embedded defaults: no GeoIP database, so unknown → opt_in → a marketing hit drops.
+	for k, want := range map[string]any{"vendor": "meta", "jurisdiction": "unknown", "regime": "opt_in", "action": "drop", "reason": "consent_missing", "client_ip": "203.0.113.9"} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	if got["upstream"] != nil {
+		t.Errorf("a drop has upstream %v, want null", got["upstream"])
+	}
+	if _, code := runCmd(t, nil, "explain", "--url", "/nope"); code != 1 {
+		t.Errorf("explain of an unrouted URL: exit %d, want 1", code)
+	}
+}
+
+// TestServeDefaultsReloadAndDrain starts the binary on embedded defaults (ports moved to
+// free ones through the env overrides), checks the start-up log lines, that SIGHUP with a
+// bad config keeps serving, and that SIGTERM drains and exits 0.
+func TestServeDefaultsReloadAndDrain(t *testing.T) {
+	cmd := exec.Command(binary, "serve", "--drain-delay", "200ms")
+	cmd.Env = append(os.Environ(), "CONSENTGATE_LISTEN=127.0.0.1:0", "CONSENTGATE_ADMIN_LISTEN=127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan map[string]any, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				lines <- m
+			}
+		}
+		close(lines)
+	}()
+	var public, admin string
+	var defaults []string
+	deadline := time.After(10 * time.Second)
+	for public == "" || admin == "" || len(defaults) < 5 {
+		select {
+		case m, ok := <-lines:
+			if !ok {
+				t.Fatal("serve exited early")
+			}
+			switch m["msg"] {
+			case "listening":
+				if m["listener"] == "public" {
+					public = m["addr"].(string)
+				} else {
+					admin = m["addr"].(string)
+				}
+			case "default in force":
+				defaults = append(defaults, m["setting"].(string))
+			}
+		case <-deadline:
+			t.Fatalf("no start-up lines; got public=%q admin=%q defaults=%v", public, admin, defaults)
+		}
+	}
+	for _, want := range []string{"config", "consent.store", "geo.database", "admin_token"} {
+		if !contains(defaults, want) {
+			t.Errorf("start-up log lacks the default %q (got %v)", want, defaults)
+		}
+	}
+	get := func(url string) int {
+		r, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		return r.StatusCode
+	}
+	if code := get("http://" + admin + "/healthz"); code != 200 {
+		t.Fatalf("/healthz: %d", code)
+	}
+	// Unknown location, no consent: a GA4 hit is anonymised and sent to Google's real
+	// upstream, which this machine cannot reach: the browser still gets 204.
+	if code := get("http://" + public + "/tr?id=1&ev=PageView"); code != 200 {
+		t.Errorf("dropped Meta pixel: %d, want 200 (GIF)", code)
+	}
+
+	cmd.Process.Signal(syscall.SIGHUP) // defaults reload: must succeed and keep serving
+	waitFor(t, lines, "reloaded")
+	if code := get("http://" + admin + "/healthz"); code != 200 {
+		t.Fatalf("/healthz after reload: %d", code)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, lines, "draining")
+	waitFor(t, lines, "stopped")
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, lines <-chan map[string]any, msg string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m, ok := <-lines:
+			if !ok {
+				t.Fatalf("process ended before %q", msg)
+			}
+			if m["msg"] == msg {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q log line", msg)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,426 @@
+package consent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// fakeClock is a clock the tests move by hand; it is safe for concurrent use.
+type fakeClock struct{ off atomic.Int64 }
+
+var clockBase = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func (c *fakeClock) now() time.Time          { return clockBase.Add(time.Duration(c.off.Load())) }
+func (c *fakeClock) advance(d time.Duration) { c.off.Add(int64(d)) }
+
+func newTestStore(t *testing.T, maxEntries int) (*MemoryStore, *fakeClock) {
+	t.Helper()
+	s := NewMemoryStore(maxEntries)
+	clk := &fakeClock{}
+	s.now = clk.now
+	t.Cleanup(func() { _ = s.Close() })
+	return s, clk
+}
+
+// storeHelpers returns closures that fail the test on a store error.
+func storeHelpers(t *testing.T, s Store) (
+	get func(id string) (State, bool),
+	put func(id string, st State, ttl time.Duration),
+	del func(id string) bool,
+) {
+	ctx := context.Background()
+	get = func(id string) (State, bool) {
+		t.Helper()
+		st, ok, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		return st, ok
+	}
+	put = func(id string, st State, ttl time.Duration) {
+		t.Helper()
+		if err := s.Put(ctx, id, st, ttl); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	del = func(id string) bool {
+		t.Helper()
+		ok, err := s.Delete(ctx, id)
+		if err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		return ok
+	}
+	return get, put, del
+}
+
+func testState(v int64) State {
+	return State{
+		Purposes: Purposes{Necessary: Granted, Statistics: Granted, Marketing: Denied},
+		Source:   "api",
+		Version:  v,
+		Created:  clockBase,
+		Updated:  clockBase.Add(time.Duration(v) * time.Second),
+	}
+}
+
+func TestMemoryStorePutGetDelete(t *testing.T) {
+	s, _ := newTestStore(t, 100)
+	get, put, del := storeHelpers(t, s)
+
+	if _, ok := get("a"); ok {
+		t.Fatal("Get on an empty store found something")
+	}
+	put("a", testState(1), time.Hour)
+	put("b", testState(2), time.Hour)
+	if st, ok := get("a"); !ok || st != testState(1) {
+		t.Fatalf("Get(a) = %+v, %v; want %+v", st, ok, testState(1))
+	}
+	put("a", testState(3), time.Hour) // overwrite
+	if st, ok := get("a"); !ok || st.Version != 3 {
+		t.Fatalf("Get(a) after overwrite = version %d, %v; want 3", st.Version, ok)
+	}
+	if s.Len() != 2 {
+		t.Fatalf("Len = %d, want 2", s.Len())
+	}
+	if !del("a") {
+		t.Fatal("Delete(a) = false, want true")
+	}
+	if del("a") {
+		t.Fatal("second Delete(a) = true, want false")
+	}
+	if _, ok := get("a"); ok {
+		t.Fatal("Get(a) after Delete found it")
+	}
+	if st, ok := get("b"); !ok || st.Version != 2 {
+		t.Fatalf("Get(b) = %+v, %v; want version 2", st, ok)
+	}
+	// The empty string is a key like any other (IDs are validated before the store).
+	put("", testState(4), time.Hour)
+	if st, ok := get(""); !ok || st.Version != 4 {
+		t.Fatalf(`Get("") = %+v, %v`, st, ok)
+	}
+}
+
+func TestMemoryStorePutRejectsBadTTL(t *testing.T) {
+	s, _ := newTestStore(t, 10)
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		err := s.Put(context.Background(), "a", testState(1), ttl)
+		if err == nil || !strings.Contains(err.Error(), "ttl must be positive") {
+			t.Errorf("Put ttl=%v: err = %v, want ttl must be positive", ttl, err)
+		}
+	}
+	if s.Len() != 0 {
+		t.Errorf("Len = %d after rejected puts, want 0", s.Len())
+	}
+}
+
+func TestMemoryStoreTTL(t *testing.T) {
+	s, clk := newTestStore(t, 100)
+	get, put, del := storeHelpers(t, s)
+
+	put("short", testState(1), time.Minute)
+	put("long", testState(2), time.Hour)
+	put("gone", testState(3), time.Minute)
+
+	clk.advance(time.Minute - time.Nanosecond)
+	if _, ok := get("short"); !ok {
+		t.Fatal("short expired before its TTL")
+	}
+	clk.advance(time.Nanosecond) // exactly at the deadline: expired
+	if _, ok := get("short"); ok {
+		t.Fatal("short still there at its TTL")
+	}
+	if _, ok := get("long"); !ok {
+		t.Fatal("long expired early")
+	}
+	if del("gone") {
+		t.Fatal("Delete of an expired entry reported true")
+	}
+	if n := s.Len(); n != 1 {
+		t.Fatalf("Len = %d, want 1: expired entries met by Get/Delete are removed", n)
+	}
+
+	// A Put refreshes the TTL.
+	put("long", testState(4), time.Hour)
+	clk.advance(59 * time.Minute)
+	if st, ok := get("long"); !ok || st.Version != 4 {
+		t.Fatalf("refreshed entry: %+v, %v", st, ok)
+	}
+}
+
+func TestMemoryStoreBound(t *testing.T) {
+	for _, bound := range []int{1, 2, 15, 16, 63, 64, 100, 1000, 4103} {
+		t.Run(strconv.Itoa(bound), func(t *testing.T) {
+			s, clk := newTestStore(t, bound)
+			_, put, _ := storeHelpers(t, s)
+			for i := range 10 * bound {
+				put(fmt.Sprintf("id-%d", i), testState(int64(i)), time.Duration(1+i%7)*time.Minute)
+				if i%97 == 0 {
+					clk.advance(time.Second)
+				}
+				if bound < 100 || i%bound == 0 {
+					if n := s.Len(); n > bound {
+						t.Fatalf("after %d puts Len = %d > limit %d", i+1, n, bound)
+					}
+				}
+			}
+			if n := s.Len(); n > bound || n < bound/2 {
+				t.Fatalf("final Len = %d, want in [%d, %d]", n, bound/2, bound)
+			}
+		})
+	}
+}
+
+func TestMemoryStoreEviction(t *testing.T) {
+	// 16 entries fit one shard and one eviction sample, so the choice is deterministic.
+	const bound = 16
+	ids := func(prefix string) []string {
+		out := make([]string, bound)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s-%d", prefix, i)
+		}
+		return out
+	}
+	t.Run("expired first", func(t *testing.T) {
+		s, clk := newTestStore(t, bound)
+		get, put, _ := storeHelpers(t, s)
+		for _, id := range ids("old") {
+			put(id, testState(1), time.Minute)
+		}
+		clk.advance(2 * time.Minute)
+		for _, id := range ids("new") {
+			put(id, testState(2), time.Hour)
+		}
+		for _, id := range ids("new") {
+			if _, ok := get(id); !ok {
+				t.Errorf("%s was evicted while expired entries were there", id)
+			}
+		}
+	})
+	t.Run("closest to expiry", func(t *testing.T) {
+		s, _ := newTestStore(t, bound)
+		get, put, _ := storeHelpers(t, s)
+		for i, id := range ids("e") {
+			put(id, testState(int64(i)), time.Duration(bound-i)*time.Minute) // e-15 expires first
+		}
+		put("newcomer", testState(99), time.Hour)
+		if _, ok := get("e-15"); ok {
+			t.Error("e-15, the entry closest to expiry, was not evicted")
+		}
+		for _, id := range append(ids("e")[:bound-1], "newcomer") {
+			if _, ok := get(id); !ok {
+				t.Errorf("%s was evicted instead of e-15", id)
+			}
+		}
+	})
+	t.Run("overwrite does not evict", func(t *testing.T) {
+		s, _ := newTestStore(t, bound)
+		get, put, _ := storeHelpers(t, s)
+		for _, id := range ids("e") {
+			put(id, testState(1), time.Hour)
+		}
+		put("e-3", testState(2), time.Hour)
+		for _, id := range ids("e") {
+			if _, ok := get(id); !ok {
+				t.Errorf("%s was evicted by an overwrite of a present key", id)
+			}
+		}
+	})
+}
+
+func TestMemoryStoreCopiesID(t *testing.T) {
+	s, _ := newTestStore(t, 10)
+	get, put, _ := storeHelpers(t, s)
+	buf := []byte("request-memory-id")
+	src := []byte("api-from-request")
+	st := testState(1)
+	st.Source = unsafe.String(&src[0], len(src))
+	put(unsafe.String(&buf[0], len(buf)), st, time.Hour)
+	copy(buf, "XXXXXXXXXXXXXXXXX") // the request buffer is reused
+	copy(src, "XXXXXXXXXXXXXXXX")
+	got, ok := get("request-memory-id")
+	if !ok {
+		t.Fatal("entry lost when the caller's buffer was reused: Put must copy the id")
+	}
+	if got.Source != "api-from-request" {
+		t.Fatalf("Source = %q: Put must copy it", got.Source)
+	}
+}
+
+func TestMemoryStoreClose(t *testing.T) {
+	s, _ := newTestStore(t, 10)
+	ctx := context.Background()
+	_, put, _ := storeHelpers(t, s)
+	put("a", testState(1), time.Hour)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping on an open store: %v", err)
+	}
+	for range 2 {
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+	if _, _, err := s.Get(ctx, "a"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Get after Close: %v, want ErrClosed", err)
+	}
+	if err := s.Put(ctx, "a", testState(1), time.Hour); !errors.Is(err, ErrClosed) {
+		t.Errorf("Put after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.Delete(ctx, "a"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Delete after Close: %v, want ErrClosed", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Ping after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestNewMemoryStoreRejectsZero(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "maxEntries must be at least 1") {
+			t.Fatalf("NewMemoryStore(0) recovered %v, want a panic naming maxEntries", r)
+		}
+	}()
+	NewMemoryStore(0)
+}
+
+func TestMemoryStoreConcurrent(t *testing.T) {
+	const bound, workers, ops = 256, 8, 3000
+	s, clk := newTestStore(t, bound)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ops {
+				id := "id-" + strconv.Itoa((i*7+w*13)%600) // overlapping keys across workers
+				var err error
+				switch i % 5 {
+				case 0, 1:
+					err = s.Put(ctx, id, testState(int64(i)), time.Duration(1+i%3)*time.Second)
+				case 2, 3:
+					_, _, err = s.Get(ctx, id)
+				case 4:
+					_, err = s.Delete(ctx, id)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if i%500 == 0 {
+					clk.advance(time.Second)
+					if n := s.Len(); n > bound {
+						errs <- fmt.Errorf("Len = %d > limit %d", n, bound)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := s.Len(); n > bound {
+		t.Fatalf("Len = %d > limit %d", n, bound)
+	}
+}
+
+func TestMemoryStoreGetAllocs(t *testing.T) {
+	s, _ := newTestStore(t, 1000)
+	_, put, _ := storeHelpers(t, s)
+	put("present", testState(1), time.Hour)
+	ctx := context.Background()
+	for _, id := range []string{"present", "absent"} {
+		allocs := testing.AllocsPerRun(1000, func() {
+			_, _, _ = s.Get(ctx, id)
+		})
+		if allocs != 0 {
+			t.Errorf("Get(%q) allocates %v times per call, want 0", id, allocs)
+		}
+	}
+}
+
+func benchStore(b *testing.B, n int) (*MemoryStore, []string) {
+	b.Helper()
+	// Room to spare: shards are bounded one by one, so a store filled to exactly its
+	// bound would already have evicted some of these IDs from the fuller shards.
+	s := NewMemoryStore(2 * n)
+	b.Cleanup(func() { _ = s.Close() })
+	ids := make([]string, n)
+	for i := range ids {
+		id, err := NewID()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = id
+		if err := s.Put(context.Background(), id, testState(int64(i)), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, ids
+}
+
+func BenchmarkMemoryStoreGet(b *testing.B) {
+	s, ids := benchStore(b, 100_000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok, _ := s.Get(ctx, ids[i%len(ids)]); !ok {
+			b.Fatal("miss")
+		}
+		i++
+	}
+}
+
+func BenchmarkMemoryStoreGetParallel(b *testing.B) {
+	s, ids := benchStore(b, 100_000)
+	ctx := context.Background()
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seq.Add(7919))
+		for pb.Next() {
+			if _, ok, _ := s.Get(ctx, ids[i%len(ids)]); !ok {
+				b.Error("miss")
+				return
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkMemoryStorePut(b *testing.B) {
+	s, ids := benchStore(b, 10_000)
+	for i := range ids { // fill the store, so that every Put of a new ID evicts
+		if err := s.Put(context.Background(), ids[i]+"y", testState(1), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	extra := make([]string, 10_000)
+	for i := range extra {
+		extra[i] = ids[i] + "x"
+	}
+	st := testState(1)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := s.Put(ctx, extra[i%len(extra)], st, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

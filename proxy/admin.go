@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/consentgate/consentgate/consent"
+)
+
+// handleAdmin serves the admin listener: health, readiness and metrics for the
+// platform, and /admin/* (bearer token) for operators and the site's backend.
+func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
+	path := string(ctx.Path())
+	switch {
+	case path == "/healthz":
+		ctx.SetContentType("text/plain")
+		ctx.SetBodyString("ok\n")
+	case path == "/readyz":
+		s.readyz(ctx)
+	case path == "/metrics":
+		s.metrics.Handler()(ctx)
+	case strings.HasPrefix(path, "/admin/"):
+		if !s.authorised(ctx) {
+			return
+		}
+		s.handleAdminAPI(ctx, path)
+	default:
+		ctx.Error("not found", fasthttp.StatusNotFound)
+	}
+}
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+	status := map[string]string{"status": "ready", "store": "ok"}
+	code := fasthttp.StatusOK
+	if s.draining.Load() {
+		status["status"], code = "draining", fasthttp.StatusServiceUnavailable
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		// The proxy still serves (fail closed) with the store down; readiness says so
+		// without taking the instance out of rotation.
+		status["store"] = "degraded"
+	}
+	writeJSON(ctx, code, status)
+}
+
+// authorised checks the bearer token in constant time. The token is hashed first so the
+// comparison does not leak its length either.
+func (s *Server) authorised(ctx *fasthttp.RequestCtx) bool {
+	token := s.rt.Load().cfg.AdminToken
+	if token == "" {
+		jsonError(ctx, fasthttp.StatusForbidden, "the admin API is disabled: set admin_token")
+		return false
+	}
+	got, ok := strings.CutPrefix(string(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)), "Bearer ")
+	want := sha256.Sum256([]byte(token))
+	have := sha256.Sum256([]byte(got))
+	if !ok || subtle.ConstantTimeCompare(want[:], have[:]) != 1 {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="consentgate"`)
+		jsonError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
+		return false
+	}
+	return true
+}
+
+func (s *Server) handleAdminAPI(ctx *fasthttp.RequestCtx, path string) {
+	rt := s.rt.Load()
+	method := string(ctx.Method())
+	if path == "/admin/explain" {
+		if method != fasthttp.MethodPost {
+			jsonError(ctx, fasthttp.StatusMethodNotAllowed, "use POST")
+			return
+		}
+		var in ExplainRequest
+		dec := json.NewDecoder(strings.NewReader(string(ctx.PostBody())))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			jsonError(ctx, fasthttp.StatusBadRequest, "explain: "+err.Error())
+			return
+		}
+		code, body := s.Explain(ctx, in)
+		ctx.SetContentType("application/json")
+		ctx.SetStatusCode(code)
+		ctx.SetBody(body)
+		return
+	}
+	id, ok := strings.CutPrefix(path, "/admin/consent/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		jsonError(ctx, fasthttp.StatusNotFound, "not found")
+		return
+	}
+	if !consent.ValidID([]byte(id)) {
+		jsonError(ctx, fasthttp.StatusBadRequest, "malformed consent ID: expected the 22-character ID from the consent cookie")
+		return
+	}
+	switch method {
+	case fasthttp.MethodPut:
+		s.putConsent(ctx, rt, id, "admin", true)
+	case fasthttp.MethodGet:
+		s.getConsent(ctx, id, true)
+	case fasthttp.MethodDelete:
+		deleted, err := s.store.Delete(ctx, id)
+		switch {
+		case err != nil:
+			storeUnavailable(ctx)
+		case !deleted:
+			jsonError(ctx, fasthttp.StatusNotFound, "no consent stored for this ID")
+		default:
+			s.log.Info("consent deleted", "source", "admin")
+			writeJSON(ctx, fasthttp.StatusOK, map[string]bool{"deleted": true})
+		}
+	default:
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, PUT, DELETE")
+		jsonError(ctx, fasthttp.StatusMethodNotAllowed, "use GET, PUT or DELETE")
+	}
+}

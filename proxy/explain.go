@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/netip"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/rules"
+)
+
+// ExplainRequest is a hit described as JSON, for POST /admin/explain and the CLI.
+type ExplainRequest struct {
+	Method     string            `json:"method"`
+	URL        string            `json:"url"`
+	Headers    map[string]string `json:"headers"`
+	RemoteAddr string            `json:"remote_addr"`
+	Body       string            `json:"body"`
+}
+
+type explainOut struct {
+	Vendor       string            `json:"vendor"`
+	Endpoint     string            `json:"endpoint"`
+	ClientIP     *string           `json:"client_ip"`
+	Country      *string           `json:"country"`
+	Subdivision  *string           `json:"subdivision"`
+	Jurisdiction string            `json:"jurisdiction"`
+	Regime       string            `json:"regime"`
+	Consent      consent.Effective `json:"consent"`
+	Sources      map[string]string `json:"consent_sources"`
+	Signals      explainSignals    `json:"signals"`
+	Action       string            `json:"action"`
+	Reason       string            `json:"reason"`
+	Upstream     *explainUpstream  `json:"upstream"`
+}
+
+type explainSignals struct {
+	// Store says what the consent cookie led to: no_cookie, invalid_id, not_found, found, error.
+	Store       string              `json:"store"`
+	GPC         *explainGPC         `json:"gpc"`
+	ConsentMode *explainConsentMode `json:"consent_mode"`
+}
+
+type explainGPC struct {
+	Present  bool `json:"present"`
+	Honoured bool `json:"honoured"`
+}
+
+type explainConsentMode struct {
+	GCS              string  `json:"gcs"`
+	Valid            bool    `json:"valid"`
+	AdStorage        *string `json:"ad_storage"`
+	AnalyticsStorage *string `json:"analytics_storage"`
+}
+
+type explainUpstream struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+// Explain runs a described hit through the same code as a live one, sending nothing, and
+// returns the HTTP status and the JSON report.
+func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
+	rt := s.rt.Load()
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	if in.Method == "" {
+		in.Method = fasthttp.MethodGet
+	}
+	if in.URL == "" {
+		return explainError(fasthttp.StatusBadRequest, "url is required")
+	}
+	req.Header.SetMethod(strings.ToUpper(in.Method))
+	req.SetRequestURI(in.URL)
+	for k, v := range in.Headers {
+		req.Header.Set(k, v)
+	}
+	if in.Body != "" {
+		req.SetBodyString(in.Body)
+	}
+	var peer netip.Addr
+	if in.RemoteAddr != "" {
+		ap, err := netip.ParseAddrPort(in.RemoteAddr)
+		if err == nil {
+			peer = ap.Addr().Unmap()
+		} else if peer, err = netip.ParseAddr(in.RemoteAddr); err != nil {
+			return explainError(fasthttp.StatusBadRequest, "remote_addr: not an IP address: "+in.RemoteAddr)
+		}
+		peer = peer.Unmap()
+	}
+	path := req.URI().Path()
+	idx := rt.rules.Router.Lookup(hostOnly(req.Host()), path)
+	if idx < 0 {
+		return explainError(fasthttp.StatusNotFound, "no route for "+string(path))
+	}
+	h := acquireHit()
+	defer releaseHit(h)
+	h.ep = &rt.rules.Endpoints[idx]
+	s.evaluate(ctx, rt, req, peer, h)
+
+	g := rt.table.Group(h.group)
+	out := explainOut{
+		Vendor: h.ep.Vendor, Endpoint: h.ep.Name,
+		Jurisdiction: g.Name, Regime: h.regime.String(),
+		Consent: h.eff, Sources: map[string]string{},
+		Action: h.action.String(), Reason: h.reason.String(),
+	}
+	if h.ip.IsValid() {
+		out.ClientIP = strPtr(h.ip.String())
+	}
+	if h.loc.Known() {
+		out.Country = strPtr(h.loc.CountryCode())
+		if sub := h.loc.SubdivisionCode(); sub != "" {
+			out.Subdivision = strPtr(sub)
+		}
+	}
+	for p := consent.Purpose(0); p < consent.NumPurposes; p++ {
+		out.Sources[p.String()] = h.eff.Cause[p].String()
+	}
+	out.Signals.Store = storeOutcome(req, rt, h)
+	if h.gpc || len(req.Header.Peek("Sec-GPC")) > 0 {
+		out.Signals.GPC = &explainGPC{Present: h.gpc, Honoured: h.gpcHonoured}
+	}
+	if len(h.gcs) > 0 {
+		cm := &explainConsentMode{GCS: string(h.gcs), Valid: h.gcsOK}
+		if h.gcsOK {
+			cm.AdStorage, cm.AnalyticsStorage = strPtr(h.gcsAd.String()), strPtr(h.gcsAnalytics.String())
+		}
+		out.Signals.ConsentMode = cm
+	}
+	if h.action != rules.Drop {
+		up := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(up)
+		s.buildUpstream(req, h, up)
+		eu := &explainUpstream{
+			Method:  string(up.Header.Method()),
+			URL:     up.URI().String(),
+			Headers: map[string]string{},
+			Body:    string(up.Body()),
+		}
+		for k, v := range up.Header.All() {
+			eu.Headers[string(k)] = string(v)
+		}
+		out.Upstream = eu
+	}
+	// No HTML escaping: URLs must read as they would be sent ("&", not "\u0026").
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return explainError(fasthttp.StatusInternalServerError, err.Error())
+	}
+	return fasthttp.StatusOK, b.Bytes()
+}
+
+func storeOutcome(req *fasthttp.Request, rt *runtime, h *hit) string {
+	switch {
+	case len(req.Header.Cookie(rt.cookie)) == 0:
+		return "no_cookie"
+	case !h.hasID:
+		return "invalid_id"
+	case h.storeErr:
+		return "error"
+	case h.stored:
+		return "found"
+	}
+	return "not_found"
+}
+
+func explainError(code int, msg string) (int, []byte) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return code, append(b, '\n')
+}
+
+func strPtr(s string) *string { return &s }

@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/consentgate/consentgate/rules"
+	"github.com/consentgate/consentgate/telemetry"
+)
+
+// transparentGIF is the 1×1 GIF an image pixel gets when nothing comes from upstream.
+var transparentGIF = []byte{
+	0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+	0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+}
+
+func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
+	rt := s.rt.Load()
+	path := ctx.Path()
+	if string(path) == "/consent" {
+		s.handleConsentAPI(ctx, rt)
+		return
+	}
+	idx := rt.rules.Router.Lookup(hostOnly(ctx.Host()), path)
+	if idx < 0 {
+		ctx.Error("not found", fasthttp.StatusNotFound)
+		return
+	}
+	ep := &rt.rules.Endpoints[idx]
+	if ctx.IsOptions() {
+		s.preflight(ctx, rt, ep)
+		return
+	}
+	h := acquireHit()
+	defer releaseHit(h)
+	h.ep = ep
+	s.evaluate(ctx, rt, &ctx.Request, peerAddr(ctx.RemoteIP()), h)
+	s.metrics.Hit(ep.VendorIndex, int(h.action), int(h.reason), rt.jur[h.group])
+	s.corsHit(ctx, rt)
+	switch {
+	case h.reason == rules.ReasonMethodNotAllowed:
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, joinMethods(ep))
+		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+	case h.action == rules.Drop:
+		localResponse(ctx, ep)
+	default:
+		s.send(ctx, rt, h)
+	}
+}
+
+// send relays the hit upstream and the answer back. The browser never sees a 5xx from
+// here: an upstream failure gets the endpoint's local response and is counted.
+func (s *Server) send(ctx *fasthttp.RequestCtx, rt *runtime, h *hit) {
+	ep := h.ep
+	up := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(up)
+	defer fasthttp.ReleaseResponse(resp)
+	s.buildUpstream(&ctx.Request, h, up)
+	s.metrics.UpstreamRequest(ep.VendorIndex)
+	err := rt.clients[ep.Index].DoTimeout(up, resp, rt.cfg.Upstream.Timeout)
+	if err != nil {
+		s.metrics.UpstreamError(ep.VendorIndex, upstreamErrorKind(err))
+		localResponse(ctx, ep)
+		return
+	}
+	if resp.StatusCode() >= 500 {
+		s.metrics.UpstreamError(ep.VendorIndex, telemetry.UpstreamStatus)
+		localResponse(ctx, ep)
+		return
+	}
+	ctx.SetStatusCode(resp.StatusCode())
+	// Only these response headers come back: never Set-Cookie, never anything that
+	// would let the vendor reach the site's cookie jar or cache.
+	for _, k := range relayedResponseHeaders {
+		if v := resp.Header.Peek(k); len(v) > 0 {
+			ctx.Response.Header.SetBytesV(k, v)
+		}
+	}
+	ctx.SetBody(resp.Body())
+}
+
+var relayedResponseHeaders = []string{
+	fasthttp.HeaderContentType, fasthttp.HeaderContentEncoding, fasthttp.HeaderCacheControl,
+	fasthttp.HeaderExpires, fasthttp.HeaderPragma,
+}
+
+func upstreamErrorKind(err error) telemetry.UpstreamErrorKind {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+		return telemetry.UpstreamTimeout
+	case errors.As(err, &ne) && ne.Timeout():
+		return telemetry.UpstreamTimeout
+	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrConnectionClosed):
+		return telemetry.UpstreamConnect
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return telemetry.UpstreamConnect
+	}
+	return telemetry.UpstreamOther
+}
+
+func localResponse(ctx *fasthttp.RequestCtx, ep *rules.CompiledEndpoint) {
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+	if ep.Local == rules.GIF {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetContentType("image/gif")
+		ctx.SetBody(transparentGIF)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// corsHit lets a site's own pages read the answer of a hit (fetch with credentials):
+// an allowed origin is echoed with credentials; any other origin gets "*", which browsers
+// honour only for credential-less requests such as sendBeacon.
+func (s *Server) corsHit(ctx *fasthttp.RequestCtx, rt *runtime) {
+	origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
+	if len(origin) == 0 {
+		return
+	}
+	if rt.origins[b2s(origin)] {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderAccessControlAllowOrigin, origin)
+		ctx.Response.Header.Set(fasthttp.HeaderAccessControlAllowCredentials, "true")
+		ctx.Response.Header.Set(fasthttp.HeaderVary, "Origin")
+		return
+	}
+	ctx.Response.Header.Set(fasthttp.HeaderAccessControlAllowOrigin, "*")
+}
+
+func (s *Server) preflight(ctx *fasthttp.RequestCtx, rt *runtime, ep *rules.CompiledEndpoint) {
+	s.corsHit(ctx, rt)
+	ctx.Response.Header.Set(fasthttp.HeaderAccessControlAllowMethods, joinMethods(ep))
+	ctx.Response.Header.Set(fasthttp.HeaderAccessControlAllowHeaders, "Content-Type")
+	ctx.Response.Header.Set(fasthttp.HeaderAccessControlMaxAge, "86400")
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+func joinMethods(ep *rules.CompiledEndpoint) string { return strings.Join(ep.Methods, ", ") }
+
+// hostOnly strips a port from a Host value.
+func hostOnly(h []byte) []byte {
+	if len(h) == 0 || h[0] == '[' {
+		for i := len(h) - 1; i > 0; i-- {
+			if h[i] == ']' {
+				return h[1:i]
+			}
+		}
+		return h
+	}
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i] == ':' {
+			return h[:i]
+		}
+	}
+	return h
+}

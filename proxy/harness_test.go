@@ -1,0 +1,291 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/valyala/fasthttp"
+
+	"github.com/consentgate/consentgate/rules"
+)
+
+// received is one request as the upstream sink saw it.
+type received struct {
+	Method, Host, Path, Query, Body string
+	Header                          http.Header
+}
+
+// sink is a real upstream on a loopback port that records what reaches it. It answers
+// like a vendor would, with a Set-Cookie the proxy must never relay.
+type sink struct {
+	t    *testing.T
+	addr string
+	mu   sync.Mutex
+	got  []received
+	// status is the answer code; 0 = 204.
+	status int
+}
+
+func startSink(t *testing.T) *sink {
+	t.Helper()
+	s := &sink{t: t}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("sink: %v", err)
+	}
+	s.addr = ln.Addr().String()
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		r := received{
+			Method: string(ctx.Method()), Host: string(ctx.Host()), Path: string(ctx.Path()),
+			Query: string(ctx.URI().QueryString()), Body: string(ctx.PostBody()), Header: http.Header{},
+		}
+		for k, v := range ctx.Request.Header.All() {
+			r.Header.Add(string(k), string(v))
+		}
+		s.mu.Lock()
+		s.got = append(s.got, r)
+		status := s.status
+		s.mu.Unlock()
+		ctx.Response.Header.Set("Set-Cookie", "vendor_id=leak; Path=/")
+		ctx.Response.Header.Set("X-Vendor-Internal", "1")
+		if status == 0 {
+			status = fasthttp.StatusNoContent
+		}
+		ctx.SetStatusCode(status)
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return s
+}
+
+func (s *sink) URL() string { return "http://" + s.addr }
+
+// take returns and forgets what arrived so far.
+func (s *sink) take() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	got := s.got
+	s.got = nil
+	return got
+}
+
+// one asserts exactly one request arrived and returns it.
+func (s *sink) one(t *testing.T) received {
+	t.Helper()
+	got := s.take()
+	if len(got) != 1 {
+		t.Fatalf("sink received %d requests, want 1: %+v", len(got), got)
+	}
+	return got[0]
+}
+
+func (s *sink) none(t *testing.T) {
+	t.Helper()
+	if got := s.take(); len(got) != 0 {
+		t.Fatalf("sink received %d requests, want none: %+v", len(got), got)
+	}
+}
+
+const testToken = "test-admin-token-0123456789"
+
+// testConfig points every vendor at the sink and reads visitor IPs from X-Forwarded-For
+// set by the test client on loopback.
+func testConfig(sinkURL, extra string) string {
+	var b strings.Builder
+	b.WriteString(`listen: "127.0.0.1:0"
+admin_listen: "127.0.0.1:0"
+admin_token: "` + testToken + `"
+trusted_proxies: ["127.0.0.1/32", "::1/128"]
+geo:
+  database: "../testdata/geoip/GeoIP2-City-Test.mmdb"
+anonymise:
+  secret: "test-secret-0123456789abcdef"
+upstream:
+  timeout: 2s
+upstreams:
+`)
+	for _, v := range rules.VendorNames() {
+		b.WriteString("  " + v + ": \"" + sinkURL + "\"\n")
+	}
+	b.WriteString(extra)
+	return b.String()
+}
+
+// fixedNow pins the anonymiser's daily salt so hashes in goldens are stable.
+func fixedNow() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) }
+
+type testProxy struct {
+	*Server
+	t      *testing.T
+	public string // http://host:port
+	admin  string
+	client *http.Client
+}
+
+func startProxy(t *testing.T, yaml string) *testProxy {
+	t.Helper()
+	cfg, err := rules.LoadBytes("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	srv, err := New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: fixedNow})
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	p := &testProxy{
+		Server: srv, t: t,
+		public: "http://" + srv.PublicAddr(), admin: "http://" + srv.AdminAddr(),
+		client: &http.Client{
+			Timeout:       5 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return p
+}
+
+type resp struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// do sends a request to the public listener. headers alternate name, value.
+func (p *testProxy) do(method, target, body string, headers ...string) resp {
+	p.t.Helper()
+	return p.send(p.public, method, target, body, headers...)
+}
+
+func (p *testProxy) adminDo(method, target, body string, headers ...string) resp {
+	p.t.Helper()
+	return p.send(p.admin, method, target, body, headers...)
+}
+
+func (p *testProxy) send(base, method, target, body string, headers ...string) resp {
+	p.t.Helper()
+	req, err := http.NewRequest(method, base+target, strings.NewReader(body))
+	if err != nil {
+		p.t.Fatalf("request: %v", err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if strings.EqualFold(headers[i], "Host") {
+			req.Host = headers[i+1]
+			continue
+		}
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	r, err := p.client.Do(req)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return resp{Status: r.StatusCode, Header: r.Header, Body: string(b)}
+}
+
+// consentCookie posts purposes through the public consent API and returns the cookie.
+func (p *testProxy) consentCookie(purposes string) string {
+	p.t.Helper()
+	r := p.do("POST", "/consent", `{"purposes":`+purposes+`}`, "Content-Type", "application/json")
+	if r.Status != 200 {
+		p.t.Fatalf("POST /consent: %d %s", r.Status, r.Body)
+	}
+	for _, c := range r.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "cg_id=") {
+			v, _, _ := strings.Cut(strings.TrimPrefix(c, "cg_id="), ";")
+			return "cg_id=" + v
+		}
+	}
+	p.t.Fatalf("POST /consent set no cg_id cookie: %v", r.Header)
+	return ""
+}
+
+// Visitor IPs from the MaxMind GeoIP2-City test database.
+const (
+	ipSE      = "89.160.20.112"   // SE → eea, opt_in
+	ipGB      = "81.2.69.142"     // GB → uk, opt_in
+	ipUSCA    = "214.78.120.5"    // US-CA → us-ca, opt_out
+	ipUSWA    = "216.160.83.57"   // US-WA → other, none
+	ipUnknown = "10.1.2.3"        // not in the DB → unknown, opt_in
+	ipCH6     = "2a02:d000::1234" // CH → ch, opt_in
+)
+
+func (p *testProxy) metricsText(t *testing.T) string {
+	t.Helper()
+	r := p.adminDo("GET", "/metrics", "")
+	if r.Status != 200 {
+		t.Fatalf("/metrics: %d", r.Status)
+	}
+	return r.Body
+}
+
+// hits reads consentgate_hits_total for one label set from the real /metrics output.
+func (p *testProxy) hits(t *testing.T, vendor, action, reason, jurisdiction string) int {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(p.metricsText(t)))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	fam := fams["consentgate_hits_total"]
+	if fam == nil {
+		return 0
+	}
+	want := map[string]string{"vendor": vendor, "action": action, "reason": reason, "jurisdiction": jurisdiction}
+	for _, m := range fam.GetMetric() {
+		match := 0
+		for _, l := range m.GetLabel() {
+			if want[l.GetName()] == l.GetValue() {
+				match++
+			}
+		}
+		if match == len(want) {
+			return int(m.GetCounter().GetValue())
+		}
+	}
+	return 0
+}
+
+func grep(text, word string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// rawRequest writes bytes on a fresh connection to the public listener and returns the
+// status line and headers, for requests net/http will not send (absolute-form URIs).
+func (p *testProxy) rawRequest(t *testing.T, raw string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", p.PublicAddr(), 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	buf := make([]byte, 4096)
+	n, _ := c.Read(buf)
+	return string(buf[:n])
+}

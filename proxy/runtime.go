@@ -1,0 +1,130 @@
+// Package proxy owns the sockets: the fasthttp listeners, the upstream clients, the hit
+// path (route → locate → decide → forward / anonymise / drop), the local responses and
+// the consent and admin APIs. It decides no policy itself: that is rules'.
+package proxy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/consentgate/consentgate/geo"
+	"github.com/consentgate/consentgate/rules"
+	"github.com/consentgate/consentgate/telemetry"
+)
+
+// runtime is everything built from one config. A hit loads the current runtime once and
+// uses it to the end, so a reload never mixes two configs in one decision.
+type runtime struct {
+	cfg     *rules.Config
+	rules   *rules.Compiled
+	trusted *geo.Trusted
+	table   *geo.Table
+	geo     *geo.Locator
+	// jur maps a geo.GroupID to its telemetry index; groupGPC whether the group honours GPC.
+	jur     []int
+	clients []*fasthttp.HostClient // by endpoint index
+	origins map[string]bool
+	ttl     time.Duration
+	cookie  string
+}
+
+// buildRuntime compiles cfg. It does no network I/O. hasher is shared across reloads.
+func buildRuntime(cfg *rules.Config, hasher *rules.Hasher, m *telemetry.Metrics, loc *geo.Locator, prev *runtime) (*runtime, error) {
+	compiled, err := rules.Compile(cfg, hasher)
+	if err != nil {
+		return nil, err
+	}
+	trusted, err := geo.ParseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	unknown, ok := geo.ParseRegime(cfg.Geo.UnknownRegime)
+	if !ok {
+		unknown = geo.OptIn
+	}
+	table, err := geo.NewTable(mergedGroups(cfg), unknown)
+	if err != nil {
+		return nil, fmt.Errorf("jurisdictions: %w", err)
+	}
+	rt := &runtime{
+		cfg: cfg, rules: compiled, trusted: trusted, table: table, geo: loc,
+		ttl: cfg.Consent.TTL, cookie: cfg.Consent.Cookie,
+		origins: map[string]bool{},
+	}
+	for _, o := range cfg.AllowedOrigins {
+		rt.origins[o] = true
+	}
+	for _, name := range table.Names() {
+		idx, err := m.Jurisdiction(name)
+		if err != nil {
+			return nil, fmt.Errorf("jurisdictions: %w", err)
+		}
+		rt.jur = append(rt.jur, idx)
+	}
+	rt.clients = upstreamClients(compiled, cfg, prev)
+	return rt, nil
+}
+
+func mergedGroups(cfg *rules.Config) []geo.Group {
+	var configured []geo.Group
+	for name, g := range cfg.Jurisdictions.Groups {
+		r, _ := geo.ParseRegime(g.Regime)
+		gpc := r == geo.OptOut
+		if g.GPC != nil {
+			gpc = *g.GPC
+		}
+		configured = append(configured, geo.Group{Name: name, Regime: r, GPC: gpc, Codes: g.Codes})
+	}
+	if cfg.Jurisdictions.Replace {
+		return configured
+	}
+	return geo.MergeGroups(geo.BuiltinGroups(), configured)
+}
+
+// upstreamClients gives every endpoint a long-lived HostClient, one per upstream
+// address, reusing the previous runtime's client for an unchanged address so a reload
+// keeps warm connections.
+func upstreamClients(c *rules.Compiled, cfg *rules.Config, prev *runtime) []*fasthttp.HostClient {
+	byKey := map[string]*fasthttp.HostClient{}
+	if prev != nil {
+		for _, hc := range prev.clients {
+			if hc.ReadTimeout == cfg.Upstream.Timeout && hc.MaxConns == cfg.Upstream.MaxConns {
+				byKey[clientKey(hc.Addr, hc.IsTLS)] = hc
+			}
+		}
+	}
+	out := make([]*fasthttp.HostClient, len(c.Endpoints))
+	for i := range c.Endpoints {
+		ep := &c.Endpoints[i]
+		key := clientKey(ep.UpstreamAddr, ep.UpstreamTLS)
+		hc := byKey[key]
+		if hc == nil {
+			hc = &fasthttp.HostClient{
+				Addr:                          ep.UpstreamAddr,
+				IsTLS:                         ep.UpstreamTLS,
+				Name:                          "consentgate",
+				NoDefaultUserAgentHeader:      true,
+				ReadTimeout:                   cfg.Upstream.Timeout,
+				WriteTimeout:                  cfg.Upstream.Timeout,
+				MaxConns:                      cfg.Upstream.MaxConns,
+				MaxIdleConnDuration:           30 * time.Second,
+				MaxIdemponentCallAttempts:     1, // a hit must not be counted twice upstream
+				DisableHeaderNamesNormalizing: false,
+				DisablePathNormalizing:        true,
+				MaxResponseBodySize:           1 << 20,
+			}
+			byKey[key] = hc
+		}
+		out[i] = hc
+	}
+	return out
+}
+
+func clientKey(addr string, tls bool) string {
+	if tls {
+		return "https://" + addr
+	}
+	return "http://" + addr
+}

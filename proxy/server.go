@@ -1,0 +1,216 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/geo"
+	"github.com/consentgate/consentgate/rules"
+	"github.com/consentgate/consentgate/telemetry"
+)
+
+// Options are the parts of a Server that do not come from the config file.
+type Options struct {
+	// ConfigPath is re-read by Reload; empty means the embedded defaults.
+	ConfigPath string
+	Logger     *slog.Logger
+	// Store overrides the store the config names (tests).
+	Store consent.Store
+	// Now is the clock of the anonymiser's daily salt (tests); nil = time.Now.
+	Now   func() time.Time
+	Build telemetry.BuildInfo
+	// DrainDelay is how long /readyz fails before the listeners stop on Shutdown, so a
+	// load balancer stops sending first.
+	DrainDelay time.Duration
+}
+
+// Server is one consentgate process: the public and admin listeners around one runtime.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	rt      atomic.Pointer[runtime]
+	store   consent.Store
+	hasher  *rules.Hasher // only touched under reloadMu
+	metrics *telemetry.Metrics
+
+	public, admin     *fasthttp.Server
+	publicLn, adminLn net.Listener
+	draining          atomic.Bool
+	reloadMu          sync.Mutex
+	serveErr          chan error
+}
+
+// New builds a server from a validated config. It opens the GeoIP database and the
+// consent store but listens on nothing until Start.
+func New(cfg *rules.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	m, err := telemetry.New(opts.Build, rules.VendorNames(), rules.ActionNames(), rules.ReasonNames())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Logger, metrics: m, serveErr: make(chan error, 2)}
+	s.hasher = rules.NewHasher([]byte(cfg.Anonymise.Secret), opts.Now)
+	loc, err := geo.NewLocator(cfg.Geo.Database)
+	if err != nil {
+		return nil, err
+	}
+	s.store = opts.Store
+	if s.store == nil {
+		s.store = consent.NewMemoryStore(cfg.Consent.MaxEntries)
+	}
+	rt, err := buildRuntime(cfg, s.hasher, m, loc, nil)
+	if err != nil {
+		loc.Close()
+		return nil, err
+	}
+	s.rt.Store(rt)
+	m.ConfigReload(true, time.Now())
+	return s, nil
+}
+
+// Start opens both listeners and serves in the background.
+func (s *Server) Start() error {
+	cfg := s.rt.Load().cfg
+	s.public = &fasthttp.Server{
+		Handler:                       s.handlePublic,
+		Name:                          "consentgate",
+		ReadTimeout:                   cfg.ReadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		IdleTimeout:                   60 * time.Second,
+		MaxRequestBodySize:            cfg.MaxBodySize,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		ReduceMemoryUsage:             false,
+		CloseOnShutdown:               true,
+	}
+	s.admin = &fasthttp.Server{
+		Handler:            s.handleAdmin,
+		Name:               "consentgate-admin",
+		ReadTimeout:        10 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		MaxRequestBodySize: 1 << 20,
+		CloseOnShutdown:    true,
+	}
+	var err error
+	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		s.publicLn.Close()
+		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	go func() { s.serveErr <- s.public.Serve(s.publicLn) }()
+	go func() { s.serveErr <- s.admin.Serve(s.adminLn) }()
+	return nil
+}
+
+// PublicAddr and AdminAddr are the bound addresses (useful with port 0).
+func (s *Server) PublicAddr() string { return s.publicLn.Addr().String() }
+func (s *Server) AdminAddr() string  { return s.adminLn.Addr().String() }
+
+// Errors delivers a listener's fatal error.
+func (s *Server) Errors() <-chan error { return s.serveErr }
+
+// Config returns the config in force.
+func (s *Server) Config() *rules.Config { return s.rt.Load().cfg }
+
+// Reload re-reads the config file and the GeoIP database. On any error the running
+// config stays in force and the error is returned (and counted).
+func (s *Server) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	err := s.reload()
+	s.metrics.ConfigReload(err == nil, time.Now())
+	if err != nil {
+		s.log.Error("reload failed, keeping the last good config", "error", err.Error())
+		return err
+	}
+	s.log.Info("reloaded", "config", s.opts.ConfigPath)
+	return nil
+}
+
+func (s *Server) reload() error {
+	var cfg *rules.Config
+	var err error
+	if s.opts.ConfigPath == "" {
+		cfg, err = rules.Default()
+	} else {
+		cfg, err = rules.Load(s.opts.ConfigPath)
+	}
+	if err != nil {
+		return err
+	}
+	old := s.rt.Load()
+	if cfg.Listen != old.cfg.Listen || cfg.AdminListen != old.cfg.AdminListen {
+		return errors.New("listen and admin_listen cannot change on reload: restart the process")
+	}
+	loc := old.geo
+	if cfg.Geo.Database != old.cfg.Geo.Database {
+		// The old locator may still serve in-flight hits; it is not closed under them
+		// (its memory map goes when the last reference does).
+		if loc, err = geo.NewLocator(cfg.Geo.Database); err != nil {
+			return err
+		}
+	} else if err := loc.Reload(); err != nil {
+		return err
+	}
+	if cfg.Anonymise.Secret != old.cfg.Anonymise.Secret {
+		s.hasher = rules.NewHasher([]byte(cfg.Anonymise.Secret), s.opts.Now)
+	}
+	rt, err := buildRuntime(cfg, s.hasher, s.metrics, loc, old)
+	if err != nil {
+		return err
+	}
+	s.rt.Store(rt)
+	return nil
+}
+
+// Shutdown drains: /readyz fails first, then after DrainDelay the listeners close and
+// in-flight requests finish (bounded by ctx).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	if s.opts.DrainDelay > 0 {
+		select {
+		case <-time.After(s.opts.DrainDelay):
+		case <-ctx.Done():
+		}
+	}
+	var errs []error
+	if s.public != nil {
+		errs = append(errs, s.public.ShutdownWithContext(ctx))
+	}
+	if s.admin != nil {
+		errs = append(errs, s.admin.ShutdownWithContext(ctx))
+	}
+	errs = append(errs, s.store.Close(), s.rt.Load().geo.Close(), s.metrics.Shutdown(ctx))
+	return errors.Join(errs...)
+}
+
+// Validate builds everything a config compiles into, without listening or opening the
+// consent store, so `consentgate check` catches what `serve` would refuse.
+func Validate(cfg *rules.Config) error {
+	m, err := telemetry.New(telemetry.BuildInfo{}, rules.VendorNames(), rules.ActionNames(), rules.ReasonNames())
+	if err != nil {
+		return err
+	}
+	defer m.Shutdown(context.Background())
+	loc, err := geo.NewLocator(cfg.Geo.Database)
+	if err != nil {
+		return err
+	}
+	defer loc.Close()
+	_, err = buildRuntime(cfg, rules.NewHasher([]byte(cfg.Anonymise.Secret), nil), m, loc, nil)
+	return err
+}

@@ -1,0 +1,830 @@
+package rules
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const testSecret = "test-secret"
+
+var testDay = fixedNow(2024, 4, 5)
+
+// wantHash computes the documented hash independently of Hasher:
+// hex(HMAC-SHA256(HMAC-SHA256(secret, date), value)[:16]).
+func wantHash(secret, date, value string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(date))
+	m = hmac.New(sha256.New, m.Sum(nil))
+	m.Write([]byte(value))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+func hx(v string) string { return wantHash(testSecret, "2024-04-05", v) }
+
+func testAnonymiser(t testing.TB, name string, extra, urlParams []string) *Anonymiser {
+	t.Helper()
+	ep, ok := EndpointByName(name)
+	if !ok {
+		t.Fatalf("no endpoint %s", name)
+	}
+	a, err := NewAnonymiser(ep, extra, urlParams, NewHasher([]byte(testSecret), testDay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+type anonCase struct {
+	name         string
+	ep           string
+	query, body  string
+	ct, ip       string
+	wantQ, wantB string
+	wantErr      bool
+}
+
+func runAnonCases(t *testing.T, cases []anonCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := testAnonymiser(t, c.ep, nil, nil)
+			out := Out{Query: []byte("stale"), Body: []byte("stale")}
+			err := a.Anonymise(&Hit{Query: []byte(c.query), Body: []byte(c.body), ContentType: []byte(c.ct)}, c.ip, &out)
+			if c.wantErr {
+				if err == nil {
+					t.Fatalf("want error, got query %q body %q", out.Query, out.Body)
+				}
+				if !strings.Contains(err.Error(), "rules: anonymise "+c.ep) {
+					t.Errorf("error lacks context: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out.Query) != c.wantQ {
+				t.Errorf("query\n got %s\nwant %s", out.Query, c.wantQ)
+			}
+			if string(out.Body) != c.wantB {
+				t.Errorf("body\n got %s\nwant %s", out.Body, c.wantB)
+			}
+		})
+	}
+}
+
+func TestAnonymiseQuery(t *testing.T) {
+	gs := "&gcs=G100&npa=1"
+	runAnonCases(t, []anonCase{
+		{
+			name:  "ga4 page_view",
+			ep:    "ga4_collect",
+			query: "v=2&tid=G-1&cid=555.666&uid=u1&dl=https%3A%2F%2Fwww.example.com%2Fp%3Futm_source%3Dx%26gclid%3Dabc%23frag&dr=&en=page_view&ep.foo=bar&up.x=1&uaa=x86&uap=Windows&gcs=G111&gcd=13l3&npa=0&_uip=1.2.3.4&_p=998877",
+			ip:    "203.0.113.0",
+			wantQ: "v=2&tid=G-1&cid=" + hx("555.666") + "&dl=https%3A%2F%2Fwww.example.com%2Fp%3Futm_source%3Dx&en=page_view" + gs + "&_uip=203.0.113.0",
+		},
+		{
+			name:  "ga4 ipv6 is escaped, no ip omits _uip",
+			ep:    "ga4_collect",
+			query: "en=x&_uip=2001%3Adb8%3A%3A1",
+			ip:    "2001:db8::",
+			wantQ: "en=x" + gs + "&_uip=2001%3Adb8%3A%3A",
+		},
+		{
+			name:  "ga4 browser _uip removed when there is no ip",
+			ep:    "ga4_collect",
+			query: "en=x&_uip=6.6.6.6&%5Fuip=7.7.7.7",
+			wantQ: "en=x" + gs,
+		},
+		{
+			name:  "set overrides every occurrence",
+			ep:    "ga4_collect",
+			query: "gcs=G111&npa=0&en=x&gcs=G101&g%63s=G111",
+			wantQ: "en=x" + gs,
+		},
+		{
+			name:  "repeated params judged one by one",
+			ep:    "ga4_collect",
+			query: "en=a&uid=1&en=b&uid=2&&&cid=c1&cid=c2",
+			wantQ: "en=a&en=b&cid=" + hx("c1") + "&cid=" + hx("c2") + gs,
+		},
+		{
+			name:  "kept values keep their encoding, unsafe bytes escaped",
+			ep:    "ga4_collect",
+			query: "dt=Caf%C3%A9+%26+co&tid=G;1&ul=en us&sr=1#2",
+			wantQ: "dt=Caf%C3%A9+%26+co&tid=G%3B1&ul=en%20us&sr=1%232" + gs,
+		},
+		{
+			name:  "bad escapes: name dropped, kept value dropped",
+			ep:    "ga4_collect",
+			query: "dt=%ZZ&e%n=x&en=ok&tid=%4",
+			wantQ: "en=ok" + gs,
+		},
+		{
+			name:  "flag without value, empty hash stays empty",
+			ep:    "ga4_collect",
+			query: "_fv&cid=&en=",
+			wantQ: "_fv&cid=&en=" + gs,
+		},
+		{
+			name:  "hash of the decoded value",
+			ep:    "ga4_collect",
+			query: "cid=a%2Eb+c",
+			wantQ: "cid=" + hx("a.b c") + gs,
+		},
+		{
+			name:  "meta percent-encoded bracket names",
+			ep:    "meta_tr",
+			query: "id=1&ev=PageView&cd%5Bvalue%5D=5&cd[currency]=EUR&cd%5Bemail%5D=x&ud%5Bem%5D=abc&ud[ph]=123&fbp=fb.1.2.3&fbc=fb.1.2.x&external_id=e&eid=9",
+			ip:    "203.0.113.0",
+			wantQ: "id=1&ev=PageView&cd%5Bvalue%5D=5&cd[currency]=EUR",
+		},
+		{
+			name:  "bing hashes vid and sid, drops msclkid",
+			ep:    "bing_action",
+			query: "ti=1&Ver=2&vid=V1&sid=S1&msclkid=M1&p=https%3A%2F%2Fa.example%2F%3Fmsclkid%3DM1&evt=pageLoad",
+			wantQ: "ti=1&Ver=2&vid=" + hx("V1") + "&sid=" + hx("S1") + "&p=https%3A%2F%2Fa.example%2F&evt=pageLoad",
+		},
+		{
+			name:  "google ads: set appended, body dropped",
+			ep:    "google_ads_conversion",
+			query: "label=L&gclaw=G&auid=1.2&oid=O&url=https%3A%2F%2Fa.example%2Fx%3Fgclid%3DG&value=1&currency_code=EUR&npa=0&gcs=G111",
+			body:  "gclid=G",
+			ct:    "application/x-www-form-urlencoded",
+			wantQ: "label=L&url=https%3A%2F%2Fa.example%2Fx&value=1&currency_code=EUR" + gs,
+		},
+		{
+			name:  "matomo hashes _id, drops uid cid cip token_auth",
+			ep:    "matomo_track",
+			query: "idsite=1&rec=1&_id=0123456789abcdef&uid=jane&cid=fedcba9876543210&cip=1.2.3.4&token_auth=t&url=https%3A%2F%2Fa.example%2F&dimension1=x",
+			ip:    "203.0.113.0",
+			wantQ: "idsite=1&rec=1&_id=" + hx("0123456789abcdef") + "&url=https%3A%2F%2Fa.example%2F",
+		},
+		{
+			name:  "linkedin drops li_fat_id",
+			ep:    "linkedin_collect",
+			query: "pid=1&fmt=gif&li_fat_id=abc&url=https%3A%2F%2Fa.example%2F%3Fli_fat_id%3Dabc",
+			wantQ: "pid=1&fmt=gif&url=https%3A%2F%2Fa.example%2F",
+		},
+	})
+}
+
+func TestAnonymiseBodies(t *testing.T) {
+	gs := "gcs=G100&npa=1"
+	runAnonCases(t, []anonCase{
+		{
+			name:  "ga4 sendBeacon lines",
+			ep:    "ga4_collect",
+			query: "v=2&tid=G-1&cid=1.2",
+			body:  "en=scroll&_et=10&ep.x=1\n\nen=click&uid=9&_uip=1.1.1.1\r\nuid=only\nen=purchase&epn.value=9.5&cu=EUR&ep.transaction_id=T1\n",
+			ct:    "text/plain;charset=UTF-8",
+			wantQ: "v=2&tid=G-1&cid=" + hx("1.2") + "&" + gs,
+			wantB: "en=scroll&_et=10\nen=click\nen=purchase&epn.value=9.5&cu=EUR",
+		},
+		{
+			name:  "ga4 lines: a body of nothing allowed",
+			ep:    "ga4_collect",
+			body:  "uid=1\nup.a=b",
+			wantQ: gs,
+		},
+		{name: "ga4 lines multipart", ep: "ga4_collect", body: "--x\r\n", ct: "multipart/form-data; boundary=x", wantErr: true},
+		{
+			name:  "meta form POST",
+			ep:    "meta_tr",
+			body:  "id=1&ev=Purchase&cd%5Bvalue%5D=9&ud%5Bem%5D=h&fbp=fb.1.2.3&dl=https%3A%2F%2Fu%3Ap%40a.example%2Fx%3Fx%3D1\r\n",
+			ct:    "application/x-www-form-urlencoded; charset=UTF-8",
+			wantB: "id=1&ev=Purchase&cd%5Bvalue%5D=9&dl=https%3A%2F%2Fa.example%2Fx",
+		},
+		{name: "meta form as text/plain", ep: "meta_tr", body: "id=1&fbp=x", ct: "text/plain", wantB: "id=1"},
+		{name: "meta form without content type", ep: "meta_tr", body: "id=1&fbp=x", wantB: "id=1"},
+		{name: "meta multipart", ep: "meta_tr", body: "--b\r\nContent-Disposition: form-data; name=\"id\"\r\n\r\n1\r\n--b--", ct: "multipart/form-data; boundary=b", wantErr: true},
+		{name: "meta JSON body", ep: "meta_tr", body: `{"id":"1"}`, ct: "application/json", wantErr: true},
+		{
+			name:  "matomo form POST with query",
+			ep:    "matomo_track",
+			query: "idsite=1&uid=x",
+			body:  "rec=1&_id=abc&e_c=Video&cip=1.2.3.4",
+			ct:    "application/x-www-form-urlencoded",
+			wantQ: "idsite=1",
+			wantB: "rec=1&_id=" + hx("abc") + "&e_c=Video",
+		},
+		{
+			name:  "ga4 mp JSON",
+			ep:    "ga4_mp",
+			query: "measurement_id=G-1&api_secret=s&uid=u",
+			body:  `{"client_id":"c1","user_id":"u","timestamp_micros":1712345678901234567,"user_properties":{"a":{"value":"b"}},"user_data":{"sha256_email_address":["aa"]},"consent":{"ad_user_data":"GRANTED"},"non_personalized_ads":false,"ip_override":"1.2.3.4","events":[{"name":"x","params":{"page_location":"https://a.example/?gclid=1&utm_source=s","page_title":"a<b>&c","session_id":12345,"custom":"y","items":[{"item_id":"S1","coupon":"JANE"}]}},{"params":{"custom":1}},{"name":"y","params":"notanobject"}]}`,
+			ct:    "application/json",
+			ip:    "203.0.113.0",
+			wantQ: "measurement_id=G-1&api_secret=s",
+			wantB: `{"client_id":"` + hx("c1") + `","consent":{"ad_personalization":"DENIED","ad_user_data":"DENIED"},"events":[{"name":"x","params":{"items":[{"item_id":"S1"}],"page_location":"https://a.example/?utm_source=s","page_title":"a<b>&c","session_id":"` + hx("12345") + `"}},{"name":"y"}],"ip_override":"203.0.113.0","non_personalized_ads":true,"timestamp_micros":1712345678901234567}`,
+		},
+		{
+			name:  "ga4 mp: consent that is not an object is replaced, no ip",
+			ep:    "ga4_mp",
+			body:  `{"consent":"x","ip_override":"1.2.3.4","client_id":""}`,
+			wantB: `{"client_id":"","consent":{"ad_personalization":"DENIED","ad_user_data":"DENIED"},"non_personalized_ads":true}`,
+		},
+		{
+			name:  "plausible: props, objects under Keep paths and relative URLs go",
+			ep:    "plausible_event",
+			body:  `{"name":{"x":1},"n":"pageview","url":"/relative","u":"https://a.example/p?utm_medium=m&fbclid=F#h","referrer":null,"props":{"email":"j@example.com"},"revenue":{"currency":"EUR","amount":"1.00","buyer":"j"},"d":"a.example","w":1920}`,
+			ct:    "text/plain",
+			wantB: `{"d":"a.example","n":"pageview","revenue":{"amount":"1.00","currency":"EUR"},"u":"https://a.example/p?utm_medium=m","w":1920}`,
+		},
+		{
+			name:  "tiktok: user subtree gone except the hashed anonymous id",
+			ep:    "tiktok_pixel",
+			body:  `{"event":"Pageview","context":{"user":{"anonymous_id":"A1","email":"e","external_id":"x"},"ad":{"callback":"T"},"ip":"1.2.3.4","page":{"url":"https://a.example/?ttclid=T"}},"properties":{"contents":[{"content_id":"S","email":"e"}],"value":1}}`,
+			wantB: `{"context":{"page":{"url":"https://a.example/"},"user":{"anonymous_id":"` + hx("A1") + `"}},"event":"Pageview","properties":{"contents":[{"content_id":"S"}],"value":1}}`,
+		},
+		{name: "json empty body", ep: "plausible_event", body: " \n", wantB: ""},
+		{name: "json syntax error", ep: "ga4_mp", body: `{"client_id":`, wantErr: true},
+		{name: "json not an object", ep: "ga4_mp", body: `[{"client_id":"c"}]`, wantErr: true},
+		{name: "json trailing data", ep: "ga4_mp", body: `{"a":1}{"client_id":"c"}`, wantErr: true},
+		{name: "json too deep", ep: "ga4_mp", body: strings.Repeat(`{"a":`, maxJSONDepth+1) + "1" + strings.Repeat("}", maxJSONDepth+1), wantErr: true},
+		{name: "json too large", ep: "plausible_event", body: `{"n":"` + strings.Repeat("x", maxJSONBody) + `"}`, wantErr: true},
+	})
+}
+
+// TestAnonymiseKeepURL runs URL values through every KeepURL parameter of every endpoint.
+func TestAnonymiseKeepURL(t *testing.T) {
+	cases := []struct{ in, want string }{ // want "" = removed
+		{"https://www.example.com/p?utm_source=a&utm_medium=b&utm_campaign=c&utm_term=d&utm_content=e&utm_id=f&gclid=1&dclid=2&gbraid=3&wbraid=4&fbclid=5&msclkid=6&ttclid=7&li_fat_id=8&twclid=9&yclid=10&mc_eid=11#frag",
+			"https://www.example.com/p?utm_source=a&utm_medium=b&utm_campaign=c&utm_term=d&utm_content=e&utm_id=f"},
+		{"https://www.example.com/p?gclid=1&utm_source=a%20b&fbclid=2", "https://www.example.com/p?utm_source=a%20b"},
+		{"https://www.example.com/?gclid=x", "https://www.example.com/"},
+		{"https://www.example.com/p?UTM_SOURCE=x&utm%5Fsource=y&email=j%40example.com", "https://www.example.com/p?utm%5Fsource=y"},
+		{"https://user:pw@www.example.com:8443/a/b", "https://www.example.com:8443/a/b"},
+		{"https://j%40example.com@www.example.com/", "https://www.example.com/"},
+		{"HTTP://Example.com", "http://Example.com"},
+		{"https://www.example.com/a;jsessionid=XYZ/b;v=1?gclid=1", "https://www.example.com/a/b"},
+		{"https://www.example.com/#/route?gclid=1", "https://www.example.com/"},
+		{"https://[2001:db8::1]:8080/p", "https://[2001:db8::1]:8080/p"},
+		{"https://bücher.example/straße", "https://bücher.example/straße"},
+		{" https://www.example.com/ ", "https://www.example.com/"},
+		{"/relative/path?utm_source=x", ""},
+		{"//www.example.com/protocol-relative", ""},
+		{"not a url", ""},
+		{"", ""},
+		{"javascript:alert(1)", ""},
+		{"ftp://www.example.com/f", ""},
+		{"android-app://com.google.android.gm/", ""},
+		{"https:///nohost", ""},
+		{"https://:80/", ""},
+		{"https://exa mple.com/", ""},
+		{"https://www.example.com\\@evil.example/", ""},
+	}
+	for i := range builtin {
+		ep := &builtin[i]
+		a := testAnonymiser(t, ep.Name, nil, nil)
+		for name, r := range ep.Allow {
+			if r != KeepURL {
+				continue
+			}
+			for _, c := range cases {
+				var out Out
+				q := name + "=" + url.QueryEscape(c.in)
+				if err := a.Anonymise(&Hit{Query: []byte(q)}, "", &out); err != nil {
+					t.Fatalf("%s %s: %v", ep.Name, q, err)
+				}
+				vals, err := url.ParseQuery(string(out.Query))
+				if err != nil {
+					t.Fatalf("%s: output %q does not parse: %v", ep.Name, out.Query, err)
+				}
+				if got, present := vals[name]; c.want == "" && present || c.want != "" && (len(got) != 1 || got[0] != c.want) {
+					t.Errorf("%s %s=%q\n got %q\nwant %q", ep.Name, name, c.in, got, c.want)
+				}
+			}
+		}
+		for path, r := range ep.AllowJSON {
+			if r != KeepURL {
+				continue
+			}
+			for _, c := range cases {
+				var out Out
+				body, _ := json.Marshal(nest(path, c.in))
+				if err := a.Anonymise(&Hit{Body: body}, "", &out); err != nil {
+					t.Fatalf("%s %s: %v", ep.Name, body, err)
+				}
+				var doc any
+				if err := json.Unmarshal(out.Body, &doc); err != nil {
+					t.Fatalf("%s: output %q: %v", ep.Name, out.Body, err)
+				}
+				got, present := dig(doc, path)
+				if c.want == "" && present || c.want != "" && got != c.want {
+					t.Errorf("%s %s=%q\n got %q\nwant %q", ep.Name, path, c.in, got, c.want)
+				}
+			}
+		}
+	}
+}
+
+// nest builds the JSON value that holds v at the dotted path (with "[]" for arrays).
+func nest(path string, v any) any {
+	segs := strings.Split(path, ".")
+	for i := len(segs) - 1; i >= 0; i-- {
+		s := segs[i]
+		for strings.HasSuffix(s, "[]") {
+			s = s[:len(s)-2]
+			v = []any{v}
+		}
+		v = map[string]any{s: v}
+	}
+	return v
+}
+
+// dig returns the value at the dotted path, following the first array element.
+func dig(v any, path string) (any, bool) {
+	for _, s := range strings.Split(path, ".") {
+		arrays := strings.Count(s, "[]")
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[strings.TrimSuffix(s, strings.Repeat("[]", arrays))]; !ok {
+			return nil, false
+		}
+		for ; arrays > 0; arrays-- {
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return nil, false
+			}
+			v = arr[0]
+		}
+	}
+	return v, true
+}
+
+func TestAnonymiserConfig(t *testing.T) {
+	h := NewHasher([]byte(testSecret), testDay)
+	ga4, _ := EndpointByName("ga4_collect")
+	meta, _ := EndpointByName("meta_tr")
+	mp, _ := EndpointByName("ga4_mp")
+	plausible, _ := EndpointByName("plausible_event")
+	for _, c := range []struct {
+		ep        *Endpoint
+		extra     []string
+		urlParams []string
+	}{
+		{ga4, []string{"cid"}, nil},
+		{ga4, []string{"up.customer_tier"}, nil},
+		{ga4, []string{"_uip"}, nil},
+		{meta, []string{"ud[em]"}, nil},
+		{mp, []string{"user_data.sha256_email_address"}, nil},
+		{mp, []string{"events[].params.user_id"}, nil},
+		{ga4, []string{""}, nil},
+		{ga4, nil, []string{"gclid"}},
+		{ga4, nil, []string{"FBCLID"}},
+		{ga4, nil, []string{""}},
+	} {
+		if _, err := NewAnonymiser(c.ep, c.extra, c.urlParams, h); err == nil {
+			t.Errorf("%s allow %q url_params %q: want error", c.ep.Name, c.extra, c.urlParams)
+		} else if !strings.HasPrefix(err.Error(), "rules: anonymiser "+c.ep.Name+": ") {
+			t.Errorf("error lacks context: %v", err)
+		}
+	}
+	if _, err := NewAnonymiser(ga4, nil, nil, nil); err == nil {
+		t.Error("nil hasher: want error")
+	}
+	for _, bad := range []Param{{"x", "DENIED"}, {"x", `{}`}, {"x", `[1]`}, {"a..b", `1`}, {"a[].b", `1`}} {
+		ep := &Endpoint{Name: "setjson", Body: BodyJSON, SetJSON: []Param{bad}}
+		if _, err := NewAnonymiser(ep, nil, nil, h); err == nil {
+			t.Errorf("SetJSON %+v: want error", bad)
+		}
+	}
+
+	a, err := NewAnonymiser(ga4, []string{"ep.campaign_group", "uap", "dl"}, []string{"ref", "mtm_campaign"}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Out
+	q := "ep.campaign_group=spring&uap=Windows&ep.other=x&dl=" + url.QueryEscape("https://a.example/?ref=hn&mtm_campaign=c&gclid=g")
+	if err := a.Anonymise(&Hit{Query: []byte(q)}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "ep.campaign_group=spring&uap=Windows&dl=" + url.QueryEscape("https://a.example/?ref=hn&mtm_campaign=c") + "&gcs=G100&npa=1"; string(out.Query) != want {
+		t.Errorf("extended allow-list\n got %s\nwant %s", out.Query, want)
+	}
+
+	pa, err := NewAnonymiser(plausible, []string{"props.plan", "u"}, nil, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pa.Anonymise(&Hit{Body: []byte(`{"n":"x","u":"https://a.example/?fbclid=f","props":{"plan":"pro","email":"j@example.com"}}`)}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"n":"x","props":{"plan":"pro"},"u":"https://a.example/"}`; string(out.Body) != want {
+		t.Errorf("JSON extension\n got %s\nwant %s", out.Body, want)
+	}
+}
+
+// TestAnonymiseAllowPrefix exercises prefix rules on a synthetic endpoint: no built-in endpoint
+// uses one today, because each vendor's free-form namespace can carry identifiers.
+func TestAnonymiseAllowPrefix(t *testing.T) {
+	h := NewHasher([]byte(testSecret), testDay)
+	ep := &Endpoint{
+		Name: "synthetic", Vendor: "x", Identifiers: []string{"cd[em]", "uid"},
+		Allow:       map[string]Rule{"cd[value]x": Hash},
+		AllowPrefix: map[string]Rule{"cd[v": Keep, "cd[value]": KeepURL, "h_": Hash},
+	}
+	if _, err := NewAnonymiser(ep, nil, nil, h); err != nil {
+		t.Fatal(err)
+	}
+	ep.AllowPrefix["cd["] = Keep
+	if _, err := NewAnonymiser(ep, nil, nil, h); err == nil {
+		t.Fatal(`prefix "cd[" keeps identifier cd[em]: want error`)
+	}
+	delete(ep.AllowPrefix, "cd[")
+	a, _ := NewAnonymiser(ep, nil, nil, h)
+	var out Out
+	in := "cd%5Bvx%5D=1&cd[value]y=https%3A%2F%2Fa.example%2F%3Fgclid%3D1&cd[value]x=2&h_a=3&cd[em]=4&uid=5"
+	if err := a.Anonymise(&Hit{Query: []byte(in)}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	want := "cd%5Bvx%5D=1&cd[value]y=https%3A%2F%2Fa.example%2F&cd[value]x=" + hx("2") + "&h_a=" + hx("3")
+	if string(out.Query) != want {
+		t.Errorf("\n got %s\nwant %s", out.Query, want)
+	}
+}
+
+func TestAnonymiseCheckAllowList(t *testing.T) {
+	for _, ep := range []*Endpoint{
+		{Name: "a", Identifiers: []string{"cid"}, Allow: map[string]Rule{"cid": Keep}},
+		{Name: "b", Identifiers: []string{"ud[*]"}, Allow: map[string]Rule{"ud[em]": KeepURL}},
+		{Name: "c", Identifiers: []string{"user"}, AllowJSON: map[string]Rule{"user.email": Keep}},
+		{Name: "d", Identifiers: []string{"up.*"}, AllowPrefix: map[string]Rule{"u": Keep}},
+		{Name: "e", Allow: map[string]Rule{"x": 0}},
+		{Name: "f", Allow: map[string]Rule{"x": 9}},
+	} {
+		if err := CheckAllowList(ep); err == nil {
+			t.Errorf("%s: want error", ep.Name)
+		}
+	}
+	ok := &Endpoint{Identifiers: []string{"user", "ud[*]"}, AllowJSON: map[string]Rule{"user.id": Hash, "username": Keep}, Allow: map[string]Rule{"udx": Keep}}
+	if err := CheckAllowList(ok); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestAnonymiseDropsBodyForBodyNone(t *testing.T) {
+	a := testAnonymiser(t, "google_ads_ccm", nil, nil)
+	out := Out{Body: []byte("old")}
+	if err := a.Anonymise(&Hit{Query: []byte("en=x"), Body: []byte("auid=1"), ContentType: []byte("multipart/form-data")}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Body) != 0 {
+		t.Errorf("body %q", out.Body)
+	}
+}
+
+func TestHasher(t *testing.T) {
+	var now atomic.Pointer[time.Time]
+	set := func(s string) {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now.Store(&tm)
+	}
+	set("2024-04-05T00:00:01Z")
+	h := NewHasher([]byte(testSecret), func() time.Time { return *now.Load() })
+	hash := func(v string) string { return string(h.AppendHash(nil, []byte(v))) }
+
+	first := hash("1186384312.1712340000")
+	if first != wantHash(testSecret, "2024-04-05", "1186384312.1712340000") {
+		t.Fatalf("hash %s does not follow HMAC(HMAC(secret, date), value)", first)
+	}
+	if len(first) != HashLen || strings.ToLower(first) != first {
+		t.Errorf("hash %q: want %d lowercase hex chars", first, HashLen)
+	}
+	set("2024-04-05T23:59:59Z")
+	if got := hash("1186384312.1712340000"); got != first {
+		t.Errorf("same day, different hash: %s vs %s", got, first)
+	}
+	set("2024-04-06T01:59:59+02:00") // still the 5th in UTC
+	if got := hash("1186384312.1712340000"); got != first {
+		t.Errorf("day must be the UTC date: %s vs %s", got, first)
+	}
+	set("2024-04-06T00:00:00Z")
+	if got := hash("1186384312.1712340000"); got == first {
+		t.Error("hash survived the day change")
+	}
+	if hash("a") == hash("b") {
+		t.Error("different values, same hash")
+	}
+	if got := h.AppendHash([]byte("cid="), nil); string(got) != "cid=" {
+		t.Errorf("empty value: %q", got)
+	}
+	other := NewHasher([]byte("other"), func() time.Time { return *now.Load() })
+	if string(other.AppendHash(nil, []byte("a"))) == hash("a") {
+		t.Error("secret does not key the hash")
+	}
+	r1, r2 := NewHasher(nil, nil), NewHasher([]byte{}, nil)
+	if string(r1.AppendHash(nil, []byte("a"))) == string(r2.AppendHash(nil, []byte("a"))) {
+		t.Error("empty secrets must be random per hasher")
+	}
+	// value may live in dst's spare capacity
+	buf := make([]byte, 0, 64)
+	buf = append(buf, "xyz"...)
+	if got := h.AppendHash(buf[:0], buf[:3]); string(got) != hash("xyz") {
+		t.Errorf("aliased value: %s", got)
+	}
+}
+
+func TestHasherConcurrentDayChange(t *testing.T) {
+	var day atomic.Int64
+	h := NewHasher([]byte(testSecret), func() time.Time {
+		return time.Date(2024, 4, 5+int(day.Load()), 12, 0, 0, 0, time.UTC)
+	})
+	want := map[int64]string{0: hx("v"), 1: wantHash(testSecret, "2024-04-06", "v")}
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for i := 0; i < 2000; i++ {
+				d := day.Load()
+				buf = h.AppendHash(buf[:0], []byte("v"))
+				if d == day.Load() && string(buf) != want[d] {
+					bad.Add(1)
+				}
+				if i == 1000 {
+					day.Store(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() > 0 {
+		t.Errorf("%d wrong hashes across the day change", bad.Load())
+	}
+}
+
+func TestAnonymiseRewriteForward(t *testing.T) {
+	for _, c := range []struct {
+		name, ep, query, body, ip string
+		changed                   bool
+		wantQ, wantB              string
+		wantErr                   bool
+	}{
+		{name: "ga4 adds the client ip", ep: "ga4_collect", query: "v=2&cid=1.2&en=x", ip: "198.51.100.7",
+			changed: true, wantQ: "v=2&cid=1.2&en=x&_uip=198.51.100.7"},
+		{name: "ga4 replaces a browser _uip, query and lines", ep: "ga4_collect", query: "v=2&_uip=6.6.6.6&%5Fuip=6.6.6.7&cid=1", body: "en=a&_uip=1.1.1.1\n\nen=b\r", ip: "2001:db8::1",
+			changed: true, wantQ: "v=2&cid=1&_uip=2001%3Adb8%3A%3A1", wantB: "en=a\n\nen=b\r"},
+		{name: "ga4 no ip, browser _uip removed", ep: "ga4_collect", query: "_uip=6.6.6.6&en=x", ip: "",
+			changed: true, wantQ: "en=x"},
+		{name: "ga4 no ip, nothing to do", ep: "ga4_collect", query: "en=x&uid=u", body: "en=y", ip: ""},
+		{name: "meta: header only", ep: "meta_tr", query: "id=1&fbp=x", ip: "198.51.100.7"},
+		{name: "matomo: header only", ep: "matomo_track", query: "cip=6.6.6.6", ip: "198.51.100.7"},
+		{name: "mp sets ip_override first", ep: "ga4_mp", query: "measurement_id=G", body: ` { "client_id" : "c", "ip_override":"6.6.6.6", "events":[{"params":{"ip_override":"n"}}] , "ip\u005foverride":1}`, ip: "198.51.100.7",
+			changed: true, wantQ: "measurement_id=G", wantB: `{"ip_override":"198.51.100.7","client_id" : "c","events":[{"params":{"ip_override":"n"}}]}`},
+		{name: "mp only field", ep: "ga4_mp", body: `{"ip_override":"6.6.6.6"}`, ip: "", changed: true, wantB: `{}`},
+		{name: "mp protobuf spellings", ep: "ga4_mp", body: `{"ipOverride":"6.6.6.6","IP_OVERRIDE":"6.6.6.7","ip_overrides":"x"}`, ip: "198.51.100.7",
+			changed: true, wantB: `{"ip_override":"198.51.100.7","ip_overrides":"x"}`},
+		{name: "mp empty object", ep: "ga4_mp", body: `{}`, ip: "198.51.100.7", changed: true, wantB: `{"ip_override":"198.51.100.7"}`},
+		{name: "mp no ip, nothing to do", ep: "ga4_mp", body: `{"client_id":"c"}`, ip: ""},
+		{name: "mp empty body", ep: "ga4_mp", body: "", ip: "198.51.100.7"},
+		{name: "mp bad JSON", ep: "ga4_mp", body: `{"client_id":`, ip: "198.51.100.7", wantErr: true},
+		{name: "mp not an object", ep: "ga4_mp", body: `["ip_override"]`, ip: "198.51.100.7", wantErr: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := testAnonymiser(t, c.ep, nil, nil)
+			var out Out
+			changed, err := a.RewriteForward(&Hit{Query: []byte(c.query), Body: []byte(c.body)}, c.ip, &out)
+			if c.wantErr {
+				if err == nil {
+					t.Fatal("want error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != c.changed {
+				t.Fatalf("changed = %v", changed)
+			}
+			if !changed {
+				return
+			}
+			if string(out.Query) != c.wantQ || string(out.Body) != c.wantB {
+				t.Errorf("\n got %q %q\nwant %q %q", out.Query, out.Body, c.wantQ, c.wantB)
+			}
+		})
+	}
+}
+
+const (
+	benchGA4Query  = "v=2&tid=G-ABC123XYZ9&gtm=45je4a20v9123456789za200&_p=1712345678901&gcs=G111&gcd=13l3l3l3l1l1&npa=0&dma=0&cid=1186384312.1712340000&ul=en-us&sr=1920x1080&uaa=x86&uab=64&uafvl=Chromium%3B122.0.6261.112&uamb=0&uam=&uap=Windows&uapv=15.0.0&uaw=0&are=1&frm=0&pscdl=noapi&_s=1&sid=1712349999&sct=3&seg=0&dl=https%3A%2F%2Fshop.example.com%2Fproducts%2Fshoe%3Futm_source%3Dnewsletter%26gclid%3DCj0KCQjw%23reviews&dr=https%3A%2F%2Fwww.google.com%2F&dt=Running%20shoe&en=page_view&_fv=1&_ss=1&tfd=1234"
+	benchMetaQuery = "id=1234567890123456&ev=PageView&dl=https%3A%2F%2Fshop.example.com%2F%3Ffbclid%3DIwAR2xYz&rl=&if=false&ts=1712345678901&sw=1920&sh=1080&v=2.9.156&r=stable&ec=0&o=4126&fbp=fb.1.1712340000000.1122334455&fbc=fb.1.1712345600000.IwAR2xYz&ud%5Bem%5D=a8cfcd74832004951b4408cdb0a5dbcd8c7e52d43f7fe244bf720582e05241da&it=1712345670000&coo=false&rqm=GET"
+	benchGA4Lines  = "en=scroll&ep.percent_scrolled=90&_et=5123\nen=purchase&ep.transaction_id=T-99812&epn.value=59.90&cu=EUR&_et=301\nen=user_engagement&_et=10023"
+)
+
+func TestAnonymiseAllocs(t *testing.T) {
+	for _, c := range []struct {
+		ep, query, body string
+		max             float64
+	}{
+		{"ga4_collect", benchGA4Query, "", 0},
+		{"meta_tr", benchMetaQuery, "", 0},
+		{"ga4_collect", benchGA4Query, benchGA4Lines, 0},
+	} {
+		a := testAnonymiser(t, c.ep, nil, nil)
+		hit := &Hit{Query: []byte(c.query), Body: []byte(c.body), ContentType: []byte("text/plain")}
+		var out Out
+		got := testing.AllocsPerRun(200, func() {
+			if err := a.Anonymise(hit, "203.0.113.0", &out); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if got > c.max {
+			t.Errorf("%s (body %v): %.1f allocs per hit, want <= %.0f", c.ep, c.body != "", got, c.max)
+		}
+		got = testing.AllocsPerRun(200, func() {
+			if _, err := a.RewriteForward(hit, "198.51.100.7", &out); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if got > 0 {
+			t.Errorf("%s forward: %.1f allocs per hit, want 0", c.ep, got)
+		}
+	}
+}
+
+func benchAnonymise(b *testing.B, ep, query, body string) {
+	a := testAnonymiser(b, ep, nil, nil)
+	hit := &Hit{Query: []byte(query), Body: []byte(body), ContentType: []byte("text/plain")}
+	var out Out
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := a.Anonymise(hit, "203.0.113.0", &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAnonymiseGA4Get(b *testing.B)  { benchAnonymise(b, "ga4_collect", benchGA4Query, "") }
+func BenchmarkAnonymiseMetaGet(b *testing.B) { benchAnonymise(b, "meta_tr", benchMetaQuery, "") }
+func BenchmarkAnonymiseGA4Lines(b *testing.B) {
+	benchAnonymise(b, "ga4_collect", benchGA4Query, benchGA4Lines)
+}
+
+func BenchmarkAnonymiseGA4MP(b *testing.B) {
+	hits := loadCorpus(b)
+	for _, h := range hits {
+		if h.Name == "ga4_mp_purchase" {
+			benchAnonymise(b, "ga4_mp", h.Query, h.Body)
+			return
+		}
+	}
+	b.Fatal("no ga4_mp_purchase in corpus")
+}
+
+func BenchmarkRewriteForwardGA4(b *testing.B) {
+	a := testAnonymiser(b, "ga4_collect", nil, nil)
+	hit := &Hit{Query: []byte(benchGA4Query)}
+	var out Out
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.RewriteForward(hit, "198.51.100.7", &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkHasher(b *testing.B) {
+	h := NewHasher([]byte(testSecret), nil)
+	v := []byte("1186384312.1712340000")
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = h.AppendHash(buf[:0], v)
+	}
+}
+
+// FuzzAnonymise checks on arbitrary hits that the anonymiser never panics and that,
+// when it succeeds, the output parses back and holds only names and JSON paths it was
+// allowed to emit.
+func FuzzAnonymise(f *testing.F) {
+	hits, err := LoadHitCorpus(corpusDir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, h := range hits {
+		for i := range builtin {
+			if builtin[i].Name == h.Endpoint {
+				f.Add(uint8(i), h.Query, h.Body, h.ContentType)
+			}
+		}
+	}
+	f.Add(uint8(0), "a=%zz&%=&&=&;=", "\n\r\n=", "")
+	f.Add(uint8(1), "", `{"events":[[[]]],"client_id":{"x":1}}`, "")
+	hasher := NewHasher([]byte(testSecret), testDay)
+	anons := make([]*Anonymiser, len(builtin))
+	for i := range builtin {
+		a, err := NewAnonymiser(&builtin[i], nil, nil, hasher)
+		if err != nil {
+			f.Fatal(err)
+		}
+		anons[i] = a
+	}
+	f.Fuzz(func(t *testing.T, epi uint8, query, body, ct string) {
+		i := int(epi) % len(builtin)
+		ep, a := &builtin[i], anons[i]
+		hit := &Hit{Query: []byte(query), Body: []byte(body), ContentType: []byte(ct)}
+		var out Out
+		if changed, err := a.RewriteForward(hit, "198.51.100.7", &out); err == nil && changed && ep.Body == BodyJSON && len(out.Body) > 0 && !json.Valid(out.Body) {
+			t.Errorf("forward: invalid JSON %q", out.Body)
+		}
+		if err := a.Anonymise(hit, "203.0.113.0", &out); err != nil {
+			return
+		}
+		checkPairs(t, a, ep, string(out.Query), true)
+		switch ep.Body {
+		case BodyNone:
+			if len(out.Body) > 0 {
+				t.Errorf("BodyNone kept a body: %q", out.Body)
+			}
+		case BodyForm:
+			checkPairs(t, a, ep, string(out.Body), false)
+		case BodyLines:
+			for _, line := range strings.Split(string(out.Body), "\n") {
+				checkPairs(t, a, ep, line, false)
+			}
+		case BodyJSON:
+			if len(out.Body) == 0 {
+				return
+			}
+			var doc any
+			if err := json.Unmarshal(out.Body, &doc); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, out.Body)
+			}
+			checkJSON(t, a, ep, doc, "")
+		}
+	})
+}
+
+func checkPairs(t *testing.T, a *Anonymiser, ep *Endpoint, q string, query bool) {
+	t.Helper()
+	if q == "" {
+		return
+	}
+	if _, err := url.ParseQuery(q); err != nil {
+		t.Fatalf("output does not parse: %v\n%s", err, q)
+	}
+	for _, pair := range strings.Split(q, "&") {
+		raw, _, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(raw)
+		if err != nil {
+			t.Fatalf("name %q: %v", raw, err)
+		}
+		if a.rule([]byte(name)) != 0 {
+			continue
+		}
+		if query && (name == ep.IP.Param || setNamed(ep.Set, name)) {
+			continue
+		}
+		t.Errorf("%s: name %q is not allowed:\n%s", ep.Name, name, q)
+	}
+}
+
+func setNamed(ps []Param, name string) bool {
+	for _, p := range ps {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkJSON walks the output and checks every scalar sits at an allowed, set or IP path.
+func checkJSON(t *testing.T, a *Anonymiser, ep *Endpoint, v any, path string) {
+	t.Helper()
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			checkJSON(t, a, ep, c, p)
+		}
+	case []any:
+		for _, c := range x {
+			checkJSON(t, a, ep, c, path+"[]")
+		}
+	default:
+		if _, ok := ep.AllowJSON[path]; ok || path == ep.IP.JSONField || setNamed(ep.SetJSON, path) {
+			return
+		}
+		t.Errorf("%s: JSON path %q is not allowed", ep.Name, path)
+	}
+}

@@ -1,0 +1,613 @@
+package rules
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// The catalogue the config tests are written against, so that they do not change when
+// the built-in catalogue grows.
+var (
+	testVendors   = []string{"ga4", "meta", "google_ads", "bing", "linkedin", "tiktok", "matomo", "plausible"}
+	testEndpoints = []string{"ga4_collect", "ga4_mp", "meta_tr", "google_ads_conversion", "google_ads_viewthrough",
+		"google_ads_1p_conversion", "google_ads_ccm", "bing_action", "linkedin_collect", "tiktok_pixel",
+		"matomo_track", "plausible_event"}
+)
+
+func useTestCatalogue(t testing.TB) {
+	t.Helper()
+	saved := catalogue
+	catalogue.vendors = func() []string { return slices.Clone(testVendors) }
+	catalogue.endpoint = func(name string) bool { return slices.Contains(testEndpoints, name) }
+	catalogue.endpoints = func() []string { return slices.Clone(testEndpoints) }
+	t.Cleanup(func() { catalogue = saved })
+}
+
+// useEnv makes env the whole environment the loader sees.
+func useEnv(t testing.TB, env map[string]string) {
+	t.Helper()
+	saved := getenv
+	getenv = func(k string) string { return env[k] }
+	t.Cleanup(func() { getenv = saved })
+}
+
+// readEnvFile reads KEY=VALUE lines; a missing file is an empty environment.
+func readEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return env
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(raw)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("%s: bad line %q", path, line)
+		}
+		env[k] = v
+	}
+	return env
+}
+
+// TestLoadBadGolden loads each testdata/config/bad/*.yaml (with the environment of the
+// .env file next to it, if any) and compares the error with the .golden file. Run with
+// -update to rewrite the goldens after an intended change, then read the diff.
+func TestLoadBadGolden(t *testing.T) {
+	useTestCatalogue(t)
+	files, err := filepath.Glob("testdata/config/bad/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad configs: %v", err)
+	}
+	for _, path := range files {
+		base := strings.TrimSuffix(path, ".yaml")
+		t.Run(filepath.Base(base), func(t *testing.T) {
+			useEnv(t, readEnvFile(t, base+".env"))
+			cfg, err := Load(path)
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("want *ConfigError, got cfg=%v err=%v", cfg != nil, err)
+			}
+			if cfg != nil {
+				t.Error("config returned with an error")
+			}
+			checkSorted(t, ce)
+			got := err.Error() + "\n"
+			if *update {
+				if err := os.WriteFile(base+".golden", []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(base + ".golden")
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if got != string(want) {
+				t.Errorf("errors differ from %s.golden:\n--- got\n%s--- want\n%s", base, got, want)
+			}
+		})
+	}
+}
+
+func checkSorted(t *testing.T, ce *ConfigError) {
+	t.Helper()
+	for i, p := range ce.Problems {
+		if p.Pos.Line <= 0 && !strings.HasPrefix(p.Pos.File, "$"+envPrefix) {
+			t.Errorf("problem without a position: %+v", p)
+		}
+		if i == 0 {
+			continue
+		}
+		q := ce.Problems[i-1]
+		if q.Pos.Line == 0 && p.Pos.Line > 0 || p.Pos.Line > 0 && (q.Pos.Line > p.Pos.Line || q.Pos.Line == p.Pos.Line && q.Pos.Col > p.Pos.Col) {
+			t.Errorf("problems out of order: %v before %v", q, p)
+		}
+	}
+}
+
+// TestLoadGoodMinimal: one key set, every other value is the default.
+func TestLoadGoodMinimal(t *testing.T) {
+	useTestCatalogue(t)
+	useEnv(t, nil)
+	cfg := mustLoad(t, "testdata/config/good/minimal.yaml")
+	want := defaultConfig()
+	want.Upstreams = map[string]string{"ga4": "https://region1.google-analytics.com"}
+	checkConfig(t, cfg, want)
+	checkPos(t, cfg, map[string]string{
+		"upstreams":     "testdata/config/good/minimal.yaml:2:1",
+		"upstreams.ga4": "testdata/config/good/minimal.yaml:3:8",
+	})
+}
+
+// TestLoadGoodFull: every key of the schema, decoded into the values written.
+func TestLoadGoodFull(t *testing.T) {
+	useTestCatalogue(t)
+	useEnv(t, nil)
+	cfg := mustLoad(t, "testdata/config/good/full.yaml")
+	yes, no := true, false
+	want := &Config{
+		Listen:         "0.0.0.0:8443",
+		AdminListen:    "[::1]:9191",
+		AdminToken:     "s3cr3t-admin-token-0123456789",
+		TrustedProxies: []string{"10.0.0.0/8", "192.168.1.7", "2001:db8::/32"},
+		ReadTimeout:    3 * time.Second,
+		WriteTimeout:   90 * time.Second,
+		MaxBodySize:    131072,
+		AllowedOrigins: []string{"https://www.example.com", "http://localhost:3000"},
+		LogLevel:       "debug",
+		Geo:            GeoConfig{Database: "../testdata/geoip/GeoIP2-City-Test.mmdb", UnknownRegime: "opt_out"},
+		Jurisdictions: JurisdictionsConfig{
+			Replace: true,
+			Groups: map[string]JurisdictionGroup{
+				"eea":   {Regime: "opt_in", Codes: []string{"DE", "FR", "AT"}},
+				"us-ca": {Regime: "opt_out", GPC: &yes, Codes: []string{"US-CA"}},
+				"br":    {Regime: "opt_in", GPC: &no, Codes: []string{"BR"}},
+			},
+		},
+		Consent: ConsentConfig{Store: "memory", Cookie: "__Secure-cg", CookieDomain: ".example.com", Secure: true,
+			TTL: 180 * 24 * time.Hour, MaxEntries: 50000},
+		Upstream: UpstreamConfig{Timeout: 2500 * time.Millisecond, MaxConns: 64},
+		Upstreams: map[string]string{
+			"ga4":    "https://region1.google-analytics.com",
+			"matomo": "https://analytics.example.com/matomo/",
+		},
+		Anonymise: AnonymiseConfig{
+			Secret:    "0123456789abcdef0123",
+			URLParams: []string{"gclid_safe", "ref"},
+			Allow:     map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
+		},
+		Policy: PolicyConfig{
+			Table: PolicyTable{
+				"opt_in":  {"unset": {"statistics": "anonymise", "marketing": "drop"}},
+				"opt_out": {"denied": {"statistics": "anonymise"}},
+			},
+			Vendors: map[string]PolicyTable{"matomo": {"opt_in": {"unset": {"statistics": "forward"}}}},
+		},
+		Routes: []RouteConfig{
+			{Path: "/mtm/*", Endpoint: "matomo_track", Pos: Pos{"testdata/config/good/full.yaml", 71, 5}},
+			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: Pos{"testdata/config/good/full.yaml", 73, 5}},
+			{Path: "/tr", Disabled: true, Pos: Pos{"testdata/config/good/full.yaml", 76, 5}},
+		},
+	}
+	checkConfig(t, cfg, want)
+	checkAllSet(t, reflect.ValueOf(*cfg), "config")
+	checkPos(t, cfg, map[string]string{
+		"listen":                                        "testdata/config/good/full.yaml:2:9",
+		"trusted_proxies":                               "testdata/config/good/full.yaml:5:1",
+		"trusted_proxies.1":                             "testdata/config/good/full.yaml:7:5",
+		"geo.database":                                  "testdata/config/good/full.yaml:16:13",
+		"jurisdictions.groups.us-ca":                    "testdata/config/good/full.yaml:25:5",
+		"jurisdictions.groups.us-ca.codes.0":            "testdata/config/good/full.yaml:28:15",
+		"upstreams.matomo":                              "testdata/config/good/full.yaml:48:11",
+		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:54:25",
+		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:59:19",
+		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:68:23",
+		"routes.1":                                      "testdata/config/good/full.yaml:73:5",
+		"routes.1.host":                                 "testdata/config/good/full.yaml:74:11",
+	})
+}
+
+func mustLoad(t *testing.T, path string) *Config {
+	t.Helper()
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatalf("%s:\n%v", path, err)
+	}
+	return cfg
+}
+
+// checkConfig compares everything but Pos, which checkPos samples.
+func checkConfig(t *testing.T, got, want *Config) {
+	t.Helper()
+	g, w := *got, *want
+	g.Pos, w.Pos = nil, nil
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("config differs:\n got %+v\nwant %+v", g, w)
+	}
+}
+
+func checkPos(t *testing.T, cfg *Config, want map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		p, ok := cfg.Pos[k]
+		if !ok {
+			t.Errorf("Pos[%q] not set", k)
+			continue
+		}
+		if got := p.String(); got != w {
+			t.Errorf("Pos[%q] = %s, want %s", k, got, w)
+		}
+	}
+}
+
+// checkAllSet fails on any zero field: the full config must exercise every key, so a key
+// added to config.go without a decoder (or without a line in full.yaml) shows up here.
+func checkAllSet(t *testing.T, v reflect.Value, path string) {
+	t.Helper()
+	if v.Kind() == reflect.Struct {
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if f.Tag.Get("yaml") == "-" {
+				continue
+			}
+			checkAllSet(t, v.Field(i), path+"."+f.Name)
+		}
+		return
+	}
+	if v.IsZero() {
+		t.Errorf("%s is not set by full.yaml", path)
+	}
+}
+
+// TestConfigKeys: the loader's key lists are the yaml tags of config.go, and every key
+// has a decoder.
+func TestConfigKeys(t *testing.T) {
+	for _, c := range []struct {
+		keys []string
+		typ  any
+	}{
+		{topKeys, Config{}},
+		{geoKeys, GeoConfig{}},
+		{jurisdictionsKeys, JurisdictionsConfig{}},
+		{groupKeys, JurisdictionGroup{}},
+		{consentKeys, ConsentConfig{}},
+		{upstreamKeys, UpstreamConfig{}},
+		{anonymiseKeys, AnonymiseConfig{}},
+		{routeKeys, RouteConfig{}},
+	} {
+		typ := reflect.TypeOf(c.typ)
+		var tags []string
+		for i := range typ.NumField() {
+			if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ","); tag != "-" {
+				tags = append(tags, tag)
+			}
+		}
+		if !slices.Equal(tags, c.keys) {
+			t.Errorf("%s: loader keys %v, yaml tags %v", typ.Name(), c.keys, tags)
+		}
+	}
+	sections := map[string][]string{"": topKeys, "geo": geoKeys, "jurisdictions": jurisdictionsKeys,
+		"consent": consentKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys}
+	var tableKeys []string
+	for _, sk := range scalarKeys {
+		tableKeys = append(tableKeys, sk.key)
+	}
+	for _, lk := range listKeys {
+		tableKeys = append(tableKeys, lk.key)
+	}
+	for _, k := range tableKeys {
+		section, key, ok := strings.Cut(k, ".")
+		if !ok {
+			section, key = "", k
+		}
+		if !slices.Contains(sections[section], key) {
+			t.Errorf("table key %q is not a key of its section", k)
+		}
+	}
+}
+
+// TestConfigCatalogueNames: the names the tests use are those of the built-in catalogue.
+func TestConfigCatalogueNames(t *testing.T) {
+	for _, v := range testVendors {
+		if !slices.Contains(VendorNames(), v) {
+			t.Errorf("vendor %q is not in the catalogue", v)
+		}
+	}
+	for _, e := range testEndpoints {
+		if _, ok := EndpointByName(e); !ok {
+			t.Errorf("endpoint %q is not in the catalogue", e)
+		}
+	}
+}
+
+func TestDefault(t *testing.T) {
+	useEnv(t, nil)
+	cfg, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Listen: ":8080", AdminListen: "127.0.0.1:9090",
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
+		MaxBodySize: 65536, LogLevel: "info",
+		Geo:      GeoConfig{UnknownRegime: "opt_in"},
+		Consent:  ConsentConfig{Store: "memory", Cookie: "cg_id", TTL: 9480 * time.Hour, MaxEntries: 1000000},
+		Upstream: UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+	}
+	checkConfig(t, cfg, want)
+	if len(cfg.Pos) != 0 {
+		t.Errorf("defaults have positions: %v", cfg.Pos)
+	}
+}
+
+// TestEnvNames: the variables read are the documented ones.
+func TestEnvNames(t *testing.T) {
+	want := []string{
+		"CONSENTGATE_LISTEN", "CONSENTGATE_ADMIN_LISTEN", "CONSENTGATE_ADMIN_TOKEN",
+		"CONSENTGATE_READ_TIMEOUT", "CONSENTGATE_WRITE_TIMEOUT", "CONSENTGATE_MAX_BODY_SIZE",
+		"CONSENTGATE_LOG_LEVEL", "CONSENTGATE_GEO_DATABASE", "CONSENTGATE_GEO_UNKNOWN_REGIME",
+		"CONSENTGATE_CONSENT_STORE", "CONSENTGATE_CONSENT_COOKIE", "CONSENTGATE_CONSENT_COOKIE_DOMAIN",
+		"CONSENTGATE_CONSENT_SECURE", "CONSENTGATE_CONSENT_TTL", "CONSENTGATE_CONSENT_MAX_ENTRIES",
+		"CONSENTGATE_UPSTREAM_TIMEOUT", "CONSENTGATE_UPSTREAM_MAX_CONNS", "CONSENTGATE_ANONYMISE_SECRET",
+		"CONSENTGATE_TRUSTED_PROXIES", "CONSENTGATE_ALLOWED_ORIGINS", "CONSENTGATE_ANONYMISE_URL_PARAMS",
+	}
+	if got := envKeys(); !slices.Equal(got, want) {
+		t.Errorf("env vars:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestEnvOverrides: every variable wins over the file and the defaults, and records
+// where the value came from.
+func TestEnvOverrides(t *testing.T) {
+	useTestCatalogue(t)
+	useEnv(t, map[string]string{
+		"CONSENTGATE_LISTEN":                "127.0.0.1:8081",
+		"CONSENTGATE_ADMIN_LISTEN":          ":0",
+		"CONSENTGATE_ADMIN_TOKEN":           "env-token-0123456789abcdef",
+		"CONSENTGATE_READ_TIMEOUT":          "7s",
+		"CONSENTGATE_WRITE_TIMEOUT":         "8s",
+		"CONSENTGATE_MAX_BODY_SIZE":         "2048",
+		"CONSENTGATE_LOG_LEVEL":             "warn",
+		"CONSENTGATE_GEO_DATABASE":          "../testdata/geoip/GeoIP2-Country-Test.mmdb",
+		"CONSENTGATE_GEO_UNKNOWN_REGIME":    "none",
+		"CONSENTGATE_CONSENT_STORE":         "memory",
+		"CONSENTGATE_CONSENT_COOKIE":        "__Host-id",
+		"CONSENTGATE_CONSENT_COOKIE_DOMAIN": "",
+		"CONSENTGATE_CONSENT_SECURE":        "true",
+		"CONSENTGATE_CONSENT_TTL":           "30d",
+		"CONSENTGATE_CONSENT_MAX_ENTRIES":   "2000",
+		"CONSENTGATE_UPSTREAM_TIMEOUT":      "1s",
+		"CONSENTGATE_UPSTREAM_MAX_CONNS":    "8",
+		"CONSENTGATE_ANONYMISE_SECRET":      "env-secret-0123456789",
+		"CONSENTGATE_TRUSTED_PROXIES":       " 10.1.0.0/16, ,::1 ",
+		"CONSENTGATE_ALLOWED_ORIGINS":       "https://a.example.com,https://b.example.com:8443",
+		"CONSENTGATE_ANONYMISE_URL_PARAMS":  "x",
+	})
+	cfg, err := LoadBytes("t.yaml", []byte("listen: \":9000\"\ntrusted_proxies: [10.0.0.0/8, 10.2.0.0/16, 10.3.0.0/16]\nupstream:\n  max_conns: 100\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Listen: "127.0.0.1:8081", AdminListen: ":0", AdminToken: "env-token-0123456789abcdef",
+		TrustedProxies: []string{"10.1.0.0/16", "::1"},
+		ReadTimeout:    7 * time.Second, WriteTimeout: 8 * time.Second,
+		MaxBodySize: 2048, AllowedOrigins: []string{"https://a.example.com", "https://b.example.com:8443"},
+		LogLevel: "warn",
+		Geo:      GeoConfig{Database: "../testdata/geoip/GeoIP2-Country-Test.mmdb", UnknownRegime: "none"},
+		Consent: ConsentConfig{Store: "memory", Cookie: "__Host-id", Secure: true,
+			TTL: 30 * 24 * time.Hour, MaxEntries: 2000},
+		Upstream:  UpstreamConfig{Timeout: time.Second, MaxConns: 8},
+		Anonymise: AnonymiseConfig{Secret: "env-secret-0123456789", URLParams: []string{"x"}},
+	}
+	checkConfig(t, cfg, want)
+	checkPos(t, cfg, map[string]string{
+		"listen":             "$CONSENTGATE_LISTEN:0:0",
+		"upstream.max_conns": "$CONSENTGATE_UPSTREAM_MAX_CONNS:0:0",
+		"trusted_proxies.1":  "$CONSENTGATE_TRUSTED_PROXIES:0:0",
+		"upstream":           "t.yaml:3:1",
+	})
+	if _, ok := cfg.Pos["trusted_proxies.2"]; ok {
+		t.Error("Pos keeps a list item the environment replaced")
+	}
+}
+
+// TestEnvBad: a bad variable is reported at the variable, with the same check as a file
+// value, along with the file's problems.
+func TestEnvBad(t *testing.T) {
+	useTestCatalogue(t)
+	check := func(t *testing.T, env map[string]string, yaml string, want ...string) {
+		t.Helper()
+		useEnv(t, env)
+		_, err := LoadBytes("t.yaml", []byte(yaml))
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Fatalf("want *ConfigError, got %v", err)
+		}
+		checkSorted(t, ce)
+		if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {
+			t.Errorf("errors:\n got %q\nwant %q", got, want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		yaml string
+		want []string
+	}{
+		{"listen", map[string]string{"CONSENTGATE_LISTEN": "8080"}, "", []string{
+			`$CONSENTGATE_LISTEN: listen: bad address "8080": missing port in address; want host:port, e.g. ":8080" or "127.0.0.1:9090"`}},
+		{"duration", map[string]string{"CONSENTGATE_CONSENT_TTL": "13 months"}, "", []string{
+			`$CONSENTGATE_CONSENT_TTL: consent.ttl: want a duration such as "5s", "1m30s" or "30d", got "13 months"`}},
+		{"bool", map[string]string{"CONSENTGATE_CONSENT_SECURE": "yes"}, "", []string{
+			`$CONSENTGATE_CONSENT_SECURE: consent.secure: want true or false, got "yes"`}},
+		{"list item", map[string]string{"CONSENTGATE_TRUSTED_PROXIES": "10.0.0.0/8,10.0.0.0/33"}, "", []string{
+			`$CONSENTGATE_TRUSTED_PROXIES: trusted_proxies.1: bad CIDR or IP address "10.0.0.0/33": netip.ParsePrefix("10.0.0.0/33"): prefix length out of range`}},
+		{"with file problems", map[string]string{"CONSENTGATE_MAX_BODY_SIZE": "1", "CONSENTGATE_ADMIN_TOKEN": "short"},
+			"log_level: loud\n", []string{
+				`t.yaml:1:12: log_level: unknown log level "loud" (known: debug, info, warn, error)`,
+				`$CONSENTGATE_ADMIN_TOKEN: admin_token: too short (5 characters): use at least 16, since it guards reading and erasing visitors' consent records`,
+				`$CONSENTGATE_MAX_BODY_SIZE: max_body_size: 1 is out of range 1024..10485760 (1 KiB..10 MiB)`,
+			}},
+		{"cross check", map[string]string{"CONSENTGATE_CONSENT_COOKIE": "__Secure-id"}, "", []string{
+			`$CONSENTGATE_CONSENT_COOKIE: consent.cookie: a __Secure- cookie needs consent.secure: true, or browsers drop it`}},
+	} {
+		t.Run(c.name, func(t *testing.T) { check(t, c.env, c.yaml, c.want...) })
+	}
+	t.Run("default", func(t *testing.T) {
+		useEnv(t, map[string]string{"CONSENTGATE_LOG_LEVEL": "trace"})
+		_, err := Default()
+		if err == nil || err.Error() != `$CONSENTGATE_LOG_LEVEL: log_level: unknown log level "trace" (known: debug, info, warn, error)` {
+			t.Errorf("Default() error = %v", err)
+		}
+	})
+}
+
+// TestLoadBytes covers YAML mechanics: empty documents, aliases, merge keys, several
+// documents, syntax errors.
+func TestLoadBytes(t *testing.T) {
+	useTestCatalogue(t)
+	useEnv(t, nil)
+	ok := func(t *testing.T, yaml string, check func(*Config)) {
+		t.Helper()
+		cfg, err := LoadBytes("t.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		check(cfg)
+	}
+	bad := func(t *testing.T, yaml string, want ...string) {
+		t.Helper()
+		_, err := LoadBytes("t.yaml", []byte(yaml))
+		if err == nil {
+			t.Fatal("no error")
+		}
+		if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {
+			t.Errorf("errors:\n got %q\nwant %q", got, want)
+		}
+	}
+	isDefault := func(cfg *Config) {
+		checkConfig(t, cfg, defaultConfig())
+	}
+	t.Run("empty", func(t *testing.T) { ok(t, "", isDefault) })
+	t.Run("comments", func(t *testing.T) { ok(t, "# nothing\n\n", isDefault) })
+	t.Run("null document", func(t *testing.T) { ok(t, "~\n", isDefault) })
+	t.Run("null sections", func(t *testing.T) {
+		ok(t, "geo:\nconsent: ~\npolicy: {}\nroutes: []\nlisten:\n", isDefault)
+	})
+	t.Run("empty optional strings", func(t *testing.T) {
+		ok(t, "admin_token: \"\"\nanonymise:\n  secret: \"\"\ngeo:\n  database: \"\"\n", isDefault)
+	})
+	t.Run("aliases", func(t *testing.T) {
+		ok(t, "upstreams:\n  ga4: &u \"https://sink.test\"\n  meta: *u\n", func(c *Config) {
+			if c.Upstreams["meta"] != "https://sink.test" || c.Pos["upstreams.meta"].Line != 2 {
+				t.Errorf("upstreams = %v, pos %v", c.Upstreams, c.Pos["upstreams.meta"])
+			}
+		})
+	})
+	t.Run("merge keys", func(t *testing.T) {
+		ok(t, `upstream: &base {timeout: 2s, max_conns: 10}
+consent:
+  <<: [{ttl: 30d, cookie: a}, {ttl: 40d, secure: true}]
+  cookie: b
+`, func(c *Config) {
+			if c.Consent.TTL != 30*day || c.Consent.Cookie != "b" || !c.Consent.Secure {
+				t.Errorf("consent = %+v", c.Consent)
+			}
+		})
+	})
+	t.Run("unknown key through an alias", func(t *testing.T) {
+		bad(t, "upstream: &u {timeout: 2s}\nconsent: *u\n",
+			`t.yaml:1:15: unknown key "timeout" in consent (known: store, cookie, cookie_domain, secure, ttl, max_entries)`)
+	})
+	t.Run("merge of a scalar", func(t *testing.T) {
+		bad(t, "consent:\n  <<: 5\n", `t.yaml:2:7: consent: a merge key (<<) needs a mapping or a list of mappings, got "5"`)
+	})
+	t.Run("self merge", func(t *testing.T) {
+		bad(t, "consent: &c\n  <<: *c\n", `t.yaml:1:10: consent: merge keys (<<) nested too deep, or a mapping merging itself`)
+	})
+	t.Run("alias bomb", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString("jurisdictions:\n  groups:\n    g0: &g {regime: none, codes: [")
+		for i := range 26 * 26 {
+			fmt.Fprintf(&b, "%c%c, ", 'A'+i/26, 'A'+i%26)
+		}
+		b.WriteString("ZZ]}\n")
+		for i := 1; i < 1000; i++ {
+			fmt.Fprintf(&b, "    g%d: *g\n", i)
+		}
+		_, err := LoadBytes("t.yaml", []byte(b.String()))
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Fatalf("err = %v", err)
+		}
+		found := slices.ContainsFunc(ce.Problems, func(p Problem) bool {
+			return strings.Contains(p.Msg, "aliases expand the document too much")
+		})
+		if !found || len(ce.Problems) > 4*b.Len()+10_000 {
+			t.Errorf("%d problems for %d bytes, alias problem reported: %v", len(ce.Problems), b.Len(), found)
+		}
+	})
+	t.Run("empty catalogue", func(t *testing.T) {
+		saved := catalogue.vendors
+		catalogue.vendors = func() []string { return nil }
+		defer func() { catalogue.vendors = saved }()
+		bad(t, "upstreams:\n  ga4: https://x.test\n", `t.yaml:2:3: unknown vendor "ga4" in upstreams (known: none)`)
+	})
+	t.Run("two documents", func(t *testing.T) {
+		bad(t, "listen: \":1\"\n---\nlisten: \":2\"\n",
+			`t.yaml:2:1: only one YAML document is allowed; remove this "---" and what follows`)
+	})
+	t.Run("syntax", func(t *testing.T) {
+		bad(t, "log_level: info\n listen: x\n", `t.yaml:2:1: bad YAML: mapping values are not allowed in this context`)
+	})
+	t.Run("tab", func(t *testing.T) {
+		bad(t, "geo:\n\tdatabase: x\n", `t.yaml:2:1: bad YAML: found character that cannot start any token`)
+	})
+	t.Run("top level list", func(t *testing.T) {
+		bad(t, "- listen\n", `t.yaml:1:1: config: want a mapping, got a list`)
+	})
+	t.Run("complex key", func(t *testing.T) {
+		bad(t, "? [a]\n: b\n", `t.yaml:1:3: a key must be a plain string at top level, got a list`)
+	})
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("testdata/config/nope.yaml")
+	var ce *ConfigError
+	if !errors.As(err, &ce) || err.Error() != "testdata/config/nope.yaml: cannot read config: no such file or directory" {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// FuzzLoadBytes: any input gives a config or a *ConfigError whose every problem has a
+// place, and never a panic.
+func FuzzLoadBytes(f *testing.F) {
+	useTestCatalogue(f)
+	useEnv(f, nil)
+	for _, dir := range []string{"testdata/config/good", "testdata/config/bad"} {
+		files, _ := filepath.Glob(dir + "/*.yaml")
+		for _, p := range files {
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(raw)
+		}
+	}
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("consent: &c {<<: *c}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := LoadBytes("f.yaml", data)
+		if (cfg == nil) == (err == nil) {
+			t.Fatalf("cfg=%v err=%v", cfg != nil, err)
+		}
+		if err == nil {
+			return
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+			t.Fatalf("not a *ConfigError with problems: %v", err)
+		}
+		for _, p := range ce.Problems {
+			if p.Pos.File != "f.yaml" || p.Pos.Line <= 0 || p.Pos.Col <= 0 {
+				t.Fatalf("problem without a position: %+v", p)
+			}
+		}
+	})
+}

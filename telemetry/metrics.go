@@ -1,0 +1,431 @@
+// Package telemetry counts what the proxy does and exports it.
+//
+// The hit path only ever does index arithmetic and one atomic add into arrays sized at
+// start. OpenTelemetry observable instruments read those arrays when a collector asks
+// (a Prometheus scrape), so the cost of exporting is paid per scrape, never per hit.
+//
+// Metrics exported on /metrics (Prometheus text format):
+//
+//	consentgate_hits_total{vendor,action,reason,jurisdiction}  counter, only non-zero series
+//	consentgate_upstream_requests_total{vendor}                 counter, every vendor
+//	consentgate_upstream_errors_total{vendor,kind}              counter, every vendor × kind
+//	consentgate_config_last_reload_successful                   gauge 0/1
+//	consentgate_config_reload_errors_total                      counter
+//	consentgate_config_last_reload_success_timestamp_seconds    gauge, Unix seconds
+//	consentgate_build_info{version,commit,goversion}            gauge = 1
+//	consentgate_telemetry_dropped_observations_total            counter
+//
+// Hits are sparse because vendor × action × reason × jurisdiction is large and most
+// combinations never happen. Upstream series are few, so they are exported from zero:
+// an error counter that appears only at its first increment hides that increment from
+// rate() and increase(), and upstream errors are what SREs alert on.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/otlptranslator"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// MaxJurisdictions is how many distinct jurisdiction group names one Metrics can hold over
+// its lifetime. It is a power of two so the jurisdiction is the low bits of a hit's cell.
+const MaxJurisdictions = 64
+
+const jurisdictionBits = 6 // log2(MaxJurisdictions)
+
+// maxCells bounds vendors × actions × reasons × MaxJurisdictions. It is far above any
+// real catalogue (20 vendors × 3 actions × 16 reasons × 64 ≈ 61k) and keeps a typo in
+// the caller from allocating gigabytes.
+const maxCells = 1 << 22
+
+// ErrJurisdictionCapacity is returned by Jurisdiction once MaxJurisdictions names have
+// been interned. Names are never forgotten (an index must keep meaning the same group
+// for the life of the counters), so only a restart frees slots.
+var ErrJurisdictionCapacity = errors.New("telemetry: jurisdiction capacity reached")
+
+const meterName = "github.com/consentgate/consentgate/telemetry"
+
+// BuildInfo labels consentgate_build_info.
+type BuildInfo struct{ Version, Commit, GoVersion string }
+
+// UpstreamErrorKind classifies a failed upstream request.
+type UpstreamErrorKind uint8
+
+const (
+	UpstreamTimeout UpstreamErrorKind = iota // the upstream did not answer in time
+	UpstreamConnect                          // no connection could be made (DNS, refused, TLS)
+	UpstreamStatus                           // the upstream answered with a 5xx
+	UpstreamOther                            // anything else
+	numUpstreamKinds
+)
+
+var upstreamKindNames = [numUpstreamKinds]string{"timeout", "connect", "status", "other"}
+
+// String returns the kind label value.
+func (k UpstreamErrorKind) String() string {
+	if k < numUpstreamKinds {
+		return upstreamKindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Metrics holds the counters and the exporter. All methods are safe for concurrent use.
+type Metrics struct {
+	vendors, actions, reasons []string
+	// nV, nA, nR are the list lengths as uint so one unsigned compare also rejects
+	// negative indices.
+	nV, nA, nR uint
+
+	hits     []atomic.Uint64 // ((vendor*nA+action)*nR+reason)<<jurisdictionBits | jurisdiction
+	requests []atomic.Uint64 // vendor
+	errs     []atomic.Uint64 // vendor*numUpstreamKinds + kind
+	dropped  atomic.Uint64   // observations with an out-of-range index
+
+	// nJur is read by Hit so an index not (yet) handed out by Jurisdiction cannot
+	// count into a cell that has no name.
+	nJur atomic.Uint32
+
+	reloadOK     atomic.Bool
+	reloadErrors atomic.Uint64
+	reloadOKAtMs atomic.Int64 // Unix milliseconds of the last successful reload, 0 = never
+
+	mu       sync.Mutex // guards jurNames, jurIndex, hitAttrs
+	jurNames [MaxJurisdictions]string
+	jurIndex map[string]int
+	// hitAttrs caches the label set of each hit cell seen non-zero, so a scrape does not
+	// rebuild thousands of attribute sets. Counters never go back to zero and an index
+	// never changes name, so an entry never goes stale.
+	hitAttrs map[int]metric.ObserveOption
+
+	requestAttrs []metric.ObserveOption // vendor
+	errAttrs     []metric.ObserveOption // vendor*numUpstreamKinds + kind
+	buildAttrs   metric.ObserveOption
+
+	registry *prometheus.Registry
+	provider *sdkmetric.MeterProvider
+	handler  fasthttp.RequestHandler
+}
+
+// New builds the counters and a meter provider exporting them through the OpenTelemetry
+// Prometheus exporter on a private registry (never the global one, so tests and
+// `consentgate check` can build several). vendors, actions and reasons are fixed for the
+// life of the Metrics; a name's position is the index the proxy passes.
+func New(build BuildInfo, vendors, actions, reasons []string) (*Metrics, error) {
+	for _, l := range []struct {
+		what  string
+		names []string
+	}{{"vendors", vendors}, {"actions", actions}, {"reasons", reasons}} {
+		if err := checkNames(l.names); err != nil {
+			return nil, fmt.Errorf("telemetry: %s: %w", l.what, err)
+		}
+	}
+	cells := uint64(len(vendors)) * uint64(len(actions)) * uint64(len(reasons)) * MaxJurisdictions
+	if cells > maxCells {
+		return nil, fmt.Errorf("telemetry: %d vendors × %d actions × %d reasons × %d jurisdictions is %d counters, over the limit of %d",
+			len(vendors), len(actions), len(reasons), MaxJurisdictions, cells, maxCells)
+	}
+
+	m := &Metrics{
+		vendors:  append([]string(nil), vendors...),
+		actions:  append([]string(nil), actions...),
+		reasons:  append([]string(nil), reasons...),
+		nV:       uint(len(vendors)),
+		nA:       uint(len(actions)),
+		nR:       uint(len(reasons)),
+		hits:     make([]atomic.Uint64, cells),
+		requests: make([]atomic.Uint64, len(vendors)),
+		errs:     make([]atomic.Uint64, len(vendors)*int(numUpstreamKinds)),
+		jurIndex: make(map[string]int),
+		hitAttrs: make(map[int]metric.ObserveOption),
+		registry: prometheus.NewRegistry(),
+	}
+	for _, name := range m.vendors {
+		vkv := attribute.String("vendor", name)
+		m.requestAttrs = append(m.requestAttrs, metric.WithAttributeSet(attribute.NewSet(vkv)))
+		for k := range numUpstreamKinds {
+			m.errAttrs = append(m.errAttrs, metric.WithAttributeSet(attribute.NewSet(vkv, attribute.String("kind", k.String()))))
+		}
+	}
+	m.buildAttrs = metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("version", build.Version),
+		attribute.String("commit", build.Commit),
+		attribute.String("goversion", build.GoVersion),
+	))
+
+	exporter, err := otelprom.New(
+		otelprom.WithRegisterer(m.registry),
+		// Names are written in full below (with _total, _seconds) so what is in the code is
+		// exactly what is on /metrics; the default strategy would append suffixes itself.
+		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithoutSuffixes),
+		otelprom.WithoutScopeInfo(),
+		otelprom.WithoutTargetInfo(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+	}
+	res := resource.NewSchemaless(
+		attribute.String("service.name", "consentgate"),
+		attribute.String("service.version", build.Version),
+	)
+	m.provider = sdkmetric.NewMeterProvider(
+		sdkmetric.WithReader(exporter),
+		sdkmetric.WithResource(res),
+		// The SDK's default limit (2000 series per instrument) would fold real hit series
+		// into an overflow series; the arrays above already bound cardinality, so the limit
+		// is their size plus the SDK's own overflow slot.
+		sdkmetric.WithCardinalityLimit(int(cells)+1),
+	)
+	if err := m.register(m.provider.Meter(meterName)); err != nil {
+		_ = m.provider.Shutdown(context.Background())
+		return nil, err
+	}
+	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	return m, nil
+}
+
+// checkNames rejects lists that would make ambiguous or invalid series: an empty name is
+// indistinguishable from a missing label, and a duplicate makes two series collide.
+func checkNames(names []string) error {
+	if len(names) == 0 {
+		return errors.New("empty list")
+	}
+	seen := make(map[string]bool, len(names))
+	for i, n := range names {
+		if err := checkName(n); err != nil {
+			return fmt.Errorf("index %d: %w", i, err)
+		}
+		if seen[n] {
+			return fmt.Errorf("index %d: duplicate name %q", i, n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+func checkName(n string) error {
+	if n == "" {
+		return errors.New("empty name")
+	}
+	if !utf8.ValidString(n) {
+		return fmt.Errorf("name %q is not valid UTF-8", n)
+	}
+	return nil
+}
+
+func (m *Metrics) register(meter metric.Meter) error {
+	counter := func(name, desc, unit string, cb metric.Int64Callback) error {
+		_, err := meter.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit(unit), metric.WithInt64Callback(cb))
+		if err != nil {
+			return fmt.Errorf("telemetry: instrument %s: %w", name, err)
+		}
+		return nil
+	}
+	gauge := func(name, desc, unit string, cb metric.Int64Callback) error {
+		_, err := meter.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit), metric.WithInt64Callback(cb))
+		if err != nil {
+			return fmt.Errorf("telemetry: instrument %s: %w", name, err)
+		}
+		return nil
+	}
+	_, err := meter.Float64ObservableGauge("consentgate_config_last_reload_success_timestamp_seconds",
+		metric.WithDescription("Unix time of the last successful config load or reload; 0 if none yet."),
+		metric.WithUnit("s"),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			o.Observe(float64(m.reloadOKAtMs.Load()) / 1e3)
+			return nil
+		}))
+	if err != nil {
+		return fmt.Errorf("telemetry: instrument consentgate_config_last_reload_success_timestamp_seconds: %w", err)
+	}
+	return errors.Join(
+		counter("consentgate_hits_total", "Hits by vendor, action taken, reason and jurisdiction group.", "{hit}", m.observeHits),
+		counter("consentgate_upstream_requests_total", "Requests sent upstream, by vendor.", "{request}", m.observeRequests),
+		counter("consentgate_upstream_errors_total", "Upstream requests that failed, by vendor and kind (timeout, connect, status = 5xx, other).", "{request}", m.observeErrors),
+		gauge("consentgate_config_last_reload_successful", "1 if the last config load or reload succeeded, else 0.", "1",
+			func(_ context.Context, o metric.Int64Observer) error {
+				var v int64
+				if m.reloadOK.Load() {
+					v = 1
+				}
+				o.Observe(v)
+				return nil
+			}),
+		counter("consentgate_config_reload_errors_total", "Config reloads that failed; the last good config stayed in force.", "{reload}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(clampInt64(m.reloadErrors.Load()))
+				return nil
+			}),
+		gauge("consentgate_build_info", "Always 1; the labels say which build is running.", "1",
+			func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(1, m.buildAttrs)
+				return nil
+			}),
+		counter("consentgate_telemetry_dropped_observations_total", "Observations ignored because an index was out of range (a caller bug).", "{observation}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(clampInt64(m.dropped.Load()))
+				return nil
+			}),
+	)
+}
+
+// observeHits reports every non-zero hit cell. It runs per scrape, so walking all cells
+// (tens of thousands of atomic loads) is cheap next to the HTTP round trip.
+func (m *Metrics) observeHits(_ context.Context, o metric.Int64Observer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	nJur := int(m.nJur.Load())
+	for v := range m.vendors {
+		for a := range m.actions {
+			for r := range m.reasons {
+				base := ((v*int(m.nA)+a)*int(m.nR) + r) << jurisdictionBits
+				for j := range nJur {
+					i := base | j
+					n := m.hits[i].Load()
+					if n == 0 {
+						continue
+					}
+					attrs, ok := m.hitAttrs[i]
+					if !ok {
+						attrs = metric.WithAttributeSet(attribute.NewSet(
+							attribute.String("vendor", m.vendors[v]),
+							attribute.String("action", m.actions[a]),
+							attribute.String("reason", m.reasons[r]),
+							attribute.String("jurisdiction", m.jurNames[j]),
+						))
+						m.hitAttrs[i] = attrs
+					}
+					o.Observe(clampInt64(n), attrs)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Metrics) observeRequests(_ context.Context, o metric.Int64Observer) error {
+	for v := range m.requests {
+		o.Observe(clampInt64(m.requests[v].Load()), m.requestAttrs[v])
+	}
+	return nil
+}
+
+func (m *Metrics) observeErrors(_ context.Context, o metric.Int64Observer) error {
+	for i := range m.errs {
+		o.Observe(clampInt64(m.errs[i].Load()), m.errAttrs[i])
+	}
+	return nil
+}
+
+// clampInt64 converts a counter for the int64 OTel API; 2^63 hits will not happen, but a
+// wrap to negative would make Prometheus see a counter reset.
+func clampInt64(n uint64) int64 {
+	if n > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(n)
+}
+
+// Jurisdiction interns a jurisdiction group name and returns its index, the same for the
+// same name for the life of the Metrics, so a config reload keeps the old groups' series
+// and a new group gets a new index. Once MaxJurisdictions names are interned a new name
+// gets ErrJurisdictionCapacity: the caller fails the load or reload (the last good config
+// stays in force) rather than have the counters silently merge groups. An empty or
+// non-UTF-8 name is an error too, since it cannot be a distinct label value.
+func (m *Metrics) Jurisdiction(name string) (int, error) {
+	if err := checkName(name); err != nil {
+		return 0, fmt.Errorf("telemetry: jurisdiction: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i, ok := m.jurIndex[name]; ok {
+		return i, nil
+	}
+	n := int(m.nJur.Load())
+	if n >= MaxJurisdictions {
+		return 0, fmt.Errorf("jurisdiction %q: %w (%d names since start; restart to reset)", name, ErrJurisdictionCapacity, MaxJurisdictions)
+	}
+	m.jurNames[n] = name
+	m.jurIndex[name] = n
+	// Published after the name is written, so a Hit or scrape that sees the new count
+	// also sees the name.
+	m.nJur.Store(uint32(n + 1))
+	return n, nil
+}
+
+// Hit records one hit. An out-of-range index (including a jurisdiction index Jurisdiction
+// has not handed out) is counted in consentgate_telemetry_dropped_observations_total
+// instead of panicking.
+func (m *Metrics) Hit(vendor, action, reason, jurisdiction int) {
+	if uint(vendor) >= m.nV || uint(action) >= m.nA || uint(reason) >= m.nR || uint(jurisdiction) >= uint(m.nJur.Load()) {
+		m.dropped.Add(1)
+		return
+	}
+	m.hits[((uint(vendor)*m.nA+uint(action))*m.nR+uint(reason))<<jurisdictionBits|uint(jurisdiction)].Add(1)
+}
+
+// HitCount reads one hit counter; 0 for an out-of-range index.
+func (m *Metrics) HitCount(vendor, action, reason, jurisdiction int) uint64 {
+	if uint(vendor) >= m.nV || uint(action) >= m.nA || uint(reason) >= m.nR || uint(jurisdiction) >= uint(m.nJur.Load()) {
+		return 0
+	}
+	return m.hits[((uint(vendor)*m.nA+uint(action))*m.nR+uint(reason))<<jurisdictionBits|uint(jurisdiction)].Load()
+}
+
+// UpstreamRequest counts one request sent upstream for vendor, whatever its outcome.
+func (m *Metrics) UpstreamRequest(vendor int) {
+	if uint(vendor) >= m.nV {
+		m.dropped.Add(1)
+		return
+	}
+	m.requests[vendor].Add(1)
+}
+
+// UpstreamError counts one failed upstream request for vendor.
+func (m *Metrics) UpstreamError(vendor int, kind UpstreamErrorKind) {
+	if uint(vendor) >= m.nV || kind >= numUpstreamKinds {
+		m.dropped.Add(1)
+		return
+	}
+	m.errs[uint(vendor)*uint(numUpstreamKinds)+uint(kind)].Add(1)
+}
+
+// ConfigReload records the outcome of a config load or reload at time t. Until the first
+// call, consentgate_config_last_reload_successful and the timestamp read 0: nothing has
+// been loaded yet as far as telemetry knows.
+func (m *Metrics) ConfigReload(success bool, t time.Time) {
+	if success {
+		m.reloadOKAtMs.Store(t.UnixMilli())
+		m.reloadOK.Store(true)
+		return
+	}
+	m.reloadErrors.Add(1)
+	m.reloadOK.Store(false)
+}
+
+// Handler serves the Prometheus text exposition. It is built once in New, so calling
+// Handler per request costs nothing.
+func (m *Metrics) Handler() fasthttp.RequestHandler { return m.handler }
+
+// Shutdown stops the meter provider; later scrapes return no consentgate series.
+func (m *Metrics) Shutdown(ctx context.Context) error {
+	if err := m.provider.Shutdown(ctx); err != nil {
+		return fmt.Errorf("telemetry: shutdown meter provider: %w", err)
+	}
+	return nil
+}

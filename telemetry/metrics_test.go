@@ -1,0 +1,754 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/valyala/fasthttp"
+)
+
+var (
+	testVendors = []string{"ga4", "meta_pixel", "matomo"}
+	testActions = []string{"forward", "anonymise", "drop"}
+	testReasons = []string{"consent_granted", "consent_missing", "gpc_opt_out"}
+	testBuild   = BuildInfo{Version: "1.2.3", Commit: "abc123", GoVersion: "go1.26.8"}
+)
+
+func newTestMetrics(t testing.TB) *Metrics {
+	t.Helper()
+	m, err := New(testBuild, testVendors, testActions, testReasons)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return m
+}
+
+func intern(t testing.TB, m *Metrics, names ...string) []int {
+	t.Helper()
+	var idx []int
+	for _, n := range names {
+		i, err := m.Jurisdiction(n)
+		if err != nil {
+			t.Fatalf("Jurisdiction(%q): %v", n, err)
+		}
+		idx = append(idx, i)
+	}
+	return idx
+}
+
+// scraper serves m.Handler() on a real fasthttp server bound to a free 127.0.0.1 port,
+// the way the admin listener does.
+type scraper struct {
+	url    string
+	client *fasthttp.Client
+}
+
+func serve(t testing.TB, m *Metrics) *scraper {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	srv := &fasthttp.Server{Handler: m.Handler()}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := srv.Shutdown(); err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return &scraper{url: "http://" + ln.Addr().String() + "/metrics", client: &fasthttp.Client{}}
+}
+
+// scrape is one /metrics response: families by name, and every series as
+// `name{k="v",...}` (labels sorted) → value.
+type scrape struct {
+	families map[string]*dto.MetricFamily
+	series   map[string]float64
+}
+
+func (s *scraper) scrape(t testing.TB) scrape {
+	t.Helper()
+	out, err := s.fetch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// fetch is scrape for goroutines other than the test's, where t.Fatal is not allowed.
+func (s *scraper) fetch() (scrape, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(s.url)
+	if err := s.client.DoTimeout(req, resp, 10*time.Second); err != nil {
+		return scrape{}, fmt.Errorf("GET %s: %w", s.url, err)
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return scrape{}, fmt.Errorf("GET %s: status %d: %s", s.url, resp.StatusCode(), resp.Body())
+	}
+	if ct := string(resp.Header.ContentType()); !strings.HasPrefix(ct, "text/plain") {
+		return scrape{}, fmt.Errorf("GET %s: content type %q, want text/plain exposition", s.url, ct)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(resp.Body()))
+	if err != nil {
+		return scrape{}, fmt.Errorf("parse exposition: %w\n%s", err, resp.Body())
+	}
+	out := scrape{families: fams, series: map[string]float64{}}
+	for name, f := range fams {
+		for _, mt := range f.GetMetric() {
+			var v float64
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				v = mt.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				v = mt.GetGauge().GetValue()
+			default:
+				return scrape{}, fmt.Errorf("family %s: unexpected type %v", name, f.GetType())
+			}
+			key := seriesKey(name, mt.GetLabel())
+			if _, dup := out.series[key]; dup {
+				return scrape{}, fmt.Errorf("series %s exported twice", key)
+			}
+			out.series[key] = v
+		}
+	}
+	return out, nil
+}
+
+func seriesKey(name string, labels []*dto.LabelPair) string {
+	parts := make([]string, 0, len(labels))
+	for _, l := range labels {
+		parts = append(parts, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+	}
+	slices.Sort(parts)
+	if len(parts) == 0 {
+		return name
+	}
+	return name + "{" + strings.Join(parts, ",") + "}"
+}
+
+func hitKey(vendor, action, reason, jur string) string {
+	return fmt.Sprintf(`consentgate_hits_total{action=%q,jurisdiction=%q,reason=%q,vendor=%q}`, action, jur, reason, vendor)
+}
+
+// baseline is what a fresh Metrics exports: every upstream series from zero, no hits.
+func baseline() map[string]float64 {
+	s := map[string]float64{
+		`consentgate_build_info{commit="abc123",goversion="go1.26.8",version="1.2.3"}`: 1,
+		`consentgate_config_last_reload_successful`:                                    0,
+		`consentgate_config_reload_errors_total`:                                       0,
+		`consentgate_config_last_reload_success_timestamp_seconds`:                     0,
+		`consentgate_telemetry_dropped_observations_total`:                             0,
+	}
+	for _, v := range testVendors {
+		s[fmt.Sprintf(`consentgate_upstream_requests_total{vendor=%q}`, v)] = 0
+		for _, k := range []string{"timeout", "connect", "status", "other"} {
+			s[fmt.Sprintf(`consentgate_upstream_errors_total{kind=%q,vendor=%q}`, k, v)] = 0
+		}
+	}
+	return s
+}
+
+func assertSeries(t *testing.T, got, want map[string]float64) {
+	t.Helper()
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			t.Errorf("missing series %s (want %v)", k, want[k])
+		case g != want[k]:
+			t.Errorf("series %s = %v, want %v", k, g, want[k])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected series %s = %v", k, got[k])
+		}
+	}
+}
+
+func TestScrapeExactSeries(t *testing.T) {
+	reloadAt := time.Date(2026, 3, 1, 12, 0, 0, 250_000_000, time.UTC)
+	tests := []struct {
+		name   string
+		record func(t *testing.T, m *Metrics)
+		want   func() map[string]float64
+	}{
+		{
+			name:   "fresh",
+			record: func(*testing.T, *Metrics) {},
+			want:   baseline,
+		},
+		{
+			name: "jurisdictions interned but no hits export no hit series",
+			record: func(t *testing.T, m *Metrics) {
+				intern(t, m, "eea", "uk", "us-ca")
+			},
+			want: baseline,
+		},
+		{
+			name: "hit mix",
+			record: func(t *testing.T, m *Metrics) {
+				j := intern(t, m, "eea", "uk", "us-ca")
+				for range 3 {
+					m.Hit(0, 0, 0, j[0]) // ga4 forward consent_granted eea
+				}
+				m.Hit(0, 2, 1, j[0])  // ga4 drop consent_missing eea
+				m.Hit(1, 1, 2, j[2])  // meta_pixel anonymise gpc_opt_out us-ca
+				m.Hit(1, 1, 2, j[2])  //
+				m.Hit(2, 0, 0, j[1])  // matomo forward consent_granted uk
+				m.Hit(2, 2, 2, j[1])  // matomo drop gpc_opt_out uk (last cell of a jurisdiction row)
+				m.Hit(2, 2, 2, j[2])  // matomo drop gpc_opt_out us-ca
+				m.Hit(0, 0, 0, 63)    // never handed out: dropped
+				m.Hit(-1, 0, 0, j[0]) // dropped
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[hitKey("ga4", "forward", "consent_granted", "eea")] = 3
+				s[hitKey("ga4", "drop", "consent_missing", "eea")] = 1
+				s[hitKey("meta_pixel", "anonymise", "gpc_opt_out", "us-ca")] = 2
+				s[hitKey("matomo", "forward", "consent_granted", "uk")] = 1
+				s[hitKey("matomo", "drop", "gpc_opt_out", "uk")] = 1
+				s[hitKey("matomo", "drop", "gpc_opt_out", "us-ca")] = 1
+				s[`consentgate_telemetry_dropped_observations_total`] = 2
+				return s
+			},
+		},
+		{
+			name: "upstream requests and errors",
+			record: func(t *testing.T, m *Metrics) {
+				for range 5 {
+					m.UpstreamRequest(0)
+				}
+				m.UpstreamRequest(2)
+				m.UpstreamError(0, UpstreamTimeout)
+				m.UpstreamError(0, UpstreamTimeout)
+				m.UpstreamError(0, UpstreamStatus)
+				m.UpstreamError(2, UpstreamConnect)
+				m.UpstreamError(2, UpstreamOther)
+				m.UpstreamError(1, UpstreamErrorKind(99)) // dropped
+				m.UpstreamRequest(3)                      // dropped
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_upstream_requests_total{vendor="ga4"}`] = 5
+				s[`consentgate_upstream_requests_total{vendor="matomo"}`] = 1
+				s[`consentgate_upstream_errors_total{kind="timeout",vendor="ga4"}`] = 2
+				s[`consentgate_upstream_errors_total{kind="status",vendor="ga4"}`] = 1
+				s[`consentgate_upstream_errors_total{kind="connect",vendor="matomo"}`] = 1
+				s[`consentgate_upstream_errors_total{kind="other",vendor="matomo"}`] = 1
+				s[`consentgate_telemetry_dropped_observations_total`] = 2
+				return s
+			},
+		},
+		{
+			name: "successful load",
+			record: func(t *testing.T, m *Metrics) {
+				m.ConfigReload(true, reloadAt)
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_config_last_reload_successful`] = 1
+				s[`consentgate_config_last_reload_success_timestamp_seconds`] = float64(reloadAt.UnixMilli()) / 1e3
+				return s
+			},
+		},
+		{
+			name: "failed reloads keep the last success time",
+			record: func(t *testing.T, m *Metrics) {
+				m.ConfigReload(true, reloadAt)
+				m.ConfigReload(false, reloadAt.Add(time.Hour))
+				m.ConfigReload(false, reloadAt.Add(2*time.Hour))
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_config_last_reload_successful`] = 0
+				s[`consentgate_config_reload_errors_total`] = 2
+				s[`consentgate_config_last_reload_success_timestamp_seconds`] = float64(reloadAt.UnixMilli()) / 1e3
+				return s
+			},
+		},
+		{
+			name: "recovery after a failed reload",
+			record: func(t *testing.T, m *Metrics) {
+				m.ConfigReload(false, reloadAt)
+				m.ConfigReload(true, reloadAt.Add(time.Minute))
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_config_last_reload_successful`] = 1
+				s[`consentgate_config_reload_errors_total`] = 1
+				s[`consentgate_config_last_reload_success_timestamp_seconds`] = float64(reloadAt.Add(time.Minute).UnixMilli()) / 1e3
+				return s
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestMetrics(t)
+			s := serve(t, m)
+			tt.record(t, m)
+			assertSeries(t, s.scrape(t).series, tt.want())
+		})
+	}
+}
+
+func TestFamilyTypesAndHelp(t *testing.T) {
+	m := newTestMetrics(t)
+	intern(t, m, "eea")
+	m.Hit(0, 0, 0, 0)
+	got := serve(t, m).scrape(t).families
+	want := map[string]dto.MetricType{
+		"consentgate_hits_total":                                   dto.MetricType_COUNTER,
+		"consentgate_upstream_requests_total":                      dto.MetricType_COUNTER,
+		"consentgate_upstream_errors_total":                        dto.MetricType_COUNTER,
+		"consentgate_config_last_reload_successful":                dto.MetricType_GAUGE,
+		"consentgate_config_reload_errors_total":                   dto.MetricType_COUNTER,
+		"consentgate_config_last_reload_success_timestamp_seconds": dto.MetricType_GAUGE,
+		"consentgate_build_info":                                   dto.MetricType_GAUGE,
+		"consentgate_telemetry_dropped_observations_total":         dto.MetricType_COUNTER,
+	}
+	for _, name := range slices.Sorted(maps.Keys(got)) {
+		typ, ok := want[name]
+		if !ok {
+			t.Errorf("unexpected family %s", name)
+			continue
+		}
+		if got[name].GetType() != typ {
+			t.Errorf("family %s: type %v, want %v", name, got[name].GetType(), typ)
+		}
+		if got[name].GetHelp() == "" {
+			t.Errorf("family %s: no HELP", name)
+		}
+	}
+	for name := range want {
+		if _, ok := got[name]; !ok {
+			t.Errorf("missing family %s", name)
+		}
+	}
+}
+
+// TestManySeries guards against the OTel SDK's default cardinality limit (2000 series per
+// instrument), which would fold real series into an otel_metric_overflow series.
+func TestManySeries(t *testing.T) {
+	var vendors, reasons []string
+	for i := range 10 {
+		vendors = append(vendors, fmt.Sprintf("v%d", i))
+	}
+	for i := range 11 {
+		reasons = append(reasons, fmt.Sprintf("r%d", i))
+	}
+	m, err := New(testBuild, vendors, testActions, reasons)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = m.Shutdown(context.Background()) })
+	var jurs []string
+	for i := range MaxJurisdictions {
+		jurs = append(jurs, fmt.Sprintf("j%d", i))
+	}
+	idx := intern(t, m, jurs...)
+	want := 0
+	for v := range vendors {
+		for a := range testActions {
+			for r := range reasons {
+				for _, j := range idx {
+					for range v + 1 {
+						m.Hit(v, a, r, j)
+					}
+					want++
+				}
+			}
+		}
+	}
+	got := serve(t, m).scrape(t)
+	hits := got.families["consentgate_hits_total"].GetMetric()
+	if len(hits) != want {
+		t.Fatalf("exported %d hit series, want %d", len(hits), want)
+	}
+	for k, v := range got.series {
+		if strings.Contains(k, "overflow") {
+			t.Fatalf("overflow series exported: %s = %v", k, v)
+		}
+	}
+	if k := hitKey("v9", "drop", "r10", "j63"); got.series[k] != 10 {
+		t.Errorf("%s = %v, want 10", k, got.series[k])
+	}
+}
+
+func TestJurisdictionInterning(t *testing.T) {
+	t.Run("stable indices", func(t *testing.T) {
+		m := newTestMetrics(t)
+		first := intern(t, m, "eea", "uk", "ch")
+		if !slices.Equal(first, []int{0, 1, 2}) {
+			t.Fatalf("first indices %v, want [0 1 2]", first)
+		}
+		// A reload that reorders, keeps and adds groups.
+		again := intern(t, m, "ch", "us-ca", "eea", "uk", "us-ca")
+		if !slices.Equal(again, []int{2, 3, 0, 1, 3}) {
+			t.Fatalf("after reload %v, want [2 3 0 1 3]", again)
+		}
+	})
+
+	t.Run("capacity", func(t *testing.T) {
+		m := newTestMetrics(t)
+		for i := range MaxJurisdictions {
+			got, err := m.Jurisdiction(fmt.Sprintf("g%d", i))
+			if err != nil || got != i {
+				t.Fatalf("Jurisdiction(g%d) = %d, %v; want %d, nil", i, got, err, i)
+			}
+		}
+		_, err := m.Jurisdiction("one-too-many")
+		if !errors.Is(err, ErrJurisdictionCapacity) {
+			t.Fatalf("65th name: err %v, want ErrJurisdictionCapacity", err)
+		}
+		if err != nil && !strings.Contains(err.Error(), `"one-too-many"`) {
+			t.Errorf("error %q does not name the jurisdiction", err)
+		}
+		// Known names still resolve once full, so a reload that adds nothing succeeds.
+		if got, err := m.Jurisdiction("g63"); err != nil || got != 63 {
+			t.Fatalf("Jurisdiction(g63) when full = %d, %v; want 63, nil", got, err)
+		}
+		m.Hit(0, 0, 0, 63)
+		if got := m.HitCount(0, 0, 0, 63); got != 1 {
+			t.Fatalf("HitCount in the last slot = %d, want 1", got)
+		}
+	})
+
+	invalid := []struct {
+		name, jur string
+	}{
+		{"empty", ""},
+		{"invalid utf-8", "eea\xff"},
+	}
+	for _, tt := range invalid {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestMetrics(t)
+			if _, err := m.Jurisdiction(tt.jur); err == nil {
+				t.Fatalf("Jurisdiction(%q): no error", tt.jur)
+			}
+			// A rejected name takes no slot.
+			if got := intern(t, m, "eea"); got[0] != 0 {
+				t.Fatalf("first valid name got index %d, want 0", got[0])
+			}
+		})
+	}
+}
+
+func TestOutOfRangeDoesNotPanic(t *testing.T) {
+	tests := []struct {
+		name                                 string
+		vendor, action, reason, jurisdiction int
+	}{
+		{"negative vendor", -1, 0, 0, 0},
+		{"vendor = len", len(testVendors), 0, 0, 0},
+		{"huge vendor", 1 << 40, 0, 0, 0},
+		{"negative action", 0, -1, 0, 0},
+		{"action = len", 0, len(testActions), 0, 0},
+		{"negative reason", 0, 0, -5, 0},
+		{"reason = len", 0, 0, len(testReasons), 0},
+		{"negative jurisdiction", 0, 0, 0, -1},
+		{"jurisdiction not interned", 0, 0, 0, 1},
+		{"jurisdiction = capacity", 0, 0, 0, MaxJurisdictions},
+		{"min int everywhere", -1 << 63, -1 << 63, -1 << 63, -1 << 63},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestMetrics(t)
+			intern(t, m, "eea")
+			m.Hit(tt.vendor, tt.action, tt.reason, tt.jurisdiction)
+			if got := m.HitCount(tt.vendor, tt.action, tt.reason, tt.jurisdiction); got != 0 {
+				t.Errorf("HitCount = %d, want 0", got)
+			}
+			m.UpstreamRequest(tt.vendor)
+			m.UpstreamError(tt.vendor, UpstreamTimeout)
+			wantDropped := uint64(1)
+			if uint(tt.vendor) >= uint(len(testVendors)) {
+				wantDropped = 3
+			}
+			if got := m.dropped.Load(); got != wantDropped {
+				t.Errorf("dropped = %d, want %d", got, wantDropped)
+			}
+			var total uint64
+			for i := range m.hits {
+				total += m.hits[i].Load()
+			}
+			if total != 0 {
+				t.Errorf("an out-of-range hit landed in a counter (total %d)", total)
+			}
+		})
+	}
+}
+
+func TestNewRejectsBadNames(t *testing.T) {
+	tests := []struct {
+		name                      string
+		vendors, actions, reasons []string
+	}{
+		{"no vendors", nil, testActions, testReasons},
+		{"no actions", testVendors, []string{}, testReasons},
+		{"no reasons", testVendors, testActions, nil},
+		{"duplicate vendor", []string{"ga4", "meta", "ga4"}, testActions, testReasons},
+		{"empty reason", testVendors, testActions, []string{"ok", ""}},
+		{"invalid utf-8 action", testVendors, []string{"forward", "\xc3"}, testReasons},
+		{"too many counters", make4096("v"), testActions, make4096("r")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(testBuild, tt.vendors, tt.actions, tt.reasons)
+			if err == nil {
+				_ = m.Shutdown(context.Background())
+				t.Fatal("New: no error")
+			}
+			if !strings.HasPrefix(err.Error(), "telemetry: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+func make4096(prefix string) []string {
+	out := make([]string, 4096)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i)
+	}
+	return out
+}
+
+// TestSeveralInstances checks each Metrics has its own registry: two in one process
+// neither collide nor see each other's counts.
+func TestSeveralInstances(t *testing.T) {
+	a, b := newTestMetrics(t), newTestMetrics(t)
+	intern(t, a, "eea")
+	intern(t, b, "eea")
+	a.Hit(0, 0, 0, 0)
+	if got := serve(t, b).scrape(t).series[hitKey("ga4", "forward", "consent_granted", "eea")]; got != 0 {
+		t.Fatalf("b sees a's hit: %v", got)
+	}
+	if got := serve(t, a).scrape(t).series[hitKey("ga4", "forward", "consent_granted", "eea")]; got != 1 {
+		t.Fatalf("a's hit = %v, want 1", got)
+	}
+}
+
+func TestShutdownStopsExport(t *testing.T) {
+	m, err := New(testBuild, testVendors, testActions, testReasons)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	s := serve(t, m)
+	if err := m.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got := s.scrape(t).series; len(got) != 0 {
+		t.Fatalf("after Shutdown exported %d series, want none", len(got))
+	}
+	m.Hit(0, 0, 0, 0) // recording after shutdown must still be safe
+}
+
+func TestConcurrentHitsWhileScraping(t *testing.T) {
+	m := newTestMetrics(t)
+	s := serve(t, m)
+	jurs := []string{"eea", "uk", "ch", "us-ca"}
+	intern(t, m, jurs...)
+
+	// Workers keep hitting until the scraper has seen enough scrapes, so scrapes really
+	// overlap hits however fast or slow the machine is.
+	const workers, minPerWorker, minScrapes = 16, 2000, 5
+	var wg sync.WaitGroup
+	var scrapes atomic.Int64
+	var stop atomic.Bool
+	scrapeErr := make(chan error, 1)
+	go func() {
+		defer close(scrapeErr)
+		prev := map[string]float64{}
+		for !stop.Load() {
+			res, err := s.fetch()
+			if err != nil {
+				scrapeErr <- err
+				return
+			}
+			for k, v := range res.series {
+				if v < prev[k] {
+					scrapeErr <- fmt.Errorf("counter %s went back from %v to %v", k, prev[k], v)
+					return
+				}
+			}
+			prev = res.series
+			scrapes.Add(1)
+		}
+	}()
+	var hits, requests atomic.Uint64
+	for w := range workers {
+		wg.Go(func() {
+			// A reload adding a group while others hit and scrape.
+			own, err := m.Jurisdiction(fmt.Sprintf("w%d", w))
+			if err != nil {
+				t.Errorf("Jurisdiction: %v", err)
+				return
+			}
+			var n, reqs uint64
+			for i := 0; i < minPerWorker || scrapes.Load() < minScrapes; i++ {
+				v, a, r := (w+i)%len(testVendors), i%len(testActions), (w*7+i)%len(testReasons)
+				j := i % len(jurs)
+				if i%5 == 0 {
+					j = own
+				}
+				m.Hit(v, a, r, j)
+				n++
+				if i%10 == 0 {
+					m.UpstreamRequest(v)
+					m.UpstreamError(v, UpstreamErrorKind(i%4))
+					reqs++
+				}
+				if i%256 == 0 {
+					// On a small machine the spinning workers would otherwise starve the
+					// scraper and the server.
+					runtime.Gosched()
+				}
+				if i%1000 == 0 {
+					// A reload re-interning known names.
+					if _, err := m.Jurisdiction(jurs[w%len(jurs)]); err != nil {
+						t.Errorf("Jurisdiction: %v", err)
+					}
+				}
+			}
+			hits.Add(n)
+			requests.Add(reqs)
+		})
+	}
+	wg.Wait()
+	stop.Store(true)
+	if err := <-scrapeErr; err != nil {
+		t.Fatal(err)
+	}
+	if n := scrapes.Load(); n < minScrapes {
+		t.Fatalf("only %d scrapes overlapped the hits, want %d", n, minScrapes)
+	}
+
+	final := s.scrape(t)
+	sum := func(family string) (total float64) {
+		for _, mt := range final.families[family].GetMetric() {
+			total += mt.GetCounter().GetValue()
+		}
+		return total
+	}
+	if got, want := sum("consentgate_hits_total"), float64(hits.Load()); got != want {
+		t.Errorf("scraped %v hits, want %v", got, want)
+	}
+	if got, want := sum("consentgate_upstream_requests_total"), float64(requests.Load()); got != want {
+		t.Errorf("scraped %v upstream requests, want %v", got, want)
+	}
+	if got, want := sum("consentgate_upstream_errors_total"), float64(requests.Load()); got != want {
+		t.Errorf("scraped %v upstream errors, want %v", got, want)
+	}
+	for w := range workers {
+		label := fmt.Sprintf(`jurisdiction="w%d"`, w)
+		if !slices.ContainsFunc(slices.Collect(maps.Keys(final.series)), func(k string) bool { return strings.Contains(k, label) }) {
+			t.Errorf("no hit series for jurisdiction w%d", w)
+		}
+	}
+	if d := final.series["consentgate_telemetry_dropped_observations_total"]; d != 0 {
+		t.Errorf("dropped = %v, want 0", d)
+	}
+}
+
+func TestRecordingAllocatesNothing(t *testing.T) {
+	m := newTestMetrics(t)
+	intern(t, m, "eea", "uk")
+	tests := []struct {
+		name string
+		f    func()
+	}{
+		{"Hit", func() { m.Hit(1, 2, 1, 1) }},
+		{"Hit out of range", func() { m.Hit(1, 2, 1, 40) }},
+		{"UpstreamRequest", func() { m.UpstreamRequest(2) }},
+		{"UpstreamError", func() { m.UpstreamError(2, UpstreamStatus) }},
+		{"HitCount", func() { _ = m.HitCount(1, 2, 1, 1) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if n := testing.AllocsPerRun(1000, tt.f); n != 0 {
+				t.Fatalf("%s allocates %v per call, want 0", tt.name, n)
+			}
+		})
+	}
+}
+
+func BenchmarkHit(b *testing.B) {
+	m := newTestMetrics(b)
+	intern(b, m, "eea", "uk", "ch", "us-ca")
+	// Indices are precomputed so the loop measures Hit, not the arithmetic choosing them.
+	type cell struct{ v, a, r, j int }
+	var cells [256]cell
+	for i := range cells {
+		cells[i] = cell{i % 3, (i / 3) % 3, (i / 9) % 3, (i / 27) % 4}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c := &cells[i&255]
+		m.Hit(c.v, c.a, c.r, c.j)
+		i++
+	}
+}
+
+// BenchmarkHitParallel is the contended case: every goroutine hits the same counter, as
+// when one vendor and one outcome dominate the traffic.
+func BenchmarkHitParallel(b *testing.B) {
+	m := newTestMetrics(b)
+	intern(b, m, "eea")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Hit(0, 0, 0, 0)
+		}
+	})
+}
+
+func BenchmarkScrape(b *testing.B) {
+	m := newTestMetrics(b)
+	var jurs []string
+	for i := range 8 {
+		jurs = append(jurs, fmt.Sprintf("j%d", i))
+	}
+	idx := intern(b, m, jurs...)
+	for v := range testVendors {
+		for a := range testActions {
+			for r := range testReasons {
+				for _, j := range idx {
+					m.Hit(v, a, r, j)
+				}
+			}
+		}
+	}
+	s := serve(b, m)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.scrape(b)
+	}
+}
