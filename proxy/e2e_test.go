@@ -245,3 +245,16 @@ func TestUnknownLocationIsOptIn(t *testing.T) {
 	p.do("GET", "/tr?id=1&ev=PageView", "", "X-Forwarded-For", ipUSWA)
 	up.one(t)
 }
+
+func TestBodyTooLargeIsCountedNot5xx(t *testing.T) {
+	up := startSink(t)
+	p := startProxy(t, testConfig(up.URL(), "max_body_size: 1024\n"))
+	r := p.do("POST", "/g/collect?v=2&cid=1.2", strings.Repeat("en=page_view&x=1\n", 200), "X-Forwarded-For", ipSE)
+	if r.Status != 413 {
+		t.Errorf("oversize body: %d, want 413", r.Status)
+	}
+	up.none(t)
+	if n := p.hits(t, "ga4", "drop", "body_too_large", "unknown"); n != 1 {
+		t.Errorf("body_too_large = %d, want 1", n)
+	}
+}

@@ -52,6 +52,22 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// handleBadRequest answers requests fasthttp could not read. A hit whose body is over
+// max_body_size is counted against its route (reason body_too_large) and gets 413;
+// nothing of it leaves. Anything else unreadable gets 400.
+func (s *Server) handleBadRequest(ctx *fasthttp.RequestCtx, err error) {
+	if !errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		ctx.Error("bad request", fasthttp.StatusBadRequest)
+		return
+	}
+	rt := s.rt.Load()
+	if idx := rt.rules.Router.Lookup(hostOnly(ctx.Host()), ctx.Path()); idx >= 0 {
+		ep := &rt.rules.Endpoints[idx]
+		s.metrics.Hit(ep.VendorIndex, int(rules.Drop), int(rules.ReasonBodyTooLarge), rt.jur[rt.table.Unknown()])
+	}
+	ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
+}
+
 // send relays the hit upstream and the answer back. The browser never sees a 5xx from
 // here: an upstream failure gets the endpoint's local response and is counted.
 func (s *Server) send(ctx *fasthttp.RequestCtx, rt *runtime, h *hit) {

@@ -5,6 +5,8 @@ package proxy
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -68,8 +70,10 @@ func buildRuntime(cfg *rules.Config, hasher *rules.Hasher, m *telemetry.Metrics,
 }
 
 func mergedGroups(cfg *rules.Config) []geo.Group {
+	// Sorted by name so group IDs (and the metrics' order) do not change between runs.
 	var configured []geo.Group
-	for name, g := range cfg.Jurisdictions.Groups {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Jurisdictions.Groups)) {
+		g := cfg.Jurisdictions.Groups[name]
 		r, _ := geo.ParseRegime(g.Regime)
 		gpc := r == geo.OptOut
 		if g.GPC != nil {

@@ -84,6 +84,7 @@ func (s *Server) Start() error {
 	cfg := s.rt.Load().cfg
 	s.public = &fasthttp.Server{
 		Handler:                       s.handlePublic,
+		ErrorHandler:                  s.handleBadRequest,
 		Name:                          "consentgate",
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,

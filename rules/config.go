@@ -4,8 +4,9 @@ import (
 	"time"
 )
 
-// Pos is where a value stood in the config file; the zero Pos means "built-in default" or
-// "environment". Compile errors about a value are reported at its Pos.
+// Pos is where a value stood: FILE:LINE:COL in the config file, or just the variable
+// ("$CONSENTGATE_LISTEN") for an environment override; the zero Pos is a built-in default.
+// Compile errors about a value are reported at its Pos.
 type Pos struct {
 	File      string
 	Line, Col int
@@ -14,6 +15,9 @@ type Pos struct {
 func (p Pos) String() string {
 	if p.File == "" {
 		return "(default)"
+	}
+	if p.Line == 0 {
+		return p.File
 	}
 	return p.File + ":" + itoa(p.Line) + ":" + itoa(p.Col)
 }

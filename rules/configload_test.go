@@ -397,9 +397,9 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	checkConfig(t, cfg, want)
 	checkPos(t, cfg, map[string]string{
-		"listen":             "$CONSENTGATE_LISTEN:0:0",
-		"upstream.max_conns": "$CONSENTGATE_UPSTREAM_MAX_CONNS:0:0",
-		"trusted_proxies.1":  "$CONSENTGATE_TRUSTED_PROXIES:0:0",
+		"listen":             "$CONSENTGATE_LISTEN",
+		"upstream.max_conns": "$CONSENTGATE_UPSTREAM_MAX_CONNS",
+		"trusted_proxies.1":  "$CONSENTGATE_TRUSTED_PROXIES",
 		"upstream":           "t.yaml:3:1",
 	})
 	if _, ok := cfg.Pos["trusted_proxies.2"]; ok {
