@@ -27,6 +27,30 @@ func TestHitPathAllocationBudget(t *testing.T) {
 		{"drop unknown", newHitCtx("GET", "/tr?id=1&ev=PageView", ipUnknown, ""), 0},
 	}
 	cases[1].ctx.Request.Header.Set("Sec-GPC", "1")
+	// Whole round trips to a counting upstream: at most one allocation, for the rare
+	// reconnect inside the client's pool.
+	quiet := benchSink()
+	q := startProxy(t, testConfig(quiet.URL(), ""))
+	qGranted := q.consentCookie(`{"statistics":true,"marketing":true}`)
+	for _, c := range []struct {
+		name string
+		ctx  *fasthttp.RequestCtx
+	}{
+		{"anonymise ga4 eea round trip", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, "")},
+		{"forward ga4 consented round trip", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, qGranted)},
+	} {
+		q.handlePublic(c.ctx)
+		got := testing.AllocsPerRun(200, func() {
+			c.ctx.Response.Reset()
+			q.handlePublic(c.ctx)
+		})
+		if got > 1 {
+			t.Errorf("%s: %.1f allocs per hit, budget 1", c.name, got)
+		}
+	}
+	if quiet.count.Load() < 400 {
+		t.Errorf("upstream saw %d hits, want every round trip", quiet.count.Load())
+	}
 	for _, c := range cases {
 		c.ctx.Response.Reset()
 		p.handlePublic(c.ctx) // warm pools

@@ -78,7 +78,9 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, rt *runtime, h *hit) {
 	defer fasthttp.ReleaseResponse(resp)
 	s.buildUpstream(&ctx.Request, h, up)
 	s.metrics.UpstreamRequest(ep.VendorIndex)
-	err := rt.clients[ep.Index].DoTimeout(up, resp, rt.cfg.Upstream.Timeout)
+	// Do, not DoTimeout: the HostClient's read and write timeouts bound the round trip, and
+	// DoTimeout would add a timer and a goroutine hand-off to every hit.
+	err := rt.clients[ep.Index].Do(up, resp)
 	if err != nil {
 		s.metrics.UpstreamError(ep.VendorIndex, upstreamErrorKind(err))
 		localResponse(ctx, ep)

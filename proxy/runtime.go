@@ -114,7 +114,8 @@ func upstreamClients(c *rules.Compiled, cfg *rules.Config, prev *runtime) []*fas
 				WriteTimeout:                  cfg.Upstream.Timeout,
 				MaxConns:                      cfg.Upstream.MaxConns,
 				MaxIdleConnDuration:           30 * time.Second,
-				MaxIdemponentCallAttempts:     1, // a hit must not be counted twice upstream
+				MaxConnWaitTimeout:            cfg.Upstream.Timeout / 10, // all connections busy: wait briefly, then answer locally
+				MaxIdemponentCallAttempts:     1,                         // a hit must not be counted twice upstream
 				DisableHeaderNamesNormalizing: false,
 				DisablePathNormalizing:        true,
 				MaxResponseBodySize:           1 << 20,
