@@ -228,3 +228,9 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestDeployExampleConfigChecks(t *testing.T) {
+	if out, code := runCmd(t, nil, "check", "--config", "../../deploy/consentgate.example.yaml"); code != 0 || strings.TrimSpace(out) != "ok" {
+		t.Errorf("deploy example config: exit %d\n%s", code, out)
+	}
+}
