@@ -15,11 +15,11 @@ build:
 run: build
 	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
 
-## test: every test, with the race detector; then the allocation budgets, which need a
-## build without it (the race detector makes sync.Pool drop items on purpose)
+## test: the allocation budgets, which need a build without the race detector (it makes
+## sync.Pool drop items on purpose), then every test with it
 test: vet
-	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Alloc' ./...
+	$(GO) test -race -count=1 ./...
 
 vet:
 	$(GO) vet ./...
