@@ -410,6 +410,8 @@ func (a *Anonymiser) rule(name []byte) Rule {
 	return 0
 }
 
+var amp, eq = []byte("&"), []byte("=")
+
 // filterPairs appends to dst the '&'-separated pairs of src that the allow-list keeps.
 // Names are judged decoded ("cd%5Bvalue%5D" is "cd[value]"), each occurrence on its own.
 // A kept value keeps its encoding, minus bytes that could split it upstream. scratch
@@ -418,18 +420,11 @@ func (a *Anonymiser) filterPairs(dst, src, scratch []byte) ([]byte, []byte) {
 	base := len(dst)
 	for len(src) > 0 {
 		var pair []byte
-		if i := bytes.IndexByte(src, '&'); i >= 0 {
-			pair, src = src[:i], src[i+1:]
-		} else {
-			pair, src = src, nil
-		}
+		pair, src, _ = bytes.Cut(src, amp)
 		if len(pair) == 0 {
 			continue
 		}
-		rawName, rawVal, hasVal := pair, []byte(nil), false
-		if i := bytes.IndexByte(pair, '='); i >= 0 {
-			rawName, rawVal, hasVal = pair[:i], pair[i+1:], true
-		}
+		rawName, rawVal, hasVal := bytes.Cut(pair, eq)
 		var nb [maxNameLen]byte
 		name, ok := decodeName(nb[:0], rawName)
 		if !ok {
@@ -974,18 +969,11 @@ func (a *Anonymiser) removeParam(dst, src []byte) ([]byte, bool) {
 	base, removed := len(dst), false
 	for len(src) > 0 {
 		var pair []byte
-		if i := bytes.IndexByte(src, '&'); i >= 0 {
-			pair, src = src[:i], src[i+1:]
-		} else {
-			pair, src = src, nil
-		}
+		pair, src, _ = bytes.Cut(src, amp)
 		if len(pair) == 0 {
 			continue
 		}
-		rawName := pair
-		if i := bytes.IndexByte(pair, '='); i >= 0 {
-			rawName = pair[:i]
-		}
+		rawName, _, _ := bytes.Cut(pair, eq)
 		var nb [maxNameLen]byte
 		name, ok := decodeName(nb[:0], rawName)
 		if ok && string(name) == a.ipParam {
