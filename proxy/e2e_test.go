@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/consentgate/consentgate/rules"
 )
 
 // A GA4 page_view as gtag.js sends it (https://developers.google.com/tag-platform/devguides/
@@ -257,4 +259,32 @@ func TestBodyTooLargeIsCountedNot5xx(t *testing.T) {
 	if n := p.hits(t, "ga4", "drop", "body_too_large", "unknown"); n != 1 {
 		t.Errorf("body_too_large = %d, want 1", n)
 	}
+}
+
+// TestPanicFailsClosed simulates a bug in the hit path (an endpoint without its
+// anonymiser): the process survives, nothing goes upstream, the browser gets the local
+// answer and the hit is counted as internal_error.
+func TestPanicFailsClosed(t *testing.T) {
+	up := startSink(t)
+	p := startProxy(t, testConfig(up.URL(), ""))
+	rt := p.rt.Load()
+	broken := *rt
+	broken.rules = &rules.Compiled{}
+	*broken.rules = *rt.rules
+	broken.rules.Endpoints = append([]rules.CompiledEndpoint(nil), rt.rules.Endpoints...)
+	for i := range broken.rules.Endpoints {
+		broken.rules.Endpoints[i].Anon = nil
+	}
+	p.rt.Store(&broken)
+	r := p.do("GET", "/g/collect?v=2&cid=1.2", "", "X-Forwarded-For", ipSE)
+	if r.Status != 204 {
+		t.Errorf("after a panic the browser got %d, want 204", r.Status)
+	}
+	up.none(t)
+	if n := p.hits(t, "ga4", "drop", "internal_error", "unknown"); n != 1 {
+		t.Errorf("internal_error = %d, want 1", n)
+	}
+	p.rt.Store(rt)
+	p.do("GET", "/g/collect?v=2&cid=1.2", "", "X-Forwarded-For", ipSE)
+	up.one(t) // still serving
 }

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"runtime/debug"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -35,6 +37,7 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 		s.preflight(ctx, rt, ep)
 		return
 	}
+	defer s.recoverHit(ctx, rt, ep)
 	h := acquireHit()
 	defer releaseHit(h)
 	h.ep = ep
@@ -66,6 +69,21 @@ func (s *Server) handleBadRequest(ctx *fasthttp.RequestCtx, err error) {
 		s.metrics.Hit(ep.VendorIndex, int(rules.Drop), int(rules.ReasonBodyTooLarge), rt.jur[rt.table.Unknown()])
 	}
 	ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
+}
+
+// recoverHit keeps a bug from becoming a crash or a 5xx: fasthttp does not recover
+// handler panics, and one would take every visitor's hits down with it. The hit fails
+// closed (whatever was prepared is not sent), is counted, and the log says where, without
+// any of the request's data.
+func (s *Server) recoverHit(ctx *fasthttp.RequestCtx, rt *runtime, ep *rules.CompiledEndpoint) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.metrics.Hit(ep.VendorIndex, int(rules.Drop), int(rules.ReasonInternalError), rt.jur[rt.table.Unknown()])
+	s.log.Error("hit handler panicked; hit dropped", "endpoint", ep.Name, "panic", fmt.Sprintf("%T", r), "stack", string(debug.Stack()))
+	ctx.Response.Reset()
+	localResponse(ctx, ep)
 }
 
 // send relays the hit upstream and the answer back. The browser never sees a 5xx from

@@ -23,6 +23,7 @@ const (
 	ReasonAnonymiseFailed                 // the hit could not be rewritten safely, so it was dropped
 	ReasonMethodNotAllowed                // method the endpoint does not accept
 	ReasonBodyTooLarge                    // body over max_body_size
+	ReasonInternalError                   // a bug; the hit was dropped rather than risked
 	NumReasons
 )
 
@@ -38,6 +39,7 @@ var reasonNames = [NumReasons]string{
 	"anonymise_failed",
 	"method_not_allowed",
 	"body_too_large",
+	"internal_error",
 }
 
 func (r Reason) String() string {
