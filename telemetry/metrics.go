@@ -96,6 +96,8 @@ type Metrics struct {
 	requests []atomic.Uint64 // vendor
 	errs     []atomic.Uint64 // vendor*numUpstreamKinds + kind
 	dropped  atomic.Uint64   // observations with an out-of-range index
+	lookups  [int(numLookupSources) * int(numLookupResults)]atomic.Uint64
+	storeUp  atomic.Bool
 
 	// nJur is read by Hit so an index not (yet) handed out by Jurisdiction cannot
 	// count into a cell that has no name.
@@ -276,6 +278,22 @@ func (m *Metrics) register(meter metric.Meter) error {
 				o.Observe(1, m.buildAttrs)
 				return nil
 			}),
+		counter("consentgate_consent_lookups_total", "Consent lookups by source (cache, redis, memory) and result (hit, miss, error).", "{lookup}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				for i := range m.lookups {
+					o.Observe(clampInt64(m.lookups[i].Load()), lookupAttrs[i])
+				}
+				return nil
+			}),
+		gauge("consentgate_consent_store_up", "1 if the consent store answered its last health check, else 0 (hits are then decided fail-closed).", "1",
+			func(_ context.Context, o metric.Int64Observer) error {
+				var v int64
+				if m.storeUp.Load() {
+					v = 1
+				}
+				o.Observe(v)
+				return nil
+			}),
 		counter("consentgate_telemetry_dropped_observations_total", "Observations ignored because an index was out of range (a caller bug).", "{observation}",
 			func(_ context.Context, o metric.Int64Observer) error {
 				o.Observe(clampInt64(m.dropped.Load()))
@@ -404,6 +422,63 @@ func (m *Metrics) UpstreamError(vendor int, kind UpstreamErrorKind) {
 	}
 	m.errs[uint(vendor)*uint(numUpstreamKinds)+uint(kind)].Add(1)
 }
+
+// LookupSource is where a consent lookup was answered.
+type LookupSource uint8
+
+const (
+	LookupCache  LookupSource = iota // the instance's local cache
+	LookupRedis                      // Redis, after a cache miss
+	LookupMemory                     // the in-memory store (no cache in front)
+	numLookupSources
+)
+
+// LookupResult is how a consent lookup ended.
+type LookupResult uint8
+
+const (
+	LookupHit LookupResult = iota
+	LookupMiss
+	LookupError
+	numLookupResults
+)
+
+var lookupSourceNames = [numLookupSources]string{"cache", "redis", "memory"}
+var lookupResultNames = [numLookupResults]string{"hit", "miss", "error"}
+
+// lookupAttrs are built once: every source × result series is exported from zero, so
+// an error rate can be alerted on before the first error.
+var lookupAttrs = func() (out [int(numLookupSources) * int(numLookupResults)]metric.ObserveOption) {
+	for s := range numLookupSources {
+		for r := range numLookupResults {
+			out[int(s)*int(numLookupResults)+int(r)] = metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("source", lookupSourceNames[s]),
+				attribute.String("result", lookupResultNames[r]),
+			))
+		}
+	}
+	return out
+}()
+
+// ConsentLookup counts one consent lookup.
+func (m *Metrics) ConsentLookup(source LookupSource, result LookupResult) {
+	if source >= numLookupSources || result >= numLookupResults {
+		m.dropped.Add(1)
+		return
+	}
+	m.lookups[int(source)*int(numLookupResults)+int(result)].Add(1)
+}
+
+// ConsentLookupCount reads one lookup counter (tests, benchmarks' Redis-calls-per-hit).
+func (m *Metrics) ConsentLookupCount(source LookupSource, result LookupResult) uint64 {
+	if source >= numLookupSources || result >= numLookupResults {
+		return 0
+	}
+	return m.lookups[int(source)*int(numLookupResults)+int(result)].Load()
+}
+
+// StoreUp records whether the consent store answered its last health check.
+func (m *Metrics) StoreUp(up bool) { m.storeUp.Store(up) }
 
 // ConfigReload records the outcome of a config load or reload at time t. Until the first
 // call, consentgate_config_last_reload_successful and the timestamp read 0: nothing has

@@ -164,6 +164,12 @@ func baseline() map[string]float64 {
 		`consentgate_config_reload_errors_total`:                                       0,
 		`consentgate_config_last_reload_success_timestamp_seconds`:                     0,
 		`consentgate_telemetry_dropped_observations_total`:                             0,
+		`consentgate_consent_store_up`:                                                 0,
+	}
+	for _, src := range []string{"cache", "redis", "memory"} {
+		for _, res := range []string{"hit", "miss", "error"} {
+			s[fmt.Sprintf(`consentgate_consent_lookups_total{result=%q,source=%q}`, res, src)] = 0
+		}
 	}
 	for _, v := range testVendors {
 		s[fmt.Sprintf(`consentgate_upstream_requests_total{vendor=%q}`, v)] = 0
@@ -236,6 +242,26 @@ func TestScrapeExactSeries(t *testing.T) {
 				s[hitKey("matomo", "drop", "gpc_opt_out", "uk")] = 1
 				s[hitKey("matomo", "drop", "gpc_opt_out", "us-ca")] = 1
 				s[`consentgate_telemetry_dropped_observations_total`] = 2
+				return s
+			},
+		},
+		{
+			name: "consent lookups and store health",
+			record: func(t *testing.T, m *Metrics) {
+				m.ConsentLookup(LookupCache, LookupHit)
+				m.ConsentLookup(LookupCache, LookupHit)
+				m.ConsentLookup(LookupCache, LookupMiss)
+				m.ConsentLookup(LookupRedis, LookupError)
+				m.ConsentLookup(LookupSource(9), LookupHit) // dropped
+				m.StoreUp(true)
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_consent_lookups_total{result="hit",source="cache"}`] = 2
+				s[`consentgate_consent_lookups_total{result="miss",source="cache"}`] = 1
+				s[`consentgate_consent_lookups_total{result="error",source="redis"}`] = 1
+				s[`consentgate_telemetry_dropped_observations_total`] = 1
+				s[`consentgate_consent_store_up`] = 1
 				return s
 			},
 		},
@@ -332,6 +358,8 @@ func TestFamilyTypesAndHelp(t *testing.T) {
 		"consentgate_config_last_reload_success_timestamp_seconds": dto.MetricType_GAUGE,
 		"consentgate_build_info":                                   dto.MetricType_GAUGE,
 		"consentgate_telemetry_dropped_observations_total":         dto.MetricType_COUNTER,
+		"consentgate_consent_lookups_total":                        dto.MetricType_COUNTER,
+		"consentgate_consent_store_up":                             dto.MetricType_GAUGE,
 	}
 	for _, name := range slices.Sorted(maps.Keys(got)) {
 		typ, ok := want[name]
@@ -689,6 +717,7 @@ func TestRecordingAllocatesNothing(t *testing.T) {
 		{"UpstreamRequest", func() { m.UpstreamRequest(2) }},
 		{"UpstreamError", func() { m.UpstreamError(2, UpstreamStatus) }},
 		{"HitCount", func() { _ = m.HitCount(1, 2, 1, 1) }},
+		{"ConsentLookup", func() { m.ConsentLookup(LookupCache, LookupHit) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
