@@ -3,169 +3,148 @@ package consent
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
 
-const (
-	// maxShards spreads lock contention; a power of two so a mask picks the shard.
-	maxShards = 64
-	// minPerShard keeps small stores on few shards: with tiny shards the hash imbalance
-	// would evict entries long before the store as a whole is full.
-	minPerShard = 16
-	// evictSample is how many entries an eviction looks at. Go randomises map iteration,
-	// so this is a random sample and the cost of a Put stays constant however full the
-	// shard is (the Redis "approximated LRU" idea, applied to expiry).
-	evictSample = 16
-)
-
 // MemoryStore is a bounded, in-process Store: the default for a single instance and the
-// store the tests use. It is sharded by a hash of the ID, each shard a mutex and a map.
+// store the tests use. States and receipts live in two sharded maps, each bounded by
+// maxEntries IDs; an operation on both takes the state shard's lock, then the receipt
+// shard's, always in that order.
 type MemoryStore struct {
-	seed   maphash.Seed
-	mask   uint64
-	shards []memShard
-	closed atomic.Bool
-	now    func() time.Time // the clock; tests replace it
-}
+	states   *ttlMap[State]
+	receipts *ttlMap[[]Receipt]
+	closed   atomic.Bool
+	now      func() time.Time // the clock; tests replace it
 
-type memShard struct {
-	mu  sync.Mutex
-	m   map[string]memEntry // nil once the store is closed
-	cap int
-	_   [40]byte // keep neighbouring shard locks off the same cache line
-}
-
-type memEntry struct {
-	st      State
-	expires time.Time
+	receiptsMaxLen int
+	receiptsTTL    time.Duration
 }
 
 var _ Store = (*MemoryStore)(nil)
 
-// NewMemoryStore returns a store that holds at most maxEntries states. It panics if
-// maxEntries < 1: a store that can hold nothing is a configuration mistake that config
-// validation must catch before this point.
+// NewMemoryStore returns a store that holds the states of at most maxEntries IDs, and
+// the receipts of at most maxEntries IDs (DefaultReceiptsMaxLen each, kept for
+// DefaultReceiptsTTL after the last one). It panics if maxEntries < 1: a store that can
+// hold nothing is a configuration mistake that config validation must catch before this
+// point.
 func NewMemoryStore(maxEntries int) *MemoryStore {
-	if maxEntries < 1 {
-		panic(fmt.Sprintf("consent: NewMemoryStore: maxEntries must be at least 1, got %d", maxEntries))
+	return &MemoryStore{
+		states:         newTTLMap[State]("NewMemoryStore", maxEntries),
+		receipts:       newTTLMap[[]Receipt]("NewMemoryStore", maxEntries),
+		now:            time.Now,
+		receiptsMaxLen: DefaultReceiptsMaxLen,
+		receiptsTTL:    DefaultReceiptsTTL,
 	}
-	n := 1
-	for n < maxShards && maxEntries/(n*2) >= minPerShard {
-		n *= 2
-	}
-	s := &MemoryStore{
-		seed:   maphash.MakeSeed(),
-		mask:   uint64(n - 1),
-		shards: make([]memShard, n),
-		now:    time.Now,
-	}
-	// Split the bound exactly, so the shards together never hold more than maxEntries.
-	per, extra := maxEntries/n, maxEntries%n
-	for i := range s.shards {
-		c := per
-		if i < extra {
-			c++
-		}
-		s.shards[i].cap = c
-		s.shards[i].m = make(map[string]memEntry, min(c, 1024))
-	}
-	return s
 }
 
-func (s *MemoryStore) shard(id string) *memShard {
-	return &s.shards[maphash.String(s.seed, id)&s.mask]
-}
-
-// Get returns the state stored under id. It does not allocate for a present ID: it is on
-// the path of every hit that carries a consent cookie.
+// Get returns the state stored under id. It does not allocate: it is on the path of
+// every hit that carries a consent cookie.
 func (s *MemoryStore) Get(_ context.Context, id string) (State, bool, error) {
-	sh := s.shard(id)
+	sh := s.states.shard(id)
 	now := s.now()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.m == nil {
 		return State{}, false, ErrClosed
 	}
-	e, ok := sh.m[id]
-	if !ok {
-		return State{}, false, nil
-	}
-	if !now.Before(e.expires) {
-		delete(sh.m, id)
-		return State{}, false, nil
-	}
-	return e.st, true, nil
+	st, ok := sh.getLocked(id, now)
+	return st, ok, nil
 }
 
-// Put stores st under id for ttl. When the shard is full it evicts first, so the bound
-// holds at every moment, not just eventually.
-func (s *MemoryStore) Put(_ context.Context, id string, st State, ttl time.Duration) error {
+// Put stores st under id for ttl and appends the receipt, under both shard locks so
+// that no reader sees one without the other.
+func (s *MemoryStore) Put(_ context.Context, id string, st State, ttl time.Duration, r Receipt) error {
 	if ttl <= 0 {
 		return fmt.Errorf("consent: memory store put: ttl must be positive, got %v", ttl)
+	}
+	now := s.now()
+	r, err := consentReceipt(r, &st, now)
+	if err != nil {
+		return err
 	}
 	// The caller's strings may alias request memory that is reused after the handler.
 	id = strings.Clone(id)
 	st.Source = strings.Clone(st.Source)
-	sh := s.shard(id)
-	now := s.now()
-	e := memEntry{st: st, expires: now.Add(ttl)}
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.m == nil {
+
+	sh, rsh := s.lockBoth(id)
+	defer unlockBoth(sh, rsh)
+	if sh.m == nil || rsh.m == nil {
 		return ErrClosed
 	}
-	if _, ok := sh.m[id]; !ok && len(sh.m) >= sh.cap {
-		sh.evictLocked(now)
-	}
-	sh.m[id] = e
+	sh.setLocked(id, st, now.Add(ttl), now)
+	s.appendLocked(rsh, id, r, now)
 	return nil
 }
 
-// evictLocked frees at least one slot: every expired entry of a random sample, or, when
-// none has expired, the sampled entry closest to expiry (the one we would lose soonest anyway).
-func (sh *memShard) evictLocked(now time.Time) {
-	var (
-		victim     string
-		soonest    time.Time
-		haveVictim bool
-		freed      bool
-		seen       int
-	)
-	for k, e := range sh.m {
-		if !now.Before(e.expires) {
-			delete(sh.m, k)
-			freed = true
-		} else if !haveVictim || e.expires.Before(soonest) {
-			victim, soonest, haveVictim = k, e.expires, true
-		}
-		if seen++; seen >= evictSample {
-			break
-		}
-	}
-	if !freed && haveVictim {
-		delete(sh.m, victim)
-	}
-}
-
-// Delete removes id. An entry that has already expired counts as absent.
-func (s *MemoryStore) Delete(_ context.Context, id string) (bool, error) {
-	sh := s.shard(id)
+// Delete removes id's state and records the withdrawal. A state that has already
+// expired counts as absent.
+func (s *MemoryStore) Delete(_ context.Context, id string, r Receipt) (bool, error) {
 	now := s.now()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.m == nil {
+	r, err := withdrawReceipt(r, now)
+	if err != nil {
+		return false, err
+	}
+	sh, rsh := s.lockBoth(id)
+	defer unlockBoth(sh, rsh)
+	if sh.m == nil || rsh.m == nil {
 		return false, ErrClosed
 	}
-	e, ok := sh.m[id]
-	if !ok {
-		return false, nil
+	existed := sh.deleteLocked(id, now)
+	// Only the receipt map keeps the key, so only it needs a copy the caller cannot reuse.
+	s.appendLocked(rsh, strings.Clone(id), r, now)
+	return existed, nil
+}
+
+// Erase removes id's state and receipts.
+func (s *MemoryStore) Erase(_ context.Context, id string) (bool, error) {
+	now := s.now()
+	sh, rsh := s.lockBoth(id)
+	defer unlockBoth(sh, rsh)
+	if sh.m == nil || rsh.m == nil {
+		return false, ErrClosed
 	}
-	delete(sh.m, id)
-	return now.Before(e.expires), nil
+	hadState := sh.deleteLocked(id, now)
+	hadReceipts := rsh.deleteLocked(id, now)
+	return hadState || hadReceipts, nil
+}
+
+// History returns a copy of id's receipts, oldest first.
+func (s *MemoryStore) History(_ context.Context, id string) ([]Receipt, error) {
+	rsh := s.receipts.shard(id)
+	now := s.now()
+	rsh.mu.Lock()
+	defer rsh.mu.Unlock()
+	if rsh.m == nil {
+		return nil, ErrClosed
+	}
+	rs, _ := rsh.getLocked(id, now)
+	return append([]Receipt{}, rs...), nil
+}
+
+func (s *MemoryStore) lockBoth(id string) (*ttlShard[State], *ttlShard[[]Receipt]) {
+	sh, rsh := s.states.shard(id), s.receipts.shard(id)
+	sh.mu.Lock()
+	rsh.mu.Lock()
+	return sh, rsh
+}
+
+func unlockBoth(sh *ttlShard[State], rsh *ttlShard[[]Receipt]) {
+	rsh.mu.Unlock()
+	sh.mu.Unlock()
+}
+
+// appendLocked adds r to id's receipts, dropping the oldest beyond the cap, and restarts
+// the receipts' TTL as Redis does with PEXPIRE on each append. The slice is only ever
+// touched under the shard lock (History copies), so it is safe to shift it in place.
+func (s *MemoryStore) appendLocked(rsh *ttlShard[[]Receipt], id string, r Receipt, now time.Time) {
+	rs, _ := rsh.getLocked(id, now)
+	if len(rs) >= s.receiptsMaxLen {
+		n := copy(rs, rs[len(rs)-s.receiptsMaxLen+1:])
+		rs = rs[:n]
+	}
+	rsh.setLocked(id, append(rs, r), now.Add(s.receiptsTTL), now)
 }
 
 // Ping reports whether the store can serve; the readiness probe uses it.
@@ -179,24 +158,14 @@ func (s *MemoryStore) Ping(context.Context) error {
 // Close releases the entries. Later calls fail with ErrClosed; Close itself is idempotent.
 func (s *MemoryStore) Close() error {
 	s.closed.Store(true)
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		sh.m = nil
-		sh.mu.Unlock()
-	}
+	s.states.close()
+	s.receipts.close()
 	return nil
 }
 
-// Len returns the number of entries held, including expired ones not yet removed; it is
+// Len returns the number of states held, including expired ones not yet removed; it is
 // meant for metrics and tests.
-func (s *MemoryStore) Len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (s *MemoryStore) Len() int { return s.states.len() }
+
+// receiptIDs returns the number of IDs with receipts held (tests).
+func (s *MemoryStore) receiptIDs() int { return s.receipts.len() }

@@ -47,13 +47,13 @@ func storeHelpers(t *testing.T, s Store) (
 	}
 	put = func(id string, st State, ttl time.Duration) {
 		t.Helper()
-		if err := s.Put(ctx, id, st, ttl); err != nil {
+		if err := s.Put(ctx, id, st, ttl, testReceipt); err != nil {
 			t.Fatalf("Put: %v", err)
 		}
 	}
 	del = func(id string) bool {
 		t.Helper()
-		ok, err := s.Delete(ctx, id)
+		ok, err := s.Delete(ctx, id, testReceipt)
 		if err != nil {
 			t.Fatalf("Delete: %v", err)
 		}
@@ -71,6 +71,9 @@ func testState(v int64) State {
 		Updated:  clockBase.Add(time.Duration(v) * time.Second),
 	}
 }
+
+// testReceipt is what the tests pass to Put and Delete; the stores fill in the rest.
+var testReceipt = Receipt{Source: "api", UAHash: UAHash([]byte("Mozilla/5.0 (X11; Linux x86_64) test"))}
 
 func TestMemoryStorePutGetDelete(t *testing.T) {
 	s, _ := newTestStore(t, 100)
@@ -113,7 +116,7 @@ func TestMemoryStorePutGetDelete(t *testing.T) {
 func TestMemoryStorePutRejectsBadTTL(t *testing.T) {
 	s, _ := newTestStore(t, 10)
 	for _, ttl := range []time.Duration{0, -time.Second} {
-		err := s.Put(context.Background(), "a", testState(1), ttl)
+		err := s.Put(context.Background(), "a", testState(1), ttl, testReceipt)
 		if err == nil || !strings.Contains(err.Error(), "ttl must be positive") {
 			t.Errorf("Put ttl=%v: err = %v, want ttl must be positive", ttl, err)
 		}
@@ -272,11 +275,17 @@ func TestMemoryStoreClose(t *testing.T) {
 	if _, _, err := s.Get(ctx, "a"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Get after Close: %v, want ErrClosed", err)
 	}
-	if err := s.Put(ctx, "a", testState(1), time.Hour); !errors.Is(err, ErrClosed) {
+	if err := s.Put(ctx, "a", testState(1), time.Hour, testReceipt); !errors.Is(err, ErrClosed) {
 		t.Errorf("Put after Close: %v, want ErrClosed", err)
 	}
-	if _, err := s.Delete(ctx, "a"); !errors.Is(err, ErrClosed) {
+	if _, err := s.Delete(ctx, "a", testReceipt); !errors.Is(err, ErrClosed) {
 		t.Errorf("Delete after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.Erase(ctx, "a"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Erase after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.History(ctx, "a"); !errors.Is(err, ErrClosed) {
+		t.Errorf("History after Close: %v, want ErrClosed", err)
 	}
 	if err := s.Ping(ctx); !errors.Is(err, ErrClosed) {
 		t.Errorf("Ping after Close: %v, want ErrClosed", err)
@@ -305,13 +314,19 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 			for i := range ops {
 				id := "id-" + strconv.Itoa((i*7+w*13)%600) // overlapping keys across workers
 				var err error
-				switch i % 5 {
+				switch i % 7 {
 				case 0, 1:
-					err = s.Put(ctx, id, testState(int64(i)), time.Duration(1+i%3)*time.Second)
+					err = s.Put(ctx, id, testState(int64(i)), time.Duration(1+i%3)*time.Second, testReceipt)
 				case 2, 3:
 					_, _, err = s.Get(ctx, id)
 				case 4:
-					_, err = s.Delete(ctx, id)
+					_, err = s.Delete(ctx, id, testReceipt)
+				case 5:
+					_, err = s.History(ctx, id)
+				case 6:
+					if i%3 == 0 {
+						_, err = s.Erase(ctx, id)
+					}
 				}
 				if err != nil {
 					errs <- err
@@ -321,6 +336,10 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 					clk.advance(time.Second)
 					if n := s.Len(); n > bound {
 						errs <- fmt.Errorf("Len = %d > limit %d", n, bound)
+						return
+					}
+					if n := s.receiptIDs(); n > bound {
+						errs <- fmt.Errorf("IDs with receipts = %d > limit %d", n, bound)
 						return
 					}
 				}
@@ -365,7 +384,7 @@ func benchStore(b *testing.B, n int) (*MemoryStore, []string) {
 			b.Fatal(err)
 		}
 		ids[i] = id
-		if err := s.Put(context.Background(), id, testState(int64(i)), time.Hour); err != nil {
+		if err := s.Put(context.Background(), id, testState(int64(i)), time.Hour, testReceipt); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -405,7 +424,7 @@ func BenchmarkMemoryStoreGetParallel(b *testing.B) {
 func BenchmarkMemoryStorePut(b *testing.B) {
 	s, ids := benchStore(b, 10_000)
 	for i := range ids { // fill the store, so that every Put of a new ID evicts
-		if err := s.Put(context.Background(), ids[i]+"y", testState(1), time.Hour); err != nil {
+		if err := s.Put(context.Background(), ids[i]+"y", testState(1), time.Hour, testReceipt); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -418,9 +437,87 @@ func BenchmarkMemoryStorePut(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := s.Put(ctx, extra[i%len(extra)], st, time.Hour); err != nil {
+		if err := s.Put(ctx, extra[i%len(extra)], st, time.Hour, testReceipt); err != nil {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+func TestMemoryStoreReceiptsCapped(t *testing.T) {
+	s, _ := newTestStore(t, 10)
+	_, put, _ := storeHelpers(t, s)
+	const writes = DefaultReceiptsMaxLen + 150
+	for v := int64(1); v <= writes; v++ {
+		put("a", testState(v), time.Hour)
+	}
+	rs, err := s.History(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != DefaultReceiptsMaxLen {
+		t.Fatalf("%d receipts kept, want the cap %d", len(rs), DefaultReceiptsMaxLen)
+	}
+	// The oldest are dropped: what is left is the last writes, in order.
+	for i, r := range rs {
+		if want := int64(writes - DefaultReceiptsMaxLen + 1 + i); r.Version != want {
+			t.Fatalf("receipt %d has version %d, want %d", i, r.Version, want)
+		}
+	}
+}
+
+func TestMemoryStoreReceiptsTTL(t *testing.T) {
+	s, clk := newTestStore(t, 10)
+	_, put, del := storeHelpers(t, s)
+	ctx := context.Background()
+	history := func() []Receipt {
+		t.Helper()
+		rs, err := s.History(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	put("a", testState(1), time.Hour)
+	clk.advance(DefaultReceiptsTTL - time.Second)
+	del("a") // an append restarts the receipts' TTL, as PEXPIRE does in Redis
+	clk.advance(DefaultReceiptsTTL - time.Second)
+	if rs := history(); len(rs) != 2 {
+		t.Fatalf("%d receipts after a refreshed TTL, want 2", len(rs))
+	}
+	clk.advance(time.Second)
+	if rs := history(); len(rs) != 0 {
+		t.Fatalf("%d receipts after the TTL since the last append, want 0", len(rs))
+	}
+}
+
+func TestMemoryStoreReceiptIDsBounded(t *testing.T) {
+	const bound = 64
+	s, _ := newTestStore(t, bound)
+	_, _, del := storeHelpers(t, s)
+	// Withdrawals of unknown IDs still leave receipts: they must not grow without bound.
+	for i := range 10 * bound {
+		del("id-" + strconv.Itoa(i))
+	}
+	if n := s.receiptIDs(); n > bound {
+		t.Fatalf("%d IDs with receipts, want at most %d", n, bound)
+	}
+}
+
+func TestMemoryStoreReceiptCopiesStrings(t *testing.T) {
+	s, _ := newTestStore(t, 10)
+	src := []byte("api-from-request")
+	r := testReceipt
+	r.Source = unsafe.String(&src[0], len(src))
+	if err := s.Put(context.Background(), "a", testState(1), time.Hour, r); err != nil {
+		t.Fatal(err)
+	}
+	copy(src, "XXXXXXXXXXXXXXXX")
+	rs, err := s.History(context.Background(), "a")
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("History = %v, %v", rs, err)
+	}
+	if rs[0].Source != "api-from-request" {
+		t.Fatalf("receipt Source = %q: Put must copy it", rs[0].Source)
 	}
 }

@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -39,7 +42,9 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	if s.draining.Load() {
 		status["status"], code = "draining", fasthttp.StatusServiceUnavailable
 	}
-	if err := s.store.Ping(ctx); err != nil {
+	pctx, cancel := context.WithTimeout(storeCtx, time.Second)
+	defer cancel()
+	if err := s.store.Ping(pctx); err != nil {
 		// The proxy still serves (fail closed) with the store down; readiness says so
 		// without taking the instance out of rotation.
 		status["store"] = "degraded"
@@ -88,6 +93,7 @@ func (s *Server) handleAdminAPI(ctx *fasthttp.RequestCtx, path string) {
 		return
 	}
 	id, ok := strings.CutPrefix(path, "/admin/consent/")
+	id, history := strings.CutSuffix(id, "/history")
 	if !ok || id == "" || strings.Contains(id, "/") {
 		jsonError(ctx, fasthttp.StatusNotFound, "not found")
 		return
@@ -96,24 +102,65 @@ func (s *Server) handleAdminAPI(ctx *fasthttp.RequestCtx, path string) {
 		jsonError(ctx, fasthttp.StatusBadRequest, "malformed consent ID: expected the 22-character ID from the consent cookie")
 		return
 	}
+	if history {
+		s.consentHistory(ctx, method, id)
+		return
+	}
 	switch method {
 	case fasthttp.MethodPut:
 		s.putConsent(ctx, rt, id, "admin", true)
 	case fasthttp.MethodGet:
 		s.getConsent(ctx, id, true)
 	case fasthttp.MethodDelete:
-		deleted, err := s.store.Delete(ctx, id)
-		switch {
-		case err != nil:
-			storeUnavailable(ctx)
-		case !deleted:
-			jsonError(ctx, fasthttp.StatusNotFound, "no consent stored for this ID")
-		default:
-			s.log.Info("consent deleted", "source", "admin")
-			writeJSON(ctx, fasthttp.StatusOK, map[string]bool{"deleted": true})
-		}
+		s.deleteConsent(ctx, id)
 	default:
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, PUT, DELETE")
 		jsonError(ctx, fasthttp.StatusMethodNotAllowed, "use GET, PUT or DELETE")
 	}
+}
+
+// deleteConsent withdraws (the receipts stay as proof), or with ?erase=true erases the
+// state and every receipt (GDPR Art. 17).
+func (s *Server) deleteConsent(ctx *fasthttp.RequestCtx, id string) {
+	var erase bool
+	switch v := string(ctx.QueryArgs().Peek("erase")); v {
+	case "", "false":
+	case "true":
+		erase = true
+	default:
+		jsonError(ctx, fasthttp.StatusBadRequest, "erase must be true or false, got "+strconv.Quote(v))
+		return
+	}
+	var deleted bool
+	var err error
+	if erase {
+		deleted, err = s.store.Erase(storeCtx, id)
+	} else {
+		deleted, err = s.store.Delete(storeCtx, id, withdrawal(ctx, "admin"))
+	}
+	switch {
+	case err != nil:
+		storeUnavailable(ctx)
+	case !deleted:
+		jsonError(ctx, fasthttp.StatusNotFound, "no consent stored for this ID")
+	default:
+		s.log.Info("consent deleted", "source", "admin", "erased", erase)
+		writeJSON(ctx, fasthttp.StatusOK, map[string]bool{"deleted": true, "erased": erase})
+	}
+}
+
+// consentHistory answers GET /admin/consent/{id}/history: the proof-of-consent receipts.
+func (s *Server) consentHistory(ctx *fasthttp.RequestCtx, method, id string) {
+	if method != fasthttp.MethodGet {
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET")
+		jsonError(ctx, fasthttp.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	rs, err := s.store.History(storeCtx, id)
+	if err != nil {
+		storeUnavailable(ctx)
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(consent.MarshalReceipts(rs))
 }

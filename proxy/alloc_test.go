@@ -77,7 +77,7 @@ func TestHitPathAllocationBudget(t *testing.T) {
 		run := func() {
 			h := acquireHit()
 			h.ep = &rt.rules.Endpoints[idx]
-			p.evaluate(c.ctx, rt, &c.ctx.Request, peerAddr(c.ctx.RemoteIP()), h)
+			p.evaluate(rt, &c.ctx.Request, peerAddr(c.ctx.RemoteIP()), h)
 			releaseHit(h)
 		}
 		run()

@@ -44,7 +44,7 @@ func (s *Server) handleConsentAPI(ctx *fasthttp.RequestCtx, rt *runtime) {
 		withdrawn := false
 		if valid {
 			var err error
-			if withdrawn, err = s.store.Delete(ctx, string(id)); err != nil {
+			if withdrawn, err = s.store.Delete(storeCtx, string(id), withdrawal(ctx, "api")); err != nil {
 				storeUnavailable(ctx)
 				return
 			}
@@ -68,7 +68,7 @@ func (s *Server) putConsent(ctx *fasthttp.RequestCtx, rt *runtime, id, source st
 	}
 	now := time.Now().UTC()
 	st := consent.State{Purposes: purposes, Source: source, Version: 1, Created: now, Updated: now}
-	prev, ok, err := s.store.Get(ctx, id)
+	prev, ok, err := s.store.Get(storeCtx, id)
 	if err != nil {
 		storeUnavailable(ctx)
 		return false
@@ -76,7 +76,11 @@ func (s *Server) putConsent(ctx *fasthttp.RequestCtx, rt *runtime, id, source st
 	if ok {
 		st.Version, st.Created = prev.Version+1, prev.Created
 	}
-	if err := s.store.Put(ctx, id, st, rt.ttl); err != nil {
+	receipt := consent.Receipt{
+		Time: now, Action: "consent", Purposes: purposes, Source: source, Version: st.Version,
+		UAHash: consent.UAHash(ctx.UserAgent()),
+	}
+	if err := s.store.Put(storeCtx, id, st, rt.ttl, receipt); err != nil {
 		storeUnavailable(ctx)
 		return false
 	}
@@ -91,8 +95,13 @@ func (s *Server) putConsent(ctx *fasthttp.RequestCtx, rt *runtime, id, source st
 	return true
 }
 
+// withdrawal is the receipt of a withdrawal: proof that consent was taken back, and when.
+func withdrawal(ctx *fasthttp.RequestCtx, source string) consent.Receipt {
+	return consent.Receipt{Time: time.Now().UTC(), Action: "withdraw", Source: source, UAHash: consent.UAHash(ctx.UserAgent())}
+}
+
 func (s *Server) getConsent(ctx *fasthttp.RequestCtx, id string, showID bool) {
-	st, ok, err := s.store.Get(ctx, id)
+	st, ok, err := s.store.Get(storeCtx, id)
 	switch {
 	case err != nil:
 		storeUnavailable(ctx)

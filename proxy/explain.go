@@ -102,7 +102,7 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 	h := acquireHit()
 	defer releaseHit(h)
 	h.ep = &rt.rules.Endpoints[idx]
-	s.evaluate(ctx, rt, req, peer, h)
+	s.evaluate(rt, req, peer, h)
 
 	g := rt.table.Group(h.group)
 	out := explainOut{

@@ -41,7 +41,7 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	h := acquireHit()
 	defer releaseHit(h)
 	h.ep = ep
-	s.evaluate(ctx, rt, &ctx.Request, peerAddr(ctx.RemoteIP()), h)
+	s.evaluate(rt, &ctx.Request, peerAddr(ctx.RemoteIP()), h)
 	s.metrics.Hit(ep.VendorIndex, int(h.action), int(h.reason), rt.jur[h.group])
 	s.corsHit(ctx, rt)
 	switch {

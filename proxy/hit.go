@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"net/netip"
 	"sync"
 	"unsafe"
@@ -12,6 +11,7 @@ import (
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/geo"
 	"github.com/consentgate/consentgate/rules"
+	"github.com/consentgate/consentgate/telemetry"
 )
 
 // hit is the working state of one tracking request. It is pooled: nothing in it outlives
@@ -67,9 +67,19 @@ func peerAddr(ip []byte) netip.Addr {
 	return a.Unmap()
 }
 
+func memoryResult(ok bool, err error) telemetry.LookupResult {
+	switch {
+	case err != nil:
+		return telemetry.LookupError
+	case ok:
+		return telemetry.LookupHit
+	}
+	return telemetry.LookupMiss
+}
+
 // evaluate runs the decision half of the journey: locate, read consent and signals,
 // decide, and prepare what would go upstream. It sends nothing, so explain uses it too.
-func (s *Server) evaluate(ctx context.Context, rt *runtime, req *fasthttp.Request, peer netip.Addr, h *hit) {
+func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h *hit) {
 	ep := h.ep
 	// Locate.
 	h.ip = rt.trusted.ClientIP(peer, req.Header.PeekAll(fasthttp.HeaderXForwardedFor))
@@ -88,11 +98,18 @@ func (s *Server) evaluate(ctx context.Context, rt *runtime, req *fasthttp.Reques
 	// Consent: the stored state, then the signals of the hit, which only ever tighten it.
 	if id := req.Header.Cookie(rt.cookie); len(id) > 0 && consent.ValidID(id) {
 		h.hasID = true
-		st, ok, err := s.store.Get(ctx, b2s(id))
+		st, ok, err := s.store.Get(storeCtx, b2s(id))
+		if s.store.countLookups {
+			s.metrics.ConsentLookup(telemetry.LookupMemory, memoryResult(ok, err))
+		}
 		switch {
 		case err != nil:
+			// The visitor may have refused and we cannot know: fail closed, unless the
+			// operator chose on_store_error: unset (decide as if nothing was stored).
 			h.storeErr = true
-			h.eff.DenyAll(consent.CauseStoreError)
+			if !rt.storeErrorUnset {
+				h.eff.DenyAll(consent.CauseStoreError)
+			}
 		case ok:
 			h.stored = true
 			h.eff = consent.FromState(&st)

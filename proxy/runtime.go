@@ -30,6 +30,9 @@ type runtime struct {
 	origins map[string]bool
 	ttl     time.Duration
 	cookie  string
+	// storeErrorUnset: consent.on_store_error is "unset" (decide as if nothing was
+	// stored) instead of the default fail-closed "deny".
+	storeErrorUnset bool
 }
 
 // buildRuntime compiles cfg. It does no network I/O. hasher is shared across reloads.
@@ -53,7 +56,8 @@ func buildRuntime(cfg *rules.Config, hasher *rules.Hasher, m *telemetry.Metrics,
 	rt := &runtime{
 		cfg: cfg, rules: compiled, trusted: trusted, table: table, geo: loc,
 		ttl: cfg.Consent.TTL, cookie: cfg.Consent.Cookie,
-		origins: map[string]bool{},
+		storeErrorUnset: cfg.Consent.OnStoreError == "unset",
+		origins:         map[string]bool{},
 	}
 	for _, o := range cfg.AllowedOrigins {
 		rt.origins[o] = true

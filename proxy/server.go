@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	rt      atomic.Pointer[runtime]
-	store   consent.Store
+	store   *consentStore
 	hasher  *rules.Hasher // only touched under reloadMu
 	metrics *telemetry.Metrics
 
@@ -65,12 +66,17 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.store = opts.Store
-	if s.store == nil {
-		s.store = consent.NewMemoryStore(cfg.Consent.MaxEntries)
+	if opts.Store != nil {
+		s.store = &consentStore{Store: opts.Store, countLookups: true, stop: func() {}}
+		m.StoreUp(true)
+	} else if s.store, err = openStore(cfg, m, opts.Logger); err != nil {
+		loc.Close()
+		return nil, err
 	}
 	rt, err := buildRuntime(cfg, s.hasher, m, loc, nil)
 	if err != nil {
+		s.store.stop()
+		s.store.Close()
 		loc.Close()
 		return nil, err
 	}
@@ -157,6 +163,9 @@ func (s *Server) reload() error {
 	if cfg.Listen != old.cfg.Listen || cfg.AdminListen != old.cfg.AdminListen {
 		return errors.New("listen and admin_listen cannot change on reload: restart the process")
 	}
+	if !reflect.DeepEqual(storeSettings(cfg), storeSettings(old.cfg)) {
+		return errors.New("consent.store, consent.redis, consent.cache and consent.max_entries cannot change on reload: restart the process")
+	}
 	loc := old.geo
 	if cfg.Geo.Database != old.cfg.Geo.Database {
 		// The old locator may still serve in-flight hits; it is not closed under them
@@ -178,6 +187,12 @@ func (s *Server) reload() error {
 	return nil
 }
 
+// storeSettings is the part of the config that is bound when the store is opened.
+func storeSettings(cfg *rules.Config) []any {
+	c := cfg.Consent
+	return []any{c.Store, c.Redis, c.Cache, c.MaxEntries, c.Receipts}
+}
+
 // Shutdown drains: /readyz fails first, then after DrainDelay the listeners close and
 // in-flight requests finish (bounded by ctx).
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -195,6 +210,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.admin != nil {
 		errs = append(errs, s.admin.ShutdownWithContext(ctx))
 	}
+	s.store.stop()
 	errs = append(errs, s.store.Close(), s.rt.Load().geo.Close(), s.metrics.Shutdown(ctx))
 	return errors.Join(errs...)
 }

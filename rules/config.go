@@ -94,12 +94,67 @@ type JurisdictionGroup struct {
 }
 
 type ConsentConfig struct {
-	Store        string        `yaml:"store"`         // "memory" (default)
+	Store string `yaml:"store"` // "memory" (default: one instance) or "redis" (shared by every instance)
+	// OnStoreError says how a hit is decided when the consent lookup fails or exceeds its
+	// budget: "deny" (default) counts every purpose as denied (fail closed); "unset" decides
+	// as if no consent was stored, so the regime's default for unset consent applies.
+	OnStoreError string        `yaml:"on_store_error"`
 	Cookie       string        `yaml:"cookie"`        // default "cg_id"
 	CookieDomain string        `yaml:"cookie_domain"` // optional Domain attribute, e.g. ".example.com"
 	Secure       bool          `yaml:"secure"`        // add Secure to the cookie
 	TTL          time.Duration `yaml:"ttl"`           // default 395 days (13 months), capped at 25 months
 	MaxEntries   int           `yaml:"max_entries"`   // memory store bound, default 1,000,000
+
+	// Redis is the store when Store is "redis". It is validated whenever it is written,
+	// even with store: memory, so that switching by CONSENTGATE_CONSENT_STORE is safe.
+	Redis RedisConfig `yaml:"redis"`
+	// Cache is the local cache in front of Redis (unused by the memory store).
+	Cache ConsentCacheConfig `yaml:"cache"`
+	// Receipts bound the proof-of-consent records kept per consent ID.
+	Receipts ReceiptsConfig `yaml:"receipts"`
+}
+
+// RedisConfig is the consent store in Redis: one node, Redis Cluster or Sentinel.
+type RedisConfig struct {
+	// Addrs are "host:port": one address is a single node (or a cluster seed with Cluster);
+	// several are Redis Cluster nodes, or the Sentinels with MasterName. Required with
+	// store: redis.
+	Addrs    []string `yaml:"addrs"`
+	Username string   `yaml:"username"` // ACL user; empty = the default user
+	// Password is the ACL or requirepass password, best set by
+	// CONSENTGATE_CONSENT_REDIS_PASSWORD. The loader never repeats it in a message.
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`  // database number 0..15; must be 0 in cluster mode
+	TLS      bool   `yaml:"tls"` // connect with TLS
+	// Cluster forces Redis Cluster with a single (seed) address; several addresses without
+	// MasterName imply it. Excludes MasterName.
+	Cluster bool `yaml:"cluster"`
+	// MasterName selects Sentinel: Addrs are the Sentinels, MasterName the monitored master.
+	MasterName string `yaml:"master_name"`
+	// Timeout is the budget of one lookup, default 5ms, 1ms..10s; past it the hit is decided
+	// as OnStoreError says.
+	Timeout      time.Duration `yaml:"timeout"`
+	PoolSize     int           `yaml:"pool_size"`      // connections; 0 (default) = the client's default, 10 per CPU; at most 10,000
+	MinIdleConns int           `yaml:"min_idle_conns"` // default 0; at most PoolSize when that is set
+	// KeyPrefix starts every key and the invalidation channel, default "consentgate:".
+	// Non-empty, without whitespace or braces: keys put the consent ID in a {hash tag}.
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// ConsentCacheConfig bounds the per-instance cache of consent states in front of Redis.
+// Writes invalidate cached IDs at once (pub/sub); the TTLs are only a backstop.
+type ConsentCacheConfig struct {
+	TTL         time.Duration `yaml:"ttl"`          // cached states, default 5s, at most 1h
+	NegativeTTL time.Duration `yaml:"negative_ttl"` // cached "no consent stored", default 1s, at most TTL
+	MaxEntries  int           `yaml:"max_entries"`  // default 100,000, at least 1000
+}
+
+// ReceiptsConfig bounds the proof-of-consent receipts (GDPR Art. 7(1)) kept per consent ID.
+type ReceiptsConfig struct {
+	MaxLen int `yaml:"max_len"` // receipts kept per consent ID; default 100, 1..10,000
+	// TTL is how long receipts are kept, default 790d, at most 3650d. It must be at least
+	// consent.ttl: the proof of a consent must outlive the consent.
+	TTL time.Duration `yaml:"ttl"`
 }
 
 type UpstreamConfig struct {

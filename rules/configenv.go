@@ -48,6 +48,7 @@ func (d *decoder) applyEnv(env func(string) string) {
 		}
 		if err := sk.set(d.cfg, v); err != nil {
 			d.problems = append(d.problems, Problem{Pos: envPos(name), Msg: sk.key + ": " + err.Error()})
+			d.fail(sk.key)
 			continue
 		}
 		d.cfg.Pos[sk.key] = envPos(name)

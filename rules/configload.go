@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/consentgate/consentgate/consent"
@@ -96,10 +97,14 @@ func defaultConfig() *Config {
 		LogLevel:     "info",
 		Geo:          GeoConfig{UnknownRegime: "opt_in"},
 		Consent: ConsentConfig{
-			Store:      "memory",
-			Cookie:     "cg_id",
-			TTL:        395 * day,
-			MaxEntries: 1_000_000,
+			Store:        "memory",
+			OnStoreError: "deny",
+			Cookie:       "cg_id",
+			TTL:          395 * day,
+			MaxEntries:   1_000_000,
+			Redis:        RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:"},
+			Cache:        ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100_000},
+			Receipts:     ReceiptsConfig{MaxLen: 100, TTL: 790 * day},
 		},
 		Upstream: UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
 		Pos:      map[string]Pos{},
@@ -113,6 +118,7 @@ func load(name string, data []byte, env func(string) string) (*Config, error) {
 	}
 	d.applyEnv(env)
 	d.crossChecks()
+	d.redactSecrets()
 	if len(d.problems) > 0 {
 		return nil, &ConfigError{Problems: sortProblems(d.problems)}
 	}
@@ -148,6 +154,44 @@ type decoder struct {
 	visits   int  // nodes resolved so far
 	budget   int  // most visits allowed
 	stop     bool // over budget: walk no further
+	// failed holds the table keys whose value was rejected: they keep their default, which
+	// cross checks must not hold against other values.
+	failed map[string]bool
+	// about maps an index of problems to the node the problem is about; secrets maps the
+	// nodes of secret values to their key. Together they keep a secret out of messages
+	// when an alias makes it the value of another key too (redactSecrets).
+	about   map[int]*yaml.Node
+	secrets map[*yaml.Node]string
+}
+
+// secretKeys are the values no message may repeat.
+var secretKeys = []string{"admin_token", "anonymise.secret", "consent.redis.password"}
+
+// redactSecrets rewrites the problems about a node that is also a secret's value: with
+// "password: &p ..." and "db: *p", the db error would quote the password.
+func (d *decoder) redactSecrets() {
+	for i, n := range d.about {
+		if key, ok := d.secrets[n]; ok {
+			d.problems[i].Msg = fmt.Sprintf("bad value, not repeated because it is also %s (through a YAML anchor and alias); give %s a value of its own", key, key)
+		}
+	}
+}
+
+// valid says whether none of keys had its value rejected.
+func (d *decoder) valid(keys ...string) bool {
+	for _, k := range keys {
+		if d.failed[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *decoder) fail(key string) {
+	if d.failed == nil {
+		d.failed = map[string]bool{}
+	}
+	d.failed[key] = true
 }
 
 func (d *decoder) at(n *yaml.Node) Pos { return Pos{File: d.file, Line: n.Line, Col: n.Column} }
@@ -156,6 +200,10 @@ func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	if d.stop {
 		return
 	}
+	if d.about == nil {
+		d.about = map[int]*yaml.Node{}
+	}
+	d.about[len(d.problems)] = n
 	d.problems = append(d.problems, Problem{Pos: d.at(n), Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -466,8 +514,20 @@ func (d *decoder) setScalar(sk *scalarKey, path string, v *yaml.Node) {
 		return
 	}
 	v = d.resolve(v)
+	secret := slices.Contains(secretKeys, path)
+	if secret {
+		if d.secrets == nil {
+			d.secrets = map[*yaml.Node]string{}
+		}
+		d.secrets[v] = path
+	}
 	if err := sk.set(d.cfg, s); err != nil {
+		i := len(d.problems)
 		d.errorf(v, "%s: %v", path, err)
+		if secret && len(d.problems) > i {
+			delete(d.about, i) // the checks of a secret never repeat it: keep the message
+		}
+		d.fail(path)
 		return
 	}
 	d.cfg.Pos[path] = d.at(v)
@@ -495,6 +555,70 @@ func (d *decoder) problemAt(key string, format string, args ...any) {
 	d.problems = append(d.problems, Problem{Pos: pos, Msg: fmt.Sprintf(format, args...)})
 }
 
+// problemAtFirst reports at the first of keys that has a recorded position: the value at
+// fault, or when that is a default, the value it conflicts with.
+func (d *decoder) problemAtFirst(keys []string, format string, args ...any) {
+	for _, k := range keys {
+		if _, ok := d.cfg.Pos[k]; ok {
+			d.problemAt(k, format, args...)
+			return
+		}
+	}
+	d.problemAt(keys[0], format, args...)
+}
+
+// ifDefault marks a value in a message as the built-in default, which the operator may not
+// know they are running on.
+func (d *decoder) ifDefault(key string) string {
+	if _, ok := d.cfg.Pos[key]; ok {
+		return ""
+	}
+	return " (the default)"
+}
+
+// redisChecks are the rules among consent.redis values. Only addrs depends on the store:
+// the rest is checked with store: memory too, so that switching stores by
+// CONSENTGATE_CONSENT_STORE cannot reveal a broken section.
+func (d *decoder) redisChecks() {
+	c := &d.cfg.Consent
+	r := &c.Redis
+	if c.Store == "redis" && len(r.Addrs) == 0 {
+		// At the empty list if one was written, else at "store: redis".
+		if _, ok := d.cfg.Pos["consent.redis.addrs"]; ok {
+			d.problemAt("consent.redis.addrs", "consent.redis.addrs: want at least one host:port with consent.store: redis, e.g. [\"127.0.0.1:6379\"]")
+		} else {
+			d.problemAt("consent.store", "consent.store: \"redis\" needs consent.redis.addrs, e.g. addrs: [\"127.0.0.1:6379\"]")
+		}
+	}
+	first := map[string]int{}
+	for i, a := range r.Addrs {
+		if j, dup := first[a]; dup {
+			sub := "consent.redis.addrs." + strconv.Itoa(i)
+			d.problemAtFirst([]string{sub, "consent.redis.addrs"}, "%s: listed twice (also consent.redis.addrs.%d)", sub, j)
+			continue
+		}
+		first[a] = i
+	}
+	if r.Cluster && r.MasterName != "" { // both valid: a rejected value stays at its default, false or ""
+		d.problemAtFirst([]string{"consent.redis.cluster", "consent.redis.master_name"},
+			"consent.redis.cluster: true excludes consent.redis.master_name (Sentinel): remove one of them")
+	}
+	// Redis Cluster has database 0 only, and the client (go-redis) drops db there silently:
+	// the proxy would not use the database the site's backend was told about.
+	if cluster := r.Cluster || len(r.Addrs) > 1 && r.MasterName == ""; cluster && r.DB != 0 &&
+		d.valid("consent.redis.cluster", "consent.redis.master_name") {
+		why := "with cluster: true: Redis Cluster has database 0 only"
+		if !r.Cluster {
+			why = "here: several addrs without master_name mean Redis Cluster, which has database 0 only (for Sentinel, set master_name)"
+		}
+		d.problemAt("consent.redis.db", "consent.redis.db: must be 0 %s", why)
+	}
+	if r.PoolSize > 0 && r.MinIdleConns > r.PoolSize && d.valid("consent.redis.pool_size") {
+		d.problemAtFirst([]string{"consent.redis.min_idle_conns", "consent.redis.pool_size"},
+			"consent.redis.min_idle_conns: %d is more than consent.redis.pool_size (%d)", r.MinIdleConns, r.PoolSize)
+	}
+}
+
 // crossChecks are the rules that involve several values, run once file and environment
 // have both been applied.
 func (d *decoder) crossChecks() {
@@ -506,6 +630,21 @@ func (d *decoder) crossChecks() {
 		d.problemAt("consent.cookie", "consent.cookie: a __Host- cookie needs consent.secure: true and no consent.cookie_domain, or browsers drop it")
 	case strings.HasPrefix(c.Cookie, "__Secure-") && !c.Secure:
 		d.problemAt("consent.cookie", "consent.cookie: a __Secure- cookie needs consent.secure: true, or browsers drop it")
+	}
+	d.redisChecks()
+	// A cached "no consent stored" is what a missed invalidation keeps wrong the longest
+	// after a visitor consents; it is meant to expire first.
+	if k := &c.Cache; k.NegativeTTL > k.TTL && d.valid("consent.cache.negative_ttl", "consent.cache.ttl") {
+		d.problemAtFirst([]string{"consent.cache.negative_ttl", "consent.cache.ttl"},
+			"consent.cache.negative_ttl: %s%s is more than consent.cache.ttl (%s)",
+			fmtDuration(k.NegativeTTL), d.ifDefault("consent.cache.negative_ttl"), fmtDuration(k.TTL))
+	}
+	// Receipts are the proof of consent (GDPR Art. 7(1)): they must be kept at least as
+	// long as the consent they prove is acted on.
+	if r := &c.Receipts; r.TTL < c.TTL && d.valid("consent.receipts.ttl", "consent.ttl") {
+		d.problemAtFirst([]string{"consent.receipts.ttl", "consent.ttl"},
+			"consent.receipts.ttl: %s%s is less than consent.ttl (%s): the proof of a consent must outlive the consent",
+			fmtDuration(r.TTL), d.ifDefault("consent.receipts.ttl"), fmtDuration(c.TTL))
 	}
 	// Replacing the built-in jurisdictions with nothing puts every visitor in "other",
 	// where no consent rules apply: fail closed rather than track Europe without consent.
@@ -522,10 +661,15 @@ var (
 	geoKeys           = []string{"database", "unknown_regime"}
 	jurisdictionsKeys = []string{"replace", "groups"}
 	groupKeys         = []string{"regime", "codes", "gpc"}
-	consentKeys       = []string{"store", "cookie", "cookie_domain", "secure", "ttl", "max_entries"}
-	upstreamKeys      = []string{"timeout", "max_conns"}
-	anonymiseKeys     = []string{"secret", "url_params", "allow"}
-	routeKeys         = []string{"path", "host", "endpoint", "disabled"}
+	consentKeys       = []string{"store", "on_store_error", "cookie", "cookie_domain", "secure", "ttl", "max_entries",
+		"redis", "cache", "receipts"}
+	redisKeys = []string{"addrs", "username", "password", "db", "tls", "cluster", "master_name", "timeout",
+		"pool_size", "min_idle_conns", "key_prefix"}
+	consentCacheKeys = []string{"ttl", "negative_ttl", "max_entries"}
+	receiptsKeys     = []string{"max_len", "ttl"}
+	upstreamKeys     = []string{"timeout", "max_conns"}
+	anonymiseKeys    = []string{"secret", "url_params", "allow"}
+	routeKeys        = []string{"path", "host", "endpoint", "disabled"}
 )
 
 // catalogue is what vendor and endpoint names are checked against. Tests swap it so that
@@ -564,7 +708,19 @@ func (d *decoder) top(root *yaml.Node) {
 		case "geo":
 			d.mapping(v, sub, "key", geoKeys, d.tableOnly)
 		case "consent":
-			d.mapping(v, sub, "key", consentKeys, d.tableOnly)
+			d.mapping(v, sub, "key", consentKeys, func(key, sub string, _, v *yaml.Node) {
+				if d.table(sub, v) {
+					return
+				}
+				switch key {
+				case "redis":
+					d.mapping(v, sub, "key", redisKeys, d.tableOnly)
+				case "cache":
+					d.mapping(v, sub, "key", consentCacheKeys, d.tableOnly)
+				case "receipts":
+					d.mapping(v, sub, "key", receiptsKeys, d.tableOnly)
+				}
+			})
 		case "upstream":
 			d.mapping(v, sub, "key", upstreamKeys, d.tableOnly)
 		case "jurisdictions":
@@ -893,6 +1049,10 @@ const day = 24 * time.Hour
 // the default). A consent record kept longer is no longer proof of consent.
 const maxTTL = 760 * day
 
+// maxReceiptsTTL caps consent.receipts.ttl at ten years: proof of consent is kept for as
+// long as a claim about it can be brought, not forever.
+const maxReceiptsTTL = 3650 * day
+
 // scalarKey is a config value written as one YAML scalar. The file and the environment
 // both set it through set, so a value is validated the same way wherever it comes from.
 type scalarKey struct {
@@ -923,6 +1083,9 @@ var scalarKeys = []scalarKey{
 	{"geo.unknown_regime", "a regime", func(c *Config, s string) error { return setString(&c.Geo.UnknownRegime, s, checkRegime) }},
 	{"jurisdictions.replace", "true or false", func(c *Config, s string) error { return setBool(&c.Jurisdictions.Replace, s) }},
 	{"consent.store", "a store name", func(c *Config, s string) error { return setString(&c.Consent.Store, s, checkStore) }},
+	{"consent.on_store_error", "deny or unset", func(c *Config, s string) error {
+		return setString(&c.Consent.OnStoreError, s, checkOnStoreError)
+	}},
 	{"consent.cookie", "a cookie name", func(c *Config, s string) error { return setString(&c.Consent.Cookie, s, checkCookieName) }},
 	{"consent.cookie_domain", "a domain", func(c *Config, s string) error {
 		return setString(&c.Consent.CookieDomain, s, checkCookieDomain)
@@ -931,6 +1094,42 @@ var scalarKeys = []scalarKey{
 	{"consent.ttl", "a duration", func(c *Config, s string) error { return setDuration(&c.Consent.TTL, s, maxTTL) }},
 	{"consent.max_entries", "a number", func(c *Config, s string) error {
 		return setInt(&c.Consent.MaxEntries, s, 1000, maxInt, "")
+	}},
+	// The password is taken as written: no check, so no message can repeat it.
+	{"consent.redis.username", "a user name", func(c *Config, s string) error { c.Consent.Redis.Username = s; return nil }},
+	{"consent.redis.password", "a password", func(c *Config, s string) error { c.Consent.Redis.Password = s; return nil }},
+	{"consent.redis.db", "a database number", func(c *Config, s string) error { return setInt(&c.Consent.Redis.DB, s, 0, 15, "") }},
+	{"consent.redis.tls", "true or false", func(c *Config, s string) error { return setBool(&c.Consent.Redis.TLS, s) }},
+	{"consent.redis.cluster", "true or false", func(c *Config, s string) error { return setBool(&c.Consent.Redis.Cluster, s) }},
+	{"consent.redis.master_name", "a Sentinel master name", func(c *Config, s string) error {
+		return setString(&c.Consent.Redis.MasterName, s, checkMasterName)
+	}},
+	{"consent.redis.timeout", "a duration", func(c *Config, s string) error {
+		return setDurationIn(&c.Consent.Redis.Timeout, s, time.Millisecond, 10*time.Second)
+	}},
+	{"consent.redis.pool_size", "a number", func(c *Config, s string) error {
+		return setInt(&c.Consent.Redis.PoolSize, s, 0, 10_000, " (0 = the client's default, 10 per CPU)")
+	}},
+	{"consent.redis.min_idle_conns", "a number", func(c *Config, s string) error {
+		return setInt(&c.Consent.Redis.MinIdleConns, s, 0, 10_000, "")
+	}},
+	{"consent.redis.key_prefix", "a key prefix", func(c *Config, s string) error {
+		return setString(&c.Consent.Redis.KeyPrefix, s, checkKeyPrefix)
+	}},
+	{"consent.cache.ttl", "a duration", func(c *Config, s string) error {
+		return setDurationIn(&c.Consent.Cache.TTL, s, 0, time.Hour)
+	}},
+	{"consent.cache.negative_ttl", "a duration", func(c *Config, s string) error {
+		return setDurationIn(&c.Consent.Cache.NegativeTTL, s, 0, time.Hour)
+	}},
+	{"consent.cache.max_entries", "a number", func(c *Config, s string) error {
+		return setInt(&c.Consent.Cache.MaxEntries, s, 1000, maxInt, "")
+	}},
+	{"consent.receipts.max_len", "a number", func(c *Config, s string) error {
+		return setInt(&c.Consent.Receipts.MaxLen, s, 1, 10_000, "")
+	}},
+	{"consent.receipts.ttl", "a duration", func(c *Config, s string) error {
+		return setDurationIn(&c.Consent.Receipts.TTL, s, 0, maxReceiptsTTL)
 	}},
 	{"upstream.timeout", "a duration", func(c *Config, s string) error { return setDuration(&c.Upstream.Timeout, s, 0) }},
 	{"upstream.max_conns", "a number", func(c *Config, s string) error {
@@ -943,6 +1142,7 @@ var listKeys = []listKey{
 	{"trusted_proxies", "CIDRs or IP addresses", checkTrustedProxy, func(c *Config) *[]string { return &c.TrustedProxies }},
 	{"allowed_origins", "origins", checkOrigin, func(c *Config) *[]string { return &c.AllowedOrigins }},
 	{"anonymise.url_params", "parameter names", checkParamName, func(c *Config) *[]string { return &c.Anonymise.URLParams }},
+	{"consent.redis.addrs", "host:port addresses", checkRedisAddr, func(c *Config) *[]string { return &c.Consent.Redis.Addrs }},
 }
 
 const maxInt = int(^uint(0) >> 1)
@@ -1005,6 +1205,40 @@ func setDuration(dst *time.Duration, s string, max time.Duration) error {
 	}
 	*dst = v
 	return nil
+}
+
+// setDurationIn is setDuration for a range: more than 0, at least lo when lo > 0, and at
+// most hi.
+func setDurationIn(dst *time.Duration, s string, lo, hi time.Duration) error {
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	switch {
+	case lo > 0 && (v < lo || v > hi):
+		return fmt.Errorf("%s is out of range %s..%s", quote(s), fmtDuration(lo), fmtDuration(hi))
+	case v <= 0:
+		return fmt.Errorf("%s: must be more than 0", quote(s))
+	case v > hi:
+		return fmt.Errorf("%s is more than %s", quote(s), fmtDuration(hi))
+	}
+	*dst = v
+	return nil
+}
+
+// fmtDuration writes a duration as a config would: "790d", "1h", "1m30s", "5ms".
+func fmtDuration(v time.Duration) string {
+	if v >= day && v%day == 0 {
+		return strconv.FormatInt(int64(v/day), 10) + "d"
+	}
+	s := v.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func parseDuration(s string) (time.Duration, error) {
@@ -1129,8 +1363,69 @@ func checkRegime(s string) error {
 }
 
 func checkStore(s string) error {
-	if s != "memory" {
-		return fmt.Errorf("must be \"memory\", got %s", quote(s))
+	return checkEnum(s, "store", "memory", "redis")
+}
+
+func checkOnStoreError(s string) error {
+	return checkEnum(s, "value", "deny", "unset")
+}
+
+func checkEnum(s, what string, known ...string) error {
+	if !slices.Contains(known, s) {
+		return fmt.Errorf("unknown %s %s (known: %s)", what, quote(s), strings.Join(known, ", "))
+	}
+	return nil
+}
+
+// checkRedisAddr wants an address to dial: a host and a non-zero port.
+func checkRedisAddr(s string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("bad address %s: %s; want host:port, e.g. \"10.0.0.5:6379\"", quote(s), why)
+	}
+	if strings.Contains(s, "://") {
+		return bad("a URL; write only the host and port (TLS, user and password have their own keys)")
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return bad(ae.Err)
+		}
+		return bad(err.Error())
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return bad("the port must be a number in 1..65535")
+	}
+	if host == "" {
+		return bad("no host")
+	}
+	if !validHostname(host) {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return bad("the host must be an IP address or a host name")
+		}
+	}
+	return nil
+}
+
+// checkMasterName: Sentinel names are plain words; "" is unset (no Sentinel).
+func checkMasterName(s string) error {
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) }) {
+		return fmt.Errorf("bad master name %s: no spaces or control characters", quote(s))
+	}
+	return nil
+}
+
+// checkKeyPrefix: the store puts the consent ID of every key in a hash tag ("{id}"), so
+// that the keys of one ID share a Redis Cluster slot. A brace in the prefix would make the
+// prefix the hash tag (every ID in one slot) or break it.
+func checkKeyPrefix(s string) error {
+	switch {
+	case s == "":
+		return errors.New("must not be empty: keys without a prefix clash with the other keys of the database")
+	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) }):
+		return fmt.Errorf("bad key prefix %s: no spaces or control characters", quote(s))
+	case strings.ContainsAny(s, "{}"):
+		return fmt.Errorf("bad key prefix %s: no \"{\" or \"}\": keys put the consent ID in a Redis Cluster hash tag ({id}), which a brace in the prefix would break", quote(s))
 	}
 	return nil
 }

@@ -15,6 +15,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+// secretMarker is the Redis password (and other would-be secrets) of the bad configs: no
+// message may repeat it.
+const secretMarker = "pw-MUST-NOT-SHOW"
+
 // The catalogue the config tests are written against, so that they do not change when
 // the built-in catalogue grows.
 var (
@@ -89,6 +93,9 @@ func TestLoadBadGolden(t *testing.T) {
 			}
 			checkSorted(t, ce)
 			got := err.Error() + "\n"
+			if strings.Contains(got, secretMarker) {
+				t.Errorf("a message repeats a secret:\n%s", got)
+			}
 			if *update {
 				if err := os.WriteFile(base+".golden", []byte(got), 0o644); err != nil {
 					t.Fatal(err)
@@ -160,8 +167,18 @@ func TestLoadGoodFull(t *testing.T) {
 				"br":    {Regime: "opt_in", GPC: &no, Codes: []string{"BR"}},
 			},
 		},
-		Consent: ConsentConfig{Store: "memory", Cookie: "__Secure-cg", CookieDomain: ".example.com", Secure: true,
-			TTL: 180 * 24 * time.Hour, MaxEntries: 50000},
+		Consent: ConsentConfig{Store: "redis", OnStoreError: "unset",
+			Cookie: "__Secure-cg", CookieDomain: ".example.com", Secure: true,
+			TTL: 180 * 24 * time.Hour, MaxEntries: 50000,
+			Redis: RedisConfig{
+				Addrs:    []string{"10.0.0.5:26379", "sentinel-2.internal:26379"},
+				Username: "consentgate", Password: "redis-pass-0123", DB: 2, TLS: true,
+				MasterName: "consent-master", Timeout: 20 * time.Millisecond,
+				PoolSize: 64, MinIdleConns: 8, KeyPrefix: "cg:prod:",
+			},
+			Cache:    ConsentCacheConfig{TTL: 30 * time.Second, NegativeTTL: 2 * time.Second, MaxEntries: 20000},
+			Receipts: ReceiptsConfig{MaxLen: 25, TTL: 400 * 24 * time.Hour},
+		},
 		Upstream: UpstreamConfig{Timeout: 2500 * time.Millisecond, MaxConns: 64},
 		Upstreams: map[string]string{
 			"ga4":    "https://region1.google-analytics.com",
@@ -180,13 +197,15 @@ func TestLoadGoodFull(t *testing.T) {
 			Vendors: map[string]PolicyTable{"matomo": {"opt_in": {"unset": {"statistics": "forward"}}}},
 		},
 		Routes: []RouteConfig{
-			{Path: "/mtm/*", Endpoint: "matomo_track", Pos: Pos{"testdata/config/good/full.yaml", 71, 5}},
-			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: Pos{"testdata/config/good/full.yaml", 73, 5}},
-			{Path: "/tr", Disabled: true, Pos: Pos{"testdata/config/good/full.yaml", 76, 5}},
+			{Path: "/mtm/*", Endpoint: "matomo_track", Pos: Pos{"testdata/config/good/full.yaml", 92, 5}},
+			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: Pos{"testdata/config/good/full.yaml", 94, 5}},
+			{Path: "/tr", Disabled: true, Pos: Pos{"testdata/config/good/full.yaml", 97, 5}},
 		},
 	}
 	checkConfig(t, cfg, want)
-	checkAllSet(t, reflect.ValueOf(*cfg), "config")
+	// Cluster mode excludes Sentinel (master_name) and a database other than 0, which
+	// full.yaml sets; cluster.yaml sets it (TestLoadGoodCluster).
+	checkAllSet(t, reflect.ValueOf(*cfg), "config", "config.Consent.Redis.Cluster")
 	checkPos(t, cfg, map[string]string{
 		"listen":                                        "testdata/config/good/full.yaml:2:9",
 		"trusted_proxies":                               "testdata/config/good/full.yaml:5:1",
@@ -194,13 +213,31 @@ func TestLoadGoodFull(t *testing.T) {
 		"geo.database":                                  "testdata/config/good/full.yaml:16:13",
 		"jurisdictions.groups.us-ca":                    "testdata/config/good/full.yaml:25:5",
 		"jurisdictions.groups.us-ca.codes.0":            "testdata/config/good/full.yaml:28:15",
-		"upstreams.matomo":                              "testdata/config/good/full.yaml:48:11",
-		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:54:25",
-		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:59:19",
-		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:68:23",
-		"routes.1":                                      "testdata/config/good/full.yaml:73:5",
-		"routes.1.host":                                 "testdata/config/good/full.yaml:74:11",
+		"consent.redis":                                 "testdata/config/good/full.yaml:42:3",
+		"consent.redis.addrs.1":                         "testdata/config/good/full.yaml:45:31",
+		"consent.redis.db":                              "testdata/config/good/full.yaml:48:9",
+		"consent.cache.negative_ttl":                    "testdata/config/good/full.yaml:57:19",
+		"consent.receipts.ttl":                          "testdata/config/good/full.yaml:61:10",
+		"upstreams.matomo":                              "testdata/config/good/full.yaml:69:11",
+		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:75:25",
+		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:80:19",
+		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:89:23",
+		"routes.1":                                      "testdata/config/good/full.yaml:94:5",
+		"routes.1.host":                                 "testdata/config/good/full.yaml:95:11",
 	})
+}
+
+// TestLoadGoodCluster: cluster: true, which full.yaml cannot set alongside master_name.
+func TestLoadGoodCluster(t *testing.T) {
+	useTestCatalogue(t)
+	useEnv(t, nil)
+	cfg := mustLoad(t, "testdata/config/good/cluster.yaml")
+	want := defaultConfig()
+	want.Consent.Store = "redis"
+	want.Consent.Redis.Addrs = []string{"redis-cluster.internal:6379"}
+	want.Consent.Redis.Cluster = true
+	checkConfig(t, cfg, want)
+	checkPos(t, cfg, map[string]string{"consent.redis.cluster": "testdata/config/good/cluster.yaml:6:14"})
 }
 
 func mustLoad(t *testing.T, path string) *Config {
@@ -238,7 +275,9 @@ func checkPos(t *testing.T, cfg *Config, want map[string]string) {
 
 // checkAllSet fails on any zero field: the full config must exercise every key, so a key
 // added to config.go without a decoder (or without a line in full.yaml) shows up here.
-func checkAllSet(t *testing.T, v reflect.Value, path string) {
+// exempt names the fields full.yaml cannot set (each one covered by another good file);
+// an exempt field that is set anyway is an error too, so the list stays short.
+func checkAllSet(t *testing.T, v reflect.Value, path string, exempt ...string) {
 	t.Helper()
 	if v.Kind() == reflect.Struct {
 		for i := range v.NumField() {
@@ -246,11 +285,14 @@ func checkAllSet(t *testing.T, v reflect.Value, path string) {
 			if f.Tag.Get("yaml") == "-" {
 				continue
 			}
-			checkAllSet(t, v.Field(i), path+"."+f.Name)
+			checkAllSet(t, v.Field(i), path+"."+f.Name, exempt...)
 		}
 		return
 	}
-	if v.IsZero() {
+	switch {
+	case slices.Contains(exempt, path) && !v.IsZero():
+		t.Errorf("%s is set by full.yaml: remove it from the exempt fields", path)
+	case !slices.Contains(exempt, path) && v.IsZero():
 		t.Errorf("%s is not set by full.yaml", path)
 	}
 }
@@ -267,6 +309,9 @@ func TestConfigKeys(t *testing.T) {
 		{jurisdictionsKeys, JurisdictionsConfig{}},
 		{groupKeys, JurisdictionGroup{}},
 		{consentKeys, ConsentConfig{}},
+		{redisKeys, RedisConfig{}},
+		{consentCacheKeys, ConsentCacheConfig{}},
+		{receiptsKeys, ReceiptsConfig{}},
 		{upstreamKeys, UpstreamConfig{}},
 		{anonymiseKeys, AnonymiseConfig{}},
 		{routeKeys, RouteConfig{}},
@@ -283,7 +328,8 @@ func TestConfigKeys(t *testing.T) {
 		}
 	}
 	sections := map[string][]string{"": topKeys, "geo": geoKeys, "jurisdictions": jurisdictionsKeys,
-		"consent": consentKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys}
+		"consent": consentKeys, "consent.redis": redisKeys, "consent.cache": consentCacheKeys,
+		"consent.receipts": receiptsKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys}
 	var tableKeys []string
 	for _, sk := range scalarKeys {
 		tableKeys = append(tableKeys, sk.key)
@@ -292,9 +338,9 @@ func TestConfigKeys(t *testing.T) {
 		tableKeys = append(tableKeys, lk.key)
 	}
 	for _, k := range tableKeys {
-		section, key, ok := strings.Cut(k, ".")
-		if !ok {
-			section, key = "", k
+		section, key := "", k
+		if i := strings.LastIndexByte(k, '.'); i >= 0 {
+			section, key = k[:i], k[i+1:]
 		}
 		if !slices.Contains(sections[section], key) {
 			t.Errorf("table key %q is not a key of its section", k)
@@ -326,8 +372,13 @@ func TestDefault(t *testing.T) {
 		Listen: ":8080", AdminListen: "127.0.0.1:9090",
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		MaxBodySize: 65536, LogLevel: "info",
-		Geo:      GeoConfig{UnknownRegime: "opt_in"},
-		Consent:  ConsentConfig{Store: "memory", Cookie: "cg_id", TTL: 9480 * time.Hour, MaxEntries: 1000000},
+		Geo: GeoConfig{UnknownRegime: "opt_in"},
+		Consent: ConsentConfig{Store: "memory", OnStoreError: "deny", Cookie: "cg_id", TTL: 9480 * time.Hour,
+			MaxEntries: 1000000,
+			Redis:      RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:"},
+			Cache:      ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100000},
+			Receipts:   ReceiptsConfig{MaxLen: 100, TTL: 790 * 24 * time.Hour},
+		},
 		Upstream: UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
 	}
 	checkConfig(t, cfg, want)
@@ -342,10 +393,18 @@ func TestEnvNames(t *testing.T) {
 		"CONSENTGATE_LISTEN", "CONSENTGATE_ADMIN_LISTEN", "CONSENTGATE_ADMIN_TOKEN",
 		"CONSENTGATE_READ_TIMEOUT", "CONSENTGATE_WRITE_TIMEOUT", "CONSENTGATE_MAX_BODY_SIZE",
 		"CONSENTGATE_LOG_LEVEL", "CONSENTGATE_GEO_DATABASE", "CONSENTGATE_GEO_UNKNOWN_REGIME",
-		"CONSENTGATE_CONSENT_STORE", "CONSENTGATE_CONSENT_COOKIE", "CONSENTGATE_CONSENT_COOKIE_DOMAIN",
-		"CONSENTGATE_CONSENT_SECURE", "CONSENTGATE_CONSENT_TTL", "CONSENTGATE_CONSENT_MAX_ENTRIES",
+		"CONSENTGATE_CONSENT_STORE", "CONSENTGATE_CONSENT_ON_STORE_ERROR", "CONSENTGATE_CONSENT_COOKIE",
+		"CONSENTGATE_CONSENT_COOKIE_DOMAIN", "CONSENTGATE_CONSENT_SECURE", "CONSENTGATE_CONSENT_TTL",
+		"CONSENTGATE_CONSENT_MAX_ENTRIES",
+		"CONSENTGATE_CONSENT_REDIS_USERNAME", "CONSENTGATE_CONSENT_REDIS_PASSWORD", "CONSENTGATE_CONSENT_REDIS_DB",
+		"CONSENTGATE_CONSENT_REDIS_TLS", "CONSENTGATE_CONSENT_REDIS_CLUSTER", "CONSENTGATE_CONSENT_REDIS_MASTER_NAME",
+		"CONSENTGATE_CONSENT_REDIS_TIMEOUT", "CONSENTGATE_CONSENT_REDIS_POOL_SIZE",
+		"CONSENTGATE_CONSENT_REDIS_MIN_IDLE_CONNS", "CONSENTGATE_CONSENT_REDIS_KEY_PREFIX",
+		"CONSENTGATE_CONSENT_CACHE_TTL", "CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL", "CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES",
+		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN", "CONSENTGATE_CONSENT_RECEIPTS_TTL",
 		"CONSENTGATE_UPSTREAM_TIMEOUT", "CONSENTGATE_UPSTREAM_MAX_CONNS", "CONSENTGATE_ANONYMISE_SECRET",
 		"CONSENTGATE_TRUSTED_PROXIES", "CONSENTGATE_ALLOWED_ORIGINS", "CONSENTGATE_ANONYMISE_URL_PARAMS",
+		"CONSENTGATE_CONSENT_REDIS_ADDRS",
 	}
 	if got := envKeys(); !slices.Equal(got, want) {
 		t.Errorf("env vars:\n got %v\nwant %v", got, want)
@@ -357,29 +416,50 @@ func TestEnvNames(t *testing.T) {
 func TestEnvOverrides(t *testing.T) {
 	useTestCatalogue(t)
 	useEnv(t, map[string]string{
-		"CONSENTGATE_LISTEN":                "127.0.0.1:8081",
-		"CONSENTGATE_ADMIN_LISTEN":          ":0",
-		"CONSENTGATE_ADMIN_TOKEN":           "env-token-0123456789abcdef",
-		"CONSENTGATE_READ_TIMEOUT":          "7s",
-		"CONSENTGATE_WRITE_TIMEOUT":         "8s",
-		"CONSENTGATE_MAX_BODY_SIZE":         "2048",
-		"CONSENTGATE_LOG_LEVEL":             "warn",
-		"CONSENTGATE_GEO_DATABASE":          "../testdata/geoip/GeoIP2-Country-Test.mmdb",
-		"CONSENTGATE_GEO_UNKNOWN_REGIME":    "none",
-		"CONSENTGATE_CONSENT_STORE":         "memory",
-		"CONSENTGATE_CONSENT_COOKIE":        "__Host-id",
-		"CONSENTGATE_CONSENT_COOKIE_DOMAIN": "",
-		"CONSENTGATE_CONSENT_SECURE":        "true",
-		"CONSENTGATE_CONSENT_TTL":           "30d",
-		"CONSENTGATE_CONSENT_MAX_ENTRIES":   "2000",
-		"CONSENTGATE_UPSTREAM_TIMEOUT":      "1s",
-		"CONSENTGATE_UPSTREAM_MAX_CONNS":    "8",
-		"CONSENTGATE_ANONYMISE_SECRET":      "env-secret-0123456789",
-		"CONSENTGATE_TRUSTED_PROXIES":       " 10.1.0.0/16, ,::1 ",
-		"CONSENTGATE_ALLOWED_ORIGINS":       "https://a.example.com,https://b.example.com:8443",
-		"CONSENTGATE_ANONYMISE_URL_PARAMS":  "x",
+		"CONSENTGATE_LISTEN":                       "127.0.0.1:8081",
+		"CONSENTGATE_ADMIN_LISTEN":                 ":0",
+		"CONSENTGATE_ADMIN_TOKEN":                  "env-token-0123456789abcdef",
+		"CONSENTGATE_READ_TIMEOUT":                 "7s",
+		"CONSENTGATE_WRITE_TIMEOUT":                "8s",
+		"CONSENTGATE_MAX_BODY_SIZE":                "2048",
+		"CONSENTGATE_LOG_LEVEL":                    "warn",
+		"CONSENTGATE_GEO_DATABASE":                 "../testdata/geoip/GeoIP2-Country-Test.mmdb",
+		"CONSENTGATE_GEO_UNKNOWN_REGIME":           "none",
+		"CONSENTGATE_CONSENT_STORE":                "redis",
+		"CONSENTGATE_CONSENT_ON_STORE_ERROR":       "unset",
+		"CONSENTGATE_CONSENT_COOKIE":               "__Host-id",
+		"CONSENTGATE_CONSENT_COOKIE_DOMAIN":        "",
+		"CONSENTGATE_CONSENT_SECURE":               "true",
+		"CONSENTGATE_CONSENT_TTL":                  "30d",
+		"CONSENTGATE_CONSENT_MAX_ENTRIES":          "2000",
+		"CONSENTGATE_CONSENT_REDIS_ADDRS":          "a.redis.internal:6379, b.redis.internal:6379,",
+		"CONSENTGATE_CONSENT_REDIS_USERNAME":       "env-user",
+		"CONSENTGATE_CONSENT_REDIS_PASSWORD":       "env-pass",
+		"CONSENTGATE_CONSENT_REDIS_DB":             "5",
+		"CONSENTGATE_CONSENT_REDIS_TLS":            "true",
+		"CONSENTGATE_CONSENT_REDIS_CLUSTER":        "false",
+		"CONSENTGATE_CONSENT_REDIS_MASTER_NAME":    "env-master",
+		"CONSENTGATE_CONSENT_REDIS_TIMEOUT":        "15ms",
+		"CONSENTGATE_CONSENT_REDIS_POOL_SIZE":      "20",
+		"CONSENTGATE_CONSENT_REDIS_MIN_IDLE_CONNS": "20",
+		"CONSENTGATE_CONSENT_REDIS_KEY_PREFIX":     "env:",
+		"CONSENTGATE_CONSENT_CACHE_TTL":            "10s",
+		"CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL":   "10s",
+		"CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES":    "3000",
+		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN":     "7",
+		"CONSENTGATE_CONSENT_RECEIPTS_TTL":         "30d",
+		"CONSENTGATE_UPSTREAM_TIMEOUT":             "1s",
+		"CONSENTGATE_UPSTREAM_MAX_CONNS":           "8",
+		"CONSENTGATE_ANONYMISE_SECRET":             "env-secret-0123456789",
+		"CONSENTGATE_TRUSTED_PROXIES":              " 10.1.0.0/16, ,::1 ",
+		"CONSENTGATE_ALLOWED_ORIGINS":              "https://a.example.com,https://b.example.com:8443",
+		"CONSENTGATE_ANONYMISE_URL_PARAMS":         "x",
 	})
-	cfg, err := LoadBytes("t.yaml", []byte("listen: \":9000\"\ntrusted_proxies: [10.0.0.0/8, 10.2.0.0/16, 10.3.0.0/16]\nupstream:\n  max_conns: 100\n"))
+	// The file's redis values are all replaced: cluster: true would clash with the
+	// environment's master_name and db, so the test shows the environment wins before the
+	// cross checks run.
+	cfg, err := LoadBytes("t.yaml", []byte("listen: \":9000\"\ntrusted_proxies: [10.0.0.0/8, 10.2.0.0/16, 10.3.0.0/16]\nupstream:\n  max_conns: 100\n"+
+		"consent:\n  redis:\n    addrs: [\"x:1\", \"y:2\", \"z:3\"]\n    cluster: true\n    password: file-pass\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,20 +470,34 @@ func TestEnvOverrides(t *testing.T) {
 		MaxBodySize: 2048, AllowedOrigins: []string{"https://a.example.com", "https://b.example.com:8443"},
 		LogLevel: "warn",
 		Geo:      GeoConfig{Database: "../testdata/geoip/GeoIP2-Country-Test.mmdb", UnknownRegime: "none"},
-		Consent: ConsentConfig{Store: "memory", Cookie: "__Host-id", Secure: true,
-			TTL: 30 * 24 * time.Hour, MaxEntries: 2000},
+		Consent: ConsentConfig{Store: "redis", OnStoreError: "unset", Cookie: "__Host-id", Secure: true,
+			TTL: 30 * 24 * time.Hour, MaxEntries: 2000,
+			Redis: RedisConfig{
+				Addrs:    []string{"a.redis.internal:6379", "b.redis.internal:6379"},
+				Username: "env-user", Password: "env-pass", DB: 5, TLS: true, MasterName: "env-master",
+				Timeout: 15 * time.Millisecond, PoolSize: 20, MinIdleConns: 20, KeyPrefix: "env:",
+			},
+			Cache:    ConsentCacheConfig{TTL: 10 * time.Second, NegativeTTL: 10 * time.Second, MaxEntries: 3000},
+			Receipts: ReceiptsConfig{MaxLen: 7, TTL: 30 * 24 * time.Hour},
+		},
 		Upstream:  UpstreamConfig{Timeout: time.Second, MaxConns: 8},
 		Anonymise: AnonymiseConfig{Secret: "env-secret-0123456789", URLParams: []string{"x"}},
 	}
 	checkConfig(t, cfg, want)
 	checkPos(t, cfg, map[string]string{
-		"listen":             "$CONSENTGATE_LISTEN",
-		"upstream.max_conns": "$CONSENTGATE_UPSTREAM_MAX_CONNS",
-		"trusted_proxies.1":  "$CONSENTGATE_TRUSTED_PROXIES",
-		"upstream":           "t.yaml:3:1",
+		"listen":                 "$CONSENTGATE_LISTEN",
+		"upstream.max_conns":     "$CONSENTGATE_UPSTREAM_MAX_CONNS",
+		"trusted_proxies.1":      "$CONSENTGATE_TRUSTED_PROXIES",
+		"upstream":               "t.yaml:3:1",
+		"consent.redis.addrs.1":  "$CONSENTGATE_CONSENT_REDIS_ADDRS",
+		"consent.redis.password": "$CONSENTGATE_CONSENT_REDIS_PASSWORD",
+		"consent.receipts.ttl":   "$CONSENTGATE_CONSENT_RECEIPTS_TTL",
 	})
 	if _, ok := cfg.Pos["trusted_proxies.2"]; ok {
 		t.Error("Pos keeps a list item the environment replaced")
+	}
+	if _, ok := cfg.Pos["consent.redis.addrs.2"]; ok {
+		t.Error("Pos keeps a redis address the environment replaced")
 	}
 }
 
@@ -446,6 +540,16 @@ func TestEnvBad(t *testing.T) {
 			}},
 		{"cross check", map[string]string{"CONSENTGATE_CONSENT_COOKIE": "__Secure-id"}, "", []string{
 			`$CONSENTGATE_CONSENT_COOKIE: consent.cookie: a __Secure- cookie needs consent.secure: true, or browsers drop it`}},
+		{"redis without addrs", map[string]string{"CONSENTGATE_CONSENT_STORE": "redis"}, "consent:\n  redis:\n    db: 1\n", []string{
+			`$CONSENTGATE_CONSENT_STORE: consent.store: "redis" needs consent.redis.addrs, e.g. addrs: ["127.0.0.1:6379"]`}},
+		{"redis addrs emptied", map[string]string{"CONSENTGATE_CONSENT_STORE": "redis", "CONSENTGATE_CONSENT_REDIS_ADDRS": " , "}, "", []string{
+			`$CONSENTGATE_CONSENT_REDIS_ADDRS: consent.redis.addrs: want at least one host:port with consent.store: redis, e.g. ["127.0.0.1:6379"]`}},
+		{"redis address", map[string]string{"CONSENTGATE_CONSENT_REDIS_ADDRS": "10.0.0.1:6379,10.0.0.2"}, "", []string{
+			`$CONSENTGATE_CONSENT_REDIS_ADDRS: consent.redis.addrs.1: bad address "10.0.0.2": missing port in address; want host:port, e.g. "10.0.0.5:6379"`}},
+		{"env value against file value", map[string]string{"CONSENTGATE_CONSENT_RECEIPTS_TTL": "100d"}, "consent:\n  ttl: 200d\n", []string{
+			`$CONSENTGATE_CONSENT_RECEIPTS_TTL: consent.receipts.ttl: 100d is less than consent.ttl (200d): the proof of a consent must outlive the consent`}},
+		{"file value against env value", map[string]string{"CONSENTGATE_CONSENT_REDIS_CLUSTER": "true"}, "consent:\n  redis:\n    db: 4\n", []string{
+			`t.yaml:3:9: consent.redis.db: must be 0 with cluster: true: Redis Cluster has database 0 only`}},
 	} {
 		t.Run(c.name, func(t *testing.T) { check(t, c.env, c.yaml, c.want...) })
 	}
@@ -490,6 +594,14 @@ func TestLoadBytes(t *testing.T) {
 	t.Run("null sections", func(t *testing.T) {
 		ok(t, "geo:\nconsent: ~\npolicy: {}\nroutes: []\nlisten:\n", isDefault)
 	})
+	t.Run("redis section with the memory store", func(t *testing.T) {
+		// Kept and validated, so that CONSENTGATE_CONSENT_STORE=redis can switch to it.
+		ok(t, "consent:\n  redis:\n    addrs: [\"10.0.0.5:6379\"]\n    db: 3\n", func(c *Config) {
+			if c.Consent.Store != "memory" || c.Consent.Redis.DB != 3 || len(c.Consent.Redis.Addrs) != 1 {
+				t.Errorf("consent = %+v", c.Consent)
+			}
+		})
+	})
 	t.Run("empty optional strings", func(t *testing.T) {
 		ok(t, "admin_token: \"\"\nanonymise:\n  secret: \"\"\ngeo:\n  database: \"\"\n", isDefault)
 	})
@@ -513,7 +625,7 @@ consent:
 	})
 	t.Run("unknown key through an alias", func(t *testing.T) {
 		bad(t, "upstream: &u {timeout: 2s}\nconsent: *u\n",
-			`t.yaml:1:15: unknown key "timeout" in consent (known: store, cookie, cookie_domain, secure, ttl, max_entries)`)
+			`t.yaml:1:15: unknown key "timeout" in consent (known: store, on_store_error, cookie, cookie_domain, secure, ttl, max_entries, redis, cache, receipts)`)
 	})
 	t.Run("merge of a scalar", func(t *testing.T) {
 		bad(t, "consent:\n  <<: 5\n", `t.yaml:2:7: consent: a merge key (<<) needs a mapping or a list of mappings, got "5"`)
@@ -565,6 +677,51 @@ consent:
 	t.Run("complex key", func(t *testing.T) {
 		bad(t, "? [a]\n: b\n", `t.yaml:1:3: a key must be a plain string at top level, got a list`)
 	})
+}
+
+// TestRedisPassword: the password is taken as written, from the file or the environment,
+// and no message repeats it, whatever shape it is written in.
+func TestRedisPassword(t *testing.T) {
+	useTestCatalogue(t)
+	for _, yaml := range []string{
+		"consent:\n  redis:\n    password: [" + secretMarker + "]\n",
+		"consent:\n  redis:\n    password: {" + secretMarker + ": x}\n",
+		"consent:\n  redis:\n    password: " + secretMarker + "\n    password: " + secretMarker + "\n",
+		"consent:\n  redis:\n    password: &p " + secretMarker + "\n    db: *p\n",
+		"consent:\n  redis:\n    db: &p " + secretMarker + "\n    password: *p\n",
+		"consent:\n  redis:\n    password: &p " + secretMarker + "\n    addrs: [*p, *p]\n",
+		"consent:\n  redis:\n    password: &p " + secretMarker + "\n    *p : 1\n",
+		"admin_token: &t " + secretMarker + "-0123456789\nlisten: *t\n",
+		"consent:\n  redis:\n    password: \"" + secretMarker + "\n",
+		"consent:\n  store: redis\n  redis:\n    password: " + secretMarker + "\n",
+	} {
+		useEnv(t, nil)
+		_, err := LoadBytes("t.yaml", []byte(yaml))
+		if err == nil {
+			t.Errorf("%q: no error", yaml)
+		} else if strings.Contains(err.Error(), secretMarker) {
+			t.Errorf("%q: the error repeats the password:\n%v", yaml, err)
+		}
+	}
+	useEnv(t, map[string]string{"CONSENTGATE_CONSENT_REDIS_PASSWORD": " " + secretMarker + "\n"})
+	cfg, err := LoadBytes("t.yaml", []byte("consent:\n  redis:\n    password: file\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Consent.Redis.Password != " "+secretMarker+"\n" {
+		t.Errorf("password = %q, want the variable as is", cfg.Consent.Redis.Password)
+	}
+}
+
+func TestFmtDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Millisecond: "1ms", 10 * time.Second: "10s", time.Hour: "1h", 90 * time.Second: "1m30s",
+		2*time.Hour + time.Minute: "2h1m", 790 * day: "790d", 25 * time.Hour: "25h", 500 * time.Microsecond: "500µs",
+	} {
+		if got := fmtDuration(d); got != want {
+			t.Errorf("fmtDuration(%d) = %q, want %q", d, got, want)
+		}
+	}
 }
 
 func TestLoadMissingFile(t *testing.T) {

@@ -1,0 +1,599 @@
+package consent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// RedisStore defaults.
+const (
+	DefaultRedisPrefix       = "consentgate:"
+	DefaultRedisTimeout      = 5 * time.Millisecond
+	DefaultRedisWriteTimeout = 250 * time.Millisecond
+)
+
+// RedisOptions configures a RedisStore. Zero values take the defaults.
+type RedisOptions struct {
+	// Addrs: one address is a single node; several, or Cluster, a Redis Cluster (seed
+	// nodes); with MasterName, Sentinel addresses.
+	Addrs              []string
+	Username, Password string
+	DB                 int // single node and Sentinel only
+	TLS                bool
+	Cluster            bool   // cluster mode with a single (configuration endpoint) address
+	MasterName         string // Sentinel: the monitored master's name
+
+	// Timeout is the budget of a Get, the call on the hit path: past it the hit is decided
+	// fail closed rather than waiting. Default DefaultRedisTimeout.
+	Timeout time.Duration
+	// WriteTimeout is the budget of the other calls (Put, Delete, Erase, History, Ping),
+	// which serve the consent and admin APIs, not hits: a consent write should not fail
+	// on a latency blip that a hit can shrug off. Default DefaultRedisWriteTimeout, and
+	// never less than Timeout.
+	WriteTimeout time.Duration
+
+	PoolSize, MinIdleConns int
+
+	// Prefix starts every key and the invalidation channel; default DefaultRedisPrefix.
+	// It may not contain '{' or '}', which would move the cluster hash tag.
+	Prefix string
+	// ReceiptsMaxLen caps the receipts kept per ID (approximately: XADD MAXLEN ~);
+	// default DefaultReceiptsMaxLen.
+	ReceiptsMaxLen int64
+	// ReceiptsTTL is the receipts' lifetime after the last append; default
+	// DefaultReceiptsTTL.
+	ReceiptsTTL time.Duration
+
+	// OnPublishError, if set, is told when an invalidation could not be published after
+	// a write was saved. The write still succeeds; other instances serve their cached copy
+	// until the cache TTL ends it. It must not block.
+	OnPublishError func(error)
+}
+
+// RedisStore is the Store shared by every instance: states in Redis hashes, receipts in
+// Redis streams, and an invalidation channel that keeps the instances' caches honest.
+// REDIS.md documents the key schema, for sites whose backend writes consent directly.
+type RedisStore struct {
+	client  redis.UniversalClient
+	cluster *redis.ClusterClient // nil unless a Redis Cluster
+
+	prefix, channel string
+	timeout         time.Duration
+	writeTimeout    time.Duration
+	maxLen          int64
+	receiptsTTL     time.Duration
+	onPublishError  func(error)
+	healthEvery     time.Duration // subscribeHealthEvery; tests shorten it
+
+	done      chan struct{} // closed by Close; stops Subscribe
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Store = (*RedisStore)(nil)
+
+// NewRedisStore builds a client from o. It does not connect: Redis being down at start
+// must not stop the proxy, which serves fail closed until Redis is back. It fails only
+// for options that cannot work.
+func NewRedisStore(o RedisOptions) (*RedisStore, error) {
+	if err := checkRedisOptions(&o); err != nil {
+		return nil, err
+	}
+	uo := &redis.UniversalOptions{
+		Addrs:      o.Addrs,
+		ClientName: "consentgate",
+		Username:   o.Username,
+		Password:   o.Password,
+		DB:         o.DB,
+		MasterName: o.MasterName,
+		// Deadlines come from the contexts, each call its own budget.
+		ContextTimeoutEnabled: true,
+		// A retry inside a 5 ms budget only eats the budget; the one retry left covers a
+		// pooled connection that died since its last use (a Redis restart).
+		MaxRetries: 1,
+		// No dial retries either: a refused connection is answered at once, fail closed,
+		// and the pool's own probe notices when Redis is back.
+		DialerRetries: 1,
+		DialTimeout:   2 * time.Second,
+		PoolSize:      o.PoolSize,
+		MinIdleConns:  o.MinIdleConns,
+		// Maintenance notifications are a Redis Cloud feature; asking a self-hosted Redis
+		// for them costs a failed command on every new connection.
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+	if o.TLS {
+		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	s := &RedisStore{
+		prefix:         o.Prefix,
+		channel:        o.Prefix + "invalidate",
+		timeout:        o.Timeout,
+		writeTimeout:   o.WriteTimeout,
+		maxLen:         o.ReceiptsMaxLen,
+		receiptsTTL:    o.ReceiptsTTL,
+		onPublishError: o.OnPublishError,
+		healthEvery:    subscribeHealthEvery,
+		done:           make(chan struct{}),
+	}
+	switch {
+	case o.MasterName != "":
+		s.client = redis.NewFailoverClient(uo.Failover())
+	case o.Cluster || len(o.Addrs) > 1:
+		s.cluster = redis.NewClusterClient(uo.Cluster())
+		s.client = s.cluster
+	default:
+		s.client = redis.NewClient(uo.Simple())
+	}
+	return s, nil
+}
+
+func checkRedisOptions(o *RedisOptions) error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("consent: redis options: "+format, args...))
+	}
+	if len(o.Addrs) == 0 {
+		bad("no address: give one host:port (single node), several (cluster) or the Sentinels'")
+	}
+	for _, a := range o.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("address %q is not host:port: %v", a, err)
+		}
+	}
+	if o.MasterName != "" && o.Cluster {
+		bad("MasterName (Sentinel) and Cluster exclude each other")
+	}
+	if o.DB != 0 && (o.Cluster || o.MasterName == "" && len(o.Addrs) > 1) {
+		bad("DB %d: a Redis Cluster has only database 0", o.DB)
+	}
+	if o.DB < 0 {
+		bad("DB must not be negative, got %d", o.DB)
+	}
+	if o.Timeout < 0 || o.WriteTimeout < 0 {
+		bad("timeouts must not be negative, got Timeout %v, WriteTimeout %v", o.Timeout, o.WriteTimeout)
+	}
+	if o.PoolSize < 0 || o.MinIdleConns < 0 {
+		bad("pool sizes must not be negative, got PoolSize %d, MinIdleConns %d", o.PoolSize, o.MinIdleConns)
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		bad("prefix %q contains '{' or '}': the consent ID is the cluster hash tag, and the prefix must not move it", o.Prefix)
+	}
+	if o.ReceiptsMaxLen < 0 || o.ReceiptsTTL < 0 {
+		bad("receipts cap and TTL must not be negative, got %d and %v", o.ReceiptsMaxLen, o.ReceiptsTTL)
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultRedisPrefix
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultRedisTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultRedisWriteTimeout
+	}
+	o.WriteTimeout = max(o.WriteTimeout, o.Timeout)
+	if o.ReceiptsMaxLen == 0 {
+		o.ReceiptsMaxLen = DefaultReceiptsMaxLen
+	}
+	if o.ReceiptsTTL == 0 {
+		o.ReceiptsTTL = DefaultReceiptsTTL
+	}
+	return errors.Join(errs...)
+}
+
+// SetRedisLogger sends the Redis client's own messages (dial failures, reconnects) to l
+// at warning level, instead of the plain lines it writes to stderr by default, so they
+// join the process's structured logs. The client's logger is process-wide: call this
+// once, at start. Its messages name Redis addresses, never keys or consent IDs.
+func SetRedisLogger(l *slog.Logger) {
+	redis.SetLogger(redisLogger{l})
+}
+
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, fmt.Sprintf(format, v...), "component", "redis-client")
+}
+
+// Hash fields of a state and stream fields of a receipt (REDIS.md).
+const (
+	fieldSource  = "source"
+	fieldVersion = "version"
+	fieldCreated = "created"
+	fieldUpdated = "updated"
+	fieldAction  = "action"
+	fieldUAHash  = "ua_hash"
+	fieldTime    = "time"
+)
+
+// errBadID keeps IDs that would break the key schema out of Redis. Consent IDs are
+// checked by the caller; this is the store's own line of defence, and says nothing of
+// the ID itself.
+var errBadID = errors.New("consent: redis: consent ID is empty or contains '{' or '}'")
+
+func checkID(id string) error {
+	if id == "" || strings.ContainsAny(id, "{}") {
+		return errBadID
+	}
+	return nil
+}
+
+// stateKey and receiptsKey wrap the ID in a hash tag, so a Redis Cluster puts both keys
+// of one ID in one slot and a transaction may span them.
+func (r *RedisStore) stateKey(id string) string    { return r.prefix + "{" + id + "}:state" }
+func (r *RedisStore) receiptsKey(id string) string { return r.prefix + "{" + id + "}:receipts" }
+
+// Get reads id's state within the Timeout budget. A state Redis holds but this version
+// cannot read is an error, which the hit path turns into fail closed.
+func (r *RedisStore) Get(ctx context.Context, id string) (State, bool, error) {
+	if err := checkID(id); err != nil {
+		return State{}, false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	m, err := r.client.HGetAll(ctx, r.stateKey(id)).Result()
+	if err != nil {
+		return State{}, false, fmt.Errorf("consent: redis get: %w", err)
+	}
+	if len(m) == 0 {
+		return State{}, false, nil
+	}
+	st, err := parseState(m)
+	if err != nil {
+		return State{}, false, fmt.Errorf("consent: redis get: %w", err)
+	}
+	return st, true, nil
+}
+
+func parseState(m map[string]string) (State, error) {
+	var st State
+	for p := Purpose(0); p < NumPurposes; p++ {
+		v, ok := m[p.String()]
+		if !ok {
+			continue
+		}
+		s, ok := ParseStatus(v)
+		if !ok {
+			return State{}, fmt.Errorf("state field %q is not granted, denied or unset", p.String())
+		}
+		st.Purposes[p] = s
+	}
+	st.Source = m[fieldSource]
+	var err error
+	if st.Version, err = intField(m, fieldVersion); err != nil {
+		return State{}, err
+	}
+	if st.Created, err = timeField(m, fieldCreated); err != nil {
+		return State{}, err
+	}
+	if st.Updated, err = timeField(m, fieldUpdated); err != nil {
+		return State{}, err
+	}
+	return st, nil
+}
+
+func intField(m map[string]string, name string) (int64, error) {
+	v, ok := m[name]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("field %q is not an integer", name)
+	}
+	return n, nil
+}
+
+// timeField reads Unix milliseconds; absent is the zero time.
+func timeField(m map[string]string, name string) (time.Time, error) {
+	if _, ok := m[name]; !ok {
+		return time.Time{}, nil
+	}
+	ms, err := intField(m, name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
+func appendTime(dst []any, name string, t time.Time) []any {
+	if t.IsZero() {
+		return dst
+	}
+	return append(dst, name, t.UnixMilli())
+}
+
+func stateFields(st *State) []any {
+	f := make([]any, 0, 2*(int(NumPurposes)+4))
+	for p, s := range st.Purposes {
+		if s != Unset { // absent is unset: a reader need not know a third word
+			f = append(f, Purpose(p).String(), s.String())
+		}
+	}
+	f = append(f, fieldSource, st.Source, fieldVersion, st.Version)
+	f = appendTime(f, fieldCreated, st.Created)
+	return appendTime(f, fieldUpdated, st.Updated)
+}
+
+func receiptFields(rc *Receipt) []any {
+	f := make([]any, 0, 2*(int(NumPurposes)+5))
+	f = append(f, fieldAction, rc.Action)
+	for p, s := range rc.Purposes {
+		if s != Unset {
+			f = append(f, Purpose(p).String(), s.String())
+		}
+	}
+	return append(f, fieldSource, rc.Source, fieldVersion, rc.Version,
+		fieldUAHash, rc.UAHash, fieldTime, rc.Time.UnixMilli())
+}
+
+// appendReceipt queues the receipt append of a write transaction.
+func (r *RedisStore) appendReceipt(ctx context.Context, p redis.Pipeliner, key string, rc *Receipt) {
+	p.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: r.maxLen, Approx: true, Values: receiptFields(rc)})
+	p.PExpire(ctx, key, r.receiptsTTL)
+}
+
+// Put replaces id's state and appends the receipt in one MULTI/EXEC, then publishes the
+// invalidation. The publish is outside the transaction and its failure does not fail
+// the write, which is saved: see OnPublishError.
+func (r *RedisStore) Put(ctx context.Context, id string, st State, ttl time.Duration, rc Receipt) error {
+	if ttl <= 0 {
+		return fmt.Errorf("consent: redis put: ttl must be positive, got %v", ttl)
+	}
+	if err := checkID(id); err != nil {
+		return err
+	}
+	rc, err := consentReceipt(rc, &st, time.Now())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
+	defer cancel()
+	sk, rk := r.stateKey(id), r.receiptsKey(id)
+	_, err = r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		// DEL first: a purpose that became unset must not survive from the old hash.
+		p.Del(ctx, sk)
+		p.HSet(ctx, sk, stateFields(&st)...)
+		p.PExpire(ctx, sk, ttl)
+		r.appendReceipt(ctx, p, rk, &rc)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("consent: redis put: %w", err)
+	}
+	r.publish(ctx, id)
+	return nil
+}
+
+// Delete removes id's state and appends the withdrawal in one MULTI/EXEC, then publishes.
+func (r *RedisStore) Delete(ctx context.Context, id string, rc Receipt) (bool, error) {
+	if err := checkID(id); err != nil {
+		return false, err
+	}
+	rc, err := withdrawReceipt(rc, time.Now())
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
+	defer cancel()
+	var del *redis.IntCmd
+	_, err = r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, r.stateKey(id))
+		r.appendReceipt(ctx, p, r.receiptsKey(id), &rc)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("consent: redis delete: %w", err)
+	}
+	r.publish(ctx, id)
+	return del.Val() > 0, nil
+}
+
+// Erase deletes both keys of id (one DEL: same slot, atomic), then publishes.
+func (r *RedisStore) Erase(ctx context.Context, id string) (bool, error) {
+	if err := checkID(id); err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
+	defer cancel()
+	n, err := r.client.Del(ctx, r.stateKey(id), r.receiptsKey(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("consent: redis erase: %w", err)
+	}
+	r.publish(ctx, id)
+	return n > 0, nil
+}
+
+func (r *RedisStore) publish(ctx context.Context, id string) {
+	if err := r.client.Publish(ctx, r.channel, id).Err(); err != nil && r.onPublishError != nil {
+		r.onPublishError(fmt.Errorf("consent: redis publish invalidation: %w", err))
+	}
+}
+
+// History reads id's receipts, oldest first. A receipt this version cannot read is an
+// error rather than a gap: an audit trail with silent holes proves nothing.
+func (r *RedisStore) History(ctx context.Context, id string) ([]Receipt, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
+	defer cancel()
+	msgs, err := r.client.XRange(ctx, r.receiptsKey(id), "-", "+").Result()
+	if err != nil {
+		return nil, fmt.Errorf("consent: redis history: %w", err)
+	}
+	out := make([]Receipt, 0, len(msgs))
+	for _, msg := range msgs {
+		rc, err := parseReceipt(msg.Values)
+		if err != nil {
+			return nil, fmt.Errorf("consent: redis history: receipt %s: %w", msg.ID, err)
+		}
+		out = append(out, rc)
+	}
+	return out, nil
+}
+
+func parseReceipt(v map[string]any) (Receipt, error) {
+	m := make(map[string]string, len(v))
+	for k, x := range v {
+		s, ok := x.(string)
+		if !ok {
+			return Receipt{}, fmt.Errorf("field %q is not a string", k)
+		}
+		m[k] = s
+	}
+	var rc Receipt
+	switch a := m[fieldAction]; a {
+	case ActionConsent, ActionWithdraw:
+		rc.Action = a
+	default:
+		return Receipt{}, fmt.Errorf("field %q is not %q or %q", fieldAction, ActionConsent, ActionWithdraw)
+	}
+	for p := Purpose(0); p < NumPurposes; p++ {
+		if v, ok := m[p.String()]; ok {
+			s, ok := ParseStatus(v)
+			if !ok {
+				return Receipt{}, fmt.Errorf("field %q is not granted, denied or unset", p.String())
+			}
+			rc.Purposes[p] = s
+		}
+	}
+	rc.Source, rc.UAHash = m[fieldSource], m[fieldUAHash]
+	var err error
+	if rc.Version, err = intField(m, fieldVersion); err != nil {
+		return Receipt{}, err
+	}
+	if rc.Time, err = timeField(m, fieldTime); err != nil {
+		return Receipt{}, err
+	}
+	return rc, nil
+}
+
+// Ping checks that Redis answers. On a cluster it pings every master, so that readiness
+// reflects the whole keyspace and not just the node a PING happens to reach.
+func (r *RedisStore) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
+	defer cancel()
+	var err error
+	if r.cluster != nil {
+		err = r.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.Ping(ctx).Err()
+		})
+	} else {
+		err = r.client.Ping(ctx).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("consent: redis ping: %w", err)
+	}
+	return nil
+}
+
+// Close stops Subscribe and closes the client. It is idempotent.
+func (r *RedisStore) Close() error {
+	r.closeOnce.Do(func() {
+		close(r.done)
+		r.closeErr = r.client.Close()
+	})
+	return r.closeErr
+}
+
+// Subscription tuning: how long a quiet subscription waits before it pings, and the
+// bounds of the backoff between attempts while Redis is away.
+const (
+	subscribeHealthEvery = 15 * time.Second
+	subscribeMinBackoff  = 50 * time.Millisecond
+	subscribeMaxBackoff  = 2 * time.Second
+)
+
+// Subscribe listens on the invalidation channel until ctx is done or the store is
+// closed, calling onInvalidate(id) for each written ID and onReset() whenever messages
+// may have been lost: on every (re)subscription, since nothing is replayed for the time
+// it was away, and once at the start of each outage. A quiet connection is pinged, and
+// one that does not answer is replaced, so a half-open TCP connection cannot silently
+// stop invalidations. The callbacks run on Subscribe's goroutine.
+func (r *RedisStore) Subscribe(ctx context.Context, onInvalidate func(id string), onReset func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	l := listener{r: r, onInvalidate: onInvalidate, onReset: onReset, backoff: subscribeMinBackoff}
+	for {
+		l.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if !l.outage {
+			l.outage = true
+			onReset()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(l.backoff):
+		}
+		l.backoff = min(2*l.backoff, subscribeMaxBackoff)
+	}
+}
+
+type listener struct {
+	r            *RedisStore
+	onInvalidate func(string)
+	onReset      func()
+	backoff      time.Duration
+	outage       bool // onReset was called for the current outage
+}
+
+// listen runs one PubSub until it fails or ctx is done.
+func (l *listener) listen(ctx context.Context) {
+	ps := l.r.client.Subscribe(ctx, l.r.channel)
+	// Receive blocks in a socket read that ctx cannot interrupt; closing the PubSub can.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer func() {
+		if stop() {
+			_ = ps.Close()
+		}
+	}()
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, l.r.healthEvery)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() || pinged {
+				return // broken, or silent even to a ping: start over
+			}
+			if ps.Ping(ctx) != nil {
+				return
+			}
+			pinged = true
+			continue
+		}
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				l.backoff, l.outage = subscribeMinBackoff, false
+				l.onReset()
+			}
+		case *redis.Message:
+			l.onInvalidate(m.Payload)
+		}
+	}
+}

@@ -1,0 +1,296 @@
+// Package redistest runs real redis-server processes for tests: a single node or a
+// Redis Cluster, each on free loopback ports in the test's temporary directory, stopped
+// when the test ends. Tests never talk to a Redis they did not start (the machine's
+// 6379 included), and never mock one.
+//
+// A missing redis-server or redis-cli fails the test with a message saying what to
+// install: a test that skips would pass on a machine where nothing was tested.
+package redistest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	startTimeout   = 10 * time.Second
+	clusterTimeout = 20 * time.Second
+	// clusterBusOffset is fixed by Redis: a cluster node also listens on port+10000.
+	clusterBusOffset = 10000
+)
+
+// Server is one redis-server process.
+type Server struct {
+	Addr string // 127.0.0.1:port
+
+	bin  string
+	dir  string
+	port int
+	args []string // everything but --port
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+}
+
+// Start runs a redis-server without persistence on a free 127.0.0.1 port and stops it
+// when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, nil, false)
+}
+
+// start picks ports and starts a server, retrying on another port if one was taken
+// between being found free and being bound.
+func start(t testing.TB, extra []string, cluster bool) *Server {
+	t.Helper()
+	bin := lookPath(t, "redis-server")
+	dir := t.TempDir()
+	s := &Server{
+		bin: bin,
+		dir: dir,
+		args: append([]string{
+			"--bind", "127.0.0.1",
+			"--save", "",
+			"--appendonly", "no",
+			"--dir", dir,
+			"--logfile", filepath.Join(dir, "redis.log"),
+			"--daemonize", "no",
+		}, extra...),
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if s.port, err = freePort(cluster); err != nil {
+			t.Fatalf("redistest: finding a free port: %v", err)
+		}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+		if err = s.run(); err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+	}
+	t.Fatalf("redistest: starting redis-server: %v", err)
+	return nil
+}
+
+// Stop kills the server, as an outage would. It is idempotent.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port, with the same configuration (and,
+// since nothing is persisted, no data).
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	var err error
+	// The port was ours a moment ago; retry briefly in case the kernel is slow to free it.
+	for deadline := time.Now().Add(startTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err = s.run(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("redistest: restarting redis-server on %s: %v", s.Addr, err)
+}
+
+// run starts the process and waits until it answers PING.
+func (s *Server) run() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return errors.New("already running")
+	}
+	args := append([]string{"--port", strconv.Itoa(s.port)}, s.args...)
+	cmd := exec.Command(s.bin, args...)
+	cmd.Dir = s.dir
+	setProcAttr(cmd)
+	var out strings.Builder // the log file takes the rest; this catches argument errors
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", s.bin, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server on port %d exited at start: %s%s", s.port, out.String(), s.logTail())
+		default:
+		}
+		if reply, err := Do(s.Addr, "PING"); err == nil && reply == "PONG" {
+			s.cmd, s.exited = cmd, exited
+			return nil
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("redis-server on port %d did not answer PING within %v%s", s.port, startTimeout, s.logTail())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return "\nredis.log (end):\n" + string(b)
+}
+
+// Cluster is a Redis Cluster of masters without replicas.
+type Cluster struct {
+	Addrs   []string
+	Servers []*Server
+}
+
+// StartCluster runs masters (at least 3, as redis-cli requires) cluster-enabled servers,
+// joins them with redis-cli --cluster create, and waits until every node reports
+// cluster_state:ok. The servers are stopped when the test ends.
+func StartCluster(t testing.TB, masters int) *Cluster {
+	t.Helper()
+	if masters < 3 {
+		t.Fatalf("redistest: StartCluster(%d): a Redis Cluster needs at least 3 masters", masters)
+	}
+	cli := lookPath(t, "redis-cli")
+	c := &Cluster{}
+	for range masters {
+		s := start(t, []string{
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "5000",
+		}, true)
+		c.Servers = append(c.Servers, s)
+		c.Addrs = append(c.Addrs, s.Addr)
+	}
+	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.Command(cli, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(clusterTimeout)
+	for _, s := range c.Servers {
+		for {
+			info, err := Do(s.Addr, "CLUSTER", "INFO")
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redistest: node %s not cluster_state:ok within %v (err %v):\n%s", s.Addr, clusterTimeout, err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// lookPath finds a Redis binary or fails the test saying what to install.
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("redistest: %s not found on PATH (%v). These tests need a real Redis 7: "+
+			"install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis). "+
+			"They never skip.", name, err)
+	}
+	return p
+}
+
+// freePort returns a loopback port nothing listens on. For a cluster node the bus port
+// (port+10000) must be free too.
+func freePort(cluster bool) (int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if !cluster {
+			_ = l.Close()
+			return port, nil
+		}
+		if port+clusterBusOffset > 65535 {
+			_ = l.Close()
+			continue
+		}
+		bus, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+clusterBusOffset)))
+		_ = l.Close()
+		if err != nil {
+			continue
+		}
+		_ = bus.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free port pair for a cluster node")
+}
+
+// Do sends one command to addr on a fresh connection and returns the reply: a simple or
+// bulk string, or an integer in decimal; a Redis error reply is returned as an error.
+// It is deliberately tiny, so the harness does not depend on the client under test.
+func Do(addr string, args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		return "", err
+	}
+	rd := bufio.NewReader(conn)
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty reply")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", errors.New(line[1:])
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("nil or bad bulk reply %q", line)
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+	return "", fmt.Errorf("unsupported reply %q", line)
+}

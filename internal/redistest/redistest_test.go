@@ -1,0 +1,53 @@
+package redistest
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestServerStopRestart(t *testing.T) {
+	s := Start(t)
+	if strings.HasSuffix(s.Addr, ":6379") {
+		t.Fatalf("Start used the default port: %s", s.Addr)
+	}
+	if _, err := Do(s.Addr, "SET", "k", "v"); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	s.Stop()
+	if _, err := Do(s.Addr, "PING"); err == nil {
+		t.Fatal("PING answered after Stop")
+	}
+	s.Stop() // idempotent
+	addr := s.Addr
+	s.Restart(t)
+	if s.Addr != addr {
+		t.Fatalf("Restart moved the server from %s to %s", addr, s.Addr)
+	}
+	if got, err := Do(s.Addr, "PING"); err != nil || got != "PONG" {
+		t.Fatalf("PING after Restart = %q, %v", got, err)
+	}
+	// Nothing is persisted: a restart is an empty Redis, as the outage tests expect.
+	if got, err := Do(s.Addr, "EXISTS", "k"); err != nil || got != "0" {
+		t.Fatalf("EXISTS k after Restart = %q, %v; want 0", got, err)
+	}
+}
+
+func TestDoErrorReply(t *testing.T) {
+	s := Start(t)
+	if _, err := Do(s.Addr, "NOSUCHCOMMAND"); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Fatalf("Do(NOSUCHCOMMAND) err = %v, want the server's error", err)
+	}
+}
+
+func TestStartCluster(t *testing.T) {
+	c := StartCluster(t, 3)
+	if len(c.Addrs) != 3 {
+		t.Fatalf("Addrs = %v, want 3", c.Addrs)
+	}
+	for _, a := range c.Addrs {
+		info, err := Do(a, "CLUSTER", "INFO")
+		if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_assigned:16384") {
+			t.Fatalf("CLUSTER INFO on %s: %v\n%s", a, err, info)
+		}
+	}
+}

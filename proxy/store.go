@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/rules"
+	"github.com/consentgate/consentgate/telemetry"
+)
+
+// storeCtx is the context of every store call. Never the fasthttp RequestCtx: as a
+// parent it makes context.WithTimeout start a goroutine per call that reads fasthttp's
+// shutdown state unsynchronised. The store bounds each call by its own budget.
+var storeCtx = context.Background()
+
+// consentStore is the store a server talks to, with what it takes to run and stop it.
+type consentStore struct {
+	consent.Store
+	// countLookups: the proxy counts lookups itself (memory store); a cache in front of
+	// Redis counts its own, by source.
+	countLookups bool
+	stop         context.CancelFunc
+}
+
+// openStore builds the store the config names. Redis gets a local cache in front and a
+// subscription that drops cached IDs when any instance writes them. Redis being down at
+// start is not an error: the proxy serves, fail closed, and readiness says degraded.
+func openStore(cfg *rules.Config, m *telemetry.Metrics, log *slog.Logger) (*consentStore, error) {
+	c := cfg.Consent
+	if c.Store != "redis" {
+		m.StoreUp(true)
+		return &consentStore{Store: consent.NewMemoryStore(c.MaxEntries), countLookups: true, stop: func() {}}, nil
+	}
+	r := c.Redis
+	rs, err := consent.NewRedisStore(consent.RedisOptions{
+		Addrs: r.Addrs, Username: r.Username, Password: r.Password, DB: r.DB, TLS: r.TLS,
+		Cluster: r.Cluster, MasterName: r.MasterName, Timeout: r.Timeout,
+		PoolSize: r.PoolSize, MinIdleConns: r.MinIdleConns, Prefix: r.KeyPrefix,
+		ReceiptsMaxLen: int64(c.Receipts.MaxLen), ReceiptsTTL: c.Receipts.TTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cache := consent.NewCache(rs, consent.CacheOptions{
+		TTL: c.Cache.TTL, NegativeTTL: c.Cache.NegativeTTL, MaxEntries: c.Cache.MaxEntries,
+		Observe: func(src consent.LookupSource, res consent.LookupResult) {
+			s := telemetry.LookupCache
+			if src == consent.SourceStore {
+				s = telemetry.LookupRedis
+			}
+			m.ConsentLookup(s, lookupResult(res))
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go rs.Subscribe(ctx, cache.Invalidate, func() {
+		// Invalidations may have been missed while disconnected: forget everything.
+		cache.Clear()
+		log.Info("consent cache cleared", "why", "redis subscription (re)established")
+	})
+	go watchStore(ctx, cache, m, log)
+	return &consentStore{Store: cache, stop: cancel}, nil
+}
+
+// watchStore keeps consentgate_consent_store_up current and logs state changes, so an
+// outage shows in metrics and logs even when no one polls /readyz.
+func watchStore(ctx context.Context, s consent.Store, m *telemetry.Metrics, log *slog.Logger) {
+	up := true
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := s.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		m.StoreUp(err == nil)
+		if (err == nil) != up {
+			up = err == nil
+			if up {
+				log.Info("consent store recovered")
+			} else {
+				log.Error("consent store unavailable; hits are decided fail-closed", "error", err.Error())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func lookupResult(r consent.LookupResult) telemetry.LookupResult {
+	switch r {
+	case consent.ResultHit:
+		return telemetry.LookupHit
+	case consent.ResultMiss:
+		return telemetry.LookupMiss
+	}
+	return telemetry.LookupError
+}
