@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/consentgate/consentgate/internal/redistest"
 )
 
 // TestHitPathAllocationBudget holds the per-hit allocation budget. The decision path
@@ -47,6 +49,18 @@ func TestHitPathAllocationBudget(t *testing.T) {
 		if got > 1 {
 			t.Errorf("%s: %.1f allocs per hit, budget 1", c.name, got)
 		}
+	}
+	// Consent from Redis through a warm local cache: no more allocations than memory.
+	rs := redistest.Start(t)
+	rp := startProxy(t, redisConfig(quiet.URL(), rs.Addr))
+	denied := rp.consentCookie(`{"statistics":true,"marketing":false}`)
+	warm := newHitCtx("GET", "/tr?id=1&ev=PageView", ipSE, denied)
+	rp.handlePublic(warm)
+	if got := testing.AllocsPerRun(200, func() {
+		warm.Response.Reset()
+		rp.handlePublic(warm)
+	}); got > 0 {
+		t.Errorf("drop with consent from the Redis cache: %.1f allocs per hit, budget 0", got)
 	}
 	if quiet.count.Load() < 400 {
 		t.Errorf("upstream saw %d hits, want every round trip", quiet.count.Load())

@@ -2,9 +2,14 @@ package proxy
 
 import (
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/internal/redistest"
+	"github.com/consentgate/consentgate/telemetry"
 )
 
 // newHitCtx builds a RequestCtx as the listener would for one hit from a trusted
@@ -70,4 +75,41 @@ func BenchmarkHitForward(b *testing.B) {
 	if up.count.Load() == 0 {
 		b.Fatal("nothing reached the upstream")
 	}
+}
+
+// BenchmarkHitRedisWarm: the drop benchmark's hit, but the visitor's consent (marketing
+// denied) comes from Redis through the instance's cache, as on a busy instance where
+// the cache answers. Allocations must not grow compared with the memory store.
+func BenchmarkHitRedisWarm(b *testing.B) {
+	rs := redistest.Start(b)
+	up := benchSink()
+	p := startProxy(&testing.T{}, redisConfig(up.URL(), rs.Addr))
+	cookie := p.consentCookie(`{"statistics":true,"marketing":false}`)
+	serveN(b, p, newHitCtx("GET", "/tr?id=1234567890&ev=PageView&fbp=fb.1.2.3", ipSE, cookie))
+}
+
+// BenchmarkHitRedisCold: every hit carries a consent ID the cache has not seen, so each
+// costs one Redis round trip (a miss: nothing stored under it).
+func BenchmarkHitRedisCold(b *testing.B) {
+	rs := redistest.Start(b)
+	up := benchSink()
+	cfg := strings.Replace(redisConfig(up.URL(), rs.Addr), "ttl: 30s\n    negative_ttl: 30s", "ttl: 1ms\n    negative_ttl: 1ms", 1)
+	p := startProxy(&testing.T{}, cfg)
+	ids := make([]string, 4096)
+	for i := range ids {
+		ids[i], _ = consent.NewID()
+	}
+	ctxs := make([]*fasthttp.RequestCtx, len(ids))
+	for i, id := range ids {
+		ctxs[i] = newHitCtx("GET", "/tr?id=1234567890&ev=PageView", ipSE, "cg_id="+id)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ctx := ctxs[i%len(ctxs)]
+		i++
+		ctx.Response.Reset()
+		p.handlePublic(ctx)
+	}
+	b.ReportMetric(float64(p.metrics.ConsentLookupCount(telemetry.LookupRedis, telemetry.LookupMiss))/float64(i), "redis-calls/hit")
 }

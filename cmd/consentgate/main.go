@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
@@ -102,6 +103,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	consent.SetRedisLogger(log)
 	srv, err := proxy.New(cfg, proxy.Options{
 		ConfigPath: *cfgPath,
 		Logger:     log,
@@ -156,6 +158,9 @@ func defaultsInForce(cfg *rules.Config, path string) [][2]string {
 		out = append(out, [2]string{"config", "embedded defaults (no --config)"})
 	}
 	out = append(out, [2]string{"consent.store", cfg.Consent.Store})
+	if cfg.Consent.Store == "redis" {
+		out = append(out, [2]string{"consent.on_store_error", cfg.Consent.OnStoreError + " (a failed lookup counts as " + map[string]string{"deny": "every purpose denied)", "unset": "nothing stored)"}[cfg.Consent.OnStoreError]})
+	}
 	if cfg.Geo.Database == "" {
 		out = append(out, [2]string{"geo.database", "none: every visitor is of unknown location, regime " + cfg.Geo.UnknownRegime})
 	}

@@ -27,6 +27,7 @@ import (
 )
 
 type options struct {
+	store       string
 	binary      string
 	duration    time.Duration
 	warmup      time.Duration
@@ -52,6 +53,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before the measurement (connections, caches, GC)")
 	flag.IntVar(&o.connections, "connections", 32, "concurrent workers, one keep-alive connection each")
 	flag.StringVar(&o.mix, "mix", "realistic", "hit mix: realistic or ga4-only")
+	flag.StringVar(&o.store, "store", "memory", "consent store of the started proxy: memory, or redis (starts a throwaway redis-server)")
 	flag.StringVar(&o.outDir, "out", "", "directory to write a JSON summary to (none if empty)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary config and proxy log")
 	flag.StringVar(&o.target, "target", "", "load an already-running proxy at this loopback URL (e.g. http://127.0.0.1:8081) instead of starting -binary")
@@ -263,6 +265,9 @@ func run(o options, w io.Writer) (int, error) {
 	if adminAddr != "" && metricsErr == nil {
 		after, metricsErr = scrapeHits(adminAddr)
 	}
+	if adminAddr != "" && metricsErr == nil {
+		sum.Lookups, _ = scrapeLookups(adminAddr)
+	}
 	if adminAddr != "" {
 		if metricsErr != nil {
 			sum.MetricsError = metricsErr.Error()
@@ -317,7 +322,20 @@ func launch(o options, sinkAddr, dir string) (p *proxyProc, baseURL, adminAddr s
 	if err != nil {
 		return nil, "", "", err
 	}
+	var rs *redisServer
+	var redisAddr string
+	switch o.store {
+	case "memory":
+	case "redis":
+		if rs, err = startRedis(dir); err != nil {
+			return nil, "", "", err
+		}
+		redisAddr = rs.Addr
+	default:
+		return nil, "", "", fmt.Errorf("-store %q: want memory or redis", o.store)
+	}
 	cfg := proxyConfig{
+		RedisAddr:   redisAddr,
 		Listen:      fmt.Sprintf("127.0.0.1:%d", pub),
 		AdminListen: fmt.Sprintf("127.0.0.1:%d", adm),
 		GeoIP:       geoip,
@@ -329,8 +347,12 @@ func launch(o options, sinkAddr, dir string) (p *proxyProc, baseURL, adminAddr s
 	}
 	p, err = startProxy(o.binary, cfgPath, filepath.Join(dir, "proxy.log"))
 	if err != nil {
+		if rs != nil {
+			rs.stop()
+		}
 		return nil, "", "", err
 	}
+	p.redis = rs
 	if err := p.waitHealthy(cfg.AdminListen, 10*time.Second); err != nil {
 		if !p.Exited() {
 			_ = p.cmd.Process.Kill()
@@ -365,13 +387,15 @@ type summary struct {
 	ConsentedVisitors map[string]int     `json:"consented_visitors"`
 	Sink              sinkSnapshot       `json:"sink"`
 	HitsByAction      map[string]float64 `json:"hits_by_action,omitempty"`
-	HitsByReason      map[string]float64 `json:"hits_by_reason,omitempty"`
-	HitsByJuris       map[string]float64 `json:"hits_by_jurisdiction,omitempty"`
-	HitsByVendor      map[string]float64 `json:"hits_by_vendor_action,omitempty"`
-	MetricsError      string             `json:"metrics_error,omitempty"`
-	ProxyCPUCores     float64            `json:"proxy_cpu_cores,omitempty"`
-	LoadgenCPUCores   float64            `json:"loadgen_cpu_cores"`
-	ProxyRSSBytes     uint64             `json:"proxy_rss_bytes,omitempty"`
+	// Lookups: consent lookups by "source/result" over the whole run (warm-up included).
+	Lookups         map[string]float64 `json:"consent_lookups,omitempty"`
+	HitsByReason    map[string]float64 `json:"hits_by_reason,omitempty"`
+	HitsByJuris     map[string]float64 `json:"hits_by_jurisdiction,omitempty"`
+	HitsByVendor    map[string]float64 `json:"hits_by_vendor_action,omitempty"`
+	MetricsError    string             `json:"metrics_error,omitempty"`
+	ProxyCPUCores   float64            `json:"proxy_cpu_cores,omitempty"`
+	LoadgenCPUCores float64            `json:"loadgen_cpu_cores"`
+	ProxyRSSBytes   uint64             `json:"proxy_rss_bytes,omitempty"`
 }
 
 var quantiles = []struct {
@@ -465,6 +489,7 @@ func report(w io.Writer, s *summary) {
 				fa += v
 			}
 		}
+		reportLookups(p, s)
 		if uint64(fa) != s.Sink.Total {
 			p("note: the proxy counted %.0f non-drop hits, the sink received %d\n", fa, s.Sink.Total)
 		}
@@ -546,4 +571,18 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// reportLookups prints the consent store's work: the cache hit ratio and the Redis
+// round trips per hit, over the whole run (warm-up included, as the counters are).
+func reportLookups(p func(string, ...any), s *summary) {
+	if len(s.Lookups) == 0 {
+		return
+	}
+	p("consent       %s\n", joinFloats(s.Lookups))
+	cacheHit, cacheMiss := s.Lookups["cache/hit"], s.Lookups["cache/miss"]
+	redisCalls := s.Lookups["redis/hit"] + s.Lookups["redis/miss"] + s.Lookups["redis/error"]
+	if cacheHit+cacheMiss > 0 {
+		p("consent cache hit ratio %.4f, redis calls %.0f\n", cacheHit/(cacheHit+cacheMiss), redisCalls)
+	}
 }

@@ -60,6 +60,7 @@ func freePort() (int, error) {
 
 type proxyConfig struct {
 	Listen, AdminListen, GeoIP, SinkAddr string
+	RedisAddr                            string // "" = the in-memory consent store
 }
 
 func (c proxyConfig) yaml() []byte {
@@ -77,6 +78,9 @@ func (c proxyConfig) yaml() []byte {
 		fmt.Fprintf(&b, "  %s: %s\n", v, q("http://"+c.SinkAddr))
 	}
 	fmt.Fprintf(&b, "anonymise:\n  secret: %s\n", q(benchSecret))
+	if c.RedisAddr != "" {
+		fmt.Fprintf(&b, "consent:\n  store: redis\n  redis:\n    addrs: [%s]\n", q(c.RedisAddr))
+	}
 	return []byte(b.String())
 }
 
@@ -85,6 +89,7 @@ func (c proxyConfig) yaml() []byte {
 type proxyProc struct {
 	cmd     *exec.Cmd
 	logPath string
+	redis   *redisServer // the throwaway consent store of -store redis, if any
 	exited  chan struct{}
 	waitErr error
 }
@@ -164,6 +169,9 @@ func (p *proxyProc) waitHealthy(adminAddr string, timeout time.Duration) error {
 // stop sends SIGTERM, as an orchestrator would, and waits for the drain. A proxy
 // that ignores it is killed so the benchmark always ends.
 func (p *proxyProc) stop(timeout time.Duration) error {
+	if p.redis != nil {
+		defer p.redis.stop() // after the proxy: it drains first
+	}
 	if p.Exited() {
 		return fmt.Errorf("proxy had already exited: %v", p.waitErr)
 	}
@@ -206,6 +214,78 @@ func scrapeHits(adminAddr string) (map[hitCounter]float64, error) {
 		return nil, fmt.Errorf("scrape /metrics: status %d", resp.StatusCode())
 	}
 	return parseHits(resp.Body())
+}
+
+// scrapeLookups reads consentgate_consent_lookups_total by "source/result".
+func scrapeLookups(adminAddr string) (map[string]float64, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + adminAddr + "/metrics")
+	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+		return nil, fmt.Errorf("scrape /metrics: %w", err)
+	}
+	out := map[string]float64{}
+	for _, line := range bytes.Split(resp.Body(), []byte("\n")) {
+		rest, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("consentgate_consent_lookups_total{"))
+		if !ok {
+			continue
+		}
+		labels, value, err := parseLabels(rest)
+		if err != nil {
+			return nil, err
+		}
+		if f := strings.Fields(string(value)); len(f) > 0 {
+			v, err := strconv.ParseFloat(f[0], 64)
+			if err != nil {
+				return nil, err
+			}
+			out[labels["source"]+"/"+labels["result"]] += v
+		}
+	}
+	return out, nil
+}
+
+// redisServer is a throwaway redis-server for -store redis: loopback only, nothing on
+// disk, stopped with the run.
+type redisServer struct {
+	cmd  *exec.Cmd
+	Addr string
+}
+
+func startRedis(dir string) (*redisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("-store redis needs redis-server: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return &redisServer{cmd: cmd, Addr: addr}, nil
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			return nil, fmt.Errorf("redis-server on %s did not start: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *redisServer) stop() {
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
 }
 
 func parseHits(text []byte) (map[hitCounter]float64, error) {
