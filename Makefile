@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 CONFIG   ?=
 FUZZTIME ?= 20s
 
-.PHONY: build run test vet bench bench-go bench-load fuzz clean
+.PHONY: build run test vet bench bench-go bench-load bench-load-redis fuzz clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consentgate
@@ -24,14 +24,18 @@ test: vet
 vet:
 	$(GO) vet ./...
 
-## bench: in-process benchmarks, then whole-process load through bench/
-bench: bench-go bench-load
+## bench: in-process benchmarks, then whole-process load through bench/ with the memory
+## store and with a throwaway Redis (cache hit ratio and Redis calls are printed)
+bench: bench-go bench-load bench-load-redis
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./rules/ ./geo/ ./consent/ ./proxy/ ./telemetry/
 
 bench-load: build
-	$(GO) run ./bench/cmd/loadgen -binary $(BIN) $(BENCHFLAGS)
+	$(GO) run ./bench/cmd/loadgen -binary $(BIN) -store memory $(BENCHFLAGS)
+
+bench-load-redis: build
+	$(GO) run ./bench/cmd/loadgen -binary $(BIN) -store redis $(BENCHFLAGS)
 
 ## fuzz: run every native fuzz target for FUZZTIME each (never part of `make test`)
 fuzz:
