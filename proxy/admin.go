@@ -136,7 +136,7 @@ func (s *Server) deleteConsent(ctx *fasthttp.RequestCtx, id string) {
 	if erase {
 		deleted, err = s.store.Erase(storeCtx, id)
 	} else {
-		deleted, err = s.store.Delete(storeCtx, id, withdrawal(ctx, "admin"))
+		deleted, err = s.withdraw(ctx, id, "admin")
 	}
 	switch {
 	case err != nil:

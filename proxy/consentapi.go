@@ -44,7 +44,7 @@ func (s *Server) handleConsentAPI(ctx *fasthttp.RequestCtx, rt *runtime) {
 		withdrawn := false
 		if valid {
 			var err error
-			if withdrawn, err = s.store.Delete(storeCtx, string(id), withdrawal(ctx, "api")); err != nil {
+			if withdrawn, err = s.withdraw(ctx, string(id), "api"); err != nil {
 				storeUnavailable(ctx)
 				return
 			}
@@ -93,6 +93,15 @@ func (s *Server) putConsent(ctx *fasthttp.RequestCtx, rt *runtime, id, source st
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetBody(consent.MarshalState(shown, st))
 	return true
+}
+
+// withdraw deletes id's state with a withdrawal receipt, but only if a state exists: a
+// made-up (well-formed) cookie must not leave a receipts trail that lives for years.
+func (s *Server) withdraw(ctx *fasthttp.RequestCtx, id, source string) (bool, error) {
+	if _, ok, err := s.store.Get(storeCtx, id); err != nil || !ok {
+		return false, err
+	}
+	return s.store.Delete(storeCtx, id, withdrawal(ctx, source))
 }
 
 // withdrawal is the receipt of a withdrawal: proof that consent was taken back, and when.

@@ -179,6 +179,14 @@ func TestRedisConsentAPIHistoryAndErasure(t *testing.T) {
 	if strings.Contains(r.Body, "Mozilla") || strings.Contains(r.Body, "127.0.0.1") {
 		t.Errorf("history holds a raw user agent or IP: %s", r.Body)
 	}
+	// Withdrawing a made-up ID leaves no trail.
+	ghost := "GGGGGGGGGGGGGGGGGGGGGA"
+	if r := p.do("DELETE", "/consent", "", "Cookie", "cg_id="+ghost); r.Status != 200 || !strings.Contains(r.Body, `"withdrawn":false`) {
+		t.Errorf("withdraw of an unknown ID: %d %s", r.Status, r.Body)
+	}
+	if r := p.adminDo("GET", "/admin/consent/"+ghost+"/history", "", auth...); strings.TrimSpace(r.Body) != "[]" {
+		t.Errorf("an unknown ID got receipts: %s", r.Body)
+	}
 	if r := p.adminDo("DELETE", "/admin/consent/"+id+"?erase=maybe", "", auth...); r.Status != 400 {
 		t.Errorf("bad erase flag: %d", r.Status)
 	}
