@@ -259,15 +259,7 @@ func (m *Metrics) register(meter metric.Meter) error {
 		counter("consentgate_hits_total", "Hits by vendor, action taken, reason and jurisdiction group.", "{hit}", m.observeHits),
 		counter("consentgate_upstream_requests_total", "Requests sent upstream, by vendor.", "{request}", m.observeRequests),
 		counter("consentgate_upstream_errors_total", "Upstream requests that failed, by vendor and kind (timeout, connect, status = 5xx, other).", "{request}", m.observeErrors),
-		gauge("consentgate_config_last_reload_successful", "1 if the last config load or reload succeeded, else 0.", "1",
-			func(_ context.Context, o metric.Int64Observer) error {
-				var v int64
-				if m.reloadOK.Load() {
-					v = 1
-				}
-				o.Observe(v)
-				return nil
-			}),
+		gauge("consentgate_config_last_reload_successful", "1 if the last config load or reload succeeded, else 0.", "1", observeBool(&m.reloadOK)),
 		counter("consentgate_config_reload_errors_total", "Config reloads that failed; the last good config stayed in force.", "{reload}",
 			func(_ context.Context, o metric.Int64Observer) error {
 				o.Observe(clampInt64(m.reloadErrors.Load()))
@@ -285,21 +277,25 @@ func (m *Metrics) register(meter metric.Meter) error {
 				}
 				return nil
 			}),
-		gauge("consentgate_consent_store_up", "1 if the consent store answered its last health check, else 0 (hits are then decided fail-closed).", "1",
-			func(_ context.Context, o metric.Int64Observer) error {
-				var v int64
-				if m.storeUp.Load() {
-					v = 1
-				}
-				o.Observe(v)
-				return nil
-			}),
+		gauge("consentgate_consent_store_up", "1 if the consent store answered its last health check, else 0 (hits are then decided fail-closed).", "1", observeBool(&m.storeUp)),
 		counter("consentgate_telemetry_dropped_observations_total", "Observations ignored because an index was out of range (a caller bug).", "{observation}",
 			func(_ context.Context, o metric.Int64Observer) error {
 				o.Observe(clampInt64(m.dropped.Load()))
 				return nil
 			}),
 	)
+}
+
+// observeBool reports a flag as a 0/1 gauge.
+func observeBool(b *atomic.Bool) metric.Int64Callback {
+	return func(_ context.Context, o metric.Int64Observer) error {
+		var v int64
+		if b.Load() {
+			v = 1
+		}
+		o.Observe(v)
+		return nil
+	}
 }
 
 // observeHits reports every non-zero hit cell. It runs per scrape, so walking all cells
