@@ -1,0 +1,84 @@
+// Package usp parses IAB CCPA "US Privacy" strings (the us_privacy / USPrivacy value,
+// e.g. "1YNN"): version 1, then one character each for explicit notice given, opted out
+// of sale, and covered by the LSPA, each 'Y', 'N' or '-' (not applicable). Lowercase
+// 'y'/'n' are accepted, as several CMPs emit them. Parse allocates nothing.
+//
+// An opt-out of sale denies marketing; see Signal.OptedOut.
+package usp
+
+import "errors"
+
+// Sentinel errors; test with errors.Is.
+var (
+	ErrLength  = errors.New("usp: string is not 4 characters")
+	ErrVersion = errors.New("usp: unsupported version")
+	ErrValue   = errors.New("usp: field is not Y, N or -")
+)
+
+// Flag is one field's value.
+type Flag uint8
+
+const (
+	NotApplicable Flag = iota // '-'
+	Yes                       // 'Y'
+	No                        // 'N'
+)
+
+func (f Flag) String() string {
+	switch f {
+	case Yes:
+		return "Y"
+	case No:
+		return "N"
+	}
+	return "-"
+}
+
+// Signal is a decoded US Privacy string.
+type Signal struct {
+	Version    int
+	Notice     Flag // explicit notice / opportunity to opt out given
+	OptOutSale Flag // the user opted out of the sale of personal information
+	LSPA       Flag // the transaction is covered by the LSPA
+}
+
+func flag(c byte) (Flag, bool) {
+	switch c {
+	case 'Y', 'y':
+		return Yes, true
+	case 'N', 'n':
+		return No, true
+	case '-':
+		return NotApplicable, true
+	}
+	return NotApplicable, false
+}
+
+// Parse decodes s. On error the Signal is zero (OptedOut false): the caller decides how
+// to treat a malformed string.
+func Parse(s []byte) (Signal, error) {
+	if len(s) != 4 {
+		return Signal{}, ErrLength
+	}
+	if s[0] != '1' {
+		return Signal{}, ErrVersion
+	}
+	n, ok1 := flag(s[1])
+	o, ok2 := flag(s[2])
+	l, ok3 := flag(s[3])
+	if !ok1 || !ok2 || !ok3 {
+		return Signal{}, ErrValue
+	}
+	return Signal{Version: 1, Notice: n, OptOutSale: o, LSPA: l}, nil
+}
+
+// OptedOut reports an opt-out of sale ('Y' in the third position); it denies marketing.
+func (s Signal) OptedOut() bool { return s.OptOutSale == Yes }
+
+// String re-encodes the signal ("1YNN"); "" for a zero Signal.
+func (s Signal) String() string {
+	if s.Version != 1 {
+		return ""
+	}
+	return "1" + s.Notice.String() + s.OptOutSale.String() + s.LSPA.String()
+}
