@@ -500,3 +500,45 @@ func (m *Metrics) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+// HitCell is one non-zero hit counter: Cell is an opaque index (HitLabels names it) and
+// Count its cumulative value since start.
+type HitCell struct {
+	Cell  uint32
+	Count uint64
+}
+
+// AppendHits appends every non-zero hit counter to dst and returns it. The stats ring
+// buffer calls it once a minute and diffs consecutive snapshots, which is how per-minute
+// figures cost the hit path nothing beyond the atomic add it already does.
+func (m *Metrics) AppendHits(dst []HitCell) []HitCell {
+	nJur := uint(m.nJur.Load())
+	for i := range m.hits {
+		if uint(i)&(MaxJurisdictions-1) >= nJur {
+			continue
+		}
+		if n := m.hits[i].Load(); n != 0 {
+			dst = append(dst, HitCell{Cell: uint32(i), Count: n})
+		}
+	}
+	return dst
+}
+
+// HitLabels names the vendor, action, reason and jurisdiction of a cell returned by
+// AppendHits. ok is false for a cell index that cannot have come from AppendHits.
+func (m *Metrics) HitLabels(cell uint32) (vendor, action, reason, jurisdiction string, ok bool) {
+	c := uint(cell)
+	j := c & (MaxJurisdictions - 1)
+	c >>= jurisdictionBits
+	r := c % m.nR
+	c /= m.nR
+	a := c % m.nA
+	v := c / m.nA
+	if v >= m.nV || j >= uint(m.nJur.Load()) {
+		return "", "", "", "", false
+	}
+	m.mu.Lock()
+	jur := m.jurNames[j]
+	m.mu.Unlock()
+	return m.vendors[v], m.actions[a], m.reasons[r], jur, true
+}

@@ -781,3 +781,27 @@ func BenchmarkScrape(b *testing.B) {
 		s.scrape(b)
 	}
 }
+
+func TestAppendHitsNamesEveryNonZeroCell(t *testing.T) {
+	m := newTestMetrics(t)
+	j := intern(t, m, "eea", "us-ca")
+	m.Hit(0, 2, 1, j[0])
+	m.Hit(0, 2, 1, j[0])
+	m.Hit(2, 0, 0, j[1])
+
+	got := map[string]uint64{}
+	for _, c := range m.AppendHits(nil) {
+		v, a, r, jur, ok := m.HitLabels(c.Cell)
+		if !ok {
+			t.Fatalf("HitLabels(%d) not ok", c.Cell)
+		}
+		got[v+"/"+a+"/"+r+"/"+jur] = c.Count
+	}
+	want := map[string]uint64{"ga4/drop/consent_missing/eea": 2, "matomo/forward/consent_granted/us-ca": 1}
+	if !maps.Equal(got, want) {
+		t.Fatalf("AppendHits = %v, want %v", got, want)
+	}
+	if _, _, _, _, ok := m.HitLabels(1<<31 | 63); ok {
+		t.Fatal("HitLabels accepted an impossible cell")
+	}
+}
