@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/consentgate/consentgate/consent/tcf"
 )
 
 // MaxWriteBody is the largest consent API body ParseWrite accepts. A real body is under
@@ -16,67 +18,112 @@ const MaxWriteBody = 16 << 10
 
 const writeExample = `{"purposes":{"statistics":true,"marketing":false}}`
 
+// Write is a parsed consent API body.
+type Write struct {
+	Purposes Purposes
+	// TCF is the IAB TC string the site's CMP produced, stored with the state and read
+	// by hits like a euconsent-v2 cookie. It has been checked to decode.
+	TCF string
+}
+
 // ParseWrite parses a consent API body such as
 //
 //	{"purposes":{"statistics":true,"marketing":false,"preferences":true}}
+//	{"purposes":{"statistics":true},"tcf":"CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"}
+//	{"tcf":"CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"}
 //
 // true is granted, false denied, and an absent purpose unset. It is strict, because a
 // body we half-understand would store a consent the visitor did not give: every error
 // is a sentence a web developer can act on, and it is returned before anything is
-// written.
-func ParseWrite(body []byte) (Purposes, error) {
-	p, err := parseWrite(body)
+// written. A "tcf" string that does not decode is refused, not stored as no consent.
+func ParseWrite(body []byte) (Write, error) {
+	w, err := parseWrite(body)
 	if err != nil {
-		return Purposes{}, err // never half a consent
+		return Write{}, err // never half a consent
 	}
-	return p, nil
+	return w, nil
 }
 
-func parseWrite(body []byte) (Purposes, error) {
+func parseWrite(body []byte) (Write, error) {
+	var w Write
 	var p Purposes
 	if len(body) > MaxWriteBody {
-		return p, fmt.Errorf("the body is %d bytes, over the limit of 16 KiB (%d bytes)", len(body), MaxWriteBody)
+		return w, fmt.Errorf("the body is %d bytes, over the limit of 16 KiB (%d bytes)", len(body), MaxWriteBody)
 	}
 	if len(skipJSONSpace(body)) == 0 {
-		return p, fmt.Errorf("the body is empty: send a JSON object such as %s", writeExample)
+		return w, fmt.Errorf("the body is empty: send a JSON object such as %s", writeExample)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // a huge number is a wrong type to report, not a float overflow
 	tok, err := dec.Token()
 	if err != nil {
-		return p, syntaxError(err)
+		return w, syntaxError(err)
 	}
 	if tok != json.Delim('{') {
-		return p, fmt.Errorf("the body must be a JSON object such as %s, not %s", writeExample, describe(tok))
+		return w, fmt.Errorf("the body must be a JSON object such as %s, not %s", writeExample, describe(tok))
 	}
-	seen := false
+	seen, seenTCF := false, false
 	for dec.More() {
 		tok, err = dec.Token()
 		if err != nil {
-			return p, syntaxError(err)
+			return w, syntaxError(err)
 		}
 		key, _ := tok.(string) // the decoder only yields strings in key position
-		if key != "purposes" {
-			return p, fmt.Errorf(`unknown key %s: the body has a single key, "purposes", as in %s`, quoteShort(key), writeExample)
-		}
-		if seen {
-			return p, errors.New(`"purposes" is given twice: send it once`)
-		}
-		seen = true
-		if p, err = parsePurposes(dec); err != nil {
-			return p, err
+		switch key {
+		case "purposes":
+			if seen {
+				return w, errors.New(`"purposes" is given twice: send it once`)
+			}
+			seen = true
+			if p, err = parsePurposes(dec); err != nil {
+				return w, err
+			}
+		case "tcf":
+			if seenTCF {
+				return w, errors.New(`"tcf" is given twice: send it once`)
+			}
+			seenTCF = true
+			if w.TCF, err = parseTCF(dec); err != nil {
+				return w, err
+			}
+		default:
+			return w, fmt.Errorf(`unknown key %s: the body has the keys "purposes" and "tcf", as in %s`, quoteShort(key), writeExample)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return p, syntaxError(err)
+		return w, syntaxError(err)
 	}
-	if !seen {
-		return p, fmt.Errorf(`missing "purposes": send a body such as %s`, writeExample)
+	if !seen && !seenTCF {
+		return w, fmt.Errorf(`missing "purposes": send a body such as %s`, writeExample)
 	}
 	if off := dec.InputOffset(); len(skipJSONSpace(body[off:])) > 0 {
-		return p, fmt.Errorf("unexpected data after the JSON object, which ends at byte %d: send a single object", off)
+		return w, fmt.Errorf("unexpected data after the JSON object, which ends at byte %d: send a single object", off)
 	}
-	return p, nil
+	w.Purposes = p
+	return w, nil
+}
+
+// maxTCF bounds a stored TC string. Real ones are well under 1 KB; a few KB allow a
+// long vendor range list without letting a client park 16 KiB per visitor.
+const maxTCF = 4096
+
+// parseTCF reads the value of "tcf": a TC string that must decode.
+func parseTCF(dec *json.Decoder) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", syntaxError(err)
+	}
+	s, ok := tok.(string)
+	if !ok {
+		return "", fmt.Errorf(`"tcf" must be a TC string (the euconsent-v2 value), not %s`, describe(tok))
+	}
+	if len(s) > maxTCF {
+		return "", fmt.Errorf(`"tcf" is %d bytes, over the limit of %d`, len(s), maxTCF)
+	}
+	if _, err := tcf.Parse(s); err != nil {
+		return "", fmt.Errorf(`"tcf" is not a valid TC string: %w`, err)
+	}
+	return s, nil
 }
 
 // parsePurposes reads the value of "purposes", the decoder standing just before it.
@@ -173,6 +220,7 @@ type stateJSON struct {
 	Purposes purposesJSON `json:"purposes"`
 	Source   string       `json:"source"`
 	Version  int64        `json:"version"`
+	TCF      string       `json:"tcf,omitempty"`
 	Created  string       `json:"created"`
 	Updated  string       `json:"updated"`
 }
@@ -197,6 +245,7 @@ func MarshalState(id string, st State) []byte {
 		Purposes: purposesJSON(st.Purposes),
 		Source:   st.Source,
 		Version:  st.Version,
+		TCF:      st.TCF,
 		Created:  st.Created.UTC().Format(time.RFC3339),
 		Updated:  st.Updated.UTC().Format(time.RFC3339),
 	})

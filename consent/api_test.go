@@ -14,7 +14,7 @@ func TestParseWrite(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseWrite(%s): %v", body, err)
 		}
-		if got != want {
+		if got.Purposes != want || got.TCF != "" {
 			t.Fatalf("ParseWrite(%s) = %v, want %v", body, got, want)
 		}
 	}
@@ -34,6 +34,40 @@ func TestParseWrite(t *testing.T) {
 	}
 }
 
+// validTC is the TC string of the IAB GPP specification's header examples.
+const validTC = "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"
+
+func TestParseWriteTCF(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       Write
+	}{
+		{"tcf only", `{"tcf":"` + validTC + `"}`, Write{TCF: validTC}},
+		{"tcf and purposes", `{"purposes":{"marketing":false},"tcf":"` + validTC + `"}`, Write{Purposes: Purposes{Marketing: Denied}, TCF: validTC}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseWrite([]byte(tc.body))
+			if err != nil || got != tc.want {
+				t.Fatalf("ParseWrite(%s) = %+v, %v; want %+v", tc.body, got, err, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, body, msg string }{
+		{"not base64", `{"tcf":"not a tc string!"}`, `"tcf" is not a valid TC string: tcf: parse: tcf: invalid base64url`},
+		{"truncated", `{"tcf":"CPXxRfAPXxRf"}`, `truncated TC string`},
+		{"number", `{"tcf":12}`, `"tcf" must be a TC string (the euconsent-v2 value), not a number`},
+		{"twice", `{"tcf":"` + validTC + `","tcf":"` + validTC + `"}`, `"tcf" is given twice`},
+		{"too long", `{"tcf":"` + strings.Repeat("A", 5000) + `"}`, `over the limit of 4096`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseWrite([]byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.msg) || got != (Write{}) {
+				t.Fatalf("ParseWrite(%.60s) = %+v, %v; want error containing %q", tc.body, got, err, tc.msg)
+			}
+		})
+	}
+}
+
 func TestParseWriteErrors(t *testing.T) {
 	bad := func(t *testing.T, body, wantMsg string) {
 		t.Helper()
@@ -44,7 +78,7 @@ func TestParseWriteErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), wantMsg) {
 			t.Fatalf("ParseWrite(%.60s) error %q does not contain %q", body, err, wantMsg)
 		}
-		if got != (Purposes{}) {
+		if got != (Write{}) {
 			t.Fatalf("ParseWrite(%.60s) failed but returned %v", body, got)
 		}
 	}
@@ -64,7 +98,7 @@ func TestParseWriteErrors(t *testing.T) {
 		{"not an object", `["purposes"]`, "the body must be a JSON object such as {\"purposes\":{\"statistics\":true,\"marketing\":false}}, not an array"},
 		{"string body", `"purposes"`, "must be a JSON object such as"},
 		{"null body", `null`, "must be a JSON object such as {\"purposes\":{\"statistics\":true,\"marketing\":false}}, not null"},
-		{"unknown top-level key", `{"purposes":{},"visitor":"x"}`, `unknown key "visitor": the body has a single key, "purposes"`},
+		{"unknown top-level key", `{"purposes":{},"visitor":"x"}`, `unknown key "visitor": the body has the keys "purposes" and "tcf"`},
 		{"top-level key case", `{"Purposes":{}}`, `unknown key "Purposes"`},
 		{"long unknown key is cut", `{"` + strings.Repeat("k", 500) + `":1}`, `unknown key "` + strings.Repeat("k", 40) + `"…:`},
 		{"missing purposes", `{}`, `missing "purposes": send a body such as`},
@@ -183,7 +217,8 @@ func FuzzParseWrite(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		p, err := ParseWrite(body)
+		w, err := ParseWrite(body)
+		p := w.Purposes
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatalf("ParseWrite(%q): empty error message", body)

@@ -66,7 +66,7 @@ func (s *MemoryStore) Put(_ context.Context, id string, st State, ttl time.Durat
 	}
 	// The caller's strings may alias request memory that is reused after the handler.
 	id = strings.Clone(id)
-	st.Source = strings.Clone(st.Source)
+	st.Source, st.TCF = strings.Clone(st.Source), strings.Clone(st.TCF)
 
 	sh, rsh := s.lockBoth(id)
 	defer unlockBoth(sh, rsh)

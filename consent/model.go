@@ -81,10 +81,18 @@ const (
 	CauseGPC                      // Sec-GPC: 1
 	CauseConsentMode              // Google Consent Mode gcs / gcd
 	CauseStoreError               // the store could not answer; fail closed
+	CauseTCF                      // an IAB TCF TC string, for this vendor
+	CauseTCFInvalid               // a TC string that does not decode: counts as no consent
+	CauseGPP                      // an IAB GPP string's opt-out of sale, sharing or targeted ads
+	CauseGPPInvalid               // a GPP string that does not decode: marketing refused
+	CauseUSP                      // an IAB US Privacy string's opt-out of sale
+	CauseUSPInvalid               // a US Privacy string that does not decode: marketing refused
+	CauseCMP                      // a consent banner's cookie (Cookiebot, OneTrust)
 	NumCauses
 )
 
-var causeNames = [NumCauses]string{"none", "store", "gpc", "consent_mode", "store_error"}
+var causeNames = [NumCauses]string{"none", "store", "gpc", "consent_mode", "store_error",
+	"tcf", "tcf_invalid", "gpp", "gpp_invalid", "usp", "usp_invalid", "cmp"}
 
 func (c Cause) String() string {
 	if c < NumCauses {
@@ -101,6 +109,9 @@ type State struct {
 	Purposes Purposes
 	Source   string // who wrote it: "api", "admin", ...
 	Version  int64  // bumped on every write
+	// TCF is an IAB TC string written through the consent API; hits read it like a
+	// euconsent-v2 cookie, per vendor. Empty when none was written.
+	TCF     string
 	Created  time.Time
 	Updated  time.Time
 }
@@ -135,6 +146,28 @@ func (e *Effective) Deny(p Purpose, c Cause) {
 		return
 	}
 	e.Status[p] = Denied
+	e.Cause[p] = c
+}
+
+// Grant marks purpose p granted by cause c, but only where nothing has been said yet:
+// a signal may supply a consent that is missing, never overrule a denial or a
+// "no consent" verdict (NoConsent) that another signal gave.
+func (e *Effective) Grant(p Purpose, c Cause) {
+	if e.Status[p] != Unset || e.Cause[p] != CauseNone {
+		return
+	}
+	e.Status[p] = Granted
+	e.Cause[p] = c
+}
+
+// NoConsent takes back a grant of purpose p (the purpose becomes unset, with cause c)
+// unless it is denied: for a signal that must count as "no consent", such as a TC
+// string that does not decode, which is not a refusal but cannot be a consent either.
+func (e *Effective) NoConsent(p Purpose, c Cause) {
+	if e.Status[p] == Denied {
+		return
+	}
+	e.Status[p] = Unset
 	e.Cause[p] = c
 }
 

@@ -214,6 +214,7 @@ const (
 	fieldAction  = "action"
 	fieldUAHash  = "ua_hash"
 	fieldTime    = "time"
+	fieldTCF     = "tcf"
 )
 
 // errBadID keeps IDs that would break the key schema out of Redis. Consent IDs are
@@ -268,7 +269,7 @@ func parseState(m map[string]string) (State, error) {
 		}
 		st.Purposes[p] = s
 	}
-	st.Source = m[fieldSource]
+	st.Source, st.TCF = m[fieldSource], m[fieldTCF]
 	var err error
 	if st.Version, err = intField(m, fieldVersion); err != nil {
 		return State{}, err
@@ -321,6 +322,9 @@ func stateFields(st *State) []any {
 		}
 	}
 	f = append(f, fieldSource, st.Source, fieldVersion, st.Version)
+	if st.TCF != "" {
+		f = append(f, fieldTCF, st.TCF)
+	}
 	f = appendTime(f, fieldCreated, st.Created)
 	return appendTime(f, fieldUpdated, st.Updated)
 }
@@ -332,6 +336,9 @@ func receiptFields(rc *Receipt) []any {
 		if s != Unset {
 			f = append(f, Purpose(p).String(), s.String())
 		}
+	}
+	if rc.TCF != "" {
+		f = append(f, fieldTCF, rc.TCF)
 	}
 	return append(f, fieldSource, rc.Source, fieldVersion, rc.Version,
 		fieldUAHash, rc.UAHash, fieldTime, rc.Time.UnixMilli())
@@ -468,7 +475,7 @@ func parseReceipt(v map[string]any) (Receipt, error) {
 			rc.Purposes[p] = s
 		}
 	}
-	rc.Source, rc.UAHash = m[fieldSource], m[fieldUAHash]
+	rc.Source, rc.UAHash, rc.TCF = m[fieldSource], m[fieldUAHash], m[fieldTCF]
 	var err error
 	if rc.Version, err = intField(m, fieldVersion); err != nil {
 		return Receipt{}, err

@@ -39,6 +39,9 @@ type Receipt struct {
 	Source   string   // "api", "admin", ...
 	Version  int64
 	UAHash   string // UAHash of the User-Agent; never the raw UA or IP
+	// TCF is the IAB TC string written with the consent, if any: the CMP's own record of
+	// what the visitor saw and chose, kept as part of the proof.
+	TCF string
 }
 
 // Store keeps consent states by consent ID, and the receipts that prove them. The memory
@@ -101,7 +104,7 @@ func validUAHash(h string) bool {
 // be stored. The strings are cloned: a store keeps them, and the caller's may alias
 // request memory.
 func consentReceipt(r Receipt, st *State, now time.Time) (Receipt, error) {
-	r.Action, r.Purposes, r.Version = ActionConsent, st.Purposes, st.Version
+	r.Action, r.Purposes, r.Version, r.TCF = ActionConsent, st.Purposes, st.Version, st.TCF
 	if r.Source == "" {
 		r.Source = st.Source
 	}
@@ -110,7 +113,7 @@ func consentReceipt(r Receipt, st *State, now time.Time) (Receipt, error) {
 
 // withdrawReceipt completes the receipt of a Delete (see Store.Delete).
 func withdrawReceipt(r Receipt, now time.Time) (Receipt, error) {
-	r.Action, r.Purposes = ActionWithdraw, Purposes{}
+	r.Action, r.Purposes, r.TCF = ActionWithdraw, Purposes{}, ""
 	return finishReceipt(r, now)
 }
 
@@ -121,7 +124,7 @@ func finishReceipt(r Receipt, now time.Time) (Receipt, error) {
 	if r.Time.IsZero() {
 		r.Time = now
 	}
-	r.Source, r.UAHash = strings.Clone(r.Source), strings.Clone(r.UAHash)
+	r.Source, r.UAHash, r.TCF = strings.Clone(r.Source), strings.Clone(r.UAHash), strings.Clone(r.TCF)
 	return r, nil
 }
 
@@ -133,6 +136,7 @@ type receiptJSON struct {
 	Source   string       `json:"source"`
 	Version  int64        `json:"version"`
 	UAHash   string       `json:"ua_hash"`
+	TCF      string       `json:"tcf,omitempty"`
 }
 
 // MarshalReceipts returns the JSON view of a receipt trail, for the admin API:
@@ -150,6 +154,7 @@ func MarshalReceipts(rs []Receipt) []byte {
 			Source:   r.Source,
 			Version:  r.Version,
 			UAHash:   r.UAHash,
+			TCF:      r.TCF,
 		}
 	}
 	b, err := json.Marshal(out)

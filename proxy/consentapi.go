@@ -61,13 +61,13 @@ func (s *Server) handleConsentAPI(ctx *fasthttp.RequestCtx, rt *runtime) {
 // is written unless the whole body is valid, and a write the store did not acknowledge
 // is answered 503, never reported as saved.
 func (s *Server) putConsent(ctx *fasthttp.RequestCtx, rt *runtime, id, source string, showID bool) bool {
-	purposes, err := consent.ParseWrite(ctx.PostBody())
+	w, err := consent.ParseWrite(ctx.PostBody())
 	if err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return false
 	}
 	now := time.Now().UTC()
-	st := consent.State{Purposes: purposes, Source: source, Version: 1, Created: now, Updated: now}
+	st := consent.State{Purposes: w.Purposes, TCF: w.TCF, Source: source, Version: 1, Created: now, Updated: now}
 	prev, ok, err := s.store.Get(storeCtx, id)
 	if err != nil {
 		storeUnavailable(ctx)
@@ -77,7 +77,7 @@ func (s *Server) putConsent(ctx *fasthttp.RequestCtx, rt *runtime, id, source st
 		st.Version, st.Created = prev.Version+1, prev.Created
 	}
 	receipt := consent.Receipt{
-		Time: now, Action: "consent", Purposes: purposes, Source: source, Version: st.Version,
+		Time: now, Action: "consent", Purposes: w.Purposes, Source: source, Version: st.Version,
 		UAHash: consent.UAHash(ctx.UserAgent()),
 	}
 	if err := s.store.Put(storeCtx, id, st, rt.ttl, receipt); err != nil {

@@ -43,18 +43,27 @@ type explainSignals struct {
 	Store       string              `json:"store"`
 	GPC         *explainGPC         `json:"gpc"`
 	ConsentMode *explainConsentMode `json:"consent_mode"`
+	TCF         *explainTCF         `json:"tcf"`
+	GPP         []explainGPP        `json:"gpp"`
+	USP         []explainUSP        `json:"usp"`
+	CMP         *explainCMP         `json:"cmp"`
 }
 
 type explainGPC struct {
 	Present  bool `json:"present"`
 	Honoured bool `json:"honoured"`
+	FromGPP  bool `json:"from_gpp,omitempty"` // a GPP section's GPC sub-section said so
 }
 
 type explainConsentMode struct {
-	GCS              string  `json:"gcs"`
-	Valid            bool    `json:"valid"`
-	AdStorage        *string `json:"ad_storage"`
-	AnalyticsStorage *string `json:"analytics_storage"`
+	GCS              string      `json:"gcs,omitempty"`
+	Valid            *bool       `json:"valid,omitempty"` // gcs decoded; absent without gcs
+	AdStorage        *string     `json:"ad_storage"`
+	AnalyticsStorage *string     `json:"analytics_storage"`
+	GCD              *explainGCD `json:"gcd,omitempty"`
+	NPA              bool        `json:"npa"`
+	DMA              bool        `json:"dma"`
+	MP               *explainMP  `json:"mp_consent,omitempty"`
 }
 
 type explainUpstream struct {
@@ -124,16 +133,27 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 		out.Sources[p.String()] = h.eff.Cause[p].String()
 	}
 	out.Signals.Store = storeOutcome(req, rt, h)
-	if h.gpc || len(req.Header.Peek("Sec-GPC")) > 0 {
-		out.Signals.GPC = &explainGPC{Present: h.gpc, Honoured: h.gpcHonoured}
+	if h.gpc || h.sig.gppGPC || len(req.Header.Peek("Sec-GPC")) > 0 {
+		honoured := h.gpcHonoured || (h.sig.gppGPC && g.GPC)
+		out.Signals.GPC = &explainGPC{Present: h.gpc || h.sig.gppGPC, Honoured: honoured, FromGPP: h.sig.gppGPC}
 	}
-	if len(h.gcs) > 0 {
-		cm := &explainConsentMode{GCS: string(h.gcs), Valid: h.gcsOK}
+	if len(h.gcs) > 0 || len(h.sig.gcd) > 0 || h.sig.npa || h.sig.dma || h.sig.mp {
+		cm := &explainConsentMode{GCS: string(h.gcs), GCD: explainGCDValue(h), NPA: h.sig.npa, DMA: h.sig.dma}
+		if len(h.gcs) > 0 {
+			cm.Valid = &h.gcsOK
+		}
 		if h.gcsOK {
 			cm.AdStorage, cm.AnalyticsStorage = strPtr(h.gcsAd.String()), strPtr(h.gcsAnalytics.String())
 		}
+		if h.sig.mp {
+			cm.MP = &explainMP{Valid: h.sig.mpOK, AdUserData: h.sig.cm.AdUserData.String(), AdPersonalization: h.sig.cm.AdPersonalization.String()}
+		}
 		out.Signals.ConsentMode = cm
 	}
+	out.Signals.TCF = s.explainTCF(rt, h, req.URI().QueryArgs().Peek(paramGDPR))
+	out.Signals.GPP = explainGPPs(h)
+	out.Signals.USP = explainUSPs(h)
+	out.Signals.CMP = s.explainCMPs(rt, h)
 	if h.action != rules.Drop {
 		up := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(up)

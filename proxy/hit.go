@@ -29,6 +29,7 @@ type hit struct {
 	gcs                     []byte
 	gcsOK                   bool
 	gcsAd, gcsAnalytics     consent.Status
+	sig                     signalState
 
 	action rules.Action
 	reason rules.Reason
@@ -56,6 +57,14 @@ func b2s(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
+}
+
+// s2b views s as bytes without copying; the bytes must not be written.
+func s2b(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // peerAddr converts a socket address to a netip.Addr, unmapping IPv4-in-IPv6.
@@ -95,10 +104,13 @@ func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h
 		return
 	}
 
-	// Consent: the stored state, then the signals of the hit, which only ever tighten it.
+	// Consent: the stored state, then the signals of the hit (README "Consent signals").
+	var st consent.State
 	if id := req.Header.Cookie(rt.cookie); len(id) > 0 && consent.ValidID(id) {
 		h.hasID = true
-		st, ok, err := s.store.Get(storeCtx, b2s(id))
+		var ok bool
+		var err error
+		st, ok, err = s.store.Get(storeCtx, b2s(id))
 		if s.store.countLookups {
 			s.metrics.ConsentLookup(telemetry.LookupMemory, memoryResult(ok, err))
 		}
@@ -119,14 +131,13 @@ func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h
 		h.gpcHonoured = true
 		h.eff.ApplyGPC()
 	}
+	var stored *consent.State
+	if h.stored {
+		stored = &st
+	}
+	s.readSignals(rt, req, h, stored, g.GPC)
 	if ep.ConsentMode {
-		if v := req.URI().QueryArgs().Peek("gcs"); len(v) > 0 {
-			h.gcs = v
-			h.gcsAd, h.gcsAnalytics, h.gcsOK = consent.ParseGCS(v)
-			if h.gcsOK {
-				h.eff.ApplyGCS(h.gcsAd, h.gcsAnalytics)
-			}
-		}
+		s.readConsentMode(req, h, ep.Body == rules.BodyJSON)
 	}
 
 	h.action, h.reason = rules.Decide(ep.Policy, ep.Purposes, h.regime, &h.eff)

@@ -33,6 +33,8 @@ type runtime struct {
 	// storeErrorUnset: consent.on_store_error is "unset" (decide as if nothing was
 	// stored) instead of the default fail-closed "deny".
 	storeErrorUnset bool
+	// tcf caches TC string verdicts for this config's GVL vendors.
+	tcf *tcfCache
 }
 
 // buildRuntime compiles cfg. It does no network I/O. hasher is shared across reloads.
@@ -58,6 +60,7 @@ func buildRuntime(cfg *rules.Config, hasher *rules.Hasher, m *telemetry.Metrics,
 		ttl: cfg.Consent.TTL, cookie: cfg.Consent.Cookie,
 		storeErrorUnset: cfg.Consent.OnStoreError == "unset",
 		origins:         map[string]bool{},
+		tcf:             newTCFCache(compiled.Signals.GVLIDs),
 	}
 	for _, o := range cfg.AllowedOrigins {
 		rt.origins[o] = true

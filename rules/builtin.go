@@ -58,6 +58,7 @@ var builtin = []Endpoint{
 		UpstreamPath: "/mp/collect",
 		Purposes:     []consent.Purpose{consent.Statistics},
 		Body:         BodyJSON,
+		ConsentMode:  true,
 		Identifiers: []string{
 			"client_id", "app_instance_id", "user_id", "user_properties", "user_data",
 			"ip_override", "user_location",

@@ -97,8 +97,8 @@ type Endpoint struct {
 	UpstreamPath string
 	Purposes     []consent.Purpose // every purpose the endpoint needs; the most protective outcome wins
 	Body         BodyKind
-	// ConsentMode: the hit carries Google Consent Mode parameters (gcs) that may tighten
-	// the stored consent.
+	// ConsentMode: the hit carries Google Consent Mode signals that may tighten the stored
+	// consent: gcs, gcd and npa parameters, or a Measurement Protocol body's consent{}.
 	ConsentMode bool
 	// Identifiers names the parameters (or JSON paths) that identify a person. The
 	// allow-lists never keep one of them as is; the leak tests check every one.

@@ -18,6 +18,7 @@ type Compiled struct {
 	Router    *Router
 	Vendors   []string // catalogue vendors; index = CompiledEndpoint.VendorIndex
 	Hasher    *Hasher
+	Signals   Signals
 }
 
 // CompiledEndpoint is a catalogue endpoint with its upstream, policy and anonymiser resolved.
@@ -118,6 +119,7 @@ func Compile(cfg *Config, hasher *Hasher) (*Compiled, error) {
 		specs = append(specs, RouteSpec{Host: r.Host, Path: r.Path, Endpoint: idx})
 	}
 	c.Router = NewRouter(specs)
+	c.Signals = compileSignals(&cfg.Signals, c.Vendors)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -68,6 +68,8 @@ type Config struct {
 	Anonymise     AnonymiseConfig     `yaml:"anonymise"`
 	Policy        PolicyConfig        `yaml:"policy"`
 	Routes        []RouteConfig       `yaml:"routes"`
+	Signals       SignalsConfig       `yaml:"signals"`
+	Telemetry     TelemetryConfig     `yaml:"telemetry"`
 
 	// Positions of values that Compile checks against each other (set by the loader).
 	Pos map[string]Pos `yaml:"-"`
@@ -182,6 +184,61 @@ type PolicyConfig struct {
 
 // PolicyTable is regime → status → purpose → action, e.g. opt_in.unset.statistics: drop.
 type PolicyTable map[string]map[string]map[string]string
+
+// SignalsConfig says how the consent signals a hit carries are read (README "Consent
+// signals"). Everything has a default; the section is only for sites that differ.
+type SignalsConfig struct {
+	TCF TCFConfig `yaml:"tcf"`
+	CMP CMPConfig `yaml:"cmp"`
+}
+
+// TCFConfig maps IAB TCF onto the catalogue.
+type TCFConfig struct {
+	// Purposes maps one of our purposes to the TCF purposes (1..11) a vendor must be
+	// allowed, all of them, for the TC string to grant it; a purpose named here replaces
+	// its default (DefaultTCFPurposes). An empty list means TCF says nothing about it.
+	Purposes map[string][]int `yaml:"purposes"`
+	// Vendors sets a vendor's Global Vendor List ID over the built-in ones (VendorGVLID);
+	// 0 takes the vendor off TCF, so TC strings do not decide for it.
+	Vendors map[string]int `yaml:"vendors"`
+}
+
+// CMPConfig is about the consent banners' own cookies.
+type CMPConfig struct {
+	// UseAsState: when the store holds nothing for the visitor, a Cookiebot or OneTrust
+	// cookie stands in for the stored state (grants included). Off by default: the
+	// cookies then only ever deny.
+	UseAsState bool `yaml:"use_as_state"`
+	// OneTrustGroups maps OneTrust group IDs to purposes, replacing the default
+	// C0001 necessary, C0002 statistics, C0003 preferences, C0004 marketing.
+	OneTrustGroups map[string]string `yaml:"onetrust_groups"`
+}
+
+// TelemetryConfig is what the proxy exports beyond /metrics.
+type TelemetryConfig struct {
+	OTLP        OTLPConfig        `yaml:"otlp"`
+	Traces      TracesConfig      `yaml:"traces"`
+	DecisionLog DecisionLogConfig `yaml:"decision_log"`
+}
+
+// OTLPConfig is the OpenTelemetry collector metrics (and traces, when on) are pushed to.
+type OTLPConfig struct {
+	Endpoint string            `yaml:"endpoint"` // OTLP/HTTP base URL, e.g. http://collector:4318; empty = no push
+	Headers  map[string]string `yaml:"headers"`  // sent with every export, e.g. an API key
+	Interval time.Duration     `yaml:"interval"` // metric push interval, default 30s
+}
+
+// TracesConfig turns on spans for hits (and their Redis calls), exported by OTLP.
+type TracesConfig struct {
+	Enabled     bool    `yaml:"enabled"`      // default false
+	SampleRatio float64 `yaml:"sample_ratio"` // share of hits traced, 0..1, default 0.01
+}
+
+// DecisionLogConfig is the optional sampled log of decisions (vendor, action, reason,
+// jurisdiction; never an IP or an ID).
+type DecisionLogConfig struct {
+	SampleRatio float64 `yaml:"sample_ratio"` // share of hits logged, 0..1, default 0 (off)
+}
 
 type RouteConfig struct {
 	Path     string `yaml:"path"`     // exact path, or a prefix ending in "*"

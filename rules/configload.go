@@ -107,7 +107,11 @@ func defaultConfig() *Config {
 			Receipts:     ReceiptsConfig{MaxLen: 100, TTL: 790 * day},
 		},
 		Upstream: UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
-		Pos:      map[string]Pos{},
+		Telemetry: TelemetryConfig{
+			OTLP:   OTLPConfig{Interval: 30 * time.Second},
+			Traces: TracesConfig{SampleRatio: 0.01},
+		},
+		Pos: map[string]Pos{},
 	}
 }
 
@@ -657,7 +661,7 @@ func (d *decoder) crossChecks() {
 var (
 	topKeys = []string{"listen", "admin_listen", "admin_token", "trusted_proxies", "read_timeout",
 		"write_timeout", "max_body_size", "allowed_origins", "log_level", "geo", "jurisdictions",
-		"consent", "upstream", "upstreams", "anonymise", "policy", "routes"}
+		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "telemetry"}
 	geoKeys           = []string{"database", "unknown_regime"}
 	jurisdictionsKeys = []string{"replace", "groups"}
 	groupKeys         = []string{"regime", "codes", "gpc"}
@@ -670,6 +674,13 @@ var (
 	upstreamKeys     = []string{"timeout", "max_conns"}
 	anonymiseKeys    = []string{"secret", "url_params", "allow"}
 	routeKeys        = []string{"path", "host", "endpoint", "disabled"}
+	signalsKeys      = []string{"tcf", "cmp"}
+	tcfKeys          = []string{"purposes", "vendors"}
+	cmpKeys          = []string{"use_as_state", "onetrust_groups"}
+	telemetryKeys    = []string{"otlp", "traces", "decision_log"}
+	otlpKeys         = []string{"endpoint", "headers", "interval"}
+	tracesKeys       = []string{"enabled", "sample_ratio"}
+	decisionLogKeys  = []string{"sample_ratio"}
 )
 
 // catalogue is what vendor and endpoint names are checked against. Tests swap it so that
@@ -741,6 +752,10 @@ func (d *decoder) top(root *yaml.Node) {
 			d.policy(sub, v)
 		case "routes":
 			d.routes(sub, v)
+		case "signals":
+			d.signals(sub, v)
+		case "telemetry":
+			d.telemetry(sub, v)
 		}
 	})
 }
@@ -850,6 +865,138 @@ var (
 	groupNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 	codeRE      = regexp.MustCompile(`^[A-Z]{2}(-[A-Z0-9]{1,3})?$`)
 )
+
+// signals decodes the signals section: TCF mapping and CMP cookies.
+func (d *decoder) signals(path string, n *yaml.Node) {
+	d.mapping(n, path, "key", signalsKeys, func(key, sub string, _, v *yaml.Node) {
+		switch key {
+		case "tcf":
+			d.mapping(v, sub, "key", tcfKeys, func(key, sub string, _, v *yaml.Node) {
+				switch key {
+				case "purposes":
+					d.tcfPurposes(sub, v)
+				case "vendors":
+					d.tcfVendors(sub, v)
+				}
+			})
+		case "cmp":
+			d.mapping(v, sub, "key", cmpKeys, func(key, sub string, _, v *yaml.Node) {
+				if d.table(sub, v) {
+					return
+				}
+				d.oneTrustGroups(sub, v)
+			})
+		}
+	})
+}
+
+// tcfPurposes decodes purpose → TCF purpose IDs.
+func (d *decoder) tcfPurposes(path string, n *yaml.Node) {
+	d.mapping(n, path, "purpose", purposeNames(), func(purpose, sub string, _, v *yaml.Node) {
+		ids := []int{} // named with an empty list: TCF says nothing about the purpose
+		d.list(v, sub, "TCF purpose IDs (1..11)", func(_ int, isub, s string, it *yaml.Node) {
+			id, err := strconv.Atoi(s)
+			if err != nil || id < 1 || id > 11 {
+				d.errorf(it, "%s: want a TCF purpose ID from 1 to 11, got %s", isub, quote(s))
+				return
+			}
+			if slices.Contains(ids, id) {
+				d.errorf(it, "%s: TCF purpose %d is listed twice", isub, id)
+				return
+			}
+			ids = append(ids, id)
+		})
+		if d.cfg.Signals.TCF.Purposes == nil {
+			d.cfg.Signals.TCF.Purposes = map[string][]int{}
+		}
+		d.cfg.Signals.TCF.Purposes[purpose] = ids
+	})
+}
+
+// tcfVendors decodes vendor → GVL ID.
+func (d *decoder) tcfVendors(path string, n *yaml.Node) {
+	d.mapping(n, path, "vendor", knownVendors(), func(vendor, sub string, _, v *yaml.Node) {
+		s, ok := d.required(v, sub, "a Global Vendor List ID")
+		if !ok {
+			return
+		}
+		id, err := strconv.Atoi(s)
+		if err != nil || id < 0 || id > 65535 {
+			d.errorf(d.resolve(v), "%s: want a Global Vendor List ID from 1 to 65535 (0 = not on the GVL), got %s", sub, quote(s))
+			return
+		}
+		if d.cfg.Signals.TCF.Vendors == nil {
+			d.cfg.Signals.TCF.Vendors = map[string]int{}
+		}
+		d.cfg.Signals.TCF.Vendors[vendor] = id
+	})
+}
+
+var oneTrustGroupRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// oneTrustGroups decodes OneTrust group ID → purpose.
+func (d *decoder) oneTrustGroups(path string, n *yaml.Node) {
+	groups := map[string]string{}
+	d.mapping(n, path, "group", nil, func(group, sub string, k, v *yaml.Node) {
+		if !oneTrustGroupRE.MatchString(group) {
+			d.errorf(k, "%s: a OneTrust group ID is letters, digits, _ and -, e.g. C0002; got %s", sub, quote(group))
+			return
+		}
+		s, ok := d.required(v, sub, "a purpose")
+		if !ok {
+			return
+		}
+		if _, ok := consent.ParsePurpose(s); !ok {
+			d.errorf(d.resolve(v), "%s: want a purpose (%s), got %s", sub, knownList(purposeNames()), quote(s))
+			return
+		}
+		groups[group] = s
+	})
+	d.cfg.Signals.CMP.OneTrustGroups = groups
+}
+
+// telemetry decodes the telemetry section.
+func (d *decoder) telemetry(path string, n *yaml.Node) {
+	d.mapping(n, path, "key", telemetryKeys, func(key, sub string, _, v *yaml.Node) {
+		switch key {
+		case "otlp":
+			d.mapping(v, sub, "key", otlpKeys, func(key, sub string, _, v *yaml.Node) {
+				if d.table(sub, v) {
+					return
+				}
+				d.otlpHeaders(sub, v)
+			})
+		case "traces":
+			d.mapping(v, sub, "key", tracesKeys, d.tableOnly)
+		case "decision_log":
+			d.mapping(v, sub, "key", decisionLogKeys, d.tableOnly)
+		}
+	})
+}
+
+var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+
+// otlpHeaders decodes header name → value. Values may be secrets (API keys): no message
+// repeats one.
+func (d *decoder) otlpHeaders(path string, n *yaml.Node) {
+	headers := map[string]string{}
+	d.mapping(n, path, "header", nil, func(h, sub string, k, v *yaml.Node) {
+		if !headerNameRE.MatchString(h) {
+			d.errorf(k, "%s: %s is not an HTTP header name", sub, quote(h))
+			return
+		}
+		s, ok := d.scalar(v, sub, "a header value")
+		if !ok {
+			return
+		}
+		if strings.ContainsAny(s, "\r\n") {
+			d.errorf(d.resolve(v), "%s: a header value cannot contain a line break", sub)
+			return
+		}
+		headers[h] = s
+	})
+	d.cfg.Telemetry.OTLP.Headers = headers
+}
 
 // upstreams decodes vendor → base URL.
 func (d *decoder) upstreams(path string, n *yaml.Node) {
@@ -1136,6 +1283,39 @@ var scalarKeys = []scalarKey{
 		return setInt(&c.Upstream.MaxConns, s, 1, 100_000, "")
 	}},
 	{"anonymise.secret", "a secret", func(c *Config, s string) error { return setString(&c.Anonymise.Secret, s, checkAnonymiseSecret) }},
+	{"signals.cmp.use_as_state", "true or false", func(c *Config, s string) error { return setBool(&c.Signals.CMP.UseAsState, s) }},
+	{"telemetry.otlp.endpoint", "an http(s) URL", func(c *Config, s string) error {
+		return setString(&c.Telemetry.OTLP.Endpoint, s, checkOTLPEndpoint)
+	}},
+	{"telemetry.otlp.interval", "a duration", func(c *Config, s string) error {
+		return setDurationIn(&c.Telemetry.OTLP.Interval, s, time.Second, time.Hour)
+	}},
+	{"telemetry.traces.enabled", "true or false", func(c *Config, s string) error { return setBool(&c.Telemetry.Traces.Enabled, s) }},
+	{"telemetry.traces.sample_ratio", "a ratio from 0 to 1", func(c *Config, s string) error {
+		return setRatio(&c.Telemetry.Traces.SampleRatio, s)
+	}},
+	{"telemetry.decision_log.sample_ratio", "a ratio from 0 to 1", func(c *Config, s string) error {
+		return setRatio(&c.Telemetry.DecisionLog.SampleRatio, s)
+	}},
+}
+
+// setRatio parses a share from 0 to 1.
+func setRatio(dst *float64, s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f > 1 || f != f {
+		return fmt.Errorf("want a ratio from 0 to 1, e.g. 0.01, got %s", quote(s))
+	}
+	*dst = f
+	return nil
+}
+
+// checkOTLPEndpoint accepts an OTLP/HTTP base URL (http or https, a host, no query).
+func checkOTLPEndpoint(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("want an OTLP/HTTP URL such as http://collector:4318, got %s", quote(s))
+	}
+	return nil
 }
 
 var listKeys = []listKey{

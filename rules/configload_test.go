@@ -201,6 +201,18 @@ func TestLoadGoodFull(t *testing.T) {
 			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: Pos{"testdata/config/good/full.yaml", 94, 5}},
 			{Path: "/tr", Disabled: true, Pos: Pos{"testdata/config/good/full.yaml", 97, 5}},
 		},
+		Signals: SignalsConfig{
+			TCF: TCFConfig{
+				Purposes: map[string][]int{"statistics": {1, 7, 9}, "necessary": {}},
+				Vendors:  map[string]int{"matomo": 1234, "ga4": 0},
+			},
+			CMP: CMPConfig{UseAsState: true, OneTrustGroups: map[string]string{"C0002": "statistics", "C0005": "marketing"}},
+		},
+		Telemetry: TelemetryConfig{
+			OTLP:        OTLPConfig{Endpoint: "https://otel.example.com:4318", Headers: map[string]string{"x-api-key": "k-123"}, Interval: 15 * time.Second},
+			Traces:      TracesConfig{Enabled: true, SampleRatio: 0.25},
+			DecisionLog: DecisionLogConfig{SampleRatio: 0.001},
+		},
 	}
 	checkConfig(t, cfg, want)
 	// Cluster mode excludes Sentinel (master_name) and a database other than 0, which
@@ -315,6 +327,13 @@ func TestConfigKeys(t *testing.T) {
 		{upstreamKeys, UpstreamConfig{}},
 		{anonymiseKeys, AnonymiseConfig{}},
 		{routeKeys, RouteConfig{}},
+		{signalsKeys, SignalsConfig{}},
+		{tcfKeys, TCFConfig{}},
+		{cmpKeys, CMPConfig{}},
+		{telemetryKeys, TelemetryConfig{}},
+		{otlpKeys, OTLPConfig{}},
+		{tracesKeys, TracesConfig{}},
+		{decisionLogKeys, DecisionLogConfig{}},
 	} {
 		typ := reflect.TypeOf(c.typ)
 		var tags []string
@@ -329,7 +348,9 @@ func TestConfigKeys(t *testing.T) {
 	}
 	sections := map[string][]string{"": topKeys, "geo": geoKeys, "jurisdictions": jurisdictionsKeys,
 		"consent": consentKeys, "consent.redis": redisKeys, "consent.cache": consentCacheKeys,
-		"consent.receipts": receiptsKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys}
+		"consent.receipts": receiptsKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys,
+		"signals.cmp": cmpKeys, "telemetry.otlp": otlpKeys, "telemetry.traces": tracesKeys,
+		"telemetry.decision_log": decisionLogKeys}
 	var tableKeys []string
 	for _, sk := range scalarKeys {
 		tableKeys = append(tableKeys, sk.key)
@@ -379,7 +400,8 @@ func TestDefault(t *testing.T) {
 			Cache:      ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100000},
 			Receipts:   ReceiptsConfig{MaxLen: 100, TTL: 790 * 24 * time.Hour},
 		},
-		Upstream: UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+		Upstream:  UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+		Telemetry: TelemetryConfig{OTLP: OTLPConfig{Interval: 30 * time.Second}, Traces: TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
 	if len(cfg.Pos) != 0 {
@@ -482,6 +504,7 @@ func TestEnvOverrides(t *testing.T) {
 		},
 		Upstream:  UpstreamConfig{Timeout: time.Second, MaxConns: 8},
 		Anonymise: AnonymiseConfig{Secret: "env-secret-0123456789", URLParams: []string{"x"}},
+		Telemetry: TelemetryConfig{OTLP: OTLPConfig{Interval: 30 * time.Second}, Traces: TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
 	checkPos(t, cfg, map[string]string{

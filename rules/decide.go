@@ -18,7 +18,16 @@ const (
 	ReasonConsentMissing                  // regime opt_in, the visitor has not agreed
 	ReasonConsentDenied                   // the stored consent denies a purpose
 	ReasonGPCOptOut                       // Sec-GPC: 1 where the jurisdiction honours it
-	ReasonConsentModeDenied               // Google Consent Mode gcs says denied
+	ReasonConsentModeDenied               // Google Consent Mode (gcs, gcd, npa, MP consent) says denied
+	ReasonTCFGranted                      // an IAB TC string allows the vendor what it needs
+	ReasonTCFDenied                       // an IAB TC string does not allow the vendor
+	ReasonTCFInvalid                      // a TC string that does not decode: no consent
+	ReasonGPPOptOut                       // an IAB GPP string opts out of sale, sharing or targeted ads
+	ReasonGPPInvalid                      // a GPP string that does not decode: marketing refused
+	ReasonUSPOptOut                       // an IAB US Privacy string opts out of sale
+	ReasonUSPInvalid                      // a US Privacy string that does not decode: marketing refused
+	ReasonCMPGranted                      // the consent banner's cookie grants (no stored state)
+	ReasonCMPDenied                       // the consent banner's cookie refuses
 	ReasonStoreUnavailable                // the consent store did not answer; fail closed
 	ReasonAnonymiseFailed                 // the hit could not be rewritten safely, so it was dropped
 	ReasonMethodNotAllowed                // method the endpoint does not accept
@@ -35,6 +44,15 @@ var reasonNames = [NumReasons]string{
 	"consent_denied",
 	"gpc_opt_out",
 	"consent_mode_denied",
+	"tcf_granted",
+	"tcf_denied",
+	"tcf_invalid",
+	"gpp_opt_out",
+	"gpp_invalid",
+	"usp_opt_out",
+	"usp_invalid",
+	"cmp_granted",
+	"cmp_denied",
 	"store_unavailable",
 	"anonymise_failed",
 	"method_not_allowed",
@@ -79,6 +97,12 @@ func DefaultPolicy() PolicyCells {
 func reasonFor(regime geo.Regime, st consent.Status, cause consent.Cause) Reason {
 	switch st {
 	case consent.Granted:
+		switch cause {
+		case consent.CauseTCF:
+			return ReasonTCFGranted
+		case consent.CauseCMP:
+			return ReasonCMPGranted
+		}
 		return ReasonConsentGranted
 	case consent.Denied:
 		switch cause {
@@ -88,9 +112,26 @@ func reasonFor(regime geo.Regime, st consent.Status, cause consent.Cause) Reason
 			return ReasonConsentModeDenied
 		case consent.CauseStoreError:
 			return ReasonStoreUnavailable
+		case consent.CauseTCF:
+			return ReasonTCFDenied
+		case consent.CauseTCFInvalid:
+			return ReasonTCFInvalid
+		case consent.CauseGPP:
+			return ReasonGPPOptOut
+		case consent.CauseGPPInvalid:
+			return ReasonGPPInvalid
+		case consent.CauseUSP:
+			return ReasonUSPOptOut
+		case consent.CauseUSPInvalid:
+			return ReasonUSPInvalid
+		case consent.CauseCMP:
+			return ReasonCMPDenied
 		default:
 			return ReasonConsentDenied
 		}
+	}
+	if cause == consent.CauseTCFInvalid {
+		return ReasonTCFInvalid // unset because the TC string was unreadable
 	}
 	switch regime {
 	case geo.OptIn:

@@ -420,3 +420,22 @@ func checkTCF[T ~string | ~[]byte](p T) error {
 	}
 	return nil
 }
+
+// TCFEUv2 returns the payload of the tcfeuv2 section of s (a TC string for consent/tcf)
+// when s lists one, without allocating: the slice aliases s. ok is false when there is
+// none or the header is malformed (OptOut reports the error).
+func TCFEUv2(s []byte) (tc []byte, ok bool) {
+	var ids [maxSections]uint16
+	n, err := parseHeader(s, &ids)
+	if err != nil {
+		return nil, false
+	}
+	rest := s[headerLen(s):]
+	for i := range n {
+		payload := nextPart(&rest)
+		if ids[i] == SectionTCFEUv2 {
+			return payload, len(payload) > 0
+		}
+	}
+	return nil, false
+}

@@ -317,3 +317,27 @@ func TestOptOutZeroAllocs(t *testing.T) {
 		t.Fatalf("OptOut allocates %v per run", n)
 	}
 }
+
+func TestTCFEUv2(t *testing.T) {
+	const tc = "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"
+	for _, v := range []struct {
+		s, want string
+		ok      bool
+	}{
+		{"DBABMA~" + tc, tc, true},
+		{"DBACNY~" + tc + "~1YNN", tc, true},
+		{"DBABjw~" + tc + "~1YNN", "", false}, // section 5 is tcfcav1, not tcfeuv2
+		{"DBABMA~", "", false},
+		{"garbage", "", false},
+		{"", "", false},
+	} {
+		got, ok := TCFEUv2([]byte(v.s))
+		if string(got) != v.want || ok != v.ok {
+			t.Errorf("TCFEUv2(%q) = %q, %v; want %q, %v", v.s, got, ok, v.want, v.ok)
+		}
+	}
+	s := []byte("DBACNY~" + tc + "~1YNN")
+	if n := testing.AllocsPerRun(100, func() { TCFEUv2(s) }); n != 0 {
+		t.Errorf("TCFEUv2 allocates %v times", n)
+	}
+}

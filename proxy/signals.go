@@ -1,0 +1,305 @@
+package proxy
+
+import (
+	"sync"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/consent/cmp"
+	"github.com/consentgate/consentgate/consent/consentmode"
+	"github.com/consentgate/consentgate/consent/gpp"
+	"github.com/consentgate/consentgate/consent/tcf"
+	"github.com/consentgate/consentgate/consent/usp"
+	"github.com/consentgate/consentgate/geo"
+)
+
+// Where a hit's consent signals are read (README "Consent signals").
+const (
+	paramTCF      = "gdpr_consent"
+	paramGDPR     = "gdpr"
+	cookieTCF     = "euconsent-v2"
+	paramGPP      = "gpp"
+	paramGPPSID   = "gpp_sid"
+	cookieGPP     = "__gpp"
+	cookieGPPSID  = "__gpp_sid"
+	paramUSP      = "us_privacy"
+	cookieUSP     = "usprivacy"
+	cookieBot     = "CookieConsent"
+	cookieOneTrus = "OptanonConsent"
+)
+
+// tcfSource names where a TC string came from, in the order they are read.
+type tcfSource uint8
+
+const (
+	tcfParam  tcfSource = iota // gdpr_consent hit parameter
+	tcfCookie                  // euconsent-v2 cookie
+	tcfGPP                     // the tcfeuv2 section of a GPP string
+	tcfStore                   // written through the consent API
+	numTCFSources
+)
+
+var tcfSourceNames = [numTCFSources]string{"gdpr_consent", "euconsent-v2", "gpp", "store"}
+
+// tcf verdicts for one purpose, ordered so the most protective is the largest.
+const (
+	tcfNothing uint8 = iota
+	tcfGrant
+	tcfInvalid
+	tcfDeny
+)
+
+// signalState is what the in-band signals of one hit said. Raw values alias the request
+// and live only as long as the handler; explain re-decodes them in full.
+type signalState struct {
+	tcfRaw      [numTCFSources][]byte
+	tcfApplied  bool // the regime is opt_in and the vendor is on the GVL
+	tcfVerdict  [consent.NumPurposes]uint8
+	tcfValid    [numTCFSources]bool
+	gppRaw      [2][]byte // parameter, cookie
+	gppSID      [2][]byte
+	gppErr      [2]error
+	gppOptOut   bool
+	gppGPC      bool
+	uspRaw      [2][]byte // parameter, cookie
+	usp         [2]usp.Signal
+	uspErr      [2]error
+	gcd         []byte
+	gcdErr      error
+	npa, dma    bool
+	mp          bool // a Measurement Protocol body was read for consent{}
+	mpOK        bool
+	cm          consentmode.Signals
+	cookiebot   []byte
+	onetrust    []byte
+	cmpPurposes consent.Purposes // the CMP cookies merged, most protective first
+	cmpAny      bool
+	cmpAsState  bool
+}
+
+// readSignals applies every signal the hit carries to h.eff. Order matters only for
+// which cause a denial keeps (the first); the outcome is the most protective of all.
+func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit, st *consent.State, gpcHere bool) {
+	sg := &h.sig
+	args := req.URI().QueryArgs()
+	sig := &rt.rules.Signals
+
+	// CMP cookies: a refusal always counts; a grant only stands in for a missing state.
+	sg.cookiebot = req.Header.Cookie(cookieBot)
+	sg.onetrust = req.Header.Cookie(cookieOneTrus)
+	if len(sg.cookiebot) > 0 {
+		if p, _, err := cmp.ParseCookiebot(sg.cookiebot); err == nil {
+			mergeCMP(&sg.cmpPurposes, &p)
+			sg.cmpAny = true
+		}
+	}
+	if len(sg.onetrust) > 0 {
+		if p, err := cmp.ParseOneTrust(sg.onetrust, sig.OneTrust); err == nil {
+			mergeCMP(&sg.cmpPurposes, &p)
+			sg.cmpAny = true
+		}
+	}
+	if sg.cmpAny {
+		sg.cmpAsState = sig.CMPAsState && !h.stored && !h.storeErr
+		for p, status := range sg.cmpPurposes {
+			switch {
+			case status == consent.Denied:
+				h.eff.Deny(consent.Purpose(p), consent.CauseCMP)
+			case status == consent.Granted && sg.cmpAsState:
+				h.eff.Grant(consent.Purpose(p), consent.CauseCMP)
+			}
+		}
+	}
+
+	// IAB TCF: decides for a vendor on the GVL where consent is opt-in.
+	sg.tcfRaw[tcfParam] = args.Peek(paramTCF)
+	sg.tcfRaw[tcfCookie] = req.Header.Cookie(cookieTCF)
+	sg.gppRaw[0], sg.gppRaw[1] = args.Peek(paramGPP), req.Header.Cookie(cookieGPP)
+	sg.gppSID[0], sg.gppSID[1] = args.Peek(paramGPPSID), req.Header.Cookie(cookieGPPSID)
+	for _, g := range sg.gppRaw {
+		if tc, ok := gpp.TCFEUv2(g); ok && len(sg.tcfRaw[tcfGPP]) == 0 {
+			sg.tcfRaw[tcfGPP] = tc
+		}
+	}
+	if st != nil && st.TCF != "" {
+		sg.tcfRaw[tcfStore] = s2b(st.TCF)
+	}
+	slot := sig.GVLSlot[h.ep.VendorIndex]
+	if h.regime == geo.OptIn && slot >= 0 {
+		for src := range numTCFSources {
+			raw := sg.tcfRaw[src]
+			if len(raw) == 0 {
+				continue
+			}
+			sg.tcfApplied = true
+			allowed, valid := rt.tcf.allowed(raw, slot)
+			sg.tcfValid[src] = valid
+			for p := range consent.NumPurposes {
+				need := sig.TCFNeed[p]
+				if need == 0 {
+					continue
+				}
+				v := tcfDeny
+				switch {
+				case !valid:
+					v = tcfInvalid
+				case allowed&need == need:
+					v = tcfGrant
+				}
+				sg.tcfVerdict[p] = max(sg.tcfVerdict[p], v)
+			}
+		}
+		for p, v := range sg.tcfVerdict {
+			switch v {
+			case tcfGrant:
+				h.eff.Grant(consent.Purpose(p), consent.CauseTCF)
+			case tcfInvalid:
+				h.eff.NoConsent(consent.Purpose(p), consent.CauseTCFInvalid)
+			case tcfDeny:
+				h.eff.Deny(consent.Purpose(p), consent.CauseTCF)
+			}
+		}
+	}
+
+	// IAB GPP: a US opt-out (or a string we cannot read) refuses marketing everywhere.
+	for i, g := range sg.gppRaw {
+		if len(g) == 0 {
+			continue
+		}
+		var sidBuf [8]int
+		sids := sidBuf[:0]
+		if len(sg.gppSID[i]) > 0 {
+			var ok bool
+			if sids, ok = gpp.AppendSID(sids, sg.gppSID[i]); !ok {
+				sids = sidBuf[:0] // unreadable list: every section applies, the stricter reading
+			}
+		}
+		out, gpc, err := gpp.OptOut(g, sids)
+		sg.gppErr[i] = err
+		switch {
+		case err != nil:
+			h.eff.Deny(consent.Marketing, consent.CauseGPPInvalid)
+		case out:
+			sg.gppOptOut = true
+			h.eff.Deny(consent.Marketing, consent.CauseGPP)
+		}
+		if gpc {
+			sg.gppGPC = true
+			if gpcHere {
+				h.eff.ApplyGPC()
+			}
+		}
+	}
+
+	// IAB US Privacy: an opt-out of sale (or an unreadable string) refuses marketing.
+	sg.uspRaw[0], sg.uspRaw[1] = args.Peek(paramUSP), req.Header.Cookie(cookieUSP)
+	for i, u := range sg.uspRaw {
+		if len(u) == 0 {
+			continue
+		}
+		sg.usp[i], sg.uspErr[i] = usp.Parse(u)
+		switch {
+		case sg.uspErr[i] != nil:
+			h.eff.Deny(consent.Marketing, consent.CauseUSPInvalid)
+		case sg.usp[i].OptedOut():
+			h.eff.Deny(consent.Marketing, consent.CauseUSP)
+		}
+	}
+}
+
+// readConsentMode applies Google Consent Mode (gcs, gcd, npa, MP consent{}): it only
+// ever tightens.
+func (s *Server) readConsentMode(req *fasthttp.Request, h *hit, jsonBody bool) {
+	sg := &h.sig
+	args := req.URI().QueryArgs()
+	if v := args.Peek("gcs"); len(v) > 0 {
+		h.gcs = v
+		h.gcsAd, h.gcsAnalytics, h.gcsOK = consent.ParseGCS(v)
+		if h.gcsOK {
+			h.eff.ApplyGCS(h.gcsAd, h.gcsAnalytics)
+		}
+	}
+	if v := args.Peek("gcd"); len(v) > 0 {
+		sg.gcd = v
+		// An unreadable gcd is no signal: it can only tighten, and a format change by
+		// Google must not drop all traffic. gcs, the store and the regime still decide.
+		sg.cm.GCD, sg.gcdErr = consentmode.ParseGCD(v)
+	}
+	sg.npa = consentmode.NPA(args.Peek("npa"))
+	sg.cm.NPA = sg.npa
+	sg.dma = consentmode.DMA(args.Peek("dma"))
+	if jsonBody {
+		sg.mp = true
+		sg.cm.AdUserData, sg.cm.AdPersonalization, sg.mpOK = consentmode.ParseMPConsent(req.Body())
+	}
+	consentmode.Tighten(&h.eff, &sg.cm)
+}
+
+// mergeCMP folds src into dst, the most protective status winning.
+func mergeCMP(dst, src *consent.Purposes) {
+	for p, s := range src {
+		if s == consent.Denied || (s == consent.Granted && dst[p] == consent.Unset) {
+			dst[p] = s
+		}
+	}
+}
+
+// tcfCache remembers, per raw TC string, which TCF purposes each GVL vendor of the
+// catalogue may process for. A visitor sends the same string on every hit, so the
+// string is decoded once; the bound keeps a flood of distinct strings from growing it.
+type tcfCache struct {
+	gvl []int
+	mu  sync.RWMutex
+	m   map[string]tcfEntry
+}
+
+// tcfCacheMax bounds the entries; when full the cache starts over, which costs one
+// decode per live visitor rather than an eviction structure on every hit.
+const tcfCacheMax = 16384
+
+type tcfEntry struct {
+	valid bool
+	mask  []uint32 // by GVL slot: bit i set = TCF purpose i allowed
+}
+
+func newTCFCache(gvl []int) *tcfCache {
+	return &tcfCache{gvl: gvl, m: make(map[string]tcfEntry)}
+}
+
+// allowed returns the mask of TCF purposes the vendor in slot may process for under
+// raw, and whether raw decodes at all.
+func (c *tcfCache) allowed(raw []byte, slot int) (uint32, bool) {
+	c.mu.RLock()
+	e, ok := c.m[b2s(raw)]
+	c.mu.RUnlock()
+	if !ok {
+		e = c.decode(string(raw))
+		c.mu.Lock()
+		if len(c.m) >= tcfCacheMax {
+			clear(c.m)
+		}
+		c.m[string(raw)] = e
+		c.mu.Unlock()
+	}
+	if !e.valid || slot < 0 || slot >= len(e.mask) {
+		return 0, e.valid
+	}
+	return e.mask[slot], true
+}
+
+func (c *tcfCache) decode(raw string) tcfEntry {
+	t, err := tcf.Parse(raw)
+	if err != nil {
+		return tcfEntry{}
+	}
+	e := tcfEntry{valid: true, mask: make([]uint32, len(c.gvl))}
+	for i, id := range c.gvl {
+		for p := 1; p <= 24; p++ {
+			if cons, li := t.Allowed(id, p); cons || li {
+				e.mask[i] |= 1 << p
+			}
+		}
+	}
+	return e
+}
