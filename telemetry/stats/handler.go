@@ -1,0 +1,90 @@
+package stats
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+type namedWindow struct {
+	name string
+	d    time.Duration
+}
+
+// handlerWindows are the only windows served: the dashboard offers exactly these, and a
+// fixed set keeps the endpoint from being asked for arbitrary amounts of work.
+var handlerWindows = []namedWindow{
+	{"15m", 15 * time.Minute},
+	{"1h", time.Hour},
+	{"24h", 24 * time.Hour},
+}
+
+const defaultWindow = "1h"
+
+// Handler serves GET /api/stats?window=15m|1h|24h (default 1h) as a Report. A window
+// longer than this instance keeps (see WithCapacity) is refused rather than padded with
+// zeros that would read as "no traffic".
+func (s *Stats) Handler() fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		// Per-instance, per-second figures: a cached copy would be wrong at once.
+		ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+		if !ctx.IsGet() && !ctx.IsHead() {
+			ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
+			writeError(ctx, fasthttp.StatusMethodNotAllowed, "use GET or HEAD")
+			return
+		}
+		name := defaultWindow
+		if args := ctx.QueryArgs(); args.Has("window") {
+			name = string(args.Peek("window"))
+		}
+		w, ok := s.window(name)
+		if !ok {
+			writeError(ctx, fasthttp.StatusBadRequest, s.windowError(name))
+			return
+		}
+		body, err := json.Marshal(s.Query(w, s.clock()))
+		if err != nil {
+			writeError(ctx, fasthttp.StatusInternalServerError, fmt.Errorf("stats: encode report: %w", err).Error())
+			return
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetBody(append(body, '\n'))
+	}
+}
+
+func (s *Stats) window(name string) (time.Duration, bool) {
+	for _, w := range s.windows {
+		if w.name == name {
+			return w.d, true
+		}
+	}
+	return 0, false
+}
+
+func (s *Stats) windowError(name string) string {
+	if len(s.windows) == 0 {
+		return fmt.Sprintf("window %s: this instance keeps only %d minutes of history, less than any window", strconv.Quote(name), s.capacity)
+	}
+	names := make([]string, len(s.windows))
+	for i, w := range s.windows {
+		names[i] = w.name
+	}
+	return fmt.Sprintf("window %s: must be one of %s", strconv.Quote(name), strings.Join(names, ", "))
+}
+
+func writeError(ctx *fasthttp.RequestCtx, code int, msg string) {
+	body, err := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	if err != nil {
+		body = []byte(`{"error":"encoding failed"}`)
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetStatusCode(code)
+	ctx.SetBody(append(body, '\n'))
+}

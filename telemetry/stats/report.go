@@ -1,0 +1,224 @@
+package stats
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Report is the body of GET /api/stats. Field names are a contract with the dashboard.
+// Lists are never null, so the page can iterate without checking.
+type Report struct {
+	Window      string    `json:"window"`
+	StepSeconds int       `json:"step_seconds"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	GeneratedAt time.Time `json:"generated_at"`
+	Instance    Instance  `json:"instance"`
+	Totals      Counts    `json:"totals"`
+	// Series has one point per minute of the window, oldest first, zeros included; the
+	// last is the current partial minute.
+	Series               []Point              `json:"series"`
+	ByVendor             []Keyed              `json:"by_vendor"`
+	ByJurisdiction       []Keyed              `json:"by_jurisdiction"`
+	ByReason             []Keyed              `json:"by_reason"`
+	ByVendorJurisdiction []VendorJurisdiction `json:"by_vendor_jurisdiction"`
+}
+
+// Counts splits hits by action. Total also counts actions other than the three named
+// ones, so a new action shows up as a gap between Total and the sum rather than vanishing.
+type Counts struct {
+	Forward   uint64 `json:"forward"`
+	Anonymise uint64 `json:"anonymise"`
+	Drop      uint64 `json:"drop"`
+	Total     uint64 `json:"total"`
+}
+
+// Point is one minute of the series; T is the minute's start.
+type Point struct {
+	T time.Time `json:"t"`
+	Counts
+}
+
+// Keyed is one vendor, jurisdiction group or reason.
+type Keyed struct {
+	Key string `json:"key"`
+	Counts
+}
+
+// VendorJurisdiction answers "what share of this vendor's hits from this jurisdiction
+// group were dropped, and why": Reasons splits the same hits by reason.
+type VendorJurisdiction struct {
+	Vendor       string `json:"vendor"`
+	Jurisdiction string `json:"jurisdiction"`
+	Counts
+	Reasons []Keyed `json:"reasons"`
+}
+
+func (c *Counts) add(k actionKind, n uint64) {
+	switch k {
+	case actionForward:
+		c.Forward += n
+	case actionAnonymise:
+		c.Anonymise += n
+	case actionDrop:
+		c.Drop += n
+	}
+	c.Total += n
+}
+
+func (c *Counts) merge(o Counts) {
+	c.Forward += o.Forward
+	c.Anonymise += o.Anonymise
+	c.Drop += o.Drop
+	c.Total += o.Total
+}
+
+// Query reports the window ending with now's minute: window/1m buckets (clamped to
+// 1..MaxCapacity+1), the last being the current partial minute, read live from the
+// Source so a hit shows at once rather than after the next tick. The live part is
+// placed where the next Tick would store it, so a Tick never changes what Query reports.
+// A now earlier than the last tick's minute is read as that minute.
+func (s *Stats) Query(window time.Duration, now time.Time) Report {
+	n := min(max(int64(window/time.Minute), 1), MaxCapacity+1)
+	inst := s.instance()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	s.snap = s.snapshot(s.snap)
+	s.live = s.diff(s.live[:0], s.last, s.snap)
+	cur := max(minuteOf(now), s.lastMinute)
+	liveMinute := s.lastMinute
+	if cur > s.lastMinute {
+		liveMinute = cur - 1
+	}
+	first := cur - n + 1
+	oldestKept := cur - int64(s.capacity)
+
+	s.sums = slices.Grow(s.sums[:0], len(s.labels))[:len(s.labels)]
+	clear(s.sums)
+	series := make([]Point, n)
+	var totals Counts
+	for i := range series {
+		m := first + int64(i)
+		series[i].T = minuteStart(m)
+		var cells []entry
+		switch {
+		case m == liveMinute:
+			cells = s.live
+		case m < liveMinute && m >= oldestKept:
+			if b := &s.ring[s.slot(m)]; b.minute == m {
+				cells = b.cells
+			}
+		}
+		for _, e := range cells {
+			l := &s.labels[e.id]
+			if !l.ok {
+				// The Source could not name the cell; with *telemetry.Metrics this cannot
+				// happen, and an unnamed hit would make the breakdowns disagree with totals.
+				continue
+			}
+			series[i].add(l.kind, e.n)
+			s.sums[e.id] += e.n
+		}
+		totals.merge(series[i].Counts)
+	}
+
+	to := now.UTC().Truncate(time.Second)
+	if start := minuteStart(cur); to.Before(start) {
+		to = start
+	}
+	if !inst.ConfigLoadedAt.IsZero() {
+		inst.ConfigLoadedAt = inst.ConfigLoadedAt.UTC()
+	}
+	if !inst.GeoIPBuild.IsZero() {
+		inst.GeoIPBuild = inst.GeoIPBuild.UTC()
+	}
+	r := Report{
+		Window:      formatWindow(n),
+		StepSeconds: 60,
+		From:        minuteStart(first),
+		To:          to,
+		GeneratedAt: now.UTC().Truncate(time.Second),
+		Instance:    inst,
+		Totals:      totals,
+		Series:      series,
+	}
+	s.breakdowns(&r)
+	return r
+}
+
+// breakdowns fills the by_* lists from s.sums, which holds each cell's total over the
+// window.
+func (s *Stats) breakdowns(r *Report) {
+	type vjKey struct{ vendor, jurisdiction string }
+	type vjAcc struct {
+		Counts
+		reasons tally
+	}
+	vendors, jurs, reasons := tally{}, tally{}, tally{}
+	vj := map[vjKey]*vjAcc{}
+	for id, n := range s.sums {
+		if n == 0 {
+			continue
+		}
+		l := &s.labels[id]
+		vendors.add(l.vendor, l.kind, n)
+		jurs.add(l.jurisdiction, l.kind, n)
+		reasons.add(l.reason, l.kind, n)
+		k := vjKey{l.vendor, l.jurisdiction}
+		a := vj[k]
+		if a == nil {
+			a = &vjAcc{reasons: tally{}}
+			vj[k] = a
+		}
+		a.add(l.kind, n)
+		a.reasons.add(l.reason, l.kind, n)
+	}
+	r.ByVendor, r.ByJurisdiction, r.ByReason = vendors.list(), jurs.list(), reasons.list()
+	r.ByVendorJurisdiction = make([]VendorJurisdiction, 0, len(vj))
+	for k, a := range vj {
+		r.ByVendorJurisdiction = append(r.ByVendorJurisdiction, VendorJurisdiction{
+			Vendor: k.vendor, Jurisdiction: k.jurisdiction, Counts: a.Counts, Reasons: a.reasons.list(),
+		})
+	}
+	slices.SortFunc(r.ByVendorJurisdiction, func(a, b VendorJurisdiction) int {
+		return cmp.Or(cmp.Compare(b.Total, a.Total), cmp.Compare(a.Vendor, b.Vendor), cmp.Compare(a.Jurisdiction, b.Jurisdiction))
+	})
+}
+
+type tally map[string]*Counts
+
+func (t tally) add(key string, k actionKind, n uint64) {
+	c := t[key]
+	if c == nil {
+		c = &Counts{}
+		t[key] = c
+	}
+	c.add(k, n)
+}
+
+// list returns the keys with a non-zero total, biggest first, ties by key so the order
+// is stable between refreshes of the page.
+func (t tally) list() []Keyed {
+	out := make([]Keyed, 0, len(t))
+	for k, c := range t {
+		if c.Total > 0 {
+			out = append(out, Keyed{Key: k, Counts: *c})
+		}
+	}
+	slices.SortFunc(out, func(a, b Keyed) int {
+		return cmp.Or(cmp.Compare(b.Total, a.Total), cmp.Compare(a.Key, b.Key))
+	})
+	return out
+}
+
+// formatWindow names a window of n minutes the way the handler's parameter does.
+func formatWindow(n int64) string {
+	if n%60 == 0 {
+		return strconv.FormatInt(n/60, 10) + "h"
+	}
+	return strconv.FormatInt(n, 10) + "m"
+}
