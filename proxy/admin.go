@@ -26,6 +26,10 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 		s.readyz(ctx)
 	case path == "/metrics":
 		s.metrics.Handler()(ctx)
+	case path == "/api/stats":
+		// Aggregate counts only (no visitor data), like /metrics: the admin listener is
+		// for a private network, and the dashboard reads it without a token.
+		s.stats.Handler()(ctx)
 	case strings.HasPrefix(path, "/admin/"):
 		if !s.authorised(ctx) {
 			return

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"runtime/debug"
 	"strings"
@@ -43,6 +44,9 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	h.ep = ep
 	s.evaluate(rt, &ctx.Request, peerAddr(ctx.RemoteIP()), h)
 	s.metrics.Hit(ep.VendorIndex, int(h.action), int(h.reason), rt.jur[h.group])
+	if rt.decisionLog > 0 && rand.Float64() < rt.decisionLog {
+		s.logDecision(rt, h)
+	}
 	s.corsHit(ctx, rt)
 	switch {
 	case h.reason == rules.ReasonMethodNotAllowed:
@@ -53,6 +57,17 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	default:
 		s.send(ctx, rt, h)
 	}
+}
+
+// logDecision writes one sampled decision. It names the vendor, place and why, and
+// nothing that identifies the visitor: no IP, no consent or client ID, no URL.
+func (s *Server) logDecision(rt *runtime, h *hit) {
+	country := ""
+	if h.loc.Known() {
+		country = h.loc.CountryCode()
+	}
+	s.log.Info("decision", "vendor", h.ep.Vendor, "endpoint", h.ep.Name, "action", h.action.String(),
+		"reason", h.reason.String(), "jurisdiction", rt.table.Group(h.group).Name, "country", country)
 }
 
 // handleBadRequest answers requests fasthttp could not read. A hit whose body is over

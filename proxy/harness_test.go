@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/consentgate/consentgate/rules"
+	"github.com/consentgate/consentgate/telemetry"
 )
 
 // received is one request as the upstream sink saw it.
@@ -143,11 +144,18 @@ type testProxy struct {
 
 func startProxy(t *testing.T, yaml string) *testProxy {
 	t.Helper()
+	return startProxyLog(t, yaml, io.Discard)
+}
+
+// startProxyLog is startProxy with the JSON log (debug level) written to logw.
+func startProxyLog(t *testing.T, yaml string, logw io.Writer) *testProxy {
+	t.Helper()
 	cfg, err := rules.LoadBytes("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	srv, err := New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: fixedNow})
+	logger := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := New(cfg, Options{Logger: logger, Now: fixedNow, Build: telemetry.BuildInfo{Version: "test-build"}})
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}

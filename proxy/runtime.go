@@ -4,6 +4,9 @@
 package proxy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -35,6 +38,12 @@ type runtime struct {
 	storeErrorUnset bool
 	// tcf caches TC string verdicts for this config's GVL vendors.
 	tcf *tcfCache
+	// version identifies the config in force (a hash of its values) and loadedAt when
+	// it was loaded, for the stats API and the dashboard footer.
+	version  string
+	loadedAt time.Time
+	// decisionLog is the share of hits whose decision is logged (0 = none).
+	decisionLog float64
 }
 
 // buildRuntime compiles cfg. It does no network I/O. hasher is shared across reloads.
@@ -61,6 +70,9 @@ func buildRuntime(cfg *rules.Config, hasher *rules.Hasher, m *telemetry.Metrics,
 		storeErrorUnset: cfg.Consent.OnStoreError == "unset",
 		origins:         map[string]bool{},
 		tcf:             newTCFCache(compiled.Signals.GVLIDs),
+		version:         configVersion(cfg),
+		loadedAt:        time.Now().UTC(),
+		decisionLog:     cfg.Telemetry.DecisionLog.SampleRatio,
 	}
 	for _, o := range cfg.AllowedOrigins {
 		rt.origins[o] = true
@@ -74,6 +86,20 @@ func buildRuntime(cfg *rules.Config, hasher *rules.Hasher, m *telemetry.Metrics,
 	}
 	rt.clients = upstreamClients(compiled, cfg, prev)
 	return rt, nil
+}
+
+// configVersion is a short hash of the config's values: equal configs (whatever their
+// comments or key order) get equal versions, so instances can be compared at a glance.
+// Secrets go into the hash, never out of it.
+func configVersion(cfg *rules.Config) string {
+	c := *cfg
+	c.Pos = nil
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return "unknown"
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
 }
 
 func mergedGroups(cfg *rules.Config) []geo.Group {

@@ -17,6 +17,7 @@ import (
 	"github.com/consentgate/consentgate/geo"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
+	"github.com/consentgate/consentgate/telemetry/stats"
 )
 
 // Options are the parts of a Server that do not come from the config file.
@@ -42,6 +43,9 @@ type Server struct {
 	store   *consentStore
 	hasher  *rules.Hasher // only touched under reloadMu
 	metrics *telemetry.Metrics
+	stats   *stats.Stats
+	// stopStats ends the stats ticker; set by Start.
+	stopStats context.CancelFunc
 
 	public, admin     *fasthttp.Server
 	publicLn, adminLn net.Listener
@@ -82,7 +86,23 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 	}
 	s.rt.Store(rt)
 	m.ConfigReload(true, time.Now())
+	if s.stats, err = stats.New(m, stats.WithInstance(s.instance)); err != nil {
+		s.store.stop()
+		s.store.Close()
+		loc.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// instance describes this process for the stats API and the dashboard footer.
+func (s *Server) instance() stats.Instance {
+	rt := s.rt.Load()
+	in := stats.Instance{Version: s.opts.Build.Version, ConfigVersion: rt.version, ConfigLoadedAt: rt.loadedAt}
+	if info, ok := rt.geo.Info(); ok {
+		in.GeoIPBuild = info.BuildTime
+	}
+	return in
 }
 
 // Start opens both listeners and serves in the background.
@@ -118,6 +138,9 @@ func (s *Server) Start() error {
 		s.publicLn.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
 	}
+	var statsCtx context.Context
+	statsCtx, s.stopStats = context.WithCancel(context.Background())
+	go s.stats.Run(statsCtx)
 	go func() { s.serveErr <- s.public.Serve(s.publicLn) }()
 	go func() { s.serveErr <- s.admin.Serve(s.adminLn) }()
 	return nil
@@ -209,6 +232,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.ShutdownWithContext(ctx))
+	}
+	if s.stopStats != nil {
+		s.stopStats()
 	}
 	s.store.stop()
 	errs = append(errs, s.store.Close(), s.rt.Load().geo.Close(), s.metrics.Shutdown(ctx))
