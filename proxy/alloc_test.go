@@ -86,6 +86,12 @@ func TestHitPathAllocationBudget(t *testing.T) {
 	}{
 		{"anonymise ga4 eea", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, ""), 0},
 		{"forward ga4 consented", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, granted), 0},
+		// Every signal at once: a TC string (decoded once, then from the cache), GPP,
+		// US Privacy, Consent Mode gcd/npa and both CMP cookies.
+		{"forward ga4 tcf+gpp+usp+gcd+cmp", newHitCtx("GET", "/g/collect?"+ga4Query+"&gdpr_consent="+tcAcceptAll+
+			"&gpp="+gppUSNatNoOptOut+"&gpp_sid=7&us_privacy=1YNN&gcd=13v3v3v3v5&npa=0", ipSE,
+			"euconsent-v2="+tcAcceptAll+"; CookieConsent="+cookiebotAll+"; "+oneTrust("C0001%3A1%2CC0002%3A1")), 0},
+		{"drop meta usp opt-out", newHitCtx("GET", "/tr?id=1&us_privacy=1YYN&gpp="+gppUSNatOptOutGPC, ipUSCA, ""), 0},
 	} {
 		idx := rt.rules.Router.Lookup(c.ctx.Host(), c.ctx.Path())
 		run := func() {

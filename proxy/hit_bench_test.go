@@ -113,3 +113,24 @@ func BenchmarkHitRedisCold(b *testing.B) {
 	}
 	b.ReportMetric(float64(p.metrics.ConsentLookupCount(telemetry.LookupRedis, telemetry.LookupMiss))/float64(i), "redis-calls/hit")
 }
+
+// BenchmarkHitTCFDrop: a Google Ads conversion from the EEA carrying a TC string that
+// refuses marketing, plus GPP and US Privacy strings; the TC string is decoded once and
+// then answered from the per-string cache. No upstream.
+func BenchmarkHitTCFDrop(b *testing.B) {
+	up := benchSink()
+	p := startProxy(&testing.T{}, testConfig(up.URL(), ""))
+	serveN(b, p, newHitCtx("GET", "/pagead/conversion/123/?label=abc&gdpr=1&gdpr_consent="+tcStatsOnly+
+		"&gpp="+gppUSNatNoOptOut+"&us_privacy=1YNN", ipSE, "euconsent-v2="+tcStatsOnly))
+}
+
+// BenchmarkHitTCFForward: a GA4 hit whose TC string grants it, forwarded to a loopback
+// upstream: the signal path's cost on top of BenchmarkHitForward.
+func BenchmarkHitTCFForward(b *testing.B) {
+	up := benchSink()
+	p := startProxy(&testing.T{}, testConfig(up.URL(), ""))
+	serveN(b, p, newHitCtx("GET", "/g/collect?"+ga4Query+"&gdpr_consent="+tcAcceptAll, ipSE, ""))
+	if up.count.Load() == 0 {
+		b.Fatal("nothing reached the upstream")
+	}
+}

@@ -59,6 +59,7 @@ type signalState struct {
 	tcfValid    [numTCFSources]bool
 	gppRaw      [2][]byte // parameter, cookie
 	gppSID      [2][]byte
+	sidBuf      [8]int
 	gppErr      [2]error
 	gppOptOut   bool
 	gppGPC      bool
@@ -167,12 +168,12 @@ func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit, st *con
 		if len(g) == 0 {
 			continue
 		}
-		var sidBuf [8]int
-		sids := sidBuf[:0]
+		// The buffer lives in the pooled hit: a stack array would escape through append.
+		sids := sg.sidBuf[:0]
 		if len(sg.gppSID[i]) > 0 {
 			var ok bool
 			if sids, ok = gpp.AppendSID(sids, sg.gppSID[i]); !ok {
-				sids = sidBuf[:0] // unreadable list: every section applies, the stricter reading
+				sids = sg.sidBuf[:0] // unreadable list: every section applies, the stricter reading
 			}
 		}
 		out, gpc, err := gpp.OptOut(g, sids)
