@@ -6,20 +6,31 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 CONFIG   ?=
 FUZZTIME ?= 20s
 
-.PHONY: build run test vet bench bench-go bench-load bench-load-redis fuzz clean
+.PHONY: build run test test-browser vet bench bench-go bench-load bench-load-redis fuzz clean
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consentgate
+	$(GO) build -trimpath -tags grpcnotrace -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consentgate
 
 ## run: start the proxy on embedded defaults (or CONFIG=file.yaml)
 run: build
 	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
 
 ## test: the allocation budgets, which need a build without the race detector (it makes
-## sync.Pool drop items on purpose), then every test with it
+## sync.Pool drop items on purpose), then every test with it, then the browser tests when
+## Chromium is installed
 test: vet
 	$(GO) test -count=1 -run 'Alloc' ./...
 	$(GO) test -race -count=1 ./...
+	@if command -v chromium >/dev/null 2>&1; then \
+	  $(MAKE) test-browser; \
+	else \
+	  echo "test-browser: skipped, chromium is not installed (apt-get install chromium)"; \
+	fi
+
+## test-browser: the tests that drive a headless Chromium (build tag browser, names
+## TestBrowser*); screenshots go to $ARTIFACTS_DIR or each package's testdata/artifacts/
+test-browser:
+	$(GO) test -tags browser -count=1 -run Browser ./...
 
 vet:
 	$(GO) vet ./...

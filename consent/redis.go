@@ -83,6 +83,9 @@ type RedisStore struct {
 
 var _ Store = (*RedisStore)(nil)
 
+// Client is the underlying go-redis client, for instrumentation (OpenTelemetry spans).
+func (r *RedisStore) Client() redis.UniversalClient { return r.client }
+
 // NewRedisStore builds a client from o. It does not connect: Redis being down at start
 // must not stop the proxy, which serves fail closed until Redis is back. It fails only
 // for options that cannot work.

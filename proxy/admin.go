@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/telemetry/dashboard"
 )
 
 // handleAdmin serves the admin listener: health, readiness and metrics for the
@@ -30,6 +31,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 		// Aggregate counts only (no visitor data), like /metrics: the admin listener is
 		// for a private network, and the dashboard reads it without a token.
 		s.stats.Handler()(ctx)
+	case path == "/dashboard" || strings.HasPrefix(path, "/dashboard/"):
+		dashboard.Handler()(ctx)
 	case strings.HasPrefix(path, "/admin/"):
 		if !s.authorised(ctx) {
 			return

@@ -7,8 +7,11 @@ import (
 	"net"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
@@ -42,6 +45,13 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	h := acquireHit()
 	defer releaseHit(h)
 	h.ep = ep
+	if s.tracer != nil {
+		// A new root for every hit: trace context from the browser is not trusted, or any
+		// page could force its hits to be sampled.
+		var span trace.Span
+		h.ctx, span = s.tracer.Start(storeCtx, "hit", trace.WithSpanKind(trace.SpanKindServer))
+		defer s.endHitSpan(span, rt, h)
+	}
 	s.evaluate(rt, &ctx.Request, peerAddr(ctx.RemoteIP()), h)
 	s.metrics.Hit(ep.VendorIndex, int(h.action), int(h.reason), rt.jur[h.group])
 	if rt.decisionLog > 0 && rand.Float64() < rt.decisionLog {
@@ -57,6 +67,20 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	default:
 		s.send(ctx, rt, h)
 	}
+}
+
+// endHitSpan names what happened to the hit on its span (never who sent it).
+func (s *Server) endHitSpan(span trace.Span, rt *runtime, h *hit) {
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("consentgate.vendor", h.ep.Vendor),
+			attribute.String("consentgate.endpoint", h.ep.Name),
+			attribute.String("consentgate.action", h.action.String()),
+			attribute.String("consentgate.reason", h.reason.String()),
+			attribute.String("consentgate.jurisdiction", rt.table.Group(h.group).Name),
+		)
+	}
+	span.End()
 }
 
 // logDecision writes one sampled decision. It names the vendor, place and why, and
@@ -113,17 +137,23 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, rt *runtime, h *hit) {
 	s.metrics.UpstreamRequest(ep.VendorIndex)
 	// Do, not DoTimeout: the HostClient's read and write timeouts bound the round trip, and
 	// DoTimeout would add a timer and a goroutine hand-off to every hit.
+	start := time.Now()
 	err := rt.clients[ep.Index].Do(up, resp)
+	took := time.Since(start)
 	if err != nil {
-		s.metrics.UpstreamError(ep.VendorIndex, upstreamErrorKind(err))
+		kind := upstreamErrorKind(err)
+		s.metrics.UpstreamError(ep.VendorIndex, kind)
+		s.metrics.UpstreamDone(ep.VendorIndex, kind.Outcome(), took)
 		localResponse(ctx, ep)
 		return
 	}
 	if resp.StatusCode() >= 500 {
 		s.metrics.UpstreamError(ep.VendorIndex, telemetry.UpstreamStatus)
+		s.metrics.UpstreamDone(ep.VendorIndex, telemetry.UpstreamStatus.Outcome(), took)
 		localResponse(ctx, ep)
 		return
 	}
+	s.metrics.UpstreamDone(ep.VendorIndex, telemetry.UpstreamOK, took)
 	ctx.SetStatusCode(resp.StatusCode())
 	// Only these response headers come back: never Set-Cookie, never anything that
 	// would let the vendor reach the site's cookie jar or cache.

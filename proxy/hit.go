@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"net/netip"
 	"sync"
 	"unsafe"
@@ -30,6 +31,9 @@ type hit struct {
 	gcsOK                   bool
 	gcsAd, gcsAnalytics     consent.Status
 	sig                     signalState
+	// ctx carries the hit's span when it is traced; nil otherwise (store calls then
+	// use storeCtx).
+	ctx context.Context
 
 	action rules.Action
 	reason rules.Reason
@@ -110,7 +114,11 @@ func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h
 		h.hasID = true
 		var ok bool
 		var err error
-		st, ok, err = s.store.Get(storeCtx, b2s(id))
+		sctx := storeCtx
+		if h.ctx != nil {
+			sctx = h.ctx
+		}
+		st, ok, err = s.store.Get(sctx, b2s(id))
 		if s.store.countLookups {
 			s.metrics.ConsentLookup(telemetry.LookupMemory, memoryResult(ok, err))
 		}

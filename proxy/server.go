@@ -18,6 +18,8 @@ import (
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
 	"github.com/consentgate/consentgate/telemetry/stats"
+	"github.com/consentgate/consentgate/telemetry/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options are the parts of a Server that do not come from the config file.
@@ -43,7 +45,10 @@ type Server struct {
 	store   *consentStore
 	hasher  *rules.Hasher // only touched under reloadMu
 	metrics *telemetry.Metrics
-	stats   *stats.Stats
+	tracing *tracing.Tracing
+	// tracer is set only when traces are on, so the hit path tests one pointer.
+	tracer trace.Tracer
+	stats  *stats.Stats
 	// stopStats ends the stats ticker; set by Start.
 	stopStats context.CancelFunc
 
@@ -60,11 +65,26 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	m, err := telemetry.New(opts.Build, rules.VendorNames(), rules.ActionNames(), rules.ReasonNames())
+	var mopts []telemetry.Option
+	if o := cfg.Telemetry.OTLP; o.Endpoint != "" {
+		mopts = append(mopts, telemetry.WithOTLP(telemetry.OTLP{Endpoint: o.Endpoint, Headers: o.Headers, Interval: o.Interval}))
+	}
+	m, err := telemetry.New(opts.Build, rules.VendorNames(), rules.ActionNames(), rules.ReasonNames(), mopts...)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Logger, metrics: m, serveErr: make(chan error, 2)}
+	tr, err := tracing.New(context.Background(), tracing.Config{
+		Enabled: cfg.Telemetry.Traces.Enabled, SampleRatio: cfg.Telemetry.Traces.SampleRatio,
+		OTLP: tracing.OTLP{Endpoint: cfg.Telemetry.OTLP.Endpoint, Headers: cfg.Telemetry.OTLP.Headers},
+	}, opts.Build)
+	if err != nil {
+		m.Shutdown(context.Background())
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Logger, metrics: m, tracing: tr, serveErr: make(chan error, 2)}
+	if tr.Enabled() {
+		s.tracer = tr.Tracer()
+	}
 	s.hasher = rules.NewHasher([]byte(cfg.Anonymise.Secret), opts.Now)
 	loc, err := geo.NewLocator(cfg.Geo.Database)
 	if err != nil {
@@ -73,7 +93,7 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 	if opts.Store != nil {
 		s.store = &consentStore{Store: opts.Store, countLookups: true, stop: func() {}}
 		m.StoreUp(true)
-	} else if s.store, err = openStore(cfg, m, opts.Logger); err != nil {
+	} else if s.store, err = openStore(cfg, m, tr, opts.Logger); err != nil {
 		loc.Close()
 		return nil, err
 	}
@@ -86,6 +106,7 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 	}
 	s.rt.Store(rt)
 	m.ConfigReload(true, time.Now())
+	s.geoReloaded(loc, nil)
 	if s.stats, err = stats.New(m, stats.WithInstance(s.instance)); err != nil {
 		s.store.stop()
 		s.store.Close()
@@ -186,6 +207,9 @@ func (s *Server) reload() error {
 	if cfg.Listen != old.cfg.Listen || cfg.AdminListen != old.cfg.AdminListen {
 		return errors.New("listen and admin_listen cannot change on reload: restart the process")
 	}
+	if !reflect.DeepEqual(cfg.Telemetry.OTLP, old.cfg.Telemetry.OTLP) || cfg.Telemetry.Traces != old.cfg.Telemetry.Traces {
+		return errors.New("telemetry.otlp and telemetry.traces cannot change on reload: restart the process")
+	}
 	if !reflect.DeepEqual(storeSettings(cfg), storeSettings(old.cfg)) {
 		return errors.New("consent.store, consent.redis, consent.cache and consent.max_entries cannot change on reload: restart the process")
 	}
@@ -194,11 +218,14 @@ func (s *Server) reload() error {
 		// The old locator may still serve in-flight hits; it is not closed under them
 		// (its memory map goes when the last reference does).
 		if loc, err = geo.NewLocator(cfg.Geo.Database); err != nil {
+			s.geoReloaded(nil, err)
 			return err
 		}
 	} else if err := loc.Reload(); err != nil {
+		s.geoReloaded(nil, err)
 		return err
 	}
+	s.geoReloaded(loc, nil)
 	if cfg.Anonymise.Secret != old.cfg.Anonymise.Secret {
 		s.hasher = rules.NewHasher([]byte(cfg.Anonymise.Secret), s.opts.Now)
 	}
@@ -208,6 +235,19 @@ func (s *Server) reload() error {
 	}
 	s.rt.Store(rt)
 	return nil
+}
+
+// geoReloaded records a GeoIP (re)load outcome in the metrics.
+func (s *Server) geoReloaded(loc *geo.Locator, err error) {
+	if err != nil {
+		s.metrics.GeoIPReload(false, time.Now(), time.Time{})
+		return
+	}
+	var build time.Time
+	if info, ok := loc.Info(); ok {
+		build = info.BuildTime
+	}
+	s.metrics.GeoIPReload(true, time.Now(), build)
 }
 
 // storeSettings is the part of the config that is bound when the store is opened.
@@ -237,7 +277,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopStats()
 	}
 	s.store.stop()
-	errs = append(errs, s.store.Close(), s.rt.Load().geo.Close(), s.metrics.Shutdown(ctx))
+	errs = append(errs, s.store.Close(), s.rt.Load().geo.Close(), s.metrics.Shutdown(ctx), s.tracing.Shutdown(ctx))
 	return errors.Join(errs...)
 }
 

@@ -2,12 +2,16 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/redis/go-redis/extra/redisotel/v9"
 
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
+	"github.com/consentgate/consentgate/telemetry/tracing"
 )
 
 // storeCtx is the context of every store call. Never the fasthttp RequestCtx: as a
@@ -27,7 +31,7 @@ type consentStore struct {
 // openStore builds the store the config names. Redis gets a local cache in front and a
 // subscription that drops cached IDs when any instance writes them. Redis being down at
 // start is not an error: the proxy serves, fail closed, and readiness says degraded.
-func openStore(cfg *rules.Config, m *telemetry.Metrics, log *slog.Logger) (*consentStore, error) {
+func openStore(cfg *rules.Config, m *telemetry.Metrics, tr *tracing.Tracing, log *slog.Logger) (*consentStore, error) {
 	c := cfg.Consent
 	if c.Store != "redis" {
 		m.StoreUp(true)
@@ -42,6 +46,15 @@ func openStore(cfg *rules.Config, m *telemetry.Metrics, log *slog.Logger) (*cons
 	})
 	if err != nil {
 		return nil, err
+	}
+	if tr.Enabled() {
+		// Redis calls become child spans of the hit that made them. Without the statement:
+		// keys and the invalidation message hold consent IDs, which no telemetry may carry.
+		// The caller (code file and line) is off too: it is the same few lines every time.
+		if err := redisotel.InstrumentTracing(rs.Client(), redisotel.WithTracerProvider(tr.TracerProvider()),
+			redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
+			return nil, fmt.Errorf("consent: redis tracing: %w", err)
+		}
 	}
 	cache := consent.NewCache(rs, consent.CacheOptions{
 		TTL: c.Cache.TTL, NegativeTTL: c.Cache.NegativeTTL, MaxEntries: c.Cache.MaxEntries,

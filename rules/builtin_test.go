@@ -21,7 +21,7 @@ func TestBuiltinRequired(t *testing.T) {
 		ip                             IPPass
 	}{
 		{"ga4_collect", "ga4", "https://region1.google-analytics.com", "/g/collect", []string{"/g/collect"}, []string{"GET", "POST"}, S, BodyLines, NoContent, true, IPPass{Param: "_uip"}},
-		{"ga4_mp", "ga4", "https://www.google-analytics.com", "/mp/collect", []string{"/mp/collect"}, []string{"POST"}, S, BodyJSON, NoContent, false, IPPass{JSONField: "ip_override"}},
+		{"ga4_mp", "ga4", "https://www.google-analytics.com", "/mp/collect", []string{"/mp/collect"}, []string{"POST"}, S, BodyJSON, NoContent, true, IPPass{JSONField: "ip_override"}},
 		{"meta_tr", "meta", "https://www.facebook.com", "/tr", []string{"/tr", "/tr/"}, []string{"GET", "POST"}, M, BodyForm, GIF, false, IPPass{Header: "X-Forwarded-For"}},
 		{"google_ads_conversion", "google_ads", "https://www.googleadservices.com", "", []string{"/pagead/conversion/*"}, []string{"GET", "POST"}, M, BodyNone, GIF, true, IPPass{Header: "X-Forwarded-For"}},
 		{"google_ads_viewthrough", "google_ads", "https://googleads.g.doubleclick.net", "", []string{"/pagead/viewthroughconversion/*"}, []string{"GET"}, M, BodyNone, GIF, true, IPPass{Header: "X-Forwarded-For"}},

@@ -2,23 +2,36 @@
 //
 // The hit path only ever does index arithmetic and one atomic add into arrays sized at
 // start. OpenTelemetry observable instruments read those arrays when a collector asks
-// (a Prometheus scrape), so the cost of exporting is paid per scrape, never per hit.
+// (a Prometheus scrape, an OTLP push), so the cost of exporting is paid per collection,
+// never per hit. The one synchronous instrument is the upstream latency histogram: it is
+// recorded once per upstream round trip (not per hit), with precomputed attribute sets,
+// and allocates nothing once a series exists (see UpstreamDone).
 //
-// Metrics exported on /metrics (Prometheus text format):
+// Metrics exported on /metrics (Prometheus text format) and, with WithOTLP, pushed over
+// OTLP/HTTP:
 //
-//	consentgate_hits_total{vendor,action,reason,jurisdiction}  counter, only non-zero series
-//	consentgate_upstream_requests_total{vendor}                 counter, every vendor
-//	consentgate_upstream_errors_total{vendor,kind}              counter, every vendor × kind
-//	consentgate_config_last_reload_successful                   gauge 0/1
-//	consentgate_config_reload_errors_total                      counter
-//	consentgate_config_last_reload_success_timestamp_seconds    gauge, Unix seconds
-//	consentgate_build_info{version,commit,goversion}            gauge = 1
-//	consentgate_telemetry_dropped_observations_total            counter
+//	consentgate_hits_total{vendor,action,reason,jurisdiction}          counter, only non-zero series
+//	consentgate_upstream_requests_total{vendor}                         counter, every vendor
+//	consentgate_upstream_errors_total{vendor,kind}                      counter, every vendor × kind
+//	consentgate_upstream_request_duration_seconds{vendor,outcome}       histogram, series seen so far
+//	consentgate_consent_lookups_total{source,result}                    counter, every source × result
+//	consentgate_consent_store_up                                        gauge 0/1
+//	consentgate_config_last_reload_successful                           gauge 0/1
+//	consentgate_config_reload_errors_total                              counter
+//	consentgate_config_last_reload_success_timestamp_seconds            gauge, Unix seconds
+//	consentgate_geoip_last_reload_successful                            gauge 0/1
+//	consentgate_geoip_reload_errors_total                               counter
+//	consentgate_geoip_last_reload_success_timestamp_seconds             gauge, Unix seconds
+//	consentgate_geoip_database_build_timestamp_seconds                  gauge, Unix seconds
+//	consentgate_build_info{version,commit,goversion}                    gauge = 1
+//	consentgate_telemetry_dropped_observations_total                    counter
 //
 // Hits are sparse because vendor × action × reason × jurisdiction is large and most
-// combinations never happen. Upstream series are few, so they are exported from zero:
+// combinations never happen. Upstream counters are few, so they are exported from zero:
 // an error counter that appears only at its first increment hides that increment from
-// rate() and increase(), and upstream errors are what SREs alert on.
+// rate() and increase(), and upstream errors are what SREs alert on. The latency
+// histogram is the exception: a synchronous histogram has no way to export a series it
+// has not seen, and quantiles need no zero series (alerts use the counters).
 package telemetry
 
 import (
@@ -40,6 +53,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
@@ -85,6 +99,44 @@ func (k UpstreamErrorKind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
+// Outcome is the latency histogram's outcome for a request that failed this way, so the
+// proxy classifies an error once and feeds both UpstreamError and UpstreamDone.
+func (k UpstreamErrorKind) Outcome() UpstreamOutcome {
+	if k >= numUpstreamKinds {
+		// Kept out of range (UpstreamDone drops it) rather than wrapping to UpstreamOK.
+		return numUpstreamOutcomes
+	}
+	return UpstreamOutcome(k) + 1
+}
+
+// UpstreamOutcome is how an upstream request ended: UpstreamOK, or one of the error kinds
+// through UpstreamErrorKind.Outcome. It labels the latency histogram, where a failure's
+// duration matters as much as a success's (a timeout's is the configured timeout; a
+// refused connection's is near zero).
+type UpstreamOutcome uint8
+
+// UpstreamOK is a request the upstream answered with a status below 500. It is the zero
+// value so that a forgotten classification reads as success, not as some error.
+const UpstreamOK UpstreamOutcome = 0
+
+// numUpstreamOutcomes is UpstreamOK plus one outcome per error kind, in the kinds' order.
+const numUpstreamOutcomes = 1 + UpstreamOutcome(numUpstreamKinds)
+
+// String returns the outcome label value.
+func (o UpstreamOutcome) String() string {
+	switch {
+	case o == UpstreamOK:
+		return "ok"
+	case o < numUpstreamOutcomes:
+		return upstreamKindNames[o-1]
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// upstreamDurationBuckets are the latency histogram's upper bounds in seconds: from a
+// same-datacentre answer (1ms) to well past any sane upstream timeout (10s).
+var upstreamDurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
 // Metrics holds the counters and the exporter. All methods are safe for concurrent use.
 type Metrics struct {
 	vendors, actions, reasons []string
@@ -107,6 +159,18 @@ type Metrics struct {
 	reloadErrors atomic.Uint64
 	reloadOKAtMs atomic.Int64 // Unix milliseconds of the last successful reload, 0 = never
 
+	geoOK        atomic.Bool
+	geoErrors    atomic.Uint64
+	geoOKAtMs    atomic.Int64 // Unix milliseconds of the last successful GeoIP (re)load, 0 = never
+	geoBuildAtMs atomic.Int64 // build time of the database in force, Unix milliseconds, 0 = unknown
+
+	// duration is synchronous: it is recorded per upstream round trip, and measured at 0
+	// allocations with a precomputed attribute set (see UpstreamDone).
+	duration metric.Float64Histogram
+	// durationOpts holds one option per vendor*numUpstreamOutcomes + outcome; UpstreamDone
+	// passes a one-element subslice, so the variadic call builds no slice.
+	durationOpts []metric.RecordOption
+
 	mu       sync.Mutex // guards jurNames, jurIndex, hitAttrs
 	jurNames [MaxJurisdictions]string
 	jurIndex map[string]int
@@ -119,16 +183,22 @@ type Metrics struct {
 	errAttrs     []metric.ObserveOption // vendor*numUpstreamKinds + kind
 	buildAttrs   metric.ObserveOption
 
-	registry *prometheus.Registry
-	provider *sdkmetric.MeterProvider
-	handler  fasthttp.RequestHandler
+	registry    *prometheus.Registry
+	provider    *sdkmetric.MeterProvider
+	handler     fasthttp.RequestHandler
+	otlpTimeout time.Duration // OTLP.Timeout, 0 without OTLP (see boundOTLP)
 }
 
 // New builds the counters and a meter provider exporting them through the OpenTelemetry
 // Prometheus exporter on a private registry (never the global one, so tests and
-// `consentgate check` can build several). vendors, actions and reasons are fixed for the
-// life of the Metrics; a name's position is the index the proxy passes.
-func New(build BuildInfo, vendors, actions, reasons []string) (*Metrics, error) {
+// `consentgate check` can build several) and, with WithOTLP, an OTLP/HTTP push. vendors,
+// actions and reasons are fixed for the life of the Metrics; a name's position is the
+// index the proxy passes.
+func New(build BuildInfo, vendors, actions, reasons []string, opts ...Option) (*Metrics, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	for _, l := range []struct {
 		what  string
 		names []string
@@ -163,6 +233,9 @@ func New(build BuildInfo, vendors, actions, reasons []string) (*Metrics, error) 
 		for k := range numUpstreamKinds {
 			m.errAttrs = append(m.errAttrs, metric.WithAttributeSet(attribute.NewSet(vkv, attribute.String("kind", k.String()))))
 		}
+		for out := range numUpstreamOutcomes {
+			m.durationOpts = append(m.durationOpts, metric.WithAttributeSet(attribute.NewSet(vkv, attribute.String("outcome", out.String()))))
+		}
 	}
 	m.buildAttrs = metric.WithAttributeSet(attribute.NewSet(
 		attribute.String("version", build.Version),
@@ -185,16 +258,32 @@ func New(build BuildInfo, vendors, actions, reasons []string) (*Metrics, error) 
 		attribute.String("service.name", "consentgate"),
 		attribute.String("service.version", build.Version),
 	)
-	m.provider = sdkmetric.NewMeterProvider(
+	providerOpts := []sdkmetric.Option{
 		sdkmetric.WithReader(exporter),
 		sdkmetric.WithResource(res),
 		// The SDK's default limit (2000 series per instrument) would fold real hit series
 		// into an overflow series; the arrays above already bound cardinality, so the limit
 		// is their size plus the SDK's own overflow slot.
-		sdkmetric.WithCardinalityLimit(int(cells)+1),
-	)
+		sdkmetric.WithCardinalityLimit(int(cells) + 1),
+		// UpstreamDone records without a span context, so an exemplar could never link to a
+		// trace; turning the filter off also skips its per-record check.
+		sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
+	}
+	if o.otlp != nil {
+		reader, timeout, err := newOTLPReader(*o.otlp)
+		if err != nil {
+			return nil, err
+		}
+		providerOpts = append(providerOpts, sdkmetric.WithReader(reader))
+		m.otlpTimeout = timeout
+	}
+	m.provider = sdkmetric.NewMeterProvider(providerOpts...)
 	if err := m.register(m.provider.Meter(meterName)); err != nil {
-		_ = m.provider.Shutdown(context.Background())
+		// Bounded: with OTLP, Shutdown pushes once more, and a hanging collector must not
+		// hang a New that has already failed.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = m.provider.Shutdown(ctx)
 		return nil, err
 	}
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
@@ -245,17 +334,38 @@ func (m *Metrics) register(meter metric.Meter) error {
 		}
 		return nil
 	}
-	_, err := meter.Float64ObservableGauge("consentgate_config_last_reload_success_timestamp_seconds",
-		metric.WithDescription("Unix time of the last successful config load or reload; 0 if none yet."),
+	timestamp := func(name, desc string, ms *atomic.Int64) error {
+		_, err := meter.Float64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit("s"),
+			metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+				o.Observe(float64(ms.Load()) / 1e3)
+				return nil
+			}))
+		if err != nil {
+			return fmt.Errorf("telemetry: instrument %s: %w", name, err)
+		}
+		return nil
+	}
+	var err error
+	m.duration, err = meter.Float64Histogram("consentgate_upstream_request_duration_seconds",
+		metric.WithDescription("Upstream round trip time by vendor and outcome (ok = answered below 500; timeout, connect, status = 5xx, other)."),
 		metric.WithUnit("s"),
-		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
-			o.Observe(float64(m.reloadOKAtMs.Load()) / 1e3)
-			return nil
-		}))
+		metric.WithExplicitBucketBoundaries(upstreamDurationBuckets...))
 	if err != nil {
-		return fmt.Errorf("telemetry: instrument consentgate_config_last_reload_success_timestamp_seconds: %w", err)
+		return fmt.Errorf("telemetry: instrument consentgate_upstream_request_duration_seconds: %w", err)
 	}
 	return errors.Join(
+		timestamp("consentgate_config_last_reload_success_timestamp_seconds",
+			"Unix time of the last successful config load or reload; 0 if none yet.", &m.reloadOKAtMs),
+		gauge("consentgate_geoip_last_reload_successful", "1 if the last GeoIP database load or reload succeeded, else 0.", "1", observeBool(&m.geoOK)),
+		counter("consentgate_geoip_reload_errors_total", "GeoIP database reloads that failed; the database already open stayed in use.", "{reload}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(clampInt64(m.geoErrors.Load()))
+				return nil
+			}),
+		timestamp("consentgate_geoip_last_reload_success_timestamp_seconds",
+			"Unix time of the last successful GeoIP database load or reload; 0 if none yet.", &m.geoOKAtMs),
+		timestamp("consentgate_geoip_database_build_timestamp_seconds",
+			"Build time of the GeoIP database in use (its metadata), Unix seconds; 0 if unknown. Shows a database that geoipupdate stopped refreshing.", &m.geoBuildAtMs),
 		counter("consentgate_hits_total", "Hits by vendor, action taken, reason and jurisdiction group.", "{hit}", m.observeHits),
 		counter("consentgate_upstream_requests_total", "Requests sent upstream, by vendor.", "{request}", m.observeRequests),
 		counter("consentgate_upstream_errors_total", "Upstream requests that failed, by vendor and kind (timeout, connect, status = 5xx, other).", "{request}", m.observeErrors),
@@ -489,16 +599,78 @@ func (m *Metrics) ConfigReload(success bool, t time.Time) {
 	m.reloadOK.Store(false)
 }
 
+// GeoIPReload records the outcome of a GeoIP database load or reload at time t. dbBuild
+// is the build time from the new database's metadata, used only on success: a failed
+// reload leaves the previous database, and so its build time, in force. A zero dbBuild
+// reads as 0 (unknown).
+func (m *Metrics) GeoIPReload(success bool, t time.Time, dbBuild time.Time) {
+	if !success {
+		m.geoErrors.Add(1)
+		m.geoOK.Store(false)
+		return
+	}
+	var build int64
+	if !dbBuild.IsZero() {
+		build = dbBuild.UnixMilli()
+	}
+	m.geoBuildAtMs.Store(build)
+	m.geoOKAtMs.Store(t.UnixMilli())
+	m.geoOK.Store(true)
+}
+
+// UpstreamDone records how long one upstream request took and how it ended. It is in
+// addition to UpstreamRequest (counted when the request is sent) and UpstreamError, so
+// the proxy calls it once per request, whatever the outcome.
+//
+// It is a synchronous OTel histogram record with a precomputed attribute set, measured at
+// 0 allocations (TestRecordingAllocatesNothing) once a vendor × outcome series exists; the
+// first record of a series allocates it in the SDK. A negative d (a caller bug; durations
+// from time.Since are monotonic) counts as 0, since a negative observation would make
+// the _sum go backwards.
+func (m *Metrics) UpstreamDone(vendor int, outcome UpstreamOutcome, d time.Duration) {
+	if uint(vendor) >= m.nV || outcome >= numUpstreamOutcomes {
+		m.dropped.Add(1)
+		return
+	}
+	i := uint(vendor)*uint(numUpstreamOutcomes) + uint(outcome)
+	m.duration.Record(context.Background(), max(d, 0).Seconds(), m.durationOpts[i:i+1]...)
+}
+
 // Handler serves the Prometheus text exposition. It is built once in New, so calling
 // Handler per request costs nothing.
 func (m *Metrics) Handler() fasthttp.RequestHandler { return m.handler }
 
-// Shutdown stops the meter provider; later scrapes return no consentgate series.
+// ForceFlush pushes the current values to the OTLP collector now, if WithOTLP was given
+// (otherwise it has nothing to do), bounded by ctx and OTLP.Timeout. It returns the
+// export's error, e.g. a collector that is down; recording is never blocked by it.
+func (m *Metrics) ForceFlush(ctx context.Context) error {
+	ctx, cancel := m.boundOTLP(ctx)
+	defer cancel()
+	if err := m.provider.ForceFlush(ctx); err != nil {
+		return fmt.Errorf("telemetry: flush: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops the meter provider, after a last OTLP push if WithOTLP was given (bounded
+// by ctx and OTLP.Timeout); later scrapes return no consentgate series.
 func (m *Metrics) Shutdown(ctx context.Context) error {
+	ctx, cancel := m.boundOTLP(ctx)
+	defer cancel()
 	if err := m.provider.Shutdown(ctx); err != nil {
 		return fmt.Errorf("telemetry: shutdown meter provider: %w", err)
 	}
 	return nil
+}
+
+// boundOTLP applies OTLP.Timeout to a flush or shutdown. The SDK applies its own timeout
+// only when ctx has no deadline; given a long one (a drain budget) it would retry a
+// hanging collector until that deadline.
+func (m *Metrics) boundOTLP(ctx context.Context) (context.Context, context.CancelFunc) {
+	if m.otlpTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, m.otlpTimeout)
 }
 
 // HitCell is one non-zero hit counter: Cell is an opaque index (HitLabels names it) and

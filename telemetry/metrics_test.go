@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,24 +123,49 @@ func (s *scraper) fetch() (scrape, error) {
 	out := scrape{families: fams, series: map[string]float64{}}
 	for name, f := range fams {
 		for _, mt := range f.GetMetric() {
-			var v float64
+			add := func(key string, v float64) error {
+				if _, dup := out.series[key]; dup {
+					return fmt.Errorf("series %s exported twice", key)
+				}
+				out.series[key] = v
+				return nil
+			}
+			var err error
 			switch f.GetType() {
 			case dto.MetricType_COUNTER:
-				v = mt.GetCounter().GetValue()
+				err = add(seriesKey(name, mt.GetLabel()), mt.GetCounter().GetValue())
 			case dto.MetricType_GAUGE:
-				v = mt.GetGauge().GetValue()
+				err = add(seriesKey(name, mt.GetLabel()), mt.GetGauge().GetValue())
+			case dto.MetricType_HISTOGRAM:
+				err = addHistogram(name, mt, add)
 			default:
 				return scrape{}, fmt.Errorf("family %s: unexpected type %v", name, f.GetType())
 			}
-			key := seriesKey(name, mt.GetLabel())
-			if _, dup := out.series[key]; dup {
-				return scrape{}, fmt.Errorf("series %s exported twice", key)
+			if err != nil {
+				return scrape{}, err
 			}
-			out.series[key] = v
 		}
 	}
 	return out, nil
 }
+
+// addHistogram flattens one histogram the way the text format spells it (_bucket{le},
+// _sum, _count), so expectations read like what a person sees on /metrics.
+func addHistogram(name string, mt *dto.Metric, add func(string, float64) error) error {
+	h := mt.GetHistogram()
+	var errs []error
+	for _, b := range h.GetBucket() {
+		le := &dto.LabelPair{Name: ptr("le"), Value: ptr(strconv.FormatFloat(b.GetUpperBound(), 'g', -1, 64))}
+		errs = append(errs, add(seriesKey(name+"_bucket", append(slices.Clone(mt.GetLabel()), le)), float64(b.GetCumulativeCount())))
+	}
+	errs = append(errs,
+		add(seriesKey(name+"_sum", mt.GetLabel()), h.GetSampleSum()),
+		add(seriesKey(name+"_count", mt.GetLabel()), float64(h.GetSampleCount())),
+	)
+	return errors.Join(errs...)
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func seriesKey(name string, labels []*dto.LabelPair) string {
 	parts := make([]string, 0, len(labels))
@@ -165,6 +192,10 @@ func baseline() map[string]float64 {
 		`consentgate_config_last_reload_success_timestamp_seconds`:                     0,
 		`consentgate_telemetry_dropped_observations_total`:                             0,
 		`consentgate_consent_store_up`:                                                 0,
+		`consentgate_geoip_last_reload_successful`:                                     0,
+		`consentgate_geoip_reload_errors_total`:                                        0,
+		`consentgate_geoip_last_reload_success_timestamp_seconds`:                      0,
+		`consentgate_geoip_database_build_timestamp_seconds`:                           0,
 	}
 	for _, src := range []string{"cache", "redis", "memory"} {
 		for _, res := range []string{"hit", "miss", "error"} {
@@ -180,6 +211,40 @@ func baseline() map[string]float64 {
 	return s
 }
 
+// durationLE is the histogram's bucket list as it must read on /metrics, written out
+// rather than derived from the code so a changed bucket fails here.
+var durationLE = []string{"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"}
+
+// addDurations adds the series one vendor × outcome histogram exports after observing
+// secs, in that order.
+func addDurations(s map[string]float64, vendor, outcome string, secs ...float64) {
+	labels := fmt.Sprintf(`outcome=%q,vendor=%q`, outcome, vendor)
+	for _, le := range durationLE {
+		bound, err := strconv.ParseFloat(le, 64) // "+Inf" parses too
+		if err != nil {
+			panic(err)
+		}
+		n := 0
+		for _, x := range secs {
+			if x <= bound { // buckets are upper-inclusive
+				n++
+			}
+		}
+		s[fmt.Sprintf(`consentgate_upstream_request_duration_seconds_bucket{le=%q,%s}`, le, labels)] = float64(n)
+	}
+	var sum float64
+	for _, x := range secs {
+		sum += x
+	}
+	s[`consentgate_upstream_request_duration_seconds_sum{`+labels+`}`] = sum
+	s[`consentgate_upstream_request_duration_seconds_count{`+labels+`}`] = float64(len(secs))
+}
+
+// sameValue compares exactly except for rounding in float sums (a histogram's _sum).
+func sameValue(got, want float64) bool {
+	return got == want || math.Abs(got-want) <= 1e-12*math.Max(1, math.Abs(want))
+}
+
 func assertSeries(t *testing.T, got, want map[string]float64) {
 	t.Helper()
 	for _, k := range slices.Sorted(maps.Keys(want)) {
@@ -187,7 +252,7 @@ func assertSeries(t *testing.T, got, want map[string]float64) {
 		switch {
 		case !ok:
 			t.Errorf("missing series %s (want %v)", k, want[k])
-		case g != want[k]:
+		case !sameValue(g, want[k]):
 			t.Errorf("series %s = %v, want %v", k, g, want[k])
 		}
 	}
@@ -200,6 +265,7 @@ func assertSeries(t *testing.T, got, want map[string]float64) {
 
 func TestScrapeExactSeries(t *testing.T) {
 	reloadAt := time.Date(2026, 3, 1, 12, 0, 0, 250_000_000, time.UTC)
+	dbBuild := time.Date(2026, 2, 24, 6, 30, 0, 0, time.UTC) // MaxMind build epochs are whole seconds
 	tests := []struct {
 		name   string
 		record func(t *testing.T, m *Metrics)
@@ -293,6 +359,106 @@ func TestScrapeExactSeries(t *testing.T) {
 			},
 		},
 		{
+			name: "upstream durations",
+			record: func(t *testing.T, m *Metrics) {
+				for _, d := range []time.Duration{500 * time.Microsecond, 3 * time.Millisecond, 3 * time.Millisecond, 75 * time.Millisecond} {
+					m.UpstreamDone(0, UpstreamOK, d)
+				}
+				m.UpstreamDone(0, UpstreamTimeout.Outcome(), 20*time.Second) // past the last bound
+				m.UpstreamDone(1, UpstreamStatus.Outcome(), time.Second)     // on a bound
+				m.UpstreamDone(2, UpstreamConnect.Outcome(), 0)
+				m.UpstreamDone(2, UpstreamOK, -5*time.Millisecond) // counted as 0
+				m.UpstreamDone(2, UpstreamOther.Outcome(), 12*time.Millisecond)
+				m.UpstreamDone(3, UpstreamOK, time.Millisecond)                       // dropped: vendor
+				m.UpstreamDone(0, UpstreamOutcome(5), time.Millisecond)               // dropped: outcome
+				m.UpstreamDone(0, UpstreamErrorKind(200).Outcome(), time.Millisecond) // dropped: kind
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				addDurations(s, "ga4", "ok", 0.0005, 0.003, 0.003, 0.075)
+				addDurations(s, "ga4", "timeout", 20)
+				addDurations(s, "meta_pixel", "status", 1)
+				addDurations(s, "matomo", "connect", 0)
+				addDurations(s, "matomo", "ok", 0)
+				addDurations(s, "matomo", "other", 0.012)
+				s[`consentgate_telemetry_dropped_observations_total`] = 3
+				return s
+			},
+		},
+		{
+			name: "geoip load",
+			record: func(t *testing.T, m *Metrics) {
+				m.GeoIPReload(true, reloadAt, dbBuild)
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_geoip_last_reload_successful`] = 1
+				s[`consentgate_geoip_last_reload_success_timestamp_seconds`] = float64(reloadAt.UnixMilli()) / 1e3
+				s[`consentgate_geoip_database_build_timestamp_seconds`] = float64(dbBuild.Unix())
+				return s
+			},
+		},
+		{
+			name: "failed geoip reloads keep the database in force",
+			record: func(t *testing.T, m *Metrics) {
+				m.GeoIPReload(true, reloadAt, dbBuild)
+				m.GeoIPReload(false, reloadAt.Add(time.Hour), dbBuild.AddDate(0, 0, 7)) // its build is not in force
+				m.GeoIPReload(false, reloadAt.Add(2*time.Hour), time.Time{})
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_geoip_last_reload_successful`] = 0
+				s[`consentgate_geoip_reload_errors_total`] = 2
+				s[`consentgate_geoip_last_reload_success_timestamp_seconds`] = float64(reloadAt.UnixMilli()) / 1e3
+				s[`consentgate_geoip_database_build_timestamp_seconds`] = float64(dbBuild.Unix())
+				return s
+			},
+		},
+		{
+			name: "geoip recovery with a newer database",
+			record: func(t *testing.T, m *Metrics) {
+				m.GeoIPReload(true, reloadAt, dbBuild)
+				m.GeoIPReload(false, reloadAt.Add(time.Hour), time.Time{})
+				m.GeoIPReload(true, reloadAt.Add(2*time.Hour), dbBuild.AddDate(0, 0, 7))
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_geoip_last_reload_successful`] = 1
+				s[`consentgate_geoip_reload_errors_total`] = 1
+				s[`consentgate_geoip_last_reload_success_timestamp_seconds`] = float64(reloadAt.Add(2*time.Hour).UnixMilli()) / 1e3
+				s[`consentgate_geoip_database_build_timestamp_seconds`] = float64(dbBuild.AddDate(0, 0, 7).Unix())
+				return s
+			},
+		},
+		{
+			name: "geoip database without a build time",
+			record: func(t *testing.T, m *Metrics) {
+				m.GeoIPReload(true, reloadAt, dbBuild)
+				m.GeoIPReload(true, reloadAt.Add(time.Hour), time.Time{})
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_geoip_last_reload_successful`] = 1
+				s[`consentgate_geoip_last_reload_success_timestamp_seconds`] = float64(reloadAt.Add(time.Hour).UnixMilli()) / 1e3
+				return s
+			},
+		},
+		{
+			name: "config and geoip reloads are counted apart",
+			record: func(t *testing.T, m *Metrics) {
+				m.ConfigReload(false, reloadAt)
+				m.GeoIPReload(true, reloadAt, dbBuild)
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_config_reload_errors_total`] = 1
+				s[`consentgate_geoip_last_reload_successful`] = 1
+				s[`consentgate_geoip_last_reload_success_timestamp_seconds`] = float64(reloadAt.UnixMilli()) / 1e3
+				s[`consentgate_geoip_database_build_timestamp_seconds`] = float64(dbBuild.Unix())
+				return s
+			},
+		},
+		{
 			name: "successful load",
 			record: func(t *testing.T, m *Metrics) {
 				m.ConfigReload(true, reloadAt)
@@ -348,8 +514,14 @@ func TestFamilyTypesAndHelp(t *testing.T) {
 	m := newTestMetrics(t)
 	intern(t, m, "eea")
 	m.Hit(0, 0, 0, 0)
+	m.UpstreamDone(0, UpstreamOK, time.Millisecond)
 	got := serve(t, m).scrape(t).families
 	want := map[string]dto.MetricType{
+		"consentgate_upstream_request_duration_seconds":            dto.MetricType_HISTOGRAM,
+		"consentgate_geoip_last_reload_successful":                 dto.MetricType_GAUGE,
+		"consentgate_geoip_reload_errors_total":                    dto.MetricType_COUNTER,
+		"consentgate_geoip_last_reload_success_timestamp_seconds":  dto.MetricType_GAUGE,
+		"consentgate_geoip_database_build_timestamp_seconds":       dto.MetricType_GAUGE,
 		"consentgate_hits_total":                                   dto.MetricType_COUNTER,
 		"consentgate_upstream_requests_total":                      dto.MetricType_COUNTER,
 		"consentgate_upstream_errors_total":                        dto.MetricType_COUNTER,
@@ -595,7 +767,10 @@ func TestShutdownStopsExport(t *testing.T) {
 	if got := s.scrape(t).series; len(got) != 0 {
 		t.Fatalf("after Shutdown exported %d series, want none", len(got))
 	}
-	m.Hit(0, 0, 0, 0) // recording after shutdown must still be safe
+	// Recording after shutdown must still be safe.
+	m.Hit(0, 0, 0, 0)
+	m.UpstreamDone(0, UpstreamOK, time.Millisecond)
+	m.GeoIPReload(true, time.Now(), time.Now())
 }
 
 func TestConcurrentHitsWhileScraping(t *testing.T) {
@@ -651,6 +826,7 @@ func TestConcurrentHitsWhileScraping(t *testing.T) {
 				if i%10 == 0 {
 					m.UpstreamRequest(v)
 					m.UpstreamError(v, UpstreamErrorKind(i%4))
+					m.UpstreamDone(v, UpstreamOutcome(i%int(numUpstreamOutcomes)), time.Duration(i)*time.Microsecond)
 					reqs++
 				}
 				if i%256 == 0 {
@@ -694,6 +870,13 @@ func TestConcurrentHitsWhileScraping(t *testing.T) {
 	if got, want := sum("consentgate_upstream_errors_total"), float64(requests.Load()); got != want {
 		t.Errorf("scraped %v upstream errors, want %v", got, want)
 	}
+	var durations uint64
+	for _, mt := range final.families["consentgate_upstream_request_duration_seconds"].GetMetric() {
+		durations += mt.GetHistogram().GetSampleCount()
+	}
+	if want := requests.Load(); durations != want {
+		t.Errorf("scraped %v upstream durations, want %v", durations, want)
+	}
 	for w := range workers {
 		label := fmt.Sprintf(`jurisdiction="w%d"`, w)
 		if !slices.ContainsFunc(slices.Collect(maps.Keys(final.series)), func(k string) bool { return strings.Contains(k, label) }) {
@@ -718,6 +901,11 @@ func TestRecordingAllocatesNothing(t *testing.T) {
 		{"UpstreamError", func() { m.UpstreamError(2, UpstreamStatus) }},
 		{"HitCount", func() { _ = m.HitCount(1, 2, 1, 1) }},
 		{"ConsentLookup", func() { m.ConsentLookup(LookupCache, LookupHit) }},
+		{"UpstreamDone ok", func() { m.UpstreamDone(2, UpstreamOK, 42*time.Millisecond) }},
+		{"UpstreamDone error", func() { m.UpstreamDone(0, UpstreamTimeout.Outcome(), 5*time.Second) }},
+		{"UpstreamDone out of range", func() { m.UpstreamDone(7, UpstreamOK, time.Millisecond) }},
+		{"ConfigReload", func() { m.ConfigReload(true, time.Unix(1, 0)) }},
+		{"GeoIPReload", func() { m.GeoIPReload(true, time.Unix(1, 0), time.Unix(2, 0)) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -804,4 +992,49 @@ func TestAppendHitsNamesEveryNonZeroCell(t *testing.T) {
 	if _, _, _, _, ok := m.HitLabels(1<<31 | 63); ok {
 		t.Fatal("HitLabels accepted an impossible cell")
 	}
+}
+
+func TestUpstreamOutcomeLabels(t *testing.T) {
+	tests := []struct {
+		name    string
+		outcome UpstreamOutcome
+		want    string
+	}{
+		{"ok is the zero value", UpstreamOutcome(0), "ok"},
+		{"timeout", UpstreamTimeout.Outcome(), "timeout"},
+		{"connect", UpstreamConnect.Outcome(), "connect"},
+		{"status", UpstreamStatus.Outcome(), "status"},
+		{"other", UpstreamOther.Outcome(), "other"},
+		{"out-of-range kind stays out of range", UpstreamErrorKind(255).Outcome(), "outcome(5)"},
+		{"out-of-range outcome", UpstreamOutcome(9), "outcome(9)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.outcome.String(); got != tt.want {
+				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// BenchmarkUpstreamDone is the latency histogram's synchronous record, once per upstream
+// round trip; compare with BenchmarkHit's atomic add.
+func BenchmarkUpstreamDone(b *testing.B) {
+	m := newTestMetrics(b)
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			m.UpstreamDone(i%len(testVendors), UpstreamOutcome(i%int(numUpstreamOutcomes)), time.Duration(i&1023)*time.Microsecond)
+			i++
+		}
+	})
+	b.Run("parallel same series", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				m.UpstreamDone(0, UpstreamOK, 3*time.Millisecond)
+			}
+		})
+	})
 }

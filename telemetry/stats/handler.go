@@ -25,7 +25,8 @@ var handlerWindows = []namedWindow{
 
 const defaultWindow = "1h"
 
-// Handler serves GET /api/stats?window=15m|1h|24h (default 1h) as a Report. A window
+// Handler serves GET /api/stats?window=15m|1h|24h (default 1h) as a Report; with
+// vendor= and/or jurisdiction= the Report also carries that Selection's series. A window
 // longer than this instance keeps (see WithCapacity) is refused rather than padded with
 // zeros that would read as "no traffic".
 func (s *Stats) Handler() fasthttp.RequestHandler {
@@ -46,7 +47,13 @@ func (s *Stats) Handler() fasthttp.RequestHandler {
 			writeError(ctx, fasthttp.StatusBadRequest, s.windowError(name))
 			return
 		}
-		body, err := json.Marshal(s.Query(w, s.clock()))
+		args := ctx.QueryArgs()
+		vendor, jur := string(args.Peek("vendor")), string(args.Peek("jurisdiction"))
+		if !validKey(vendor) || !validKey(jur) {
+			writeError(ctx, fasthttp.StatusBadRequest, "vendor and jurisdiction are names such as ga4 or eea (letters, digits, _ and -, at most 64)")
+			return
+		}
+		body, err := json.Marshal(s.QuerySelection(w, s.clock(), vendor, jur))
 		if err != nil {
 			writeError(ctx, fasthttp.StatusInternalServerError, fmt.Errorf("stats: encode report: %w", err).Error())
 			return
@@ -55,6 +62,21 @@ func (s *Stats) Handler() fasthttp.RequestHandler {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetBody(append(body, '\n'))
 	}
+}
+
+// validKey accepts "" or a vendor / jurisdiction group name. An unknown name is fine
+// (its series is all zeros); anything else is refused so it is never echoed back.
+func validKey(k string) bool {
+	if len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Stats) window(name string) (time.Duration, bool) {

@@ -24,6 +24,20 @@ type Report struct {
 	ByJurisdiction       []Keyed              `json:"by_jurisdiction"`
 	ByReason             []Keyed              `json:"by_reason"`
 	ByVendorJurisdiction []VendorJurisdiction `json:"by_vendor_jurisdiction"`
+	// Selection is the series of one vendor and/or jurisdiction group, when the query
+	// named them, so the dashboard's chart can follow its filters.
+	Selection *Selection `json:"selection,omitempty"`
+}
+
+// Selection narrows the series to one vendor and/or jurisdiction group ("" = any).
+type Selection struct {
+	Vendor       string  `json:"vendor"`
+	Jurisdiction string  `json:"jurisdiction"`
+	Series       []Point `json:"series"`
+}
+
+func (sel *Selection) matches(l *cellLabels) bool {
+	return (sel.Vendor == "" || sel.Vendor == l.vendor) && (sel.Jurisdiction == "" || sel.Jurisdiction == l.jurisdiction)
 }
 
 // Counts splits hits by action. Total also counts actions other than the three named
@@ -81,6 +95,12 @@ func (c *Counts) merge(o Counts) {
 // placed where the next Tick would store it, so a Tick never changes what Query reports.
 // A now earlier than the last tick's minute is read as that minute.
 func (s *Stats) Query(window time.Duration, now time.Time) Report {
+	return s.QuerySelection(window, now, "", "")
+}
+
+// QuerySelection is Query with, when vendor or jurisdiction is not "", a Selection: the
+// per-minute series of only those hits. Everything else in the Report is unfiltered.
+func (s *Stats) QuerySelection(window time.Duration, now time.Time, vendor, jurisdiction string) Report {
 	n := min(max(int64(window/time.Minute), 1), MaxCapacity+1)
 	inst := s.instance()
 
@@ -100,10 +120,17 @@ func (s *Stats) Query(window time.Duration, now time.Time) Report {
 	s.sums = slices.Grow(s.sums[:0], len(s.labels))[:len(s.labels)]
 	clear(s.sums)
 	series := make([]Point, n)
+	var sel *Selection
+	if vendor != "" || jurisdiction != "" {
+		sel = &Selection{Vendor: vendor, Jurisdiction: jurisdiction, Series: make([]Point, n)}
+	}
 	var totals Counts
 	for i := range series {
 		m := first + int64(i)
 		series[i].T = minuteStart(m)
+		if sel != nil {
+			sel.Series[i].T = series[i].T
+		}
 		var cells []entry
 		switch {
 		case m == liveMinute:
@@ -121,6 +148,9 @@ func (s *Stats) Query(window time.Duration, now time.Time) Report {
 				continue
 			}
 			series[i].add(l.kind, e.n)
+			if sel != nil && sel.matches(l) {
+				sel.Series[i].add(l.kind, e.n)
+			}
 			s.sums[e.id] += e.n
 		}
 		totals.merge(series[i].Counts)
@@ -145,6 +175,7 @@ func (s *Stats) Query(window time.Duration, now time.Time) Report {
 		Instance:    inst,
 		Totals:      totals,
 		Series:      series,
+		Selection:   sel,
 	}
 	s.breakdowns(&r)
 	return r

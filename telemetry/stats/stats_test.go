@@ -923,3 +923,52 @@ func BenchmarkQuery24h(b *testing.B) {
 		s.Query(24*time.Hour, now)
 	}
 }
+
+// TestSelectionSeries: a query naming a vendor and/or jurisdiction also gets the series
+// of only those hits; the rest of the report stays unfiltered.
+func TestSelectionSeries(t *testing.T) {
+	m, err := telemetry.New(telemetry.BuildInfo{}, []string{"ga4", "meta"}, []string{"forward", "anonymise", "drop"}, []string{"r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown(context.Background()) })
+	eea, _ := m.Jurisdiction("eea")
+	us, _ := m.Jurisdiction("us")
+	now := time.Date(2026, 11, 22, 12, 0, 30, 0, time.UTC)
+	s, err := stats.New(m, stats.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Hit(0, 2, 0, eea)
+	m.Hit(0, 0, 0, us)
+	m.Hit(1, 2, 0, eea)
+	sum := func(ps []stats.Point) (c stats.Counts) {
+		for _, p := range ps {
+			c.Forward += p.Forward
+			c.Anonymise += p.Anonymise
+			c.Drop += p.Drop
+			c.Total += p.Total
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		vendor, jur string
+		want        stats.Counts
+	}{
+		{"ga4", "eea", stats.Counts{Drop: 1, Total: 1}},
+		{"ga4", "", stats.Counts{Forward: 1, Drop: 1, Total: 2}},
+		{"", "eea", stats.Counts{Drop: 2, Total: 2}},
+		{"nosuch", "", stats.Counts{}},
+	} {
+		r := s.QuerySelection(15*time.Minute, now, tc.vendor, tc.jur)
+		if r.Selection == nil || len(r.Selection.Series) != 15 || sum(r.Selection.Series) != tc.want {
+			t.Errorf("%s/%s: selection %+v", tc.vendor, tc.jur, r.Selection)
+		}
+		if r.Totals.Total != 3 {
+			t.Errorf("%s/%s: totals %+v, want the unfiltered 3", tc.vendor, tc.jur, r.Totals)
+		}
+	}
+	if r := s.Query(15*time.Minute, now); r.Selection != nil {
+		t.Errorf("unfiltered query has a selection: %+v", r.Selection)
+	}
+}
