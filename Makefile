@@ -33,6 +33,7 @@ test-browser:
 	$(GO) test -tags browser -count=1 -run Browser ./...
 
 vet:
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 ## bench: in-process benchmarks, then whole-process load through bench/ with the memory

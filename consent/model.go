@@ -112,8 +112,8 @@ type State struct {
 	// TCF is an IAB TC string written through the consent API; hits read it like a
 	// euconsent-v2 cookie, per vendor. Empty when none was written.
 	TCF     string
-	Created  time.Time
-	Updated  time.Time
+	Created time.Time
+	Updated time.Time
 }
 
 // Effective is the consent that the decision sees for one hit: the stored state merged with

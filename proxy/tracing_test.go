@@ -34,7 +34,7 @@ func TestTracesEndToEnd(t *testing.T) {
 	}
 	type span struct {
 		name, parent, id, trace string
-		attrs                 map[string]string
+		attrs                   map[string]string
 	}
 	var spans []span
 	if err := col.Wait(ctx, func(rs []otlptest.Request[*coltracepb.ExportTraceServiceRequest]) bool {

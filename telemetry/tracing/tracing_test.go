@@ -16,8 +16,8 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
-	"github.com/consentgate/consentgate/telemetry"
 	"github.com/consentgate/consentgate/internal/otlptest"
+	"github.com/consentgate/consentgate/telemetry"
 )
 
 var testBuild = telemetry.BuildInfo{Version: "1.2.3", Commit: "abc123", GoVersion: "go1.26.8"}
