@@ -20,7 +20,7 @@ func newTestID(t testing.TB) string {
 
 // sameState compares states as a store round trip keeps them: times to the millisecond.
 func sameState(a, b State) bool {
-	return a.Purposes == b.Purposes && a.Source == b.Source && a.Version == b.Version &&
+	return a.Purposes == b.Purposes && a.Source == b.Source && a.Version == b.Version && a.TCF == b.TCF &&
 		a.Created.Equal(b.Created) && a.Updated.Equal(b.Updated)
 }
 
@@ -50,6 +50,31 @@ func testStoreContract(t *testing.T, s Store) {
 		}
 	}
 	at := clockBase.Add(42 * time.Second)
+
+	t.Run("tcf string kept with state and receipt", func(t *testing.T) {
+		id := newTestID(t)
+		st := testState(1)
+		st.TCF = validTC
+		r := testReceipt
+		r.Time = at
+		put(t, id, st, r)
+		if got, ok := get(t, id); !ok || got.TCF != validTC || !sameState(got, st) {
+			t.Fatalf("Get = %+v, %v; want the TC string back", got, ok)
+		}
+		// A later write without one leaves none behind.
+		st2 := testState(2)
+		put(t, id, st2, r)
+		if got, _ := get(t, id); got.TCF != "" {
+			t.Fatalf("TC string survived a write without one: %q", got.TCF)
+		}
+		rs := history(t, id)
+		if len(rs) != 2 || rs[0].TCF != validTC || rs[1].TCF != "" {
+			t.Fatalf("receipts %+v: want the TC string on the first only", rs)
+		}
+		if !strings.Contains(string(MarshalReceipts(rs)), `"tcf":"`+validTC+`"`) {
+			t.Fatalf("MarshalReceipts drops the TC string: %s", MarshalReceipts(rs))
+		}
+	})
 
 	t.Run("lifecycle", func(t *testing.T) {
 		id := newTestID(t)
