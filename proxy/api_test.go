@@ -195,3 +195,43 @@ func TestDrainFailsReadinessFirst(t *testing.T) {
 	}
 	t.Fatal("/readyz never failed during the drain delay")
 }
+
+// TestFailedReloadKeepsTheHashSecret: a reload that changes anonymise.secret but fails
+// later (here at compile time) leaves the last good config hashing with its own secret.
+func TestFailedReloadKeepsTheHashSecret(t *testing.T) {
+	up := startSink(t)
+	path := filepath.Join(t.TempDir(), "consentgate.yaml")
+	good := strings.Replace(testConfig(up.URL(), ""), "../testdata", mustAbs(t, "../testdata"), 1)
+	p := startProxy(t, good)
+	p.opts.ConfigPath = path
+	hashedCID := func() string {
+		t.Helper()
+		p.do("GET", "/g/collect?v=2&tid=G-1&cid=1234.5678", "", "X-Forwarded-For", ipSE)
+		return query(t, up.one(t).Query).Get("cid")
+	}
+	before := hashedCID()
+	if before == "" || before == "1234.5678" {
+		t.Fatalf("cid not hashed: %q", before)
+	}
+	bad := strings.Replace(good, `secret: "test-secret-0123456789abcdef"`,
+		"secret: \"other-secret-0123456789abcdef\"\n  allow:\n    ga4: [cid]", 1)
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reload(); err == nil || !strings.Contains(err.Error(), "never kept") {
+		t.Fatalf("reload: %v, want the anonymiser's refusal", err)
+	}
+	if after := hashedCID(); after != before {
+		t.Errorf("cid hashed %q after a failed reload, %q before: the rejected secret leaked in", after, before)
+	}
+	// The next good reload, same secret as before, still hashes alike.
+	if err := os.WriteFile(path, []byte(good+"max_body_size: 32768\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reload(); err != nil {
+		t.Fatalf("good reload: %v", err)
+	}
+	if after := hashedCID(); after != before {
+		t.Errorf("cid hashed %q after the next good reload, %q before: the rejected secret leaked in", after, before)
+	}
+}

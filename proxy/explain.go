@@ -111,6 +111,7 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 	h := acquireHit()
 	defer releaseHit(h)
 	h.ep = &rt.rules.Endpoints[idx]
+	h.explain = true
 	s.evaluate(rt, req, peer, h)
 
 	g := rt.table.Group(h.group)
@@ -150,10 +151,10 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 		}
 		out.Signals.ConsentMode = cm
 	}
-	out.Signals.TCF = s.explainTCF(rt, h, req.URI().QueryArgs().Peek(paramGDPR))
+	out.Signals.TCF = explainTCFs(rt, h, req.URI().QueryArgs().Peek(paramGDPR))
 	out.Signals.GPP = explainGPPs(h)
 	out.Signals.USP = explainUSPs(h)
-	out.Signals.CMP = s.explainCMPs(rt, h)
+	out.Signals.CMP = explainCMPs(rt, h)
 	if h.action != rules.Drop {
 		up := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(up)

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/consentgate/consentgate/consent"
@@ -69,7 +71,8 @@ type explainGPP struct {
 	Valid      bool             `json:"valid"`
 	Error      string           `json:"error,omitempty"`
 	SectionIDs []int            `json:"section_ids"`
-	SID        []int            `json:"applicable_sections,omitempty"` // gpp_sid
+	SID        []int            `json:"applicable_sections,omitempty"` // gpp_sid; absent = all
+	SIDError   string           `json:"gpp_sid_error,omitempty"`
 	OptedOut   bool             `json:"opted_out"`
 	GPC        bool             `json:"gpc"`
 	Sections   []map[string]any `json:"sections"`
@@ -112,7 +115,7 @@ type explainCMPCookie struct {
 	NoConsentRequired bool              `json:"no_consent_required,omitempty"`
 }
 
-func (s *Server) explainTCF(rt *runtime, h *hit, gdpr []byte) *explainTCF {
+func explainTCFs(rt *runtime, h *hit, gdpr []byte) *explainTCF {
 	var first *explainTCF
 	gvl := rt.rules.Signals.GVLID(h.ep.VendorIndex)
 	for src := range numTCFSources {
@@ -187,18 +190,22 @@ func explainGPPs(h *hit) []explainGPP {
 			continue
 		}
 		e := explainGPP{Source: gppSourceNames[i], SectionIDs: []int{}, Sections: []map[string]any{}}
-		if len(h.sig.gppSID[i]) > 0 {
-			e.SID, _ = gpp.AppendSID(nil, h.sig.gppSID[i])
+		// The same applicable sections and verdict as the decision used.
+		if len(h.sig.gppSIDs[i]) > 0 {
+			e.SID = slices.Clone(h.sig.gppSIDs[i])
+		}
+		if sid := h.sig.gppSIDRaw[i]; len(sid) > 0 && len(e.SID) == 0 {
+			e.SIDError = "unreadable gpp_sid " + strconv.Quote(string(sid)) + ": every section applies"
 		}
 		opt, gpc, err := gpp.OptOut(raw, e.SID)
-		e.OptedOut, e.GPC = opt, gpc
-		str, perr := gpp.Parse(string(raw))
-		if err == nil {
-			err = perr
-		}
-		e.Valid = err == nil
+		e.OptedOut, e.GPC, e.Valid = opt, gpc, err == nil
 		if err != nil {
 			e.Error = err.Error()
+		}
+		str, perr := gpp.Parse(string(raw))
+		if perr != nil && err == nil {
+			// A section that does not apply is malformed: it did not count for this hit.
+			e.Error = perr.Error()
 		}
 		if str.Header.SectionIDs != nil {
 			e.SectionIDs = str.Header.SectionIDs
@@ -301,7 +308,7 @@ func explainGCDValue(h *hit) *explainGCD {
 	return e
 }
 
-func (s *Server) explainCMPs(rt *runtime, h *hit) *explainCMP {
+func explainCMPs(rt *runtime, h *hit) *explainCMP {
 	if len(h.sig.cookiebot) == 0 && len(h.sig.onetrust) == 0 {
 		return nil
 	}

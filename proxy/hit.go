@@ -31,6 +31,9 @@ type hit struct {
 	gcsOK                   bool
 	gcsAd, gcsAnalytics     consent.Status
 	sig                     signalState
+	// explain: the hit is described through /admin/explain or the CLI, not served, so it
+	// counts in no metric.
+	explain bool
 	// ctx carries the hit's span when it is traced; nil otherwise (store calls then
 	// use storeCtx).
 	ctx context.Context
@@ -119,7 +122,7 @@ func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h
 			sctx = h.ctx
 		}
 		st, ok, err = s.store.Get(sctx, b2s(id))
-		if s.store.countLookups {
+		if s.store.countLookups && !h.explain {
 			s.metrics.ConsentLookup(telemetry.LookupMemory, memoryResult(ok, err))
 		}
 		switch {

@@ -90,10 +90,20 @@ func buildRuntime(cfg *rules.Config, hasher *rules.Hasher, m *telemetry.Metrics,
 
 // configVersion is a short hash of the config's values: equal configs (whatever their
 // comments or key order) get equal versions, so instances can be compared at a glance.
-// Secrets go into the hash, never out of it.
+// Secrets are left out: the version is shown without a token, and a hash of a config
+// whose other values are known would let a weak secret be guessed offline. Two configs
+// that differ only in secrets share a version.
 func configVersion(cfg *rules.Config) string {
 	c := *cfg
 	c.Pos = nil
+	c.AdminToken, c.Anonymise.Secret, c.Consent.Redis.Password = "", "", ""
+	if len(c.Telemetry.OTLP.Headers) > 0 {
+		h := make(map[string]string, len(c.Telemetry.OTLP.Headers))
+		for k := range c.Telemetry.OTLP.Headers {
+			h[k] = "" // header values are credentials as often as not
+		}
+		c.Telemetry.OTLP.Headers = h
+	}
 	b, err := json.Marshal(&c)
 	if err != nil {
 		return "unknown"

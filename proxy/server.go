@@ -69,18 +69,27 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 	if o := cfg.Telemetry.OTLP; o.Endpoint != "" {
 		mopts = append(mopts, telemetry.WithOTLP(telemetry.OTLP{Endpoint: o.Endpoint, Headers: o.Headers, Interval: o.Interval}))
 	}
+	// What is opened is closed again, last first, if a later step fails.
+	var undo []func()
+	fail := func(err error) (*Server, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return nil, err
+	}
 	m, err := telemetry.New(opts.Build, rules.VendorNames(), rules.ActionNames(), rules.ReasonNames(), mopts...)
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() { m.Shutdown(context.Background()) })
 	tr, err := tracing.New(context.Background(), tracing.Config{
 		Enabled: cfg.Telemetry.Traces.Enabled, SampleRatio: cfg.Telemetry.Traces.SampleRatio,
 		OTLP: tracing.OTLP{Endpoint: cfg.Telemetry.OTLP.Endpoint, Headers: cfg.Telemetry.OTLP.Headers},
 	}, opts.Build)
 	if err != nil {
-		m.Shutdown(context.Background())
-		return nil, err
+		return fail(err)
 	}
+	undo = append(undo, func() { tr.Shutdown(context.Background()) })
 	s := &Server{opts: opts, log: opts.Logger, metrics: m, tracing: tr, serveErr: make(chan error, 2)}
 	if tr.Enabled() {
 		s.tracer = tr.Tracer()
@@ -88,31 +97,26 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 	s.hasher = rules.NewHasher([]byte(cfg.Anonymise.Secret), opts.Now)
 	loc, err := geo.NewLocator(cfg.Geo.Database)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
+	undo = append(undo, func() { loc.Close() })
 	if opts.Store != nil {
 		s.store = &consentStore{Store: opts.Store, countLookups: true, stop: func() {}}
 		m.StoreUp(true)
 	} else if s.store, err = openStore(cfg, m, tr, opts.Logger); err != nil {
-		loc.Close()
-		return nil, err
+		return fail(err)
 	}
+	undo = append(undo, func() { s.store.stop(); s.store.Close() })
 	rt, err := buildRuntime(cfg, s.hasher, m, loc, nil)
 	if err != nil {
-		s.store.stop()
-		s.store.Close()
-		loc.Close()
-		return nil, err
+		return fail(err)
+	}
+	if s.stats, err = stats.New(m, stats.WithInstance(s.instance)); err != nil {
+		return fail(err)
 	}
 	s.rt.Store(rt)
 	m.ConfigReload(true, time.Now())
 	s.geoReloaded(loc, nil)
-	if s.stats, err = stats.New(m, stats.WithInstance(s.instance)); err != nil {
-		s.store.stop()
-		s.store.Close()
-		loc.Close()
-		return nil, err
-	}
 	return s, nil
 }
 
@@ -214,7 +218,8 @@ func (s *Server) reload() error {
 		return errors.New("consent.store, consent.redis, consent.cache and consent.max_entries cannot change on reload: restart the process")
 	}
 	loc := old.geo
-	if cfg.Geo.Database != old.cfg.Geo.Database {
+	newLoc := cfg.Geo.Database != old.cfg.Geo.Database
+	if newLoc {
 		// The old locator may still serve in-flight hits; it is not closed under them
 		// (its memory map goes when the last reference does).
 		if loc, err = geo.NewLocator(cfg.Geo.Database); err != nil {
@@ -225,15 +230,27 @@ func (s *Server) reload() error {
 		s.geoReloaded(nil, err)
 		return err
 	}
-	s.geoReloaded(loc, nil)
-	if cfg.Anonymise.Secret != old.cfg.Anonymise.Secret {
-		s.hasher = rules.NewHasher([]byte(cfg.Anonymise.Secret), s.opts.Now)
+	if !newLoc {
+		s.geoReloaded(loc, nil) // reloaded in place: in force whatever follows
 	}
-	rt, err := buildRuntime(cfg, s.hasher, s.metrics, loc, old)
+	// The hasher is swapped only with the runtime that uses it: a failed reload must not
+	// leave the last good config hashing with the rejected config's secret.
+	hasher := s.hasher
+	if cfg.Anonymise.Secret != old.cfg.Anonymise.Secret {
+		hasher = rules.NewHasher([]byte(cfg.Anonymise.Secret), s.opts.Now)
+	}
+	rt, err := buildRuntime(cfg, hasher, s.metrics, loc, old)
 	if err != nil {
+		if newLoc {
+			loc.Close() // never served a hit
+		}
 		return err
 	}
+	s.hasher = hasher
 	s.rt.Store(rt)
+	if newLoc {
+		s.geoReloaded(loc, nil)
+	}
 	return nil
 }
 

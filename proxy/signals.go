@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -12,21 +13,22 @@ import (
 	"github.com/consentgate/consentgate/consent/tcf"
 	"github.com/consentgate/consentgate/consent/usp"
 	"github.com/consentgate/consentgate/geo"
+	"github.com/consentgate/consentgate/telemetry"
 )
 
 // Where a hit's consent signals are read (README "Consent signals").
 const (
-	paramTCF      = "gdpr_consent"
-	paramGDPR     = "gdpr"
-	cookieTCF     = "euconsent-v2"
-	paramGPP      = "gpp"
-	paramGPPSID   = "gpp_sid"
-	cookieGPP     = "__gpp"
-	cookieGPPSID  = "__gpp_sid"
-	paramUSP      = "us_privacy"
-	cookieUSP     = "usprivacy"
-	cookieBot     = "CookieConsent"
-	cookieOneTrus = "OptanonConsent"
+	paramTCF       = "gdpr_consent"
+	paramGDPR      = "gdpr"
+	cookieTCF      = "euconsent-v2"
+	paramGPP       = "gpp"
+	paramGPPSID    = "gpp_sid"
+	cookieGPP      = "__gpp"
+	cookieGPPSID   = "__gpp_sid"
+	paramUSP       = "us_privacy"
+	cookieUSP      = "usprivacy"
+	cookieBot      = "CookieConsent"
+	cookieOneTrust = "OptanonConsent"
 )
 
 // tcfSource names where a TC string came from, in the order they are read.
@@ -50,22 +52,19 @@ const (
 	tcfDeny
 )
 
-// signalState is what the in-band signals of one hit said. Raw values alias the request
-// and live only as long as the handler; explain re-decodes them in full.
+// signalState is what the in-band signals of one hit said, as far as explain needs it
+// beyond the raw values. Raw values alias the request and live only as long as the
+// handler; explain re-decodes them in full.
 type signalState struct {
 	tcfRaw      [numTCFSources][]byte
 	tcfApplied  bool // the regime is opt_in and the vendor is on the GVL
 	tcfVerdict  [consent.NumPurposes]uint8
-	tcfValid    [numTCFSources]bool
 	gppRaw      [2][]byte // parameter, cookie
-	gppSID      [2][]byte
-	sidBuf      [8]int
-	gppErr      [2]error
-	gppOptOut   bool
+	gppSIDRaw   [2][]byte
+	gppSIDs     [2][]int // applicable sections; empty = all
+	sidBuf      [2][8]int
 	gppGPC      bool
 	uspRaw      [2][]byte // parameter, cookie
-	usp         [2]usp.Signal
-	uspErr      [2]error
 	gcd         []byte
 	gcdErr      error
 	npa, dma    bool
@@ -79,26 +78,49 @@ type signalState struct {
 	cmpAsState  bool
 }
 
+// applicableSIDs parses a gpp_sid value into dst. An unreadable list means every
+// section applies (the stricter reading); ok reports whether it was readable.
+func applicableSIDs(dst []int, raw []byte) (ids []int, ok bool) {
+	if len(raw) == 0 {
+		return dst[:0], true
+	}
+	if ids, ok = gpp.AppendSID(dst[:0], raw); !ok {
+		return dst[:0], false
+	}
+	return ids, true
+}
+
+// sectionApplies reports whether GPP section id applies under the sids list (empty = all).
+func sectionApplies(sids []int, id int) bool {
+	return len(sids) == 0 || slices.Contains(sids, id)
+}
+
 // readSignals applies every signal the hit carries to h.eff. Order matters only for
 // which cause a denial keeps (the first); the outcome is the most protective of all.
+// A signal that cannot be read is counted (consentgate_signal_errors_total).
 func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit, st *consent.State, gpcHere bool) {
 	sg := &h.sig
 	args := req.URI().QueryArgs()
 	sig := &rt.rules.Signals
 
 	// CMP cookies: a refusal always counts; a grant only stands in for a missing state.
+	// An unreadable cookie is no signal: guessing at it could only invent a choice.
 	sg.cookiebot = req.Header.Cookie(cookieBot)
-	sg.onetrust = req.Header.Cookie(cookieOneTrus)
+	sg.onetrust = req.Header.Cookie(cookieOneTrust)
 	if len(sg.cookiebot) > 0 {
 		if p, _, err := cmp.ParseCookiebot(sg.cookiebot); err == nil {
 			mergeCMP(&sg.cmpPurposes, &p)
 			sg.cmpAny = true
+		} else {
+			s.signalError(h, telemetry.SignalCookiebot)
 		}
 	}
 	if len(sg.onetrust) > 0 {
 		if p, err := cmp.ParseOneTrust(sg.onetrust, sig.OneTrust); err == nil {
 			mergeCMP(&sg.cmpPurposes, &p)
 			sg.cmpAny = true
+		} else {
+			s.signalError(h, telemetry.SignalOneTrust)
 		}
 	}
 	if sg.cmpAny {
@@ -113,13 +135,28 @@ func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit, st *con
 		}
 	}
 
+	// GPP strings and the sections that apply to them (gpp_sid).
+	sg.gppRaw[0], sg.gppRaw[1] = args.Peek(paramGPP), req.Header.Cookie(cookieGPP)
+	sg.gppSIDRaw[0], sg.gppSIDRaw[1] = args.Peek(paramGPPSID), req.Header.Cookie(cookieGPPSID)
+	for i, g := range sg.gppRaw {
+		if len(g) == 0 {
+			continue
+		}
+		// The buffers live in the pooled hit: a stack array would escape through append.
+		var ok bool
+		if sg.gppSIDs[i], ok = applicableSIDs(sg.sidBuf[i][:], sg.gppSIDRaw[i]); !ok {
+			s.signalError(h, telemetry.SignalGPPSID)
+		}
+	}
+
 	// IAB TCF: decides for a vendor on the GVL where consent is opt-in.
 	sg.tcfRaw[tcfParam] = args.Peek(paramTCF)
 	sg.tcfRaw[tcfCookie] = req.Header.Cookie(cookieTCF)
-	sg.gppRaw[0], sg.gppRaw[1] = args.Peek(paramGPP), req.Header.Cookie(cookieGPP)
-	sg.gppSID[0], sg.gppSID[1] = args.Peek(paramGPPSID), req.Header.Cookie(cookieGPPSID)
-	for _, g := range sg.gppRaw {
-		if tc, ok := gpp.TCFEUv2(g); ok && len(sg.tcfRaw[tcfGPP]) == 0 {
+	for i, g := range sg.gppRaw {
+		if len(sg.tcfRaw[tcfGPP]) > 0 || !sectionApplies(sg.gppSIDs[i], gpp.SectionTCFEUv2) {
+			continue
+		}
+		if tc, ok := gpp.TCFEUv2(g); ok {
 			sg.tcfRaw[tcfGPP] = tc
 		}
 	}
@@ -135,7 +172,9 @@ func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit, st *con
 			}
 			sg.tcfApplied = true
 			allowed, valid := rt.tcf.allowed(raw, slot)
-			sg.tcfValid[src] = valid
+			if !valid {
+				s.signalError(h, telemetry.SignalTCF)
+			}
 			for p := range consent.NumPurposes {
 				need := sig.TCFNeed[p]
 				if need == 0 {
@@ -168,21 +207,12 @@ func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit, st *con
 		if len(g) == 0 {
 			continue
 		}
-		// The buffer lives in the pooled hit: a stack array would escape through append.
-		sids := sg.sidBuf[:0]
-		if len(sg.gppSID[i]) > 0 {
-			var ok bool
-			if sids, ok = gpp.AppendSID(sids, sg.gppSID[i]); !ok {
-				sids = sg.sidBuf[:0] // unreadable list: every section applies, the stricter reading
-			}
-		}
-		out, gpc, err := gpp.OptOut(g, sids)
-		sg.gppErr[i] = err
+		out, gpc, err := gpp.OptOut(g, sg.gppSIDs[i])
 		switch {
 		case err != nil:
+			s.signalError(h, telemetry.SignalGPP)
 			h.eff.Deny(consent.Marketing, consent.CauseGPPInvalid)
 		case out:
-			sg.gppOptOut = true
 			h.eff.Deny(consent.Marketing, consent.CauseGPP)
 		}
 		if gpc {
@@ -195,15 +225,15 @@ func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit, st *con
 
 	// IAB US Privacy: an opt-out of sale (or an unreadable string) refuses marketing.
 	sg.uspRaw[0], sg.uspRaw[1] = args.Peek(paramUSP), req.Header.Cookie(cookieUSP)
-	for i, u := range sg.uspRaw {
+	for _, u := range sg.uspRaw {
 		if len(u) == 0 {
 			continue
 		}
-		sg.usp[i], sg.uspErr[i] = usp.Parse(u)
-		switch {
-		case sg.uspErr[i] != nil:
+		switch sig, err := usp.Parse(u); {
+		case err != nil:
+			s.signalError(h, telemetry.SignalUSP)
 			h.eff.Deny(consent.Marketing, consent.CauseUSPInvalid)
-		case sg.usp[i].OptedOut():
+		case sig.OptedOut():
 			h.eff.Deny(consent.Marketing, consent.CauseUSP)
 		}
 	}
@@ -219,22 +249,35 @@ func (s *Server) readConsentMode(req *fasthttp.Request, h *hit, jsonBody bool) {
 		h.gcsAd, h.gcsAnalytics, h.gcsOK = consent.ParseGCS(v)
 		if h.gcsOK {
 			h.eff.ApplyGCS(h.gcsAd, h.gcsAnalytics)
+		} else {
+			s.signalError(h, telemetry.SignalGCS)
 		}
 	}
 	if v := args.Peek("gcd"); len(v) > 0 {
 		sg.gcd = v
 		// An unreadable gcd is no signal: it can only tighten, and a format change by
 		// Google must not drop all traffic. gcs, the store and the regime still decide.
-		sg.cm.GCD, sg.gcdErr = consentmode.ParseGCD(v)
+		if sg.cm.GCD, sg.gcdErr = consentmode.ParseGCD(v); sg.gcdErr != nil {
+			s.signalError(h, telemetry.SignalGCD)
+		}
 	}
 	sg.npa = consentmode.NPA(args.Peek("npa"))
 	sg.cm.NPA = sg.npa
 	sg.dma = consentmode.DMA(args.Peek("dma"))
 	if jsonBody {
 		sg.mp = true
-		sg.cm.AdUserData, sg.cm.AdPersonalization, sg.mpOK = consentmode.ParseMPConsent(req.Body())
+		if sg.cm.AdUserData, sg.cm.AdPersonalization, sg.mpOK = consentmode.ParseMPConsent(req.Body()); !sg.mpOK {
+			s.signalError(h, telemetry.SignalMPConsent)
+		}
 	}
 	consentmode.Tighten(&h.eff, &sg.cm)
+}
+
+// signalError counts an unreadable signal of a live hit (explain counts nothing).
+func (s *Server) signalError(h *hit, k telemetry.SignalKind) {
+	if !h.explain {
+		s.metrics.SignalError(k)
+	}
 }
 
 // mergeCMP folds src into dst, the most protective status winning.

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -80,6 +82,8 @@ func TestSignalsEndToEnd(t *testing.T) {
 		{name: "tcf reject beats stored grant", stored: granted, target: ga4 + "&gdpr_consent=" + tcRejectAll, ip: ipSE, vendor: "ga4", action: "drop", reason: "tcf_denied", jurisdiction: "eea"},
 		{name: "tcf written via consent api", storedTCF: tcAcceptAll, target: ga4, ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
 		{name: "tcf in gpp tcfeuv2 section", target: ga4 + "&gpp=DBABMA~" + tcAcceptAll + "&gpp_sid=2", ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
+		{name: "tcf in gpp section not applicable", target: ga4 + "&gpp=DBABMA~" + tcAcceptAll + "&gpp_sid=7", ip: ipSE, vendor: "ga4", action: "anonymise", reason: "consent_missing", jurisdiction: "eea"},
+		{name: "tcf in gpp with unreadable sid applies", target: ga4 + "&gpp=DBABMA~" + tcAcceptAll + "&gpp_sid=x", ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
 		{name: "tcf one of two strings rejects", target: ga4 + "&gdpr_consent=" + tcAcceptAll, ip: ipSE, headers: []string{"Cookie", "euconsent-v2=" + tcRejectAll}, vendor: "ga4", action: "drop", reason: "tcf_denied", jurisdiction: "eea"},
 
 		// IAB GPP: US opt-outs refuse marketing wherever the visitor is.
@@ -161,8 +165,18 @@ func TestSignalsEndToEnd(t *testing.T) {
 				return
 			}
 			got := up.one(t)
-			if c.action == "anonymise" && strings.Contains(got.Query, "cid=1.2") {
-				t.Errorf("anonymised hit kept the client ID: %s", got.Query)
+			if c.action == "anonymise" {
+				if strings.Contains(got.Query, "cid=1.2") {
+					t.Errorf("anonymised hit kept the client ID: %s", got.Query)
+				}
+				// A TC string carries its creation time to the decisecond: next to the
+				// other signals it is a quasi-identifier, so none of them survives anonymising.
+				q := query(t, got.Query)
+				for _, k := range []string{"gdpr_consent", "gdpr", "gpp", "gpp_sid", "us_privacy", "gcd"} {
+					if q.Has(k) {
+						t.Errorf("anonymised hit kept %s: %s", k, got.Query)
+					}
+				}
 			}
 			// Consent strings are the visitor's choices, not for the vendor to keep when
 			// the hit is anonymised; cookies never go upstream at all.
@@ -182,4 +196,49 @@ func addCookie(headers []string, cookie string) []string {
 		}
 	}
 	return append(headers, "Cookie", cookie)
+}
+
+// TestUnreadableSignalsAreCounted: every signal that cannot be read is counted by
+// signal in consentgate_signal_errors_total, on live hits only (explain counts nothing).
+func TestUnreadableSignalsAreCounted(t *testing.T) {
+	up := startSink(t)
+	up.discard = true
+	p := startProxy(t, testConfig(up.URL(), ""))
+	const ga4 = "/g/collect?v=2&tid=G-1&cid=1.2"
+	sends := []struct {
+		signal, method, target, body string
+		headers                      []string
+	}{
+		{"tcf", "GET", ga4 + "&gdpr_consent=" + tcTruncated, "", nil},
+		{"gpp", "GET", "/tr?id=1&gpp=DBABL~!!!", "", nil},
+		{"gpp_sid", "GET", "/tr?id=1&gpp=" + gppUSNatNoOptOut + "&gpp_sid=seven", "", nil},
+		{"usp", "GET", "/tr?id=1", "", []string{"Cookie", "usprivacy=1XYZ"}},
+		{"gcs", "GET", ga4 + "&gcs=G9", "", nil},
+		{"gcd", "GET", ga4 + "&gcd=zz", "", nil},
+		{"mp_consent", "POST", "/mp/collect?measurement_id=G-1&api_secret=s", `{"client_id":"1.2","consent":"yes"}`, []string{"Content-Type", "application/json"}},
+		{"cookiebot", "GET", "/tr?id=1", "", []string{"Cookie", "CookieConsent={necessary:maybe}"}},
+		{"onetrust", "GET", "/tr?id=1", "", []string{"Cookie", "OptanonConsent=groups=C0004%3Ax"}},
+	}
+	auth := []string{"Authorization", "Bearer " + testToken}
+	for _, s := range sends {
+		r := p.do(s.method, s.target, s.body, append([]string{"X-Forwarded-For", ipSE}, s.headers...)...)
+		if r.Status >= 500 {
+			t.Fatalf("%s: status %d", s.signal, r.Status)
+		}
+		hdr, _ := json.Marshal(map[string]string{"X-Forwarded-For": ipSE})
+		explain := `{"method":"` + s.method + `","url":"` + s.target + `","headers":` + string(hdr) + `}`
+		if len(s.headers) > 0 && s.headers[0] == "Cookie" {
+			explain = `{"method":"GET","url":"` + s.target + `","headers":{"X-Forwarded-For":"` + ipSE + `","Cookie":` + strconv.Quote(s.headers[1]) + `}}`
+		}
+		if r := p.adminDo("POST", "/admin/explain", explain, auth...); r.Status != 200 {
+			t.Fatalf("%s: explain %d %s", s.signal, r.Status, r.Body)
+		}
+	}
+	text := p.metricsText(t)
+	for _, s := range sends {
+		want := `consentgate_signal_errors_total{signal="` + s.signal + `"} 1`
+		if !strings.Contains(text, want) {
+			t.Errorf("want %s; got:\n%s", want, grep(text, "consentgate_signal_errors_total"))
+		}
+	}
 }

@@ -53,6 +53,7 @@ func openStore(cfg *rules.Config, m *telemetry.Metrics, tr *tracing.Tracing, log
 		// The caller (code file and line) is off too: it is the same few lines every time.
 		if err := redisotel.InstrumentTracing(rs.Client(), redisotel.WithTracerProvider(tr.TracerProvider()),
 			redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
+			rs.Close()
 			return nil, fmt.Errorf("consent: redis tracing: %w", err)
 		}
 	}

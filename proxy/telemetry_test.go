@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/consentgate/consentgate/rules"
 )
 
 type statsCounts struct {
@@ -251,4 +253,34 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestConfigVersionLeavesSecretsOut: the version shown on the unauthenticated stats API
+// does not change with (and so cannot be used to guess) a secret, but does with any
+// other value.
+func TestConfigVersionLeavesSecretsOut(t *testing.T) {
+	load := func(extra string) string {
+		t.Helper()
+		cfg, err := rules.LoadBytes("v.yaml", []byte("listen: \"127.0.0.1:0\"\n"+extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return configVersion(cfg)
+	}
+	base := load("")
+	for _, secret := range []string{
+		"admin_token: \"another-admin-token-0123456789\"\n",
+		"anonymise:\n  secret: \"another-secret-0123456789\"\n",
+		"consent:\n  redis:\n    password: \"pw-0123\"\n",
+	} {
+		if v := load(secret); v != base {
+			t.Errorf("version changed with a secret (%q): %s vs %s", secret, v, base)
+		}
+	}
+	if v := load("telemetry:\n  otlp:\n    endpoint: \"http://c:4318\"\n    headers:\n      x-key: a\n"); v != load("telemetry:\n  otlp:\n    endpoint: \"http://c:4318\"\n    headers:\n      x-key: b\n") {
+		t.Errorf("version changed with an OTLP header value")
+	}
+	if load("max_body_size: 2048\n") == base {
+		t.Error("version did not change with max_body_size")
+	}
 }

@@ -16,6 +16,7 @@
 //	consentgate_upstream_request_duration_seconds{vendor,outcome}       histogram, series seen so far
 //	consentgate_consent_lookups_total{source,result}                    counter, every source × result
 //	consentgate_consent_store_up                                        gauge 0/1
+//	consentgate_signal_errors_total{signal}                             counter, every signal
 //	consentgate_config_last_reload_successful                           gauge 0/1
 //	consentgate_config_reload_errors_total                              counter
 //	consentgate_config_last_reload_success_timestamp_seconds            gauge, Unix seconds
@@ -149,6 +150,7 @@ type Metrics struct {
 	errs     []atomic.Uint64 // vendor*numUpstreamKinds + kind
 	dropped  atomic.Uint64   // observations with an out-of-range index
 	lookups  [int(numLookupSources) * int(numLookupResults)]atomic.Uint64
+	signals  [numSignalKinds]atomic.Uint64
 	storeUp  atomic.Bool
 
 	// nJur is read by Hit so an index not (yet) handed out by Jurisdiction cannot
@@ -387,6 +389,13 @@ func (m *Metrics) register(meter metric.Meter) error {
 				}
 				return nil
 			}),
+		counter("consentgate_signal_errors_total", "Consent signals a hit carried that could not be read, by signal; the hit was decided without them or, for tcf, gpp and usp, as the README says (fail closed).", "{signal}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				for i := range m.signals {
+					o.Observe(clampInt64(m.signals[i].Load()), signalAttrs[i])
+				}
+				return nil
+			}),
 		gauge("consentgate_consent_store_up", "1 if the consent store answered its last health check, else 0 (hits are then decided fail-closed).", "1", observeBool(&m.storeUp)),
 		counter("consentgate_telemetry_dropped_observations_total", "Observations ignored because an index was out of range (a caller bug).", "{observation}",
 			func(_ context.Context, o metric.Int64Observer) error {
@@ -527,6 +536,57 @@ func (m *Metrics) UpstreamError(vendor int, kind UpstreamErrorKind) {
 		return
 	}
 	m.errs[uint(vendor)*uint(numUpstreamKinds)+uint(kind)].Add(1)
+}
+
+// SignalKind is a consent signal a hit can carry in-band.
+type SignalKind uint8
+
+const (
+	SignalTCF       SignalKind = iota // IAB TC string (decoded where it decides)
+	SignalGPP                         // IAB GPP string
+	SignalGPPSID                      // gpp_sid list
+	SignalUSP                         // IAB US Privacy string
+	SignalGCS                         // Google Consent Mode gcs
+	SignalGCD                         // Google Consent Mode gcd
+	SignalMPConsent                   // Measurement Protocol consent{}
+	SignalCookiebot                   // Cookiebot CookieConsent cookie
+	SignalOneTrust                    // OneTrust OptanonConsent cookie
+	numSignalKinds
+)
+
+var signalNames = [numSignalKinds]string{"tcf", "gpp", "gpp_sid", "usp", "gcs", "gcd", "mp_consent", "cookiebot", "onetrust"}
+
+// String returns the signal label value.
+func (k SignalKind) String() string {
+	if k < numSignalKinds {
+		return signalNames[k]
+	}
+	return fmt.Sprintf("signal(%d)", uint8(k))
+}
+
+// signalAttrs are built once; every signal is exported from zero.
+var signalAttrs = func() (out [numSignalKinds]metric.ObserveOption) {
+	for k := range numSignalKinds {
+		out[k] = metric.WithAttributeSet(attribute.NewSet(attribute.String("signal", signalNames[k])))
+	}
+	return out
+}()
+
+// SignalError counts one consent signal that could not be read.
+func (m *Metrics) SignalError(k SignalKind) {
+	if k >= numSignalKinds {
+		m.dropped.Add(1)
+		return
+	}
+	m.signals[k].Add(1)
+}
+
+// SignalErrorCount reads one signal error counter (tests).
+func (m *Metrics) SignalErrorCount(k SignalKind) uint64 {
+	if k >= numSignalKinds {
+		return 0
+	}
+	return m.signals[k].Load()
 }
 
 // LookupSource is where a consent lookup was answered.

@@ -202,6 +202,9 @@ func baseline() map[string]float64 {
 			s[fmt.Sprintf(`consentgate_consent_lookups_total{result=%q,source=%q}`, res, src)] = 0
 		}
 	}
+	for _, sig := range []string{"tcf", "gpp", "gpp_sid", "usp", "gcs", "gcd", "mp_consent", "cookiebot", "onetrust"} {
+		s[fmt.Sprintf(`consentgate_signal_errors_total{signal=%q}`, sig)] = 0
+	}
 	for _, v := range testVendors {
 		s[fmt.Sprintf(`consentgate_upstream_requests_total{vendor=%q}`, v)] = 0
 		for _, k := range []string{"timeout", "connect", "status", "other"} {
@@ -328,6 +331,22 @@ func TestScrapeExactSeries(t *testing.T) {
 				s[`consentgate_consent_lookups_total{result="error",source="redis"}`] = 1
 				s[`consentgate_telemetry_dropped_observations_total`] = 1
 				s[`consentgate_consent_store_up`] = 1
+				return s
+			},
+		},
+		{
+			name: "unreadable signals",
+			record: func(t *testing.T, m *Metrics) {
+				m.SignalError(SignalTCF)
+				m.SignalError(SignalTCF)
+				m.SignalError(SignalCookiebot)
+				m.SignalError(SignalKind(200)) // dropped
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_signal_errors_total{signal="tcf"}`] = 2
+				s[`consentgate_signal_errors_total{signal="cookiebot"}`] = 1
+				s[`consentgate_telemetry_dropped_observations_total`] = 1
 				return s
 			},
 		},
@@ -532,6 +551,7 @@ func TestFamilyTypesAndHelp(t *testing.T) {
 		"consentgate_telemetry_dropped_observations_total":         dto.MetricType_COUNTER,
 		"consentgate_consent_lookups_total":                        dto.MetricType_COUNTER,
 		"consentgate_consent_store_up":                             dto.MetricType_GAUGE,
+		"consentgate_signal_errors_total":                          dto.MetricType_COUNTER,
 	}
 	for _, name := range slices.Sorted(maps.Keys(got)) {
 		typ, ok := want[name]
@@ -901,6 +921,7 @@ func TestRecordingAllocatesNothing(t *testing.T) {
 		{"UpstreamError", func() { m.UpstreamError(2, UpstreamStatus) }},
 		{"HitCount", func() { _ = m.HitCount(1, 2, 1, 1) }},
 		{"ConsentLookup", func() { m.ConsentLookup(LookupCache, LookupHit) }},
+		{"SignalError", func() { m.SignalError(SignalGPP) }},
 		{"UpstreamDone ok", func() { m.UpstreamDone(2, UpstreamOK, 42*time.Millisecond) }},
 		{"UpstreamDone error", func() { m.UpstreamDone(0, UpstreamTimeout.Outcome(), 5*time.Second) }},
 		{"UpstreamDone out of range", func() { m.UpstreamDone(7, UpstreamOK, time.Millisecond) }},
