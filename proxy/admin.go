@@ -62,7 +62,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 // authorised checks the bearer token in constant time. The token is hashed first so the
 // comparison does not leak its length either.
 func (s *Server) authorised(ctx *fasthttp.RequestCtx) bool {
-	token := s.rt.Load().cfg.AdminToken
+	token := s.rt.Load().Config.AdminToken
 	if token == "" {
 		jsonError(ctx, fasthttp.StatusForbidden, "the admin API is disabled: set admin_token")
 		return false

@@ -93,10 +93,10 @@ func TestHitPathAllocationBudget(t *testing.T) {
 			"euconsent-v2="+tcAcceptAll+"; CookieConsent="+cookiebotAll+"; "+oneTrust("C0001%3A1%2CC0002%3A1")), 0},
 		{"drop meta usp opt-out", newHitCtx("GET", "/tr?id=1&us_privacy=1YYN&gpp="+gppUSNatOptOutGPC, ipUSCA, ""), 0},
 	} {
-		idx := rt.rules.Router.Lookup(c.ctx.Host(), c.ctx.Path())
+		idx := rt.Router.Lookup(c.ctx.Host(), c.ctx.Path())
 		run := func() {
 			h := acquireHit()
-			h.ep = &rt.rules.Endpoints[idx]
+			h.ep = &rt.Endpoints[idx]
 			p.evaluate(rt, &c.ctx.Request, peerAddr(c.ctx.RemoteIP()), h)
 			releaseHit(h)
 		}

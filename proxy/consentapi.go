@@ -14,7 +14,7 @@ import (
 // visitor's choice here, and the opaque consent-ID cookie is issued.
 func (s *Server) handleConsentAPI(ctx *fasthttp.RequestCtx, rt *runtime) {
 	s.corsConsent(ctx, rt)
-	id := ctx.Request.Header.Cookie(rt.cookie)
+	id := ctx.Request.Header.Cookie(rt.Config.Consent.Cookie)
 	valid := len(id) > 0 && consent.ValidID(id)
 	switch string(ctx.Method()) {
 	case fasthttp.MethodOptions:
@@ -38,7 +38,7 @@ func (s *Server) handleConsentAPI(ctx *fasthttp.RequestCtx, rt *runtime) {
 			}
 		}
 		if s.putConsent(ctx, rt, idStr, "api", false) {
-			setIDCookie(ctx, rt, idStr, rt.ttl)
+			setIDCookie(ctx, rt, idStr, rt.Config.Consent.TTL)
 		}
 	case fasthttp.MethodDelete:
 		withdrawn := false
@@ -80,7 +80,7 @@ func (s *Server) putConsent(ctx *fasthttp.RequestCtx, rt *runtime, id, source st
 		Time: now, Action: "consent", Purposes: w.Purposes, Source: source, Version: st.Version,
 		UAHash: consent.UAHash(ctx.UserAgent()),
 	}
-	if err := s.store.Put(storeCtx, id, st, rt.ttl, receipt); err != nil {
+	if err := s.store.Put(storeCtx, id, st, rt.Config.Consent.TTL, receipt); err != nil {
 		storeUnavailable(ctx)
 		return false
 	}
@@ -133,11 +133,11 @@ func setIDCookie(ctx *fasthttp.RequestCtx, rt *runtime, id string, ttl time.Dura
 	if ttl <= 0 {
 		maxAge = 0 // the ID is withdrawn
 	}
-	v := rt.cookie + "=" + id + "; Path=/; Max-Age=" + strconv.FormatInt(maxAge, 10) + "; HttpOnly; SameSite=Lax"
-	if rt.cfg.Consent.CookieDomain != "" {
-		v += "; Domain=" + rt.cfg.Consent.CookieDomain
+	v := rt.Config.Consent.Cookie + "=" + id + "; Path=/; Max-Age=" + strconv.FormatInt(maxAge, 10) + "; HttpOnly; SameSite=Lax"
+	if rt.Config.Consent.CookieDomain != "" {
+		v += "; Domain=" + rt.Config.Consent.CookieDomain
 	}
-	if rt.cfg.Consent.Secure {
+	if rt.Config.Consent.Secure {
 		v += "; Secure"
 	}
 	ctx.Response.Header.Add(fasthttp.HeaderSetCookie, v)
@@ -147,7 +147,7 @@ func setIDCookie(ctx *fasthttp.RequestCtx, rt *runtime, id string, ttl time.Dura
 // with credentials so the consent cookie is set on the tracking host.
 func (s *Server) corsConsent(ctx *fasthttp.RequestCtx, rt *runtime) {
 	origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
-	if len(origin) == 0 || !rt.origins[string(origin)] {
+	if len(origin) == 0 || !rt.Origins[string(origin)] {
 		return
 	}
 	ctx.Response.Header.SetBytesV(fasthttp.HeaderAccessControlAllowOrigin, origin)

@@ -269,11 +269,11 @@ func TestPanicFailsClosed(t *testing.T) {
 	p := startProxy(t, testConfig(up.URL(), ""))
 	rt := p.rt.Load()
 	broken := *rt
-	broken.rules = &rules.Compiled{}
-	*broken.rules = *rt.rules
-	broken.rules.Endpoints = append([]rules.CompiledEndpoint(nil), rt.rules.Endpoints...)
-	for i := range broken.rules.Endpoints {
-		broken.rules.Endpoints[i].Anon = nil
+	snap := *rt.Snapshot
+	broken.Snapshot = &snap
+	snap.Endpoints = append([]rules.CompiledEndpoint(nil), rt.Endpoints...)
+	for i := range snap.Endpoints {
+		snap.Endpoints[i].Anon = nil
 	}
 	p.rt.Store(&broken)
 	r := p.do("GET", "/g/collect?v=2&cid=1.2", "", "X-Forwarded-For", ipSE)

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/consent/signals"
 	"github.com/consentgate/consentgate/rules"
 )
 
@@ -40,30 +41,8 @@ type explainOut struct {
 
 type explainSignals struct {
 	// Store says what the consent cookie led to: no_cookie, invalid_id, not_found, found, error.
-	Store       string              `json:"store"`
-	GPC         *explainGPC         `json:"gpc"`
-	ConsentMode *explainConsentMode `json:"consent_mode"`
-	TCF         *explainTCF         `json:"tcf"`
-	GPP         []explainGPP        `json:"gpp"`
-	USP         []explainUSP        `json:"usp"`
-	CMP         *explainCMP         `json:"cmp"`
-}
-
-type explainGPC struct {
-	Present  bool `json:"present"`
-	Honoured bool `json:"honoured"`
-	FromGPP  bool `json:"from_gpp,omitempty"` // a GPP section's GPC sub-section said so
-}
-
-type explainConsentMode struct {
-	GCS              string      `json:"gcs,omitempty"`
-	Valid            *bool       `json:"valid,omitempty"` // gcs decoded; absent without gcs
-	AdStorage        *string     `json:"ad_storage"`
-	AnalyticsStorage *string     `json:"analytics_storage"`
-	GCD              *explainGCD `json:"gcd,omitempty"`
-	NPA              bool        `json:"npa"`
-	DMA              bool        `json:"dma"`
-	MP               *explainMP  `json:"mp_consent,omitempty"`
+	Store string `json:"store"`
+	signals.Explanation
 }
 
 type explainUpstream struct {
@@ -104,17 +83,17 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 		peer = peer.Unmap()
 	}
 	path := req.URI().Path()
-	idx := rt.rules.Router.Lookup(hostOnly(req.Host()), path)
+	idx := rt.Router.Lookup(hostOnly(req.Host()), path)
 	if idx < 0 {
 		return explainError(fasthttp.StatusNotFound, "no route for "+string(path))
 	}
 	h := acquireHit()
 	defer releaseHit(h)
-	h.ep = &rt.rules.Endpoints[idx]
+	h.ep = &rt.Endpoints[idx]
 	h.explain = true
 	s.evaluate(rt, req, peer, h)
 
-	g := rt.table.Group(h.group)
+	g := rt.Table.Group(h.group)
 	out := explainOut{
 		Vendor: h.ep.Vendor, Endpoint: h.ep.Name,
 		Jurisdiction: g.Name, Regime: h.regime.String(),
@@ -134,27 +113,7 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 		out.Sources[p.String()] = h.eff.Cause[p].String()
 	}
 	out.Signals.Store = storeOutcome(req, rt, h)
-	if h.gpc || h.sig.gppGPC || len(req.Header.Peek("Sec-GPC")) > 0 {
-		honoured := h.gpcHonoured || (h.sig.gppGPC && g.GPC)
-		out.Signals.GPC = &explainGPC{Present: h.gpc || h.sig.gppGPC, Honoured: honoured, FromGPP: h.sig.gppGPC}
-	}
-	if len(h.gcs) > 0 || len(h.sig.gcd) > 0 || h.sig.npa || h.sig.dma || h.sig.mp {
-		cm := &explainConsentMode{GCS: string(h.gcs), GCD: explainGCDValue(h), NPA: h.sig.npa, DMA: h.sig.dma}
-		if len(h.gcs) > 0 {
-			cm.Valid = &h.gcsOK
-		}
-		if h.gcsOK {
-			cm.AdStorage, cm.AnalyticsStorage = strPtr(h.gcsAd.String()), strPtr(h.gcsAnalytics.String())
-		}
-		if h.sig.mp {
-			cm.MP = &explainMP{Valid: h.sig.mpOK, AdUserData: h.sig.cm.AdUserData.String(), AdPersonalization: h.sig.cm.AdPersonalization.String()}
-		}
-		out.Signals.ConsentMode = cm
-	}
-	out.Signals.TCF = explainTCFs(rt, h, req.URI().QueryArgs().Peek(paramGDPR))
-	out.Signals.GPP = explainGPPs(h)
-	out.Signals.USP = explainUSPs(h)
-	out.Signals.CMP = explainCMPs(rt, h)
+	out.Signals.Explanation = rt.Signals.Explain(&h.req, &h.sigHit, &h.sig)
 	if h.action != rules.Drop {
 		up := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(up)
@@ -183,7 +142,7 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 
 func storeOutcome(req *fasthttp.Request, rt *runtime, h *hit) string {
 	switch {
-	case len(req.Header.Cookie(rt.cookie)) == 0:
+	case len(req.Header.Cookie(rt.Config.Consent.Cookie)) == 0:
 		return "no_cookie"
 	case !h.hasID:
 		return "invalid_id"

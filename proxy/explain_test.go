@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/consentgate/consentgate/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -53,7 +52,7 @@ func TestExplainGolden(t *testing.T) {
 			if !strings.Contains(c.Config, "geo:") {
 				yaml += "geo:\n  database: \"../testdata/geoip/GeoIP2-City-Test.mmdb\"\n"
 			}
-			cfg, err := rules.LoadBytes(name+".yaml", []byte(yaml))
+			cfg, err := testLoader.LoadBytes(name+".yaml", []byte(yaml))
 			if err != nil {
 				t.Fatalf("config: %v", err)
 			}

@@ -31,12 +31,12 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 		s.handleConsentAPI(ctx, rt)
 		return
 	}
-	idx := rt.rules.Router.Lookup(hostOnly(ctx.Host()), path)
+	idx := rt.Router.Lookup(hostOnly(ctx.Host()), path)
 	if idx < 0 {
 		ctx.Error("not found", fasthttp.StatusNotFound)
 		return
 	}
-	ep := &rt.rules.Endpoints[idx]
+	ep := &rt.Endpoints[idx]
 	if ctx.IsOptions() {
 		s.preflight(ctx, rt, ep)
 		return
@@ -54,7 +54,7 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	}
 	s.evaluate(rt, &ctx.Request, peerAddr(ctx.RemoteIP()), h)
 	s.metrics.Hit(ep.VendorIndex, int(h.action), int(h.reason), rt.jur[h.group])
-	if rt.decisionLog > 0 && rand.Float64() < rt.decisionLog {
+	if rt.Config.Telemetry.DecisionLog.SampleRatio > 0 && rand.Float64() < rt.Config.Telemetry.DecisionLog.SampleRatio {
 		s.logDecision(rt, h)
 	}
 	s.corsHit(ctx, rt)
@@ -77,7 +77,7 @@ func (s *Server) endHitSpan(span trace.Span, rt *runtime, h *hit) {
 			attribute.String("consentgate.endpoint", h.ep.Name),
 			attribute.String("consentgate.action", h.action.String()),
 			attribute.String("consentgate.reason", h.reason.String()),
-			attribute.String("consentgate.jurisdiction", rt.table.Group(h.group).Name),
+			attribute.String("consentgate.jurisdiction", rt.Table.Group(h.group).Name),
 		)
 	}
 	span.End()
@@ -91,7 +91,7 @@ func (s *Server) logDecision(rt *runtime, h *hit) {
 		country = h.loc.CountryCode()
 	}
 	s.log.Info("decision", "vendor", h.ep.Vendor, "endpoint", h.ep.Name, "action", h.action.String(),
-		"reason", h.reason.String(), "jurisdiction", rt.table.Group(h.group).Name, "country", country)
+		"reason", h.reason.String(), "jurisdiction", rt.Table.Group(h.group).Name, "country", country)
 }
 
 // handleBadRequest answers requests fasthttp could not read. A hit whose body is over
@@ -103,9 +103,9 @@ func (s *Server) handleBadRequest(ctx *fasthttp.RequestCtx, err error) {
 		return
 	}
 	rt := s.rt.Load()
-	if idx := rt.rules.Router.Lookup(hostOnly(ctx.Host()), ctx.Path()); idx >= 0 {
-		ep := &rt.rules.Endpoints[idx]
-		s.metrics.Hit(ep.VendorIndex, int(rules.Drop), int(rules.ReasonBodyTooLarge), rt.jur[rt.table.Unknown()])
+	if idx := rt.Router.Lookup(hostOnly(ctx.Host()), ctx.Path()); idx >= 0 {
+		ep := &rt.Endpoints[idx]
+		s.metrics.Hit(ep.VendorIndex, int(rules.Drop), int(rules.ReasonBodyTooLarge), rt.jur[rt.Table.Unknown()])
 	}
 	ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
 }
@@ -119,7 +119,7 @@ func (s *Server) recoverHit(ctx *fasthttp.RequestCtx, rt *runtime, ep *rules.Com
 	if r == nil {
 		return
 	}
-	s.metrics.Hit(ep.VendorIndex, int(rules.Drop), int(rules.ReasonInternalError), rt.jur[rt.table.Unknown()])
+	s.metrics.Hit(ep.VendorIndex, int(rules.Drop), int(rules.ReasonInternalError), rt.jur[rt.Table.Unknown()])
 	s.log.Error("hit handler panicked; hit dropped", "endpoint", ep.Name, "panic", fmt.Sprintf("%T", r), "stack", string(debug.Stack()))
 	ctx.Response.Reset()
 	localResponse(ctx, ep)
@@ -206,7 +206,7 @@ func (s *Server) corsHit(ctx *fasthttp.RequestCtx, rt *runtime) {
 	if len(origin) == 0 {
 		return
 	}
-	if rt.origins[b2s(origin)] {
+	if rt.Origins[b2s(origin)] {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderAccessControlAllowOrigin, origin)
 		ctx.Response.Header.Set(fasthttp.HeaderAccessControlAllowCredentials, "true")
 		ctx.Response.Header.Set(fasthttp.HeaderVary, "Origin")

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/valyala/fasthttp"
 
+	"github.com/consentgate/consentgate/config/load"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
 )
@@ -150,7 +151,7 @@ func startProxy(t *testing.T, yaml string) *testProxy {
 // startProxyLog is startProxy with the JSON log (debug level) written to logw.
 func startProxyLog(t *testing.T, yaml string, logw io.Writer) *testProxy {
 	t.Helper()
-	cfg, err := rules.LoadBytes("test.yaml", []byte(yaml))
+	cfg, err := testLoader.LoadBytes("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -307,3 +308,6 @@ func (p *testProxy) rawRequest(t *testing.T, raw string) string {
 	n, _ := c.Read(buf)
 	return string(buf[:n])
 }
+
+// testLoader loads the tests' configs as the product does.
+var testLoader = &load.Loader{Vocabulary: rules.Vocabulary()}

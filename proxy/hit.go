@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/consent/signals"
 	"github.com/consentgate/consentgate/geo"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
@@ -26,11 +27,12 @@ type hit struct {
 	eff    consent.Effective
 
 	hasID, stored, storeErr bool
-	gpc, gpcHonoured        bool
-	gcs                     []byte
-	gcsOK                   bool
-	gcsAd, gcsAnalytics     consent.Status
-	sig                     signalState
+	state                   consent.State // the stored state, when stored
+	// sig is what the in-band signals said, and sigHit what they were read against.
+	sig    signals.State
+	sigHit signals.Hit
+	// req adapts the request for the signal readers without copying.
+	req signalRequest
 	// explain: the hit is described through /admin/explain or the CLI, not served, so it
 	// counts in no metric.
 	explain bool
@@ -66,14 +68,6 @@ func b2s(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// s2b views s as bytes without copying; the bytes must not be written.
-func s2b(s string) []byte {
-	if s == "" {
-		return nil
-	}
-	return unsafe.Slice(unsafe.StringData(s), len(s))
-}
-
 // peerAddr converts a socket address to a netip.Addr, unmapping IPv4-in-IPv6.
 func peerAddr(ip []byte) netip.Addr {
 	a, ok := netip.AddrFromSlice(ip)
@@ -93,67 +87,93 @@ func memoryResult(ok bool, err error) telemetry.LookupResult {
 	return telemetry.LookupMiss
 }
 
-// evaluate runs the decision half of the journey: locate, read consent and signals,
-// decide, and prepare what would go upstream. It sends nothing, so explain uses it too.
+// evaluate runs the decision half of the journey, stage by stage, and prepares what
+// would go upstream. It sends nothing, so explain uses it too.
 func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h *hit) {
-	ep := h.ep
-	// Locate.
-	h.ip = rt.trusted.ClientIP(peer, req.Header.PeekAll(fasthttp.HeaderXForwardedFor))
-	if h.ip.IsValid() {
-		h.loc = rt.geo.Lookup(h.ip)
-	}
-	h.group = rt.table.Resolve(h.loc)
-	g := rt.table.Group(h.group)
-	h.regime = g.Regime
-
-	if !ep.AllowsMethod(req.Header.Method()) {
+	s.locate(rt, req, peer, h)
+	if !h.ep.AllowsMethod(req.Header.Method()) {
 		h.action, h.reason = rules.Drop, rules.ReasonMethodNotAllowed
 		return
 	}
-
-	// Consent: the stored state, then the signals of the hit (README "Consent signals").
-	var st consent.State
-	if id := req.Header.Cookie(rt.cookie); len(id) > 0 && consent.ValidID(id) {
-		h.hasID = true
-		var ok bool
-		var err error
-		sctx := storeCtx
-		if h.ctx != nil {
-			sctx = h.ctx
-		}
-		st, ok, err = s.store.Get(sctx, b2s(id))
-		if s.store.countLookups && !h.explain {
-			s.metrics.ConsentLookup(telemetry.LookupMemory, memoryResult(ok, err))
-		}
-		switch {
-		case err != nil:
-			// The visitor may have refused and we cannot know: fail closed, unless the
-			// operator chose on_store_error: unset (decide as if nothing was stored).
-			h.storeErr = true
-			if !rt.storeErrorUnset {
-				h.eff.DenyAll(consent.CauseStoreError)
-			}
-		case ok:
-			h.stored = true
-			h.eff = consent.FromState(&st)
-		}
-	}
-	if h.gpc = consent.ParseGPC(req.Header.Peek("Sec-GPC")); h.gpc && g.GPC {
-		h.gpcHonoured = true
-		h.eff.ApplyGPC()
-	}
-	var stored *consent.State
-	if h.stored {
-		stored = &st
-	}
-	s.readSignals(rt, req, h, stored, g.GPC)
-	if ep.ConsentMode {
-		s.readConsentMode(req, h, ep.Body == rules.BodyJSON)
-	}
-
-	h.action, h.reason = rules.Decide(ep.Policy, ep.Purposes, h.regime, &h.eff)
+	s.lookUpConsent(rt, req, h)
+	s.readSignals(rt, req, h)
+	h.action, h.reason = rules.Decide(h.ep.Policy, h.ep.Purposes, h.regime, &h.eff)
 	s.prepare(req, h)
 }
+
+// locate finds the client IP (the socket peer, or X-Forwarded-For behind a trusted
+// proxy), its location and the jurisdiction group and regime it falls in.
+func (s *Server) locate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h *hit) {
+	h.ip = rt.Trusted.ClientIP(peer, req.Header.PeekAll(fasthttp.HeaderXForwardedFor))
+	if h.ip.IsValid() {
+		h.loc = rt.geo.Lookup(h.ip)
+	}
+	h.group = rt.Table.Resolve(h.loc)
+	h.regime = rt.Table.Group(h.group).Regime
+}
+
+// lookUpConsent reads the consent cookie and looks the state up in the store: at most
+// one Redis round trip, usually none (the local cache). A failed lookup denies every
+// purpose (fail closed) unless consent.on_store_error is "unset".
+func (s *Server) lookUpConsent(rt *runtime, req *fasthttp.Request, h *hit) {
+	id := req.Header.Cookie(rt.Config.Consent.Cookie)
+	if len(id) == 0 || !consent.ValidID(id) {
+		return
+	}
+	h.hasID = true
+	sctx := storeCtx
+	if h.ctx != nil {
+		sctx = h.ctx
+	}
+	st, ok, err := s.store.Get(sctx, b2s(id))
+	h.state = st
+	if s.store.countLookups && !h.explain {
+		s.metrics.ConsentLookup(telemetry.LookupMemory, memoryResult(ok, err))
+	}
+	switch {
+	case err != nil:
+		h.storeErr = true
+		if !rt.StoreErrorUnset {
+			h.eff.DenyAll(consent.CauseStoreError)
+		}
+	case ok:
+		h.stored = true
+		h.eff = consent.FromState(&h.state)
+	}
+}
+
+// readSignals applies the signals the hit carries (README "Consent signals"); an
+// unreadable one is counted, except when the hit is only explained.
+func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit) {
+	h.req.r = req
+	h.sigHit = signals.Hit{
+		StoreErr:    h.storeErr,
+		OptIn:       h.regime == geo.OptIn,
+		GPC:         rt.Table.Group(h.group).GPC,
+		VendorIndex: h.ep.VendorIndex,
+		ConsentMode: h.ep.ConsentMode,
+		JSONBody:    h.ep.Body == rules.BodyJSON,
+	}
+	if h.stored {
+		h.sigHit.Stored = &h.state
+	}
+	rt.Signals.Read(&h.req, &h.sigHit, &h.sig, &h.eff)
+	if h.sig.Errors != 0 && !h.explain {
+		for k := range signals.NumKinds {
+			if h.sig.Errors.Has(k) {
+				s.metrics.SignalError(int(k))
+			}
+		}
+	}
+}
+
+// signalRequest is the fasthttp request as the signal readers see it.
+type signalRequest struct{ r *fasthttp.Request }
+
+func (q *signalRequest) Param(name string) []byte  { return q.r.URI().QueryArgs().Peek(name) }
+func (q *signalRequest) Cookie(name string) []byte { return q.r.Header.Cookie(name) }
+func (q *signalRequest) Header(name string) []byte { return q.r.Header.Peek(name) }
+func (q *signalRequest) Body() []byte              { return q.r.Body() }
 
 // prepare rewrites the hit for the chosen action. A hit that cannot be anonymised
 // safely is dropped: fail closed.

@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/consentgate/consentgate/config"
+	"github.com/consentgate/consentgate/config/load"
 	"github.com/consentgate/consentgate/consent"
-	"github.com/consentgate/consentgate/geo"
+	"github.com/consentgate/consentgate/consent/signals"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
 	"github.com/consentgate/consentgate/telemetry/stats"
@@ -43,7 +44,6 @@ type Server struct {
 	log     *slog.Logger
 	rt      atomic.Pointer[runtime]
 	store   *consentStore
-	hasher  *rules.Hasher // only touched under reloadMu
 	metrics *telemetry.Metrics
 	tracing *tracing.Tracing
 	// tracer is set only when traces are on, so the hit path tests one pointer.
@@ -61,7 +61,7 @@ type Server struct {
 
 // New builds a server from a validated config. It opens the GeoIP database and the
 // consent store but listens on nothing until Start.
-func New(cfg *rules.Config, opts Options) (*Server, error) {
+func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -77,6 +77,7 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 		}
 		return nil, err
 	}
+	mopts = append(mopts, telemetry.WithSignals(signals.KindNames()...))
 	m, err := telemetry.New(opts.Build, rules.VendorNames(), rules.ActionNames(), rules.ReasonNames(), mopts...)
 	if err != nil {
 		return nil, err
@@ -94,12 +95,6 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 	if tr.Enabled() {
 		s.tracer = tr.Tracer()
 	}
-	s.hasher = rules.NewHasher([]byte(cfg.Anonymise.Secret), opts.Now)
-	loc, err := geo.NewLocator(cfg.Geo.Database)
-	if err != nil {
-		return fail(err)
-	}
-	undo = append(undo, func() { loc.Close() })
 	if opts.Store != nil {
 		s.store = &consentStore{Store: opts.Store, countLookups: true, stop: func() {}}
 		m.StoreUp(true)
@@ -107,23 +102,21 @@ func New(cfg *rules.Config, opts Options) (*Server, error) {
 		return fail(err)
 	}
 	undo = append(undo, func() { s.store.stop(); s.store.Close() })
-	rt, err := buildRuntime(cfg, s.hasher, m, loc, nil)
-	if err != nil {
+	if err := s.apply(cfg); err != nil {
 		return fail(err)
 	}
+	undo = append(undo, func() { s.rt.Load().geo.Close() })
 	if s.stats, err = stats.New(m, stats.WithInstance(s.instance)); err != nil {
 		return fail(err)
 	}
-	s.rt.Store(rt)
 	m.ConfigReload(true, time.Now())
-	s.geoReloaded(loc, nil)
 	return s, nil
 }
 
 // instance describes this process for the stats API and the dashboard footer.
 func (s *Server) instance() stats.Instance {
 	rt := s.rt.Load()
-	in := stats.Instance{Version: s.opts.Build.Version, ConfigVersion: rt.version, ConfigLoadedAt: rt.loadedAt}
+	in := stats.Instance{Version: s.opts.Build.Version, ConfigVersion: rt.Version, ConfigLoadedAt: rt.CompiledAt}
 	if info, ok := rt.geo.Info(); ok {
 		in.GeoIPBuild = info.BuildTime
 	}
@@ -132,7 +125,7 @@ func (s *Server) instance() stats.Instance {
 
 // Start opens both listeners and serves in the background.
 func (s *Server) Start() error {
-	cfg := s.rt.Load().cfg
+	cfg := s.rt.Load().Config
 	s.public = &fasthttp.Server{
 		Handler:                       s.handlePublic,
 		ErrorHandler:                  s.handleBadRequest,
@@ -179,7 +172,7 @@ func (s *Server) AdminAddr() string  { return s.adminLn.Addr().String() }
 func (s *Server) Errors() <-chan error { return s.serveErr }
 
 // Config returns the config in force.
-func (s *Server) Config() *rules.Config { return s.rt.Load().cfg }
+func (s *Server) Config() *config.Config { return s.rt.Load().Config }
 
 // Reload re-reads the config file and the GeoIP database. On any error the running
 // config stays in force and the error is returned (and counted).
@@ -197,80 +190,23 @@ func (s *Server) Reload() error {
 }
 
 func (s *Server) reload() error {
-	var cfg *rules.Config
+	ld := s.loader()
+	var cfg *config.Config
 	var err error
 	if s.opts.ConfigPath == "" {
-		cfg, err = rules.Default()
+		cfg, err = ld.Default()
 	} else {
-		cfg, err = rules.Load(s.opts.ConfigPath)
+		cfg, err = ld.Load(s.opts.ConfigPath)
 	}
 	if err != nil {
 		return err
 	}
-	old := s.rt.Load()
-	if cfg.Listen != old.cfg.Listen || cfg.AdminListen != old.cfg.AdminListen {
-		return errors.New("listen and admin_listen cannot change on reload: restart the process")
-	}
-	if !reflect.DeepEqual(cfg.Telemetry.OTLP, old.cfg.Telemetry.OTLP) || cfg.Telemetry.Traces != old.cfg.Telemetry.Traces {
-		return errors.New("telemetry.otlp and telemetry.traces cannot change on reload: restart the process")
-	}
-	if !reflect.DeepEqual(storeSettings(cfg), storeSettings(old.cfg)) {
-		return errors.New("consent.store, consent.redis, consent.cache and consent.max_entries cannot change on reload: restart the process")
-	}
-	loc := old.geo
-	newLoc := cfg.Geo.Database != old.cfg.Geo.Database
-	if newLoc {
-		// The old locator may still serve in-flight hits; it is not closed under them
-		// (its memory map goes when the last reference does).
-		if loc, err = geo.NewLocator(cfg.Geo.Database); err != nil {
-			s.geoReloaded(nil, err)
-			return err
-		}
-	} else if err := loc.Reload(); err != nil {
-		s.geoReloaded(nil, err)
-		return err
-	}
-	if !newLoc {
-		s.geoReloaded(loc, nil) // reloaded in place: in force whatever follows
-	}
-	// The hasher is swapped only with the runtime that uses it: a failed reload must not
-	// leave the last good config hashing with the rejected config's secret.
-	hasher := s.hasher
-	if cfg.Anonymise.Secret != old.cfg.Anonymise.Secret {
-		hasher = rules.NewHasher([]byte(cfg.Anonymise.Secret), s.opts.Now)
-	}
-	rt, err := buildRuntime(cfg, hasher, s.metrics, loc, old)
-	if err != nil {
-		if newLoc {
-			loc.Close() // never served a hit
-		}
-		return err
-	}
-	s.hasher = hasher
-	s.rt.Store(rt)
-	if newLoc {
-		s.geoReloaded(loc, nil)
-	}
-	return nil
+	return s.apply(cfg)
 }
 
-// geoReloaded records a GeoIP (re)load outcome in the metrics.
-func (s *Server) geoReloaded(loc *geo.Locator, err error) {
-	if err != nil {
-		s.metrics.GeoIPReload(false, time.Now(), time.Time{})
-		return
-	}
-	var build time.Time
-	if info, ok := loc.Info(); ok {
-		build = info.BuildTime
-	}
-	s.metrics.GeoIPReload(true, time.Now(), build)
-}
-
-// storeSettings is the part of the config that is bound when the store is opened.
-func storeSettings(cfg *rules.Config) []any {
-	c := cfg.Consent
-	return []any{c.Store, c.Redis, c.Cache, c.MaxEntries, c.Receipts}
+// loader reads the config on reload: the product's vocabulary and the environment.
+func (s *Server) loader() *load.Loader {
+	return &load.Loader{Vocabulary: rules.Vocabulary()}
 }
 
 // Shutdown drains: /readyz fails first, then after DrainDelay the listeners close and
@@ -296,21 +232,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.store.stop()
 	errs = append(errs, s.store.Close(), s.rt.Load().geo.Close(), s.metrics.Shutdown(ctx), s.tracing.Shutdown(ctx))
 	return errors.Join(errs...)
-}
-
-// Validate builds everything a config compiles into, without listening or opening the
-// consent store, so `consentgate check` catches what `serve` would refuse.
-func Validate(cfg *rules.Config) error {
-	m, err := telemetry.New(telemetry.BuildInfo{}, rules.VendorNames(), rules.ActionNames(), rules.ReasonNames())
-	if err != nil {
-		return err
-	}
-	defer m.Shutdown(context.Background())
-	loc, err := geo.NewLocator(cfg.Geo.Database)
-	if err != nil {
-		return err
-	}
-	defer loc.Close()
-	_, err = buildRuntime(cfg, rules.NewHasher([]byte(cfg.Anonymise.Secret), nil), m, loc, nil)
-	return err
 }

@@ -19,7 +19,7 @@ func FuzzHitSignals(f *testing.F) {
 	f.Add(tcAcceptAll, gppUSNatOptOutGPC, "7", "1YYN", "13r3r3r3r5l1", cookiebotAll, "groups=C0002%3A0", "G100", true)
 	f.Add(tcTruncated, "DBABMA~"+tcRejectAll, "2", "1---", "11t1t1t1t5", "-1", "", "", false)
 	f.Add("", "DBABL~!!", "x", "", "zz", "{necessary:maybe}", "groups=", "G1", true)
-	cfg, err := rules.LoadBytes("f.yaml", []byte(`geo:
+	cfg, err := testLoader.LoadBytes("f.yaml", []byte(`geo:
   database: "../testdata/geoip/GeoIP2-City-Test.mmdb"
 trusted_proxies: ["127.0.0.1/32"]
 signals:
@@ -50,12 +50,12 @@ signals:
 				ip = ipSE
 			}
 			req.Header.Set("X-Forwarded-For", ip)
-			idx := rt.rules.Router.Lookup(nil, req.URI().Path())
+			idx := rt.Router.Lookup(nil, req.URI().Path())
 			if idx < 0 {
 				t.Fatalf("no route for %s", target)
 			}
 			h := acquireHit()
-			h.ep = &rt.rules.Endpoints[idx]
+			h.ep = &rt.Endpoints[idx]
 			srv.evaluate(rt, req, netip.MustParseAddr("127.0.0.1"), h)
 			if h.action >= rules.NumActions || h.reason >= rules.NumReasons {
 				t.Fatalf("%s: action %d reason %d", target, h.action, h.reason)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
 
+	"github.com/consentgate/consentgate/config"
 	"github.com/consentgate/consentgate/consent"
-	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
 	"github.com/consentgate/consentgate/telemetry/tracing"
 )
@@ -31,7 +31,7 @@ type consentStore struct {
 // openStore builds the store the config names. Redis gets a local cache in front and a
 // subscription that drops cached IDs when any instance writes them. Redis being down at
 // start is not an error: the proxy serves, fail closed, and readiness says degraded.
-func openStore(cfg *rules.Config, m *telemetry.Metrics, tr *tracing.Tracing, log *slog.Logger) (*consentStore, error) {
+func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, log *slog.Logger) (*consentStore, error) {
 	c := cfg.Consent
 	if c.Store != "redis" {
 		m.StoreUp(true)

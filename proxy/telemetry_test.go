@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/consentgate/consentgate/rules"
 )
 
 type statsCounts struct {
@@ -261,11 +260,11 @@ func (s *syncBuffer) String() string {
 func TestConfigVersionLeavesSecretsOut(t *testing.T) {
 	load := func(extra string) string {
 		t.Helper()
-		cfg, err := rules.LoadBytes("v.yaml", []byte("listen: \"127.0.0.1:0\"\n"+extra))
+		cfg, err := testLoader.LoadBytes("v.yaml", []byte("listen: \"127.0.0.1:0\"\n"+extra))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return configVersion(cfg)
+		return cfg.Version()
 	}
 	base := load("")
 	for _, secret := range []string{

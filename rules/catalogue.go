@@ -146,3 +146,17 @@ func EndpointByName(name string) (*Endpoint, bool) {
 	}
 	return nil, false
 }
+
+// vendorGVL holds the IAB Global Vendor List IDs of catalogue vendors that are on the
+// GVL. Meta, TikTok's pixel, Matomo and Plausible are not listed: Meta and TikTok do not
+// take part in TCF for these tags, and the analytics tools are the site's own. A site
+// sets or clears one with signals.tcf.vendors.
+var vendorGVL = map[string]int{
+	"ga4":        755,  // Google Advertising Products
+	"google_ads": 755,  // Google Advertising Products
+	"bing":       1126, // Microsoft Advertising
+	"linkedin":   804,  // LinkedIn Ireland Unlimited Company
+}
+
+// VendorGVLID is the built-in Global Vendor List ID of a catalogue vendor; 0 if none.
+func VendorGVLID(vendor string) int { return vendorGVL[vendor] }

@@ -3,22 +3,41 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/consentgate/consentgate/config"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/consent/signals"
 	"github.com/consentgate/consentgate/geo"
 )
 
-// Compiled is a config turned into the tables a hit looks up. It is immutable; a reload
-// builds a new one and swaps it in.
-type Compiled struct {
+// Snapshot is one config compiled into everything a hit looks up: routes, endpoints with
+// their upstream, decision table and anonymiser, the jurisdiction table, the trusted
+// proxies and the signal settings. It holds no sockets and is never changed; a reload
+// compiles a new one and the proxy swaps it in, so a hit never mixes two configs.
+type Snapshot struct {
+	Config    *config.Config
 	Endpoints []CompiledEndpoint
 	Router    *Router
 	Vendors   []string // catalogue vendors; index = CompiledEndpoint.VendorIndex
 	Hasher    *Hasher
-	Signals   Signals
+	Signals   *signals.Reader
+	Trusted   *geo.Trusted
+	Table     *geo.Table
+	// Origins are the site origins allowed to call the consent API from a browser.
+	Origins map[string]bool
+	// StoreErrorUnset: consent.on_store_error is "unset" (decide as if nothing was
+	// stored) instead of the default fail-closed "deny".
+	StoreErrorUnset bool
+	// Version identifies the config (a hash of its values without secrets), and
+	// CompiledAt when it was compiled, for the stats API and the dashboard footer.
+	Version    string
+	CompiledAt time.Time
 }
 
 // CompiledEndpoint is a catalogue endpoint with its upstream, policy and anonymiser resolved.
@@ -56,33 +75,52 @@ func (e *CompiledEndpoint) UpstreamPathFor(reqPath []byte, dst []byte) []byte {
 	return append(dst, reqPath...)
 }
 
-// Compile builds the tables for cfg. hasher may be shared across reloads so hashed IDs
-// stay stable when the secret does not change; nil builds one from cfg.Anonymise.Secret.
-func Compile(cfg *Config, hasher *Hasher) (*Compiled, error) {
+// CompileOptions are the inputs of Compile that are not in the config.
+type CompileOptions struct {
+	// Prev is the snapshot in force, if any: its hasher is kept when the secret has not
+	// changed, so that hashed IDs stay stable across a reload.
+	Prev *Snapshot
+	// Now is the clock of the hasher's daily salt (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// Compile builds the snapshot of cfg, or reports every problem at the position of the value
+// at fault. It does no I/O: `consentgate check` runs it as `serve` and a reload do.
+func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 	var errs []error
 	fail := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", cfg.posOf(key), fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("%s: %s", posOf(cfg, key), fmt.Sprintf(format, args...)))
 	}
-	if hasher == nil {
-		hasher = NewHasher([]byte(cfg.Anonymise.Secret), nil)
+	hasher := NewHasher([]byte(cfg.Anonymise.Secret), opts.Now)
+	if p := opts.Prev; p != nil && p.Config.Anonymise.Secret == cfg.Anonymise.Secret {
+		hasher = p.Hasher
 	}
-	c := &Compiled{Vendors: VendorNames(), Hasher: hasher}
+	s := &Snapshot{
+		Config: cfg, Vendors: VendorNames(), Hasher: hasher,
+		Origins:         map[string]bool{},
+		StoreErrorUnset: cfg.Consent.OnStoreError == "unset",
+		Version:         cfg.Version(),
+		CompiledAt:      time.Now().UTC(),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		s.Origins[o] = true
+	}
 	vendorIdx := map[string]int{}
-	for i, v := range c.Vendors {
+	for i, v := range s.Vendors {
 		vendorIdx[v] = i
 	}
 
 	// Policies: the default table, then global overrides, then per-vendor overrides.
 	global := DefaultPolicy()
 	applyPolicy(&global, cfg.Policy.Table)
-	policies := make([]PolicyCells, len(c.Vendors))
-	for i, v := range c.Vendors {
+	policies := make([]PolicyCells, len(s.Vendors))
+	for i, v := range s.Vendors {
 		policies[i] = global
 		applyPolicy(&policies[i], cfg.Policy.Vendors[v])
 	}
 
 	cat := Builtin()
-	c.Endpoints = make([]CompiledEndpoint, len(cat))
+	s.Endpoints = make([]CompiledEndpoint, len(cat))
 	byName := map[string]int{}
 	var specs []RouteSpec
 	for i := range cat {
@@ -101,7 +139,7 @@ func Compile(cfg *Config, hasher *Hasher) (*Compiled, error) {
 			fail("anonymise.allow."+ep.Vendor, "%v", err)
 		}
 		ce.Anon = anon
-		c.Endpoints[i] = ce
+		s.Endpoints[i] = ce
 		byName[ep.Name] = i
 		for _, p := range ep.Paths {
 			specs = append(specs, RouteSpec{Path: p, Endpoint: i})
@@ -118,12 +156,43 @@ func Compile(cfg *Config, hasher *Hasher) (*Compiled, error) {
 		}
 		specs = append(specs, RouteSpec{Host: r.Host, Path: r.Path, Endpoint: idx})
 	}
-	c.Router = NewRouter(specs)
-	c.Signals = compileSignals(&cfg.Signals, c.Vendors)
+	s.Router = NewRouter(specs)
+	s.Signals = signals.Compile(&cfg.Signals, s.Vendors, VendorGVLID)
+
+	var err error
+	if s.Trusted, err = geo.ParseTrusted(cfg.TrustedProxies); err != nil {
+		fail("trusted_proxies", "%v", err)
+	}
+	unknown, ok := geo.ParseRegime(cfg.Geo.UnknownRegime)
+	if !ok {
+		unknown = geo.OptIn
+	}
+	if s.Table, err = geo.NewTable(jurisdictionGroups(cfg), unknown); err != nil {
+		fail("jurisdictions", "%v", err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return c, nil
+	return s, nil
+}
+
+// jurisdictionGroups merges the configured groups into the built-in ones (or replaces
+// them), sorted by name so group IDs, and the metrics' order, do not change between runs.
+func jurisdictionGroups(cfg *config.Config) []geo.Group {
+	var configured []geo.Group
+	for _, name := range slices.Sorted(maps.Keys(cfg.Jurisdictions.Groups)) {
+		g := cfg.Jurisdictions.Groups[name]
+		r, _ := geo.ParseRegime(g.Regime)
+		gpc := r == geo.OptOut
+		if g.GPC != nil {
+			gpc = *g.GPC
+		}
+		configured = append(configured, geo.Group{Name: name, Regime: r, GPC: gpc, Codes: g.Codes})
+	}
+	if cfg.Jurisdictions.Replace {
+		return configured
+	}
+	return geo.MergeGroups(geo.BuiltinGroups(), configured)
 }
 
 func (e *CompiledEndpoint) setUpstream(base string) error {
@@ -154,7 +223,7 @@ func (e *CompiledEndpoint) setUpstream(base string) error {
 	return nil
 }
 
-func applyPolicy(cells *PolicyCells, t PolicyTable) {
+func applyPolicy(cells *PolicyCells, t config.PolicyTable) {
 	for rn, statuses := range t {
 		r, ok := geo.ParseRegime(rn)
 		if !ok {
@@ -176,9 +245,10 @@ func applyPolicy(cells *PolicyCells, t PolicyTable) {
 	}
 }
 
-func (c *Config) posOf(key string) Pos {
+// posOf is where the value of key stood; the zero Pos (a default) for "".
+func posOf(cfg *config.Config, key string) config.Pos {
 	if key == "" {
-		return Pos{}
+		return config.Pos{}
 	}
-	return c.Pos[key]
+	return cfg.Pos[key]
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"github.com/consentgate/consentgate/config"
 	"testing"
 
 	"github.com/consentgate/consentgate/consent"
@@ -63,7 +64,7 @@ func TestDecideDefaultTable(t *testing.T) {
 
 func TestApplyPolicyOverrides(t *testing.T) {
 	cells := DefaultPolicy()
-	applyPolicy(&cells, PolicyTable{"opt_in": {"unset": {"statistics": "drop", "marketing": "anonymise"}}})
+	applyPolicy(&cells, config.PolicyTable{"opt_in": {"unset": {"statistics": "drop", "marketing": "anonymise"}}})
 	if cells[geo.OptIn][consent.Unset][consent.Statistics] != Drop || cells[geo.OptIn][consent.Unset][consent.Marketing] != Anonymise {
 		t.Errorf("override not applied: %v", cells[geo.OptIn][consent.Unset])
 	}

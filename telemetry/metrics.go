@@ -150,8 +150,10 @@ type Metrics struct {
 	errs     []atomic.Uint64 // vendor*numUpstreamKinds + kind
 	dropped  atomic.Uint64   // observations with an out-of-range index
 	lookups  [int(numLookupSources) * int(numLookupResults)]atomic.Uint64
-	signals  [numSignalKinds]atomic.Uint64
-	storeUp  atomic.Bool
+	signals  []atomic.Uint64 // unreadable signals, by WithSignals index
+	// signalAttrs label the signals; every one is exported from zero.
+	signalAttrs []metric.ObserveOption
+	storeUp     atomic.Bool
 
 	// nJur is read by Hit so an index not (yet) handed out by Jurisdiction cannot
 	// count into a cell that has no name.
@@ -228,6 +230,15 @@ func New(build BuildInfo, vendors, actions, reasons []string, opts ...Option) (*
 		jurIndex: make(map[string]int),
 		hitAttrs: make(map[int]metric.ObserveOption),
 		registry: prometheus.NewRegistry(),
+	}
+	if len(o.signals) > 0 { // none is allowed: nothing is counted by signal
+		if err := checkNames(o.signals); err != nil {
+			return nil, fmt.Errorf("telemetry: signals: %w", err)
+		}
+	}
+	m.signals = make([]atomic.Uint64, len(o.signals))
+	for _, name := range o.signals {
+		m.signalAttrs = append(m.signalAttrs, metric.WithAttributeSet(attribute.NewSet(attribute.String("signal", name))))
 	}
 	for _, name := range m.vendors {
 		vkv := attribute.String("vendor", name)
@@ -392,7 +403,7 @@ func (m *Metrics) register(meter metric.Meter) error {
 		counter("consentgate_signal_errors_total", "Consent signals a hit carried that could not be read, by signal; the hit was decided without them or, for tcf, gpp and usp, as the README says (fail closed).", "{signal}",
 			func(_ context.Context, o metric.Int64Observer) error {
 				for i := range m.signals {
-					o.Observe(clampInt64(m.signals[i].Load()), signalAttrs[i])
+					o.Observe(clampInt64(m.signals[i].Load()), m.signalAttrs[i])
 				}
 				return nil
 			}),
@@ -538,55 +549,14 @@ func (m *Metrics) UpstreamError(vendor int, kind UpstreamErrorKind) {
 	m.errs[uint(vendor)*uint(numUpstreamKinds)+uint(kind)].Add(1)
 }
 
-// SignalKind is a consent signal a hit can carry in-band.
-type SignalKind uint8
-
-const (
-	SignalTCF       SignalKind = iota // IAB TC string (decoded where it decides)
-	SignalGPP                         // IAB GPP string
-	SignalGPPSID                      // gpp_sid list
-	SignalUSP                         // IAB US Privacy string
-	SignalGCS                         // Google Consent Mode gcs
-	SignalGCD                         // Google Consent Mode gcd
-	SignalMPConsent                   // Measurement Protocol consent{}
-	SignalCookiebot                   // Cookiebot CookieConsent cookie
-	SignalOneTrust                    // OneTrust OptanonConsent cookie
-	numSignalKinds
-)
-
-var signalNames = [numSignalKinds]string{"tcf", "gpp", "gpp_sid", "usp", "gcs", "gcd", "mp_consent", "cookiebot", "onetrust"}
-
-// String returns the signal label value.
-func (k SignalKind) String() string {
-	if k < numSignalKinds {
-		return signalNames[k]
-	}
-	return fmt.Sprintf("signal(%d)", uint8(k))
-}
-
-// signalAttrs are built once; every signal is exported from zero.
-var signalAttrs = func() (out [numSignalKinds]metric.ObserveOption) {
-	for k := range numSignalKinds {
-		out[k] = metric.WithAttributeSet(attribute.NewSet(attribute.String("signal", signalNames[k])))
-	}
-	return out
-}()
-
-// SignalError counts one consent signal that could not be read.
-func (m *Metrics) SignalError(k SignalKind) {
-	if k >= numSignalKinds {
+// SignalError counts one consent signal that could not be read; k indexes the names
+// given to WithSignals.
+func (m *Metrics) SignalError(k int) {
+	if uint(k) >= uint(len(m.signals)) {
 		m.dropped.Add(1)
 		return
 	}
 	m.signals[k].Add(1)
-}
-
-// SignalErrorCount reads one signal error counter (tests).
-func (m *Metrics) SignalErrorCount(k SignalKind) uint64 {
-	if k >= numSignalKinds {
-		return 0
-	}
-	return m.signals[k].Load()
 }
 
 // LookupSource is where a consent lookup was answered.

@@ -24,6 +24,8 @@ import (
 )
 
 var (
+	// testSignals are the signal labels, as consent/signals names them.
+	testSignals = []string{"tcf", "gpp", "gpp_sid", "usp", "gcs", "gcd", "mp_consent", "cookiebot", "onetrust"}
 	testVendors = []string{"ga4", "meta_pixel", "matomo"}
 	testActions = []string{"forward", "anonymise", "drop"}
 	testReasons = []string{"consent_granted", "consent_missing", "gpc_opt_out"}
@@ -32,7 +34,7 @@ var (
 
 func newTestMetrics(t testing.TB) *Metrics {
 	t.Helper()
-	m, err := New(testBuild, testVendors, testActions, testReasons)
+	m, err := New(testBuild, testVendors, testActions, testReasons, WithSignals(testSignals...))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -202,7 +204,7 @@ func baseline() map[string]float64 {
 			s[fmt.Sprintf(`consentgate_consent_lookups_total{result=%q,source=%q}`, res, src)] = 0
 		}
 	}
-	for _, sig := range []string{"tcf", "gpp", "gpp_sid", "usp", "gcs", "gcd", "mp_consent", "cookiebot", "onetrust"} {
+	for _, sig := range testSignals {
 		s[fmt.Sprintf(`consentgate_signal_errors_total{signal=%q}`, sig)] = 0
 	}
 	for _, v := range testVendors {
@@ -337,10 +339,10 @@ func TestScrapeExactSeries(t *testing.T) {
 		{
 			name: "unreadable signals",
 			record: func(t *testing.T, m *Metrics) {
-				m.SignalError(SignalTCF)
-				m.SignalError(SignalTCF)
-				m.SignalError(SignalCookiebot)
-				m.SignalError(SignalKind(200)) // dropped
+				m.SignalError(0) // tcf
+				m.SignalError(0)
+				m.SignalError(7)   // cookiebot
+				m.SignalError(200) // dropped
 			},
 			want: func() map[string]float64 {
 				s := baseline()
@@ -776,7 +778,7 @@ func TestSeveralInstances(t *testing.T) {
 }
 
 func TestShutdownStopsExport(t *testing.T) {
-	m, err := New(testBuild, testVendors, testActions, testReasons)
+	m, err := New(testBuild, testVendors, testActions, testReasons, WithSignals(testSignals...))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -921,7 +923,7 @@ func TestRecordingAllocatesNothing(t *testing.T) {
 		{"UpstreamError", func() { m.UpstreamError(2, UpstreamStatus) }},
 		{"HitCount", func() { _ = m.HitCount(1, 2, 1, 1) }},
 		{"ConsentLookup", func() { m.ConsentLookup(LookupCache, LookupHit) }},
-		{"SignalError", func() { m.SignalError(SignalGPP) }},
+		{"SignalError", func() { m.SignalError(1) }},
 		{"UpstreamDone ok", func() { m.UpstreamDone(2, UpstreamOK, 42*time.Millisecond) }},
 		{"UpstreamDone error", func() { m.UpstreamDone(0, UpstreamTimeout.Outcome(), 5*time.Second) }},
 		{"UpstreamDone out of range", func() { m.UpstreamDone(7, UpstreamOK, time.Millisecond) }},

@@ -44,7 +44,15 @@ type OTLP struct {
 type Option func(*options)
 
 type options struct {
-	otlp *OTLP
+	otlp    *OTLP
+	signals []string
+}
+
+// WithSignals names the consent signals whose unreadable values are counted, in the index
+// order SignalError takes (consent/signals.KindNames): the label values of
+// consentgate_signal_errors_total.
+func WithSignals(names ...string) Option {
+	return func(opts *options) { opts.signals = names }
 }
 
 // WithOTLP adds a periodic OTLP/HTTP push of every metric. Recording stays the same atomic

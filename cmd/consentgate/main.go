@@ -17,7 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/consentgate/consentgate/config"
+	"github.com/consentgate/consentgate/config/load"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/geo"
 	"github.com/consentgate/consentgate/proxy"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
@@ -73,11 +76,14 @@ func commit() string {
 	return "unknown"
 }
 
-func loadConfig(path string) (*rules.Config, error) {
+// loadConfig reads the config file, or the embedded defaults when path is empty, with
+// the CONSENTGATE_* environment applied and the catalogue's names.
+func loadConfig(path string) (*config.Config, error) {
+	ld := &load.Loader{Vocabulary: rules.Vocabulary()}
 	if path == "" {
-		return rules.Default()
+		return ld.Default()
 	}
-	return rules.Load(path)
+	return ld.Load(path)
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -152,7 +158,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 }
 
 // defaultsInForce lists the settings a newcomer should know are defaults, one log line each.
-func defaultsInForce(cfg *rules.Config, path string) [][2]string {
+func defaultsInForce(cfg *config.Config, path string) [][2]string {
 	var out [][2]string
 	if path == "" {
 		out = append(out, [2]string{"config", "embedded defaults (no --config)"})
@@ -186,16 +192,29 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "check: --config FILE is required")
 		return 2
 	}
-	cfg, err := rules.Load(*cfgPath)
-	if err == nil {
-		err = proxy.Validate(cfg)
-	}
-	if err != nil {
+	if err := checkConfig(*cfgPath); err != nil {
 		fmt.Fprintln(stdout, err)
 		return 1
 	}
 	fmt.Fprintln(stdout, "ok")
 	return 0
+}
+
+// checkConfig does what serve does with a config short of listening and opening the
+// consent store: load it, compile it, and open the GeoIP database it names.
+func checkConfig(path string) error {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	if _, err := rules.Compile(cfg, rules.CompileOptions{}); err != nil {
+		return err
+	}
+	loc, err := geo.NewLocator(cfg.Geo.Database)
+	if err != nil {
+		return err
+	}
+	return loc.Close()
 }
 
 type headerFlags []string

@@ -1,9 +1,11 @@
-package rules
+package load
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/consentgate/consentgate/config"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,31 +21,34 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // message may repeat it.
 const secretMarker = "pw-MUST-NOT-SHOW"
 
-// The catalogue the config tests are written against, so that they do not change when
-// the built-in catalogue grows.
-var (
-	testVendors   = []string{"ga4", "meta", "google_ads", "bing", "linkedin", "tiktok", "matomo", "plausible"}
-	testEndpoints = []string{"ga4_collect", "ga4_mp", "meta_tr", "google_ads_conversion", "google_ads_viewthrough",
-		"google_ads_1p_conversion", "google_ads_ccm", "bing_action", "linkedin_collect", "tiktok_pixel",
-		"matomo_track", "plausible_event"}
-)
-
-func useTestCatalogue(t testing.TB) {
-	t.Helper()
-	saved := catalogue
-	catalogue.vendors = func() []string { return slices.Clone(testVendors) }
-	catalogue.endpoint = func(name string) bool { return slices.Contains(testEndpoints, name) }
-	catalogue.endpoints = func() []string { return slices.Clone(testEndpoints) }
-	t.Cleanup(func() { catalogue = saved })
-}
+// testLoader is the loader of every test here: the vocabulary of testdata/vocabulary.json
+// and no environment unless a test gives one.
+var testLoader = func() *Loader {
+	raw, err := os.ReadFile("testdata/vocabulary.json")
+	if err != nil {
+		panic(err)
+	}
+	l := &Loader{Getenv: func(string) string { return "" }}
+	if err := json.Unmarshal(raw, &l.Vocabulary); err != nil {
+		panic("testdata/vocabulary.json: " + err.Error())
+	}
+	return l
+}()
 
 // useEnv makes env the whole environment the loader sees.
 func useEnv(t testing.TB, env map[string]string) {
 	t.Helper()
-	saved := getenv
-	getenv = func(k string) string { return env[k] }
-	t.Cleanup(func() { getenv = saved })
+	saved := testLoader.Getenv
+	testLoader.Getenv = func(k string) string { return env[k] }
+	t.Cleanup(func() { testLoader.Getenv = saved })
 }
+
+// Load, LoadBytes and Default are the test loader's.
+func Load(path string) (*config.Config, error) { return testLoader.Load(path) }
+func LoadBytes(name string, data []byte) (*config.Config, error) {
+	return testLoader.LoadBytes(name, data)
+}
+func Default() (*config.Config, error) { return testLoader.Default() }
 
 // readEnvFile reads KEY=VALUE lines; a missing file is an empty environment.
 func readEnvFile(t *testing.T, path string) map[string]string {
@@ -74,7 +79,6 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 // .env file next to it, if any) and compares the error with the .golden file. Run with
 // -update to rewrite the goldens after an intended change, then read the diff.
 func TestLoadBadGolden(t *testing.T) {
-	useTestCatalogue(t)
 	files, err := filepath.Glob("testdata/config/bad/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no bad configs: %v", err)
@@ -84,9 +88,9 @@ func TestLoadBadGolden(t *testing.T) {
 		t.Run(filepath.Base(base), func(t *testing.T) {
 			useEnv(t, readEnvFile(t, base+".env"))
 			cfg, err := Load(path)
-			var ce *ConfigError
+			var ce *config.Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("want *ConfigError, got cfg=%v err=%v", cfg != nil, err)
+				t.Fatalf("want *Error, got cfg=%v err=%v", cfg != nil, err)
 			}
 			if cfg != nil {
 				t.Error("config returned with an error")
@@ -112,7 +116,7 @@ func TestLoadBadGolden(t *testing.T) {
 	}
 }
 
-func checkSorted(t *testing.T, ce *ConfigError) {
+func checkSorted(t *testing.T, ce *config.Error) {
 	t.Helper()
 	for i, p := range ce.Problems {
 		if p.Pos.Line <= 0 && !strings.HasPrefix(p.Pos.File, "$"+envPrefix) {
@@ -130,7 +134,6 @@ func checkSorted(t *testing.T, ce *ConfigError) {
 
 // TestLoadGoodMinimal: one key set, every other value is the default.
 func TestLoadGoodMinimal(t *testing.T) {
-	useTestCatalogue(t)
 	useEnv(t, nil)
 	cfg := mustLoad(t, "testdata/config/good/minimal.yaml")
 	want := defaultConfig()
@@ -144,11 +147,10 @@ func TestLoadGoodMinimal(t *testing.T) {
 
 // TestLoadGoodFull: every key of the schema, decoded into the values written.
 func TestLoadGoodFull(t *testing.T) {
-	useTestCatalogue(t)
 	useEnv(t, nil)
 	cfg := mustLoad(t, "testdata/config/good/full.yaml")
 	yes, no := true, false
-	want := &Config{
+	want := &config.Config{
 		Listen:         "0.0.0.0:8443",
 		AdminListen:    "[::1]:9191",
 		AdminToken:     "s3cr3t-admin-token-0123456789",
@@ -158,60 +160,60 @@ func TestLoadGoodFull(t *testing.T) {
 		MaxBodySize:    131072,
 		AllowedOrigins: []string{"https://www.example.com", "http://localhost:3000"},
 		LogLevel:       "debug",
-		Geo:            GeoConfig{Database: "../testdata/geoip/GeoIP2-City-Test.mmdb", UnknownRegime: "opt_out"},
-		Jurisdictions: JurisdictionsConfig{
+		Geo:            config.GeoConfig{Database: "../../testdata/geoip/GeoIP2-City-Test.mmdb", UnknownRegime: "opt_out"},
+		Jurisdictions: config.JurisdictionsConfig{
 			Replace: true,
-			Groups: map[string]JurisdictionGroup{
+			Groups: map[string]config.JurisdictionGroup{
 				"eea":   {Regime: "opt_in", Codes: []string{"DE", "FR", "AT"}},
 				"us-ca": {Regime: "opt_out", GPC: &yes, Codes: []string{"US-CA"}},
 				"br":    {Regime: "opt_in", GPC: &no, Codes: []string{"BR"}},
 			},
 		},
-		Consent: ConsentConfig{Store: "redis", OnStoreError: "unset",
+		Consent: config.ConsentConfig{Store: "redis", OnStoreError: "unset",
 			Cookie: "__Secure-cg", CookieDomain: ".example.com", Secure: true,
 			TTL: 180 * 24 * time.Hour, MaxEntries: 50000,
-			Redis: RedisConfig{
+			Redis: config.RedisConfig{
 				Addrs:    []string{"10.0.0.5:26379", "sentinel-2.internal:26379"},
 				Username: "consentgate", Password: "redis-pass-0123", DB: 2, TLS: true,
 				MasterName: "consent-master", Timeout: 20 * time.Millisecond,
 				PoolSize: 64, MinIdleConns: 8, KeyPrefix: "cg:prod:",
 			},
-			Cache:    ConsentCacheConfig{TTL: 30 * time.Second, NegativeTTL: 2 * time.Second, MaxEntries: 20000},
-			Receipts: ReceiptsConfig{MaxLen: 25, TTL: 400 * 24 * time.Hour},
+			Cache:    config.ConsentCacheConfig{TTL: 30 * time.Second, NegativeTTL: 2 * time.Second, MaxEntries: 20000},
+			Receipts: config.ReceiptsConfig{MaxLen: 25, TTL: 400 * 24 * time.Hour},
 		},
-		Upstream: UpstreamConfig{Timeout: 2500 * time.Millisecond, MaxConns: 64},
+		Upstream: config.UpstreamConfig{Timeout: 2500 * time.Millisecond, MaxConns: 64},
 		Upstreams: map[string]string{
 			"ga4":    "https://region1.google-analytics.com",
 			"matomo": "https://analytics.example.com/matomo/",
 		},
-		Anonymise: AnonymiseConfig{
+		Anonymise: config.AnonymiseConfig{
 			Secret:    "0123456789abcdef0123",
 			URLParams: []string{"gclid_safe", "ref"},
 			Allow:     map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
 		},
-		Policy: PolicyConfig{
-			Table: PolicyTable{
+		Policy: config.PolicyConfig{
+			Table: config.PolicyTable{
 				"opt_in":  {"unset": {"statistics": "anonymise", "marketing": "drop"}},
 				"opt_out": {"denied": {"statistics": "anonymise"}},
 			},
-			Vendors: map[string]PolicyTable{"matomo": {"opt_in": {"unset": {"statistics": "forward"}}}},
+			Vendors: map[string]config.PolicyTable{"matomo": {"opt_in": {"unset": {"statistics": "forward"}}}},
 		},
-		Routes: []RouteConfig{
-			{Path: "/mtm/*", Endpoint: "matomo_track", Pos: Pos{"testdata/config/good/full.yaml", 92, 5}},
-			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: Pos{"testdata/config/good/full.yaml", 94, 5}},
-			{Path: "/tr", Disabled: true, Pos: Pos{"testdata/config/good/full.yaml", 97, 5}},
+		Routes: []config.RouteConfig{
+			{Path: "/mtm/*", Endpoint: "matomo_track", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 92, Col: 5}},
+			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 94, Col: 5}},
+			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 97, Col: 5}},
 		},
-		Signals: SignalsConfig{
-			TCF: TCFConfig{
+		Signals: config.SignalsConfig{
+			TCF: config.TCFConfig{
 				Purposes: map[string][]int{"statistics": {1, 7, 9}, "necessary": {}},
 				Vendors:  map[string]int{"matomo": 1234, "ga4": 0},
 			},
-			CMP: CMPConfig{UseAsState: true, OneTrustGroups: map[string]string{"C0002": "statistics", "C0005": "marketing"}},
+			CMP: config.CMPConfig{UseAsState: true, OneTrustGroups: map[string]string{"C0002": "statistics", "C0005": "marketing"}},
 		},
-		Telemetry: TelemetryConfig{
-			OTLP:        OTLPConfig{Endpoint: "https://otel.example.com:4318", Headers: map[string]string{"x-api-key": "k-123"}, Interval: 15 * time.Second},
-			Traces:      TracesConfig{Enabled: true, SampleRatio: 0.25},
-			DecisionLog: DecisionLogConfig{SampleRatio: 0.001},
+		Telemetry: config.TelemetryConfig{
+			OTLP:        config.OTLPConfig{Endpoint: "https://otel.example.com:4318", Headers: map[string]string{"x-api-key": "k-123"}, Interval: 15 * time.Second},
+			Traces:      config.TracesConfig{Enabled: true, SampleRatio: 0.25},
+			DecisionLog: config.DecisionLogConfig{SampleRatio: 0.001},
 		},
 	}
 	checkConfig(t, cfg, want)
@@ -241,7 +243,6 @@ func TestLoadGoodFull(t *testing.T) {
 
 // TestLoadGoodCluster: cluster: true, which full.yaml cannot set alongside master_name.
 func TestLoadGoodCluster(t *testing.T) {
-	useTestCatalogue(t)
 	useEnv(t, nil)
 	cfg := mustLoad(t, "testdata/config/good/cluster.yaml")
 	want := defaultConfig()
@@ -252,7 +253,7 @@ func TestLoadGoodCluster(t *testing.T) {
 	checkPos(t, cfg, map[string]string{"consent.redis.cluster": "testdata/config/good/cluster.yaml:6:14"})
 }
 
-func mustLoad(t *testing.T, path string) *Config {
+func mustLoad(t *testing.T, path string) *config.Config {
 	t.Helper()
 	cfg, err := Load(path)
 	if err != nil {
@@ -262,7 +263,7 @@ func mustLoad(t *testing.T, path string) *Config {
 }
 
 // checkConfig compares everything but Pos, which checkPos samples.
-func checkConfig(t *testing.T, got, want *Config) {
+func checkConfig(t *testing.T, got, want *config.Config) {
 	t.Helper()
 	g, w := *got, *want
 	g.Pos, w.Pos = nil, nil
@@ -271,7 +272,7 @@ func checkConfig(t *testing.T, got, want *Config) {
 	}
 }
 
-func checkPos(t *testing.T, cfg *Config, want map[string]string) {
+func checkPos(t *testing.T, cfg *config.Config, want map[string]string) {
 	t.Helper()
 	for k, w := range want {
 		p, ok := cfg.Pos[k]
@@ -316,24 +317,24 @@ func TestConfigKeys(t *testing.T) {
 		keys []string
 		typ  any
 	}{
-		{topKeys, Config{}},
-		{geoKeys, GeoConfig{}},
-		{jurisdictionsKeys, JurisdictionsConfig{}},
-		{groupKeys, JurisdictionGroup{}},
-		{consentKeys, ConsentConfig{}},
-		{redisKeys, RedisConfig{}},
-		{consentCacheKeys, ConsentCacheConfig{}},
-		{receiptsKeys, ReceiptsConfig{}},
-		{upstreamKeys, UpstreamConfig{}},
-		{anonymiseKeys, AnonymiseConfig{}},
-		{routeKeys, RouteConfig{}},
-		{signalsKeys, SignalsConfig{}},
-		{tcfKeys, TCFConfig{}},
-		{cmpKeys, CMPConfig{}},
-		{telemetryKeys, TelemetryConfig{}},
-		{otlpKeys, OTLPConfig{}},
-		{tracesKeys, TracesConfig{}},
-		{decisionLogKeys, DecisionLogConfig{}},
+		{topKeys, config.Config{}},
+		{geoKeys, config.GeoConfig{}},
+		{jurisdictionsKeys, config.JurisdictionsConfig{}},
+		{groupKeys, config.JurisdictionGroup{}},
+		{consentKeys, config.ConsentConfig{}},
+		{redisKeys, config.RedisConfig{}},
+		{consentCacheKeys, config.ConsentCacheConfig{}},
+		{receiptsKeys, config.ReceiptsConfig{}},
+		{upstreamKeys, config.UpstreamConfig{}},
+		{anonymiseKeys, config.AnonymiseConfig{}},
+		{routeKeys, config.RouteConfig{}},
+		{signalsKeys, config.SignalsConfig{}},
+		{tcfKeys, config.TCFConfig{}},
+		{cmpKeys, config.CMPConfig{}},
+		{telemetryKeys, config.TelemetryConfig{}},
+		{otlpKeys, config.OTLPConfig{}},
+		{tracesKeys, config.TracesConfig{}},
+		{decisionLogKeys, config.DecisionLogConfig{}},
 	} {
 		typ := reflect.TypeOf(c.typ)
 		var tags []string
@@ -369,39 +370,25 @@ func TestConfigKeys(t *testing.T) {
 	}
 }
 
-// TestConfigCatalogueNames: the names the tests use are those of the built-in catalogue.
-func TestConfigCatalogueNames(t *testing.T) {
-	for _, v := range testVendors {
-		if !slices.Contains(VendorNames(), v) {
-			t.Errorf("vendor %q is not in the catalogue", v)
-		}
-	}
-	for _, e := range testEndpoints {
-		if _, ok := EndpointByName(e); !ok {
-			t.Errorf("endpoint %q is not in the catalogue", e)
-		}
-	}
-}
-
 func TestDefault(t *testing.T) {
 	useEnv(t, nil)
 	cfg, err := Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Config{
+	want := &config.Config{
 		Listen: ":8080", AdminListen: "127.0.0.1:9090",
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		MaxBodySize: 65536, LogLevel: "info",
-		Geo: GeoConfig{UnknownRegime: "opt_in"},
-		Consent: ConsentConfig{Store: "memory", OnStoreError: "deny", Cookie: "cg_id", TTL: 9480 * time.Hour,
+		Geo: config.GeoConfig{UnknownRegime: "opt_in"},
+		Consent: config.ConsentConfig{Store: "memory", OnStoreError: "deny", Cookie: "cg_id", TTL: 9480 * time.Hour,
 			MaxEntries: 1000000,
-			Redis:      RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:"},
-			Cache:      ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100000},
-			Receipts:   ReceiptsConfig{MaxLen: 100, TTL: 790 * 24 * time.Hour},
+			Redis:      config.RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:"},
+			Cache:      config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100000},
+			Receipts:   config.ReceiptsConfig{MaxLen: 100, TTL: 790 * 24 * time.Hour},
 		},
-		Upstream:  UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
-		Telemetry: TelemetryConfig{OTLP: OTLPConfig{Interval: 30 * time.Second}, Traces: TracesConfig{SampleRatio: 0.01}},
+		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
 	if len(cfg.Pos) != 0 {
@@ -436,7 +423,6 @@ func TestEnvNames(t *testing.T) {
 // TestEnvOverrides: every variable wins over the file and the defaults, and records
 // where the value came from.
 func TestEnvOverrides(t *testing.T) {
-	useTestCatalogue(t)
 	useEnv(t, map[string]string{
 		"CONSENTGATE_LISTEN":                       "127.0.0.1:8081",
 		"CONSENTGATE_ADMIN_LISTEN":                 ":0",
@@ -445,7 +431,7 @@ func TestEnvOverrides(t *testing.T) {
 		"CONSENTGATE_WRITE_TIMEOUT":                "8s",
 		"CONSENTGATE_MAX_BODY_SIZE":                "2048",
 		"CONSENTGATE_LOG_LEVEL":                    "warn",
-		"CONSENTGATE_GEO_DATABASE":                 "../testdata/geoip/GeoIP2-Country-Test.mmdb",
+		"CONSENTGATE_GEO_DATABASE":                 "../../testdata/geoip/GeoIP2-Country-Test.mmdb",
 		"CONSENTGATE_GEO_UNKNOWN_REGIME":           "none",
 		"CONSENTGATE_CONSENT_STORE":                "redis",
 		"CONSENTGATE_CONSENT_ON_STORE_ERROR":       "unset",
@@ -485,26 +471,26 @@ func TestEnvOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Config{
+	want := &config.Config{
 		Listen: "127.0.0.1:8081", AdminListen: ":0", AdminToken: "env-token-0123456789abcdef",
 		TrustedProxies: []string{"10.1.0.0/16", "::1"},
 		ReadTimeout:    7 * time.Second, WriteTimeout: 8 * time.Second,
 		MaxBodySize: 2048, AllowedOrigins: []string{"https://a.example.com", "https://b.example.com:8443"},
 		LogLevel: "warn",
-		Geo:      GeoConfig{Database: "../testdata/geoip/GeoIP2-Country-Test.mmdb", UnknownRegime: "none"},
-		Consent: ConsentConfig{Store: "redis", OnStoreError: "unset", Cookie: "__Host-id", Secure: true,
+		Geo:      config.GeoConfig{Database: "../../testdata/geoip/GeoIP2-Country-Test.mmdb", UnknownRegime: "none"},
+		Consent: config.ConsentConfig{Store: "redis", OnStoreError: "unset", Cookie: "__Host-id", Secure: true,
 			TTL: 30 * 24 * time.Hour, MaxEntries: 2000,
-			Redis: RedisConfig{
+			Redis: config.RedisConfig{
 				Addrs:    []string{"a.redis.internal:6379", "b.redis.internal:6379"},
 				Username: "env-user", Password: "env-pass", DB: 5, TLS: true, MasterName: "env-master",
 				Timeout: 15 * time.Millisecond, PoolSize: 20, MinIdleConns: 20, KeyPrefix: "env:",
 			},
-			Cache:    ConsentCacheConfig{TTL: 10 * time.Second, NegativeTTL: 10 * time.Second, MaxEntries: 3000},
-			Receipts: ReceiptsConfig{MaxLen: 7, TTL: 30 * 24 * time.Hour},
+			Cache:    config.ConsentCacheConfig{TTL: 10 * time.Second, NegativeTTL: 10 * time.Second, MaxEntries: 3000},
+			Receipts: config.ReceiptsConfig{MaxLen: 7, TTL: 30 * 24 * time.Hour},
 		},
-		Upstream:  UpstreamConfig{Timeout: time.Second, MaxConns: 8},
-		Anonymise: AnonymiseConfig{Secret: "env-secret-0123456789", URLParams: []string{"x"}},
-		Telemetry: TelemetryConfig{OTLP: OTLPConfig{Interval: 30 * time.Second}, Traces: TracesConfig{SampleRatio: 0.01}},
+		Upstream:  config.UpstreamConfig{Timeout: time.Second, MaxConns: 8},
+		Anonymise: config.AnonymiseConfig{Secret: "env-secret-0123456789", URLParams: []string{"x"}},
+		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
 	checkPos(t, cfg, map[string]string{
@@ -527,14 +513,13 @@ func TestEnvOverrides(t *testing.T) {
 // TestEnvBad: a bad variable is reported at the variable, with the same check as a file
 // value, along with the file's problems.
 func TestEnvBad(t *testing.T) {
-	useTestCatalogue(t)
 	check := func(t *testing.T, env map[string]string, yaml string, want ...string) {
 		t.Helper()
 		useEnv(t, env)
 		_, err := LoadBytes("t.yaml", []byte(yaml))
-		var ce *ConfigError
+		var ce *config.Error
 		if !errors.As(err, &ce) {
-			t.Fatalf("want *ConfigError, got %v", err)
+			t.Fatalf("want *Error, got %v", err)
 		}
 		checkSorted(t, ce)
 		if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {
@@ -588,9 +573,8 @@ func TestEnvBad(t *testing.T) {
 // TestLoadBytes covers YAML mechanics: empty documents, aliases, merge keys, several
 // documents, syntax errors.
 func TestLoadBytes(t *testing.T) {
-	useTestCatalogue(t)
 	useEnv(t, nil)
-	ok := func(t *testing.T, yaml string, check func(*Config)) {
+	ok := func(t *testing.T, yaml string, check func(*config.Config)) {
 		t.Helper()
 		cfg, err := LoadBytes("t.yaml", []byte(yaml))
 		if err != nil {
@@ -608,7 +592,7 @@ func TestLoadBytes(t *testing.T) {
 			t.Errorf("errors:\n got %q\nwant %q", got, want)
 		}
 	}
-	isDefault := func(cfg *Config) {
+	isDefault := func(cfg *config.Config) {
 		checkConfig(t, cfg, defaultConfig())
 	}
 	t.Run("empty", func(t *testing.T) { ok(t, "", isDefault) })
@@ -619,7 +603,7 @@ func TestLoadBytes(t *testing.T) {
 	})
 	t.Run("redis section with the memory store", func(t *testing.T) {
 		// Kept and validated, so that CONSENTGATE_CONSENT_STORE=redis can switch to it.
-		ok(t, "consent:\n  redis:\n    addrs: [\"10.0.0.5:6379\"]\n    db: 3\n", func(c *Config) {
+		ok(t, "consent:\n  redis:\n    addrs: [\"10.0.0.5:6379\"]\n    db: 3\n", func(c *config.Config) {
 			if c.Consent.Store != "memory" || c.Consent.Redis.DB != 3 || len(c.Consent.Redis.Addrs) != 1 {
 				t.Errorf("consent = %+v", c.Consent)
 			}
@@ -629,7 +613,7 @@ func TestLoadBytes(t *testing.T) {
 		ok(t, "admin_token: \"\"\nanonymise:\n  secret: \"\"\ngeo:\n  database: \"\"\n", isDefault)
 	})
 	t.Run("aliases", func(t *testing.T) {
-		ok(t, "upstreams:\n  ga4: &u \"https://sink.test\"\n  meta: *u\n", func(c *Config) {
+		ok(t, "upstreams:\n  ga4: &u \"https://sink.test\"\n  meta: *u\n", func(c *config.Config) {
 			if c.Upstreams["meta"] != "https://sink.test" || c.Pos["upstreams.meta"].Line != 2 {
 				t.Errorf("upstreams = %v, pos %v", c.Upstreams, c.Pos["upstreams.meta"])
 			}
@@ -640,7 +624,7 @@ func TestLoadBytes(t *testing.T) {
 consent:
   <<: [{ttl: 30d, cookie: a}, {ttl: 40d, secure: true}]
   cookie: b
-`, func(c *Config) {
+`, func(c *config.Config) {
 			if c.Consent.TTL != 30*day || c.Consent.Cookie != "b" || !c.Consent.Secure {
 				t.Errorf("consent = %+v", c.Consent)
 			}
@@ -667,11 +651,11 @@ consent:
 			fmt.Fprintf(&b, "    g%d: *g\n", i)
 		}
 		_, err := LoadBytes("t.yaml", []byte(b.String()))
-		var ce *ConfigError
+		var ce *config.Error
 		if !errors.As(err, &ce) {
 			t.Fatalf("err = %v", err)
 		}
-		found := slices.ContainsFunc(ce.Problems, func(p Problem) bool {
+		found := slices.ContainsFunc(ce.Problems, func(p config.Problem) bool {
 			return strings.Contains(p.Msg, "aliases expand the document too much")
 		})
 		if !found || len(ce.Problems) > 4*b.Len()+10_000 {
@@ -679,9 +663,9 @@ consent:
 		}
 	})
 	t.Run("empty catalogue", func(t *testing.T) {
-		saved := catalogue.vendors
-		catalogue.vendors = func() []string { return nil }
-		defer func() { catalogue.vendors = saved }()
+		saved := testLoader.Vocabulary.Vendors
+		testLoader.Vocabulary.Vendors = nil
+		defer func() { testLoader.Vocabulary.Vendors = saved }()
 		bad(t, "upstreams:\n  ga4: https://x.test\n", `t.yaml:2:3: unknown vendor "ga4" in upstreams (known: none)`)
 	})
 	t.Run("two documents", func(t *testing.T) {
@@ -705,7 +689,6 @@ consent:
 // TestRedisPassword: the password is taken as written, from the file or the environment,
 // and no message repeats it, whatever shape it is written in.
 func TestRedisPassword(t *testing.T) {
-	useTestCatalogue(t)
 	for _, yaml := range []string{
 		"consent:\n  redis:\n    password: [" + secretMarker + "]\n",
 		"consent:\n  redis:\n    password: {" + secretMarker + ": x}\n",
@@ -749,16 +732,15 @@ func TestFmtDuration(t *testing.T) {
 
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("testdata/config/nope.yaml")
-	var ce *ConfigError
+	var ce *config.Error
 	if !errors.As(err, &ce) || err.Error() != "testdata/config/nope.yaml: cannot read config: no such file or directory" {
 		t.Errorf("err = %v", err)
 	}
 }
 
-// FuzzLoadBytes: any input gives a config or a *ConfigError whose every problem has a
+// FuzzLoadBytes: any input gives a config or a *Error whose every problem has a
 // place, and never a panic.
 func FuzzLoadBytes(f *testing.F) {
-	useTestCatalogue(f)
 	useEnv(f, nil)
 	for _, dir := range []string{"testdata/config/good", "testdata/config/bad"} {
 		files, _ := filepath.Glob(dir + "/*.yaml")
@@ -780,9 +762,9 @@ func FuzzLoadBytes(f *testing.F) {
 		if err == nil {
 			return
 		}
-		var ce *ConfigError
+		var ce *config.Error
 		if !errors.As(err, &ce) || len(ce.Problems) == 0 {
-			t.Fatalf("not a *ConfigError with problems: %v", err)
+			t.Fatalf("not a *Error with problems: %v", err)
 		}
 		for _, p := range ce.Problems {
 			if p.Pos.File != "f.yaml" || p.Pos.Line <= 0 || p.Pos.Col <= 0 {
@@ -790,4 +772,21 @@ func FuzzLoadBytes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOTLPHeaderAliasNotQuoted: an OTLP header value reused through a YAML alias as the
+// value of another key is not quoted by that key's error.
+func TestOTLPHeaderAliasNotQuoted(t *testing.T) {
+	const key = "sk-live-MUST-NOT-SHOW"
+	yaml := "telemetry:\n  otlp:\n    endpoint: http://127.0.0.1:4318\n    headers:\n      X-Api-Key: &k " + key + "\nlog_level: *k\n"
+	_, err := LoadBytes("t.yaml", []byte(yaml))
+	if err == nil {
+		t.Fatal("want an error for log_level")
+	}
+	if strings.Contains(err.Error(), key) {
+		t.Errorf("error quotes the header value: %v", err)
+	}
+	if !strings.Contains(err.Error(), "t.yaml:5:18: bad value, not repeated because it is also telemetry.otlp.headers.X-Api-Key") {
+		t.Errorf("error = %v", err)
+	}
 }

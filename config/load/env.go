@@ -1,14 +1,12 @@
-package rules
+package load
 
 import (
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-)
 
-// getenv is how the loader reads the environment; tests replace it.
-var getenv = os.Getenv
+	"github.com/consentgate/consentgate/config"
+)
 
 // envPrefix starts every environment variable that overrides a config value:
 // CONSENTGATE_<KEY> for a top-level key (CONSENTGATE_LISTEN, CONSENTGATE_TRUSTED_PROXIES),
@@ -31,7 +29,7 @@ func envable(key string) bool {
 }
 
 // envPos is where a value from the environment is reported: "$CONSENTGATE_X", no line.
-func envPos(name string) Pos { return Pos{File: "$" + name} }
+func envPos(name string) config.Pos { return config.Pos{File: "$" + name} }
 
 // applyEnv sets every value the environment names, after the file: the environment wins.
 // Errors are reported at the variable, "$CONSENTGATE_LISTEN: listen: ...".
@@ -46,8 +44,8 @@ func (d *decoder) applyEnv(env func(string) string) {
 		if v == "" {
 			continue
 		}
-		if err := sk.set(d.cfg, v); err != nil {
-			d.problems = append(d.problems, Problem{Pos: envPos(name), Msg: sk.key + ": " + err.Error()})
+		if err := d.set(sk, v); err != nil {
+			d.problems = append(d.problems, config.Problem{Pos: envPos(name), Msg: sk.key + ": " + err.Error()})
 			d.fail(sk.key)
 			continue
 		}
@@ -75,7 +73,7 @@ func (d *decoder) applyEnv(env func(string) string) {
 			}
 			sub := lk.key + "." + strconv.Itoa(len(items))
 			if err := lk.check(item); err != nil {
-				d.problems = append(d.problems, Problem{Pos: envPos(name), Msg: sub + ": " + err.Error()})
+				d.problems = append(d.problems, config.Problem{Pos: envPos(name), Msg: sub + ": " + err.Error()})
 			}
 			d.cfg.Pos[sub] = envPos(name)
 			items = append(items, item)
