@@ -1,5 +1,3 @@
-// Package consent owns what a visitor agreed to: the consent model, the stores that keep
-// it, and the parsers of the consent signals a hit carries. It knows nothing of vendors.
 package consent
 
 import (

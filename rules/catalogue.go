@@ -1,6 +1,3 @@
-// Package rules owns policy: the config schema and its validation, the vendor catalogue,
-// the decision tables and the anonymisation rewrites. It does no I/O on the hit path:
-// everything is compiled at config load into tables that a hit only looks up.
 package rules
 
 import (

@@ -1,0 +1,7 @@
+// Command loadgen measures consentgate as a whole process: it starts the real
+// binary against an in-process sink that stands in for every vendor, sends a
+// weighted mix of tracking hits from visitors in several jurisdictions and consent
+// states, and reports throughput, latency, status codes and what the proxy decided.
+//
+// All traffic stays on loopback. See bench/README.md.
+package main
