@@ -264,11 +264,7 @@ func OptOut(s []byte, applicableSections []int) (optedOut, gpc bool, err error) 
 	return optOut(s, applicableSections)
 }
 
-// OptOutString is OptOut for a string.
-func OptOutString(s string, applicableSections []int) (optedOut, gpc bool, err error) {
-	return optOut(s, applicableSections)
-}
-
+// optOut is generic so that the tests can run it on strings (OptOutString).
 func optOut[T ~string | ~[]byte](s T, applicable []int) (optedOut, gpc bool, err error) {
 	var ids [maxSections]uint16
 	n, err := parseHeader(s, &ids)

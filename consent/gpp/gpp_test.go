@@ -6,6 +6,11 @@ import (
 	"testing"
 )
 
+// OptOutString is OptOut for a string (test helper: the product passes []byte).
+func OptOutString(s string, applicableSections []int) (optedOut, gpc bool, err error) {
+	return optOut(s, applicableSections)
+}
+
 // A is shorthand for Absent in the expected structs below.
 const A = Absent
 

@@ -1,13 +1,13 @@
 // Package tcf decodes IAB TCF v2 (v2.0 and v2.2) TC strings.
 //
-// Two entry points:
+// Parse fully decodes a string into a TCString (for the decision, explain and the
+// consent API); TCString.Allowed answers "may vendor V process for purpose P" from it.
+// Parse allocates, so a caller on the hit path decodes a raw string once and caches the
+// answers keyed by it. A string that does not decode is an error, and the caller must
+// treat it as no consent.
 //
-//   - Check answers "may vendor V process for purpose P" on the hit path. It walks the
-//     base64url bytes in place (no decoding buffer) and allocates nothing.
-//   - Parse fully decodes a string into a TCString for explain/debug output.
-//
-// Both share one decoder, so they accept and reject exactly the same strings. A string
-// that does not decode is an error, and the caller must treat it as no consent.
+// The decoder reads bit fields straight out of the base64url characters (no decoding
+// buffer).
 //
 // Why not github.com/prebid/go-gdpr (evaluated at v1.12.1, vendorconsent/tcf2): it
 // decodes the core-segment vectors correctly, but (1) it allocates 7-8 times per parse
@@ -21,9 +21,8 @@
 // run against it outside the repo), and its test strings are reused as vectors in this
 // package's tests. No code from it is imported, so there is no new dependency.
 //
-// Check is 0 allocs and roughly 0.3-1.3 µs (it validates every character and segment, so
-// it rejects exactly what Parse rejects); a small cache keyed by the raw string is the
-// caller's job.
+// The tests hold an allocation-free Check (check_test.go) that walks the same decoder
+// without building a TCString, as an oracle for Parse and Allowed.
 package tcf
 
 import "errors"
@@ -50,7 +49,7 @@ const (
 	NotAllowed     RestrictionType = 0 // purpose flatly not allowed for the vendor
 	RequireConsent RestrictionType = 1 // vendor may only use consent
 	RequireLI      RestrictionType = 2 // vendor may only use legitimate interest
-	// 3 is undefined in the spec; it is decoded but has no effect in Check.
+	// 3 is undefined in the spec; it is decoded but has no effect in Allowed.
 )
 
 // Segment types after the core segment.
@@ -123,7 +122,8 @@ func (r *reader) bitAt(off int) bool {
 	return (b64[r.s[off/6]]>>(5-off%6))&1 == 1
 }
 
-// vendorSet collects the vendors of a section, for Parse. nil in Check.
+// vendorSet collects the vendors of a section, for Parse; nil when only validating
+// (the tests' Check).
 type vendorSet struct {
 	words []uint64
 }
@@ -291,7 +291,7 @@ func readCore(r *reader, c *core) error {
 	return nil
 }
 
-// restrictionSink receives publisher restrictions in Parse; nil in Check.
+// restrictionSink receives publisher restrictions in Parse; nil when only validating.
 type restrictionSink struct {
 	list []PublisherRestriction
 	rs   []VendorRange // backing store for every restriction's Ranges
@@ -332,7 +332,7 @@ func pubRestrictions(r *reader, purpose, vendor int, sink *restrictionSink) (typ
 	return types, nil
 }
 
-// validate checks the alphabet and splits off the core segment.
+// validate checks that s is not empty and holds only base64url characters and '.'.
 func validate(s []byte) error {
 	if len(s) == 0 {
 		return ErrTruncated
@@ -354,7 +354,7 @@ func nextSegment(s []byte, i int) (seg []byte, next int) {
 	return s[i:j], j + 1
 }
 
-// segmentSink receives the optional segments in Parse; nil in Check.
+// segmentSink receives the optional segments in Parse; nil when only validating.
 type segmentSink struct {
 	t *TCString
 }
