@@ -7,7 +7,9 @@
 // treat it as no consent.
 //
 // The decoder reads bit fields straight out of the base64url characters (no decoding
-// buffer).
+// buffer). Each segment may end in '=' padding as a padding base64url encoder writes it
+// (one or two '=' completing a group of four characters): iabtcf-java, the IAB's
+// reference decoder, reads such strings. '=' anywhere else is invalid.
 //
 // Why not github.com/prebid/go-gdpr (evaluated at v1.12.1, vendorconsent/tcf2): it
 // decodes the core-segment vectors correctly, but (1) it allocates 7-8 times per parse
@@ -33,7 +35,8 @@ var (
 	ErrTruncated = errors.New("tcf: truncated TC string")
 	// ErrVersion: the core segment's version is not 2.
 	ErrVersion = errors.New("tcf: unsupported TC string version")
-	// ErrBase64: a character outside the unpadded base64url alphabet (and '.').
+	// ErrBase64: a character outside the base64url alphabet and '.', or '=' other than a
+	// segment's trailing padding (one or two '=' completing a group of four characters).
 	ErrBase64 = errors.New("tcf: invalid base64url")
 	// ErrSegmentType: a segment after the core one has an unknown type.
 	ErrSegmentType = errors.New("tcf: unknown segment type")
@@ -332,26 +335,52 @@ func pubRestrictions(r *reader, purpose, vendor int, sink *restrictionSink) (typ
 	return types, nil
 }
 
-// validate checks that s is not empty and holds only base64url characters and '.'.
+// validate checks that s is not empty and holds only base64url characters and '.',
+// each segment optionally ending in its padding (see padded).
 func validate(s []byte) error {
 	if len(s) == 0 {
 		return ErrTruncated
 	}
-	for _, c := range s {
-		if c != '.' && b64[c] == 0xff {
+	start, pad := 0, 0 // start of the current segment, '=' seen at its end so far
+	for i, c := range s {
+		switch {
+		case c == '.':
+			if !padded(i-start-pad, pad) {
+				return ErrBase64
+			}
+			start, pad = i+1, 0
+		case c == '=':
+			pad++
+		case pad > 0 || b64[c] == 0xff: // a character after '=', or outside the alphabet
 			return ErrBase64
 		}
+	}
+	if !padded(len(s)-start-pad, pad) {
+		return ErrBase64
 	}
 	return nil
 }
 
-// nextSegment returns the segment starting at s[i:] and the index after it.
+// padded reports whether n base64url characters followed by pad '=' are well formed:
+// no padding, or the one or two '=' a padding encoder writes to complete a group of four
+// (so never after a group of four or a lone character, as RFC 4648 §5 and the
+// java.util.Base64 URL decoder used by iabtcf-java require).
+func padded(n, pad int) bool {
+	return pad == 0 || (pad <= 2 && (n+pad)%4 == 0)
+}
+
+// nextSegment returns the segment starting at s[i:], without its '=' padding, and the
+// index after it.
 func nextSegment(s []byte, i int) (seg []byte, next int) {
 	j := i
 	for j < len(s) && s[j] != '.' {
 		j++
 	}
-	return s[i:j], j + 1
+	k := j
+	for k > i && s[k-1] == '=' {
+		k--
+	}
+	return s[i:k], j + 1
 }
 
 // segmentSink receives the optional segments in Parse; nil when only validating.
