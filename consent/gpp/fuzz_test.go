@@ -3,16 +3,20 @@ package gpp
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 
 	gogpp "github.com/prebid/go-gpp"
 )
 
-var sentinels = []error{ErrMalformedHeader, ErrUnsupportedSection, ErrUnsupportedVersion, ErrMalformedSection, ErrBadBase64, ErrTruncated}
+var sentinels = []error{ErrMalformedHeader, ErrMissingSection, ErrUnsupportedSection, ErrUnsupportedVersion, ErrMalformedSection, ErrBadBase64, ErrTruncated}
 
-// FuzzParse: Parse and OptOut never panic, agree on success/failure and on the error
-// class, OptOut's answer matches the sections Parse decoded, and every US section we
-// accept (version 1) is decoded identically by go-gpp v0.2.0.
+// FuzzParse: Parse and OptOut never panic, agree on success/failure, OptOut's error is
+// of a class Parse reports too, OptOut's answer matches the sections Parse decoded
+// (also when Parse reports other sections missing, blank or malformed), a section Parse
+// could not decode fails OptOut when it applies, TCFEUv2 finds the tcfeuv2 section
+// Parse decoded, and every US section we accept (version 1) is decoded identically by
+// go-gpp v0.2.0.
 func FuzzParse(f *testing.F) {
 	for _, s := range goGPPVectors {
 		f.Add(s)
@@ -22,6 +26,13 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add("DBACNY~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YNN")
 	f.Add("DBABjw~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YYN")
+	// Short and blank bodies (short_test.go): iabgpp-es vectors and ours.
+	f.Add(gppesMissing)
+	f.Add(gppesBlank)
+	f.Add("DBACNYA")
+	f.Add("DBACNYA~" + gppesTCF2)
+	f.Add("DBACNYA~~1YYN")
+	f.Add(encodeHeader(7, 8, 10) + "~~xlgWE")
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := Parse(s)
 		opt, gpc, err2 := OptOutString(s, nil)
@@ -32,12 +43,36 @@ func FuzzParse(f *testing.F) {
 		if (err == nil) != (err2 == nil) {
 			t.Fatalf("Parse err %v, OptOut err %v", err, err2)
 		}
-		if err != nil {
-			for _, e := range sentinels {
-				if errors.Is(err, e) != errors.Is(err2, e) {
-					t.Fatalf("error class: Parse %v, OptOut %v", err, err2)
+		if err2 != nil && (opt || gpc) {
+			t.Fatalf("OptOut answered %v %v with the error %v", opt, gpc, err2)
+		}
+		for _, e := range sentinels {
+			if errors.Is(err2, e) && !errors.Is(err, e) {
+				t.Fatalf("error class: Parse %v, OptOut %v", err, err2)
+			}
+		}
+		if tc, ok := TCFEUv2([]byte(s)); ok && !slices.Contains(got.Header.SectionIDs, SectionTCFEUv2) {
+			t.Fatalf("TCFEUv2 found %q in a string without tcfeuv2", tc)
+		}
+		decoded := map[int]bool{}
+		for _, sec := range got.Sections {
+			decoded[sec.ID] = true
+			if sec.ID == SectionTCFEUv2 {
+				if tc, ok := TCFEUv2([]byte(s)); !ok || string(tc) != sec.TCFEUv2 {
+					t.Fatalf("TCFEUv2 = %q %v, Parse decoded %q", tc, ok, sec.TCFEUv2)
 				}
 			}
+		}
+		// Fail closed: a listed section Parse could not decode fails OptOut when it
+		// applies.
+		for _, id := range got.Header.SectionIDs {
+			if !decoded[id] {
+				if _, _, err := OptOutString(s, []int{id}); err == nil {
+					t.Fatalf("section %d not decoded (%v), but OptOut for it succeeds", id, err)
+				}
+			}
+		}
+		if err != nil {
 			return
 		}
 		var wantOpt, wantGPC bool
