@@ -21,7 +21,7 @@
 // specification writes them, so the missing ones of a short body are the last listed.
 //
 // Why not github.com/prebid/go-gpp v0.2.0: it was evaluated and is used only as a test
-// oracle (differential tests in gpp_test.go). It decodes the header and usnat/usca/usva/
+// oracle (differential tests in gogpp_test.go and fuzz_test.go). It decodes the header and usnat/usca/usva/
 // usco/usut/usct and agrees with this package on those layouts (differential fuzzing),
 // but: (1) it allocates 15 times for a one-section usnat string and 48 times for six
 // US sections (strings.Split, a base64 buffer and a BitStream per segment, slices,

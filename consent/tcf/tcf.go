@@ -75,7 +75,8 @@ var b64 = func() (t [256]byte) {
 }()
 
 // reader reads big-endian bit fields straight out of base64url characters.
-// All characters were validated before a reader is made.
+// All characters were validated, and the segment's '=' padding cut off, before a reader
+// is made.
 type reader struct {
 	s   []byte // one segment, no '.'
 	pos int    // bit offset
