@@ -344,15 +344,21 @@ func validate(s []byte) error {
 	}
 	start, pad := 0, 0 // start of the current segment, '=' seen at its end so far
 	for i, c := range s {
-		switch {
-		case c == '.':
+		if b64[c] != 0xff { // the common case first
+			if pad > 0 { // a character after '='
+				return ErrBase64
+			}
+			continue
+		}
+		switch c {
+		case '.':
 			if !padded(i-start-pad, pad) {
 				return ErrBase64
 			}
 			start, pad = i+1, 0
-		case c == '=':
+		case '=':
 			pad++
-		case pad > 0 || b64[c] == 0xff: // a character after '=', or outside the alphabet
+		default:
 			return ErrBase64
 		}
 	}
