@@ -68,8 +68,9 @@ func (r *bitReader[T]) readFib() (int, error) {
 	return 0, ErrMalformedHeader
 }
 
-// parseHeader decodes the header part of s into ids and checks that the number of IDs
-// equals the number of '~'-separated sections.
+// parseHeader decodes the header part of s into ids and checks that s holds no more
+// '~'-separated sections than the header lists IDs. Fewer is not a header error: the
+// callers report the missing sections one by one (ErrMissingSection).
 func parseHeader[T ~string | ~[]byte](s T, ids *[maxSections]uint16) (int, error) {
 	h := s[:headerLen(s)]
 	if !checkB64(h) {
@@ -112,13 +113,7 @@ func parseHeader[T ~string | ~[]byte](s T, ids *[maxSections]uint16) (int, error
 		}
 		max = end
 	}
-	parts := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '~' {
-			parts++
-		}
-	}
-	if n != parts {
+	if countParts(s) > n {
 		return 0, ErrMalformedHeader
 	}
 	return n, nil

@@ -3,16 +3,20 @@ package gpp
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 
 	gogpp "github.com/prebid/go-gpp"
 )
 
-var sentinels = []error{ErrMalformedHeader, ErrUnsupportedSection, ErrUnsupportedVersion, ErrMalformedSection, ErrBadBase64, ErrTruncated}
+var sentinels = []error{ErrMalformedHeader, ErrMissingSection, ErrUnsupportedSection, ErrUnsupportedVersion, ErrMalformedSection, ErrBadBase64, ErrTruncated}
 
-// FuzzParse: Parse and OptOut never panic, agree on success/failure and on the error
-// class, OptOut's answer matches the sections Parse decoded, and every US section we
-// accept (version 1) is decoded identically by go-gpp v0.2.0.
+// FuzzParse: Parse and OptOut never panic, agree on success/failure, OptOut's error is
+// of a class Parse reports too, OptOut's answer matches the sections Parse decoded
+// (also when Parse reports other sections missing, blank or malformed), a section Parse
+// could not decode fails OptOut when it applies, TCFEUv2 finds the tcfeuv2 section
+// Parse decoded, and every US section we accept (version 1) is decoded identically by
+// go-gpp v0.2.0.
 func FuzzParse(f *testing.F) {
 	for _, s := range goGPPVectors {
 		f.Add(s)
@@ -22,6 +26,13 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add("DBACNY~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YNN")
 	f.Add("DBABjw~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YYN")
+	// Short and blank bodies (short_test.go): iabgpp-es vectors and ours.
+	f.Add(gppesMissing)
+	f.Add(gppesBlank)
+	f.Add("DBACNYA")
+	f.Add("DBACNYA~" + gppesTCF2)
+	f.Add("DBACNYA~~1YYN")
+	f.Add(encodeHeader(7, 8, 10) + "~~xlgWE")
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := Parse(s)
 		opt, gpc, err2 := OptOutString(s, nil)
@@ -32,12 +43,57 @@ func FuzzParse(f *testing.F) {
 		if (err == nil) != (err2 == nil) {
 			t.Fatalf("Parse err %v, OptOut err %v", err, err2)
 		}
-		if err != nil {
-			for _, e := range sentinels {
-				if errors.Is(err, e) != errors.Is(err2, e) {
-					t.Fatalf("error class: Parse %v, OptOut %v", err, err2)
+		if err2 != nil && (opt || gpc) {
+			t.Fatalf("OptOut answered %v %v with the error %v", opt, gpc, err2)
+		}
+		for _, e := range sentinels {
+			if errors.Is(err2, e) && !errors.Is(err, e) {
+				t.Fatalf("error class: Parse %v, OptOut %v", err, err2)
+			}
+		}
+		// Both read in header order: OptOut stops at the first section Parse names.
+		if first := firstSectionError(err); first != nil {
+			if se, ok := err2.(*sectionError); ok && (se.id != first.id || se.kind != first.kind) {
+				t.Fatalf("OptOut stopped at %v, Parse's first problem is %v", err2, first)
+			}
+		}
+		if tc, ok := TCFEUv2([]byte(s)); ok && !slices.Contains(got.Header.SectionIDs, SectionTCFEUv2) {
+			t.Fatalf("TCFEUv2 found %q in a string without tcfeuv2", tc)
+		}
+		decoded := map[int]bool{}
+		for _, sec := range got.Sections {
+			decoded[sec.ID] = true
+			if sec.ID == SectionTCFEUv2 {
+				if tc, ok := TCFEUv2([]byte(s)); !ok || string(tc) != sec.TCFEUv2 {
+					t.Fatalf("TCFEUv2 = %q %v, Parse decoded %q", tc, ok, sec.TCFEUv2)
 				}
 			}
+		}
+		// Fail closed: a listed section Parse could not decode fails OptOut when it
+		// applies.
+		for _, id := range got.Header.SectionIDs {
+			if !decoded[id] {
+				if _, _, err := OptOutString(s, []int{id}); err == nil {
+					t.Fatalf("section %d not decoded (%v), but OptOut for it succeeds", id, err)
+				}
+			}
+		}
+		// Per-section applicability agrees, also next to sections that are missing,
+		// blank or malformed: those do not apply.
+		for _, sec := range got.Sections {
+			o, g, err := OptOutString(s, []int{sec.ID})
+			var wo, wg bool
+			if sec.US != nil {
+				wo, wg = sec.US.OptedOut(), sec.US.GPC
+			}
+			if sec.USPv1 != nil {
+				wo = sec.USPv1.OptOutSale == 'Y'
+			}
+			if err != nil || o != wo || g != wg {
+				t.Fatalf("section %d: %v %v %v, want %v %v", sec.ID, o, g, err, wo, wg)
+			}
+		}
+		if err != nil {
 			return
 		}
 		var wantOpt, wantGPC bool
@@ -52,20 +108,6 @@ func FuzzParse(f *testing.F) {
 		}
 		if opt != wantOpt || gpc != wantGPC {
 			t.Fatalf("OptOut %v %v, Parse says %v %v", opt, gpc, wantOpt, wantGPC)
-		}
-		// Per-section applicability agrees too.
-		for _, sec := range got.Sections {
-			o, g, err := OptOutString(s, []int{sec.ID})
-			var wo, wg bool
-			if sec.US != nil {
-				wo, wg = sec.US.OptedOut(), sec.US.GPC
-			}
-			if sec.USPv1 != nil {
-				wo = sec.USPv1.OptOutSale == 'Y'
-			}
-			if err != nil || o != wo || g != wg {
-				t.Fatalf("section %d: %v %v %v, want %v %v", sec.ID, o, g, err, wo, wg)
-			}
 		}
 		// Differential against go-gpp, for the layouts it knows (v1 only).
 		var ggErr bool
@@ -101,4 +143,16 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// firstSectionError is the first section Parse's error names, or nil.
+func firstSectionError(err error) *sectionError {
+	switch e := err.(type) {
+	case *sectionError:
+		return e
+	case sectionErrors:
+		first, _ := e[0].(*sectionError)
+		return first
+	}
+	return nil
 }

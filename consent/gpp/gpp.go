@@ -10,11 +10,18 @@
 //
 // including the GPC sub-section (usnat, usca, usco, usct). Every other section ID is
 // listed in the header but skipped (Section.Supported is false); ParseSection reports
-// ErrUnsupportedSection for it. A listed section we do decode that is malformed fails
-// the whole string (fail closed).
+// ErrUnsupportedSection for it.
+//
+// Parse reads what can be read: the header and its section IDs, and every listed
+// section that is present and decodes. A section that is missing (the string holds
+// fewer sections than its header lists), blank or malformed is left out and named in
+// the error (ErrMissingSection, or what is wrong with it). OptOut fails closed: such a
+// section is an error there when it applies, and the caller denies marketing; one that
+// gpp_sid leaves out is not read. Sections are taken in header order, as the
+// specification writes them, so the missing ones of a short body are the last listed.
 //
 // Why not github.com/prebid/go-gpp v0.2.0: it was evaluated and is used only as a test
-// oracle (differential tests in gpp_test.go). It decodes the header and usnat/usca/usva/
+// oracle (differential tests in gogpp_test.go and fuzz_test.go). It decodes the header and usnat/usca/usva/
 // usco/usut/usct and agrees with this package on those layouts (differential fuzzing),
 // but: (1) it allocates 15 times for a one-section usnat string and 48 times for six
 // US sections (strings.Split, a base64 buffer and a BitStream per segment, slices,
@@ -31,6 +38,8 @@ package gpp
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // Section IDs (IAB GPP section registry).
@@ -47,13 +56,15 @@ const (
 	SectionUSCT    = 12
 )
 
-// Sentinel errors. Errors returned by Parse wrap them with context; OptOut returns them
-// (or preallocated combinations of them) directly so that it never allocates. Use
-// errors.Is.
+// Sentinel errors. Errors returned by Parse and OptOut wrap them with context (which
+// section); OptOut's are preallocated so that it never allocates. Use errors.Is.
 var (
 	// ErrMalformedHeader: the header is not a GPP v1 header, its section-ID list is
-	// invalid, or the number of listed IDs differs from the number of sections.
+	// invalid, or the string holds more sections than the header lists IDs.
 	ErrMalformedHeader = errors.New("gpp: malformed header")
+	// ErrMissingSection: the header lists a section that the string does not hold
+	// (it holds fewer sections than the header lists) or holds blank ("~~").
+	ErrMissingSection = errors.New("gpp: missing section")
 	// ErrUnsupportedSection: the section ID is not one this package decodes. Parse and
 	// OptOut skip such sections; only ParseSection returns this error.
 	ErrUnsupportedSection = errors.New("gpp: unsupported section")
@@ -81,6 +92,91 @@ var (
 	errHeaderBase64    = &bothErr{ErrMalformedHeader, ErrBadBase64}
 )
 
+// What is wrong with a listed section (sectionError.kind): absent from the string (it
+// holds fewer sections than listed), blank (an empty part), or the sentinel its decoder
+// returned (kindErrs).
+const (
+	kindAbsent = iota
+	kindBlank
+	kindTruncated
+	kindBadBase64
+	kindMalformed
+	kindVersion
+	numKinds
+)
+
+var kindErrs = [numKinds]error{ErrMissingSection, ErrMissingSection, ErrTruncated, ErrBadBase64, ErrMalformedSection, ErrUnsupportedVersion}
+
+// kindOf maps a section decoder's sentinel to its kind.
+func kindOf(err error) uint8 {
+	switch err {
+	case ErrTruncated:
+		return kindTruncated
+	case ErrBadBase64:
+		return kindBadBase64
+	case ErrUnsupportedVersion:
+		return kindVersion
+	}
+	return kindMalformed
+}
+
+// sectionError is what is wrong with one listed section; it wraps the kind's sentinel.
+type sectionError struct {
+	id           uint16
+	kind         uint8
+	listed, held uint8 // kindAbsent, from Parse: sections the header lists and the string holds
+}
+
+func (e *sectionError) Error() string {
+	s := "gpp: section " + strconv.Itoa(int(e.id))
+	if name := SectionName(int(e.id)); name != "" {
+		s += " (" + name + ")"
+	}
+	switch e.kind {
+	case kindAbsent:
+		if e.listed > 0 {
+			return fmt.Sprintf("%s is missing: the header lists %d sections, the string holds %d", s, e.listed, e.held)
+		}
+		return s + " is missing: the string holds fewer sections than its header lists"
+	case kindBlank:
+		return s + " is blank"
+	}
+	return s + ": " + kindErrs[e.kind].Error()
+}
+
+func (e *sectionError) Unwrap() error { return kindErrs[e.kind] }
+
+// sectionErrs are OptOut's errors, preallocated per kind and section ID below 64 (the
+// registry's IDs); for a larger ID OptOut returns the bare sentinel.
+var sectionErrs = func() (t [numKinds][64]sectionError) {
+	for k := range t {
+		for id := range t[k] {
+			t[k][id] = sectionError{id: uint16(id), kind: uint8(k)}
+		}
+	}
+	return t
+}()
+
+func sectionErr(kind uint8, id int) error {
+	if id < len(sectionErrs[kind]) {
+		return &sectionErrs[kind][id]
+	}
+	return kindErrs[kind]
+}
+
+// sectionErrors is Parse's error when several sections are wrong, in header order.
+type sectionErrors []error
+
+func (e sectionErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e sectionErrors) Unwrap() []error { return e }
+
 // maxSections bounds the number of section IDs in a header (the registry has ~25).
 const maxSections = 64
 
@@ -99,8 +195,11 @@ const (
 
 // String is a decoded GPP string.
 type String struct {
-	Header   Header
-	Sections []Section // in header order; one per listed ID
+	Header Header
+	// Sections are the listed sections the string holds that decode (supported) or are
+	// skipped (unsupported), in header order. Without an error from Parse there is one
+	// per listed ID; a missing, blank or malformed section is left out.
+	Sections []Section
 }
 
 // Header is the GPP header section.
@@ -194,7 +293,17 @@ func SectionName(id int) string {
 }
 
 // Parse decodes a GPP string for explain/debugging. It allocates; the per-hit path is
-// OptOut. On error the returned String holds what was decoded before the error.
+// OptOut. It reads what can be read: when the header decodes, the returned String holds
+// it (with every listed section ID) and the listed sections that decode, and the error,
+// if any, names each section that is missing, blank or malformed, in header order (one
+// *sectionError, or several joined by "; "), e.g.
+//
+//	gpp: section 6 (uspv1) is missing: the header lists 3 sections, the string holds 2
+//	gpp: section 2 (tcfeuv2) is blank
+//	gpp: section 8 (usca): gpp: truncated
+//
+// A header that does not decode (or a string with more sections than the header
+// lists) returns an empty String and a "gpp: header: ..." error.
 func Parse(s string) (String, error) {
 	var out String
 	var ids [maxSections]uint16
@@ -207,19 +316,34 @@ func Parse(s string) (String, error) {
 		out.Header.SectionIDs[i] = int(ids[i])
 	}
 	out.Sections = make([]Section, 0, n)
+	held := strings.Count(s, "~")
+	var errs sectionErrors
 	rest := s[headerLen(s):]
 	for i := range n {
+		id := ids[i]
+		if len(rest) == 0 {
+			errs = append(errs, &sectionError{id: id, kind: kindAbsent, listed: uint8(n), held: uint8(held)})
+			continue
+		}
 		payload := nextPart(&rest)
-		sec, err := ParseSection(int(ids[i]), payload)
-		if errors.Is(err, ErrUnsupportedSection) {
-			err = nil
+		if len(payload) == 0 {
+			errs = append(errs, &sectionError{id: id, kind: kindBlank})
+			continue
+		}
+		sec, err := ParseSection(int(id), payload)
+		if err != nil && !errors.Is(err, ErrUnsupportedSection) {
+			errs = append(errs, &sectionError{id: id, kind: kindOf(err)})
+			continue
 		}
 		out.Sections = append(out.Sections, sec)
-		if err != nil {
-			return out, fmt.Errorf("gpp: section %d (%s): %w", ids[i], SectionName(int(ids[i])), err)
-		}
 	}
-	return out, nil
+	switch len(errs) {
+	case 0:
+		return out, nil
+	case 1:
+		return out, errs[0]
+	}
+	return out, errs
 }
 
 // ParseSection decodes one section payload (the text between '~' separators).
@@ -258,17 +382,16 @@ func ParseSection(id int, payload string) (Section, error) {
 // uspv1 OptOutSale 'Y') and whether any applicable section carries GPC=1.
 // applicableSections are the gpp_sid IDs; empty means every section in s applies.
 // tcfeuv2 and unsupported sections never opt out here (TCF is consent/tcf's job);
-// listed IDs absent from s are ignored. Any malformed applicable section, or a
-// malformed header, is an error: callers must fail closed (deny marketing).
+// gpp_sid IDs the header does not list are ignored. It fails closed: a header that
+// cannot be read, or an applicable section that is missing from the string, blank or
+// malformed, is an error, and callers must deny marketing. A section that does not
+// apply is not read, so its being missing or malformed does not matter. The error names
+// the section (e.g. "gpp: section 6 (uspv1) is missing: ...") and wraps a sentinel.
 func OptOut(s []byte, applicableSections []int) (optedOut, gpc bool, err error) {
 	return optOut(s, applicableSections)
 }
 
-// OptOutString is OptOut for a string.
-func OptOutString(s string, applicableSections []int) (optedOut, gpc bool, err error) {
-	return optOut(s, applicableSections)
-}
-
+// optOut is generic so that the tests can run it on strings (OptOutString).
 func optOut[T ~string | ~[]byte](s T, applicable []int) (optedOut, gpc bool, err error) {
 	var ids [maxSections]uint16
 	n, err := parseHeader(s, &ids)
@@ -277,19 +400,26 @@ func optOut[T ~string | ~[]byte](s T, applicable []int) (optedOut, gpc bool, err
 	}
 	rest := s[headerLen(s):]
 	for i := range n {
+		present := len(rest) > 0 // else the string ended before this section
 		payload := nextPart(&rest)
 		id := int(ids[i])
 		if !applies(id, applicable) {
 			continue
 		}
+		if !present {
+			return false, false, sectionErr(kindAbsent, id)
+		}
+		if len(payload) == 0 {
+			return false, false, sectionErr(kindBlank, id)
+		}
 		switch id {
 		case SectionTCFEUv2:
 			if err := checkTCF(payload); err != nil {
-				return false, false, err
+				return false, false, sectionErr(kindOf(err), id)
 			}
 		case SectionUSPv1:
 			if err := checkUSPv1(payload); err != nil {
-				return false, false, err
+				return false, false, sectionErr(kindOf(err), id)
 			}
 			if payload[2] == 'Y' {
 				optedOut = true
@@ -300,7 +430,7 @@ func optOut[T ~string | ~[]byte](s T, applicable []int) (optedOut, gpc bool, err
 			}
 			var c usCore
 			if err := decodeUS(payload, id, &c, true); err != nil {
-				return false, false, err
+				return false, false, sectionErr(kindOf(err), id)
 			}
 			if c.f[fSaleOptOut] == OptedOut || c.f[fSharingOptOut] == OptedOut || c.f[fTargetedAdvertisingOptOut] == OptedOut {
 				optedOut = true
@@ -368,6 +498,17 @@ func nextPart[T ~string | ~[]byte](rest *T) T {
 	return r
 }
 
+// countParts counts the '~'-separated parts after the header.
+func countParts[T ~string | ~[]byte](s T) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '~' {
+			n++
+		}
+	}
+	return n
+}
+
 func headerLen[T ~string | ~[]byte](s T) int {
 	for i := 0; i < len(s); i++ {
 		if s[i] == '~' {
@@ -396,7 +537,9 @@ func checkUSPv1[T ~string | ~[]byte](p T) error {
 }
 
 // checkTCF only checks that the TC string is non-empty base64url segments separated
-// by '.'; decoding is consent/tcf's.
+// by '.'; decoding is consent/tcf's. Unlike consent/tcf it takes no '=' padding: GPP
+// sections are written in 6-bit characters without it (IAB GPP Consent String
+// Specification, "Creating a GPP String"), and iabgpp-es refuses '=' in any section.
 func checkTCF[T ~string | ~[]byte](p T) error {
 	if len(p) == 0 {
 		return ErrTruncated
@@ -422,8 +565,9 @@ func checkTCF[T ~string | ~[]byte](p T) error {
 }
 
 // TCFEUv2 returns the payload of the tcfeuv2 section of s (a TC string for consent/tcf)
-// when s lists one, without allocating: the slice aliases s. ok is false when there is
-// none or the header is malformed (OptOut reports the error).
+// when s lists one and holds it non-blank, without allocating: the slice aliases s. ok
+// is false when there is none, when it is missing or blank, or when the header is
+// malformed (OptOut reports the error). Other sections being missing does not matter.
 func TCFEUv2(s []byte) (tc []byte, ok bool) {
 	var ids [maxSections]uint16
 	n, err := parseHeader(s, &ids)
@@ -431,7 +575,7 @@ func TCFEUv2(s []byte) (tc []byte, ok bool) {
 		return nil, false
 	}
 	rest := s[headerLen(s):]
-	for i := range n {
+	for i := 0; i < n && len(rest) > 0; i++ {
 		payload := nextPart(&rest)
 		if ids[i] == SectionTCFEUv2 {
 			return payload, len(payload) > 0

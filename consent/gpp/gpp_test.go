@@ -6,6 +6,11 @@ import (
 	"testing"
 )
 
+// OptOutString is OptOut for a string (test helper: the product passes []byte).
+func OptOutString(s string, applicableSections []int) (optedOut, gpc bool, err error) {
+	return optOut(s, applicableSections)
+}
+
 // A is shorthand for Absent in the expected structs below.
 const A = Absent
 
@@ -238,10 +243,11 @@ func TestErrors(t *testing.T) {
 		{"CBABMA~x", []error{ErrMalformedHeader}, "type 2, not 3"},
 		{"DCABMA~x", []error{ErrMalformedHeader}, "header version 2"},
 		{"DB!BMA~x", []error{ErrMalformedHeader, ErrBadBase64}, "bad char in header"},
-		{h7, []error{ErrMalformedHeader}, "1 ID, 0 sections"},
+		{h7, []error{ErrMissingSection}, "1 ID, 0 sections"},
 		{h7 + "~" + nat + "~" + nat, []error{ErrMalformedHeader}, "1 ID, 2 sections"},
-		{"DBAB_____________", []error{ErrMalformedHeader}, "overlong Fibonacci code"},
-		{h7 + "~", []error{ErrTruncated}, "empty usnat"},
+		{"DBABAAAA", []error{ErrMalformedHeader}, "Fibonacci code without its terminating 11"},
+		{"DBAB_____________", []error{ErrMissingSection}, "IDs 1 (range 1..2), no sections"},
+		{h7 + "~", []error{ErrMissingSection}, "blank usnat"},
 		{h7 + "~" + nat[:5], []error{ErrTruncated}, "usnat cut"},
 		{h7 + "~" + nat[:len(nat)-3] + "*", []error{ErrBadBase64}, "bad char in usnat core"},
 		{h7 + "~" + nat + "!", []error{ErrBadBase64}, "bad char in gpc"},
@@ -256,7 +262,7 @@ func TestErrors(t *testing.T) {
 		{encodeHeader(6) + "~1YNNN", []error{ErrMalformedSection}, "uspv1 5 chars"},
 		{encodeHeader(6) + "~1YXN", []error{ErrMalformedSection}, "uspv1 bad char"},
 		{encodeHeader(6) + "~2YNN", []error{ErrUnsupportedVersion}, "uspv1 version 2"},
-		{encodeHeader(2) + "~", []error{ErrTruncated}, "empty tcf"},
+		{encodeHeader(2) + "~", []error{ErrMissingSection}, "blank tcf"},
 		{encodeHeader(2) + "~CPX*", []error{ErrBadBase64}, "bad tcf"},
 	} {
 		_, err := Parse(c.s)

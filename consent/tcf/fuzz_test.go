@@ -16,6 +16,13 @@ func FuzzParse(f *testing.F) {
 	f.Add(encode(&tc, true), 5, 10)
 	f.Add("CONciguONcjGKADACHENAOCIAC0ta__AACiQABwAoABAACA", 1, 1)
 	f.Add("BONciguONcjGKADACHENAOCIAC0ta__AACiQABgAAYA", 1, 1)
+	// '=' padding (padding_test.go): iabtcf-java's vectors, every segment padded, and
+	// padding that is not well formed.
+	f.Add(javaAllParts, 23, 3)
+	f.Add(javaPubRestrictions, 1, 1)
+	f.Add(padEach(encode(&tc, true)), 755, 7)
+	f.Add("CA==", 1, 1)
+	f.Add(javaCore+".cAAAAAAAITg==", 1, 1)
 	sentinels := []error{ErrTruncated, ErrVersion, ErrBase64, ErrSegmentType, ErrBitFieldOverrun}
 	f.Fuzz(func(t *testing.T, s string, vendor, purpose int) {
 		if len(s) > 1<<14 {

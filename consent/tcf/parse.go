@@ -86,8 +86,8 @@ func nonNil(l []int) []int {
 
 func deciTime(ds int64) time.Time { return time.UnixMilli(ds * 100).UTC() }
 
-// Parse fully decodes s. It accepts and rejects exactly the strings Check does; errors
-// wrap one of the package's sentinel errors.
+// Parse fully decodes s. Errors wrap exactly one of the package's sentinel errors; a
+// string that does not decode must be treated as no consent.
 func Parse(s string) (*TCString, error) {
 	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read-only view
 	if err := validate(b); err != nil {
@@ -143,7 +143,22 @@ func Parse(s string) (*TCString, error) {
 	return t, nil
 }
 
-// Allowed applies the same rule as Check to a decoded string.
+// Allowed decides whether vendorID may process for purpose (1-based ids). It returns the
+// two legal bases separately:
+//
+//	consent: purpose consent for P and vendor consent for V
+//	li:      purpose legitimate interest for P and vendor legitimate interest for V,
+//	         where P admits legitimate interest: never purpose 1, and not purposes 3-6
+//	         under TCF policy version >= 4 (TCF v2.2)
+//
+// then narrowed by publisher restrictions naming (P, V): type 0 (not allowed) clears
+// both, type 1 (require consent) clears li, type 2 (require legitimate interest) clears
+// consent; conflicting restrictions clear both. The vendor may process when either
+// result is true AND the Global Vendor List declares P under that basis for V (or as
+// flexible) — the GVL is not in the string and is the caller's concern. Restrictions are
+// applied whether or not the vendor is flexible, which can only make the answer
+// stricter. PurposeOneTreatment is decoded but not applied. Out-of-range ids (vendor < 1,
+// purpose outside 1-24) yield false, false.
 func (t *TCString) Allowed(vendorID, purpose int) (consent, li bool) {
 	c := core{policyVersion: t.PolicyVersion}
 	for _, p := range t.PurposeConsents {
@@ -168,4 +183,34 @@ func contains(l []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// liAllowed reports whether purpose may rest on legitimate interest.
+func liAllowed(purpose, policyVersion int) bool {
+	if purpose == 1 {
+		return false
+	}
+	if policyVersion >= 4 && purpose >= 3 && purpose <= 6 {
+		return false
+	}
+	return true
+}
+
+func decide(c *core, purpose int, vendorConsent, vendorLI bool, types uint8) (consent, li bool) {
+	if purpose < 1 || purpose > 24 {
+		return false, false
+	}
+	bit := uint32(1) << (purpose - 1)
+	consent = c.purposeConsent&bit != 0 && vendorConsent
+	li = c.purposeLI&bit != 0 && vendorLI && liAllowed(purpose, c.policyVersion)
+	if types&(1<<NotAllowed) != 0 {
+		return false, false
+	}
+	if types&(1<<RequireConsent) != 0 {
+		li = false
+	}
+	if types&(1<<RequireLI) != 0 {
+		consent = false
+	}
+	return consent, li
 }

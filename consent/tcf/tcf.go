@@ -1,13 +1,15 @@
 // Package tcf decodes IAB TCF v2 (v2.0 and v2.2) TC strings.
 //
-// Two entry points:
+// Parse fully decodes a string into a TCString (for the decision, explain and the
+// consent API); TCString.Allowed answers "may vendor V process for purpose P" from it.
+// Parse allocates, so a caller on the hit path decodes a raw string once and caches the
+// answers keyed by it. A string that does not decode is an error, and the caller must
+// treat it as no consent.
 //
-//   - Check answers "may vendor V process for purpose P" on the hit path. It walks the
-//     base64url bytes in place (no decoding buffer) and allocates nothing.
-//   - Parse fully decodes a string into a TCString for explain/debug output.
-//
-// Both share one decoder, so they accept and reject exactly the same strings. A string
-// that does not decode is an error, and the caller must treat it as no consent.
+// The decoder reads bit fields straight out of the base64url characters (no decoding
+// buffer). Each segment may end in '=' padding as a padding base64url encoder writes it
+// (one or two '=' completing a group of four characters): iabtcf-java, the IAB's
+// reference decoder, reads such strings. '=' anywhere else is invalid.
 //
 // Why not github.com/prebid/go-gdpr (evaluated at v1.12.1, vendorconsent/tcf2): it
 // decodes the core-segment vectors correctly, but (1) it allocates 7-8 times per parse
@@ -21,9 +23,8 @@
 // run against it outside the repo), and its test strings are reused as vectors in this
 // package's tests. No code from it is imported, so there is no new dependency.
 //
-// Check is 0 allocs and roughly 0.3-1.3 µs (it validates every character and segment, so
-// it rejects exactly what Parse rejects); a small cache keyed by the raw string is the
-// caller's job.
+// The tests hold an allocation-free Check (check_test.go) that walks the same decoder
+// without building a TCString, as an oracle for Parse and Allowed.
 package tcf
 
 import "errors"
@@ -34,7 +35,8 @@ var (
 	ErrTruncated = errors.New("tcf: truncated TC string")
 	// ErrVersion: the core segment's version is not 2.
 	ErrVersion = errors.New("tcf: unsupported TC string version")
-	// ErrBase64: a character outside the unpadded base64url alphabet (and '.').
+	// ErrBase64: a character outside the base64url alphabet and '.', or '=' other than a
+	// segment's trailing padding (one or two '=' completing a group of four characters).
 	ErrBase64 = errors.New("tcf: invalid base64url")
 	// ErrSegmentType: a segment after the core one has an unknown type.
 	ErrSegmentType = errors.New("tcf: unknown segment type")
@@ -50,7 +52,7 @@ const (
 	NotAllowed     RestrictionType = 0 // purpose flatly not allowed for the vendor
 	RequireConsent RestrictionType = 1 // vendor may only use consent
 	RequireLI      RestrictionType = 2 // vendor may only use legitimate interest
-	// 3 is undefined in the spec; it is decoded but has no effect in Check.
+	// 3 is undefined in the spec; it is decoded but has no effect in Allowed.
 )
 
 // Segment types after the core segment.
@@ -73,7 +75,8 @@ var b64 = func() (t [256]byte) {
 }()
 
 // reader reads big-endian bit fields straight out of base64url characters.
-// All characters were validated before a reader is made.
+// All characters were validated, and the segment's '=' padding cut off, before a reader
+// is made.
 type reader struct {
 	s   []byte // one segment, no '.'
 	pos int    // bit offset
@@ -123,7 +126,8 @@ func (r *reader) bitAt(off int) bool {
 	return (b64[r.s[off/6]]>>(5-off%6))&1 == 1
 }
 
-// vendorSet collects the vendors of a section, for Parse. nil in Check.
+// vendorSet collects the vendors of a section, for Parse; nil when only validating
+// (the tests' Check).
 type vendorSet struct {
 	words []uint64
 }
@@ -291,7 +295,7 @@ func readCore(r *reader, c *core) error {
 	return nil
 }
 
-// restrictionSink receives publisher restrictions in Parse; nil in Check.
+// restrictionSink receives publisher restrictions in Parse; nil when only validating.
 type restrictionSink struct {
 	list []PublisherRestriction
 	rs   []VendorRange // backing store for every restriction's Ranges
@@ -332,29 +336,61 @@ func pubRestrictions(r *reader, purpose, vendor int, sink *restrictionSink) (typ
 	return types, nil
 }
 
-// validate checks the alphabet and splits off the core segment.
+// validate checks that s is not empty and holds only base64url characters and '.',
+// each segment optionally ending in its padding (see padded).
 func validate(s []byte) error {
 	if len(s) == 0 {
 		return ErrTruncated
 	}
-	for _, c := range s {
-		if c != '.' && b64[c] == 0xff {
+	start, pad := 0, 0 // start of the current segment, '=' seen at its end so far
+	for i, c := range s {
+		if b64[c] != 0xff { // the common case first
+			if pad > 0 { // a character after '='
+				return ErrBase64
+			}
+			continue
+		}
+		switch c {
+		case '.':
+			if !padded(i-start-pad, pad) {
+				return ErrBase64
+			}
+			start, pad = i+1, 0
+		case '=':
+			pad++
+		default:
 			return ErrBase64
 		}
+	}
+	if !padded(len(s)-start-pad, pad) {
+		return ErrBase64
 	}
 	return nil
 }
 
-// nextSegment returns the segment starting at s[i:] and the index after it.
+// padded reports whether n base64url characters followed by pad '=' are well formed:
+// no padding, or the one or two '=' a padding encoder writes to complete a group of four
+// (so never after a group of four or a lone character, as RFC 4648 §5 and the
+// java.util.Base64 URL decoder used by iabtcf-java require).
+func padded(n, pad int) bool {
+	return pad == 0 || (pad <= 2 && (n+pad)%4 == 0)
+}
+
+// nextSegment returns the segment starting at s[i:], without its '=' padding, and the
+// index after it.
 func nextSegment(s []byte, i int) (seg []byte, next int) {
 	j := i
 	for j < len(s) && s[j] != '.' {
 		j++
 	}
-	return s[i:j], j + 1
+	k := j
+	for k > i && s[k-1] == '=' {
+		k--
+	}
+	return s[i:k], j + 1
 }
 
-// segmentSink receives the optional segments in Parse; nil in Check.
+// segmentSink receives the optional segments in Parse; nil when only validating.
 type segmentSink struct {
 	t *TCString
 }

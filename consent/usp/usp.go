@@ -1,19 +1,46 @@
 // Package usp parses IAB CCPA "US Privacy" strings (the us_privacy / USPrivacy value,
 // e.g. "1YNN"): version 1, then one character each for explicit notice given, opted out
 // of sale, and covered by the LSPA, each 'Y', 'N' or '-' (not applicable). Lowercase
-// 'y'/'n' are accepted, as several CMPs emit them. Parse allocates nothing.
+// 'y'/'n' are accepted, as several CMPs emit them. Only version 1 is defined: any other
+// version is an error that names it (errors.Is ErrVersion). Parse allocates nothing,
+// failing included.
 //
 // An opt-out of sale denies marketing; see Signal.OptedOut.
 package usp
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
 
 // Sentinel errors; test with errors.Is.
 var (
-	ErrLength  = errors.New("usp: string is not 4 characters")
+	// ErrLength: a version-1 string (or one that names no version) is not 4 characters.
+	ErrLength = errors.New("usp: string is not 4 characters")
+	// ErrVersion: the first character is not '1', the only version the specification
+	// defines. The error Parse returns wraps it and names the version it found, e.g.
+	// `usp: unsupported version "2": only version 1 is defined`.
 	ErrVersion = errors.New("usp: unsupported version")
-	ErrValue   = errors.New("usp: field is not Y, N or -")
+	// ErrValue: a field is not Y, N or - (or lowercase y, n).
+	ErrValue = errors.New("usp: field is not Y, N or -")
 )
+
+// versionError is ErrVersion with the version character found. Parse returns a pointer
+// into versionErrs, so that failing allocates nothing either.
+type versionError struct{ v byte }
+
+func (e *versionError) Error() string {
+	return "usp: unsupported version " + strconv.Quote(string([]byte{e.v})) + ": only version 1 is defined"
+}
+
+func (e *versionError) Unwrap() error { return ErrVersion }
+
+var versionErrs = func() (t [256]versionError) {
+	for i := range t {
+		t[i].v = byte(i)
+	}
+	return t
+}()
 
 // Flag is one field's value.
 type Flag uint8
@@ -55,13 +82,19 @@ func flag(c byte) (Flag, bool) {
 }
 
 // Parse decodes s. On error the Signal is zero (OptedOut false): the caller decides how
-// to treat a malformed string.
+// to treat a string it cannot read (consentgate fails closed). A string whose first
+// character is a digit other than '1' is refused as an unsupported version whatever its
+// length, as a later version may change the length; any other string must be 4
+// characters, and then its first must be '1'.
 func Parse(s []byte) (Signal, error) {
+	if len(s) > 0 && s[0] != '1' && s[0] >= '0' && s[0] <= '9' {
+		return Signal{}, &versionErrs[s[0]]
+	}
 	if len(s) != 4 {
 		return Signal{}, ErrLength
 	}
 	if s[0] != '1' {
-		return Signal{}, ErrVersion
+		return Signal{}, &versionErrs[s[0]]
 	}
 	n, ok1 := flag(s[1])
 	o, ok2 := flag(s[2])

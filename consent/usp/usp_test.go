@@ -2,12 +2,14 @@ package usp
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
-// Vectors: hand-written from the field table of the IAB "US Privacy String" v1
-// specification (version '1'; notice, opt-out of sale, LSPA; each Y, N or '-'), which
-// uses "1YNN" and "1---" (not applicable) as its examples.
+// Vectors: from the field table of the IAB "US Privacy String" v1 specification
+// (github.com/InteractiveAdvertisingBureau/USPrivacy, CCPA/US Privacy String.md, commit
+// f8d659f58665: version '1'; notice, opt-out of sale, LSPA; each Y, N or '-'), whose
+// examples are 1YNN, 1NYN, 1-Y- and 1--- (not applicable); the others hand-written.
 func TestParse(t *testing.T) {
 	cases := []struct {
 		s      string
@@ -40,7 +42,7 @@ func TestInvalid(t *testing.T) {
 		want error
 	}{
 		{"", ErrLength}, {"1YN", ErrLength}, {"1YNNN", ErrLength}, {" 1YNN", ErrLength},
-		{"2YNN", ErrVersion}, {"0YNN", ErrVersion},
+		{"2YNN", ErrVersion}, {"0YNN", ErrVersion}, {"xYNN", ErrVersion}, {"2YN", ErrVersion},
 		{"1YXN", ErrValue}, {"1Y N", ErrValue}, {"11NN", ErrValue},
 	}
 	for _, c := range cases {
@@ -51,15 +53,66 @@ func TestInvalid(t *testing.T) {
 	}
 }
 
+// TestErrorMessages: what explain shows (err.Error()) for strings that fail. A version
+// other than 1 is refused (fail closed) and the message says so; a malformed version-1
+// string keeps its own message.
+//
+// Vectors:
+//   - iabgpp-es: github.com/IABTechLab/iabgpp-es (commit fd0546e7b28e),
+//     modules/cmpapi/test/encoder/section/UspV1.test.ts, "should decode 2YNY" and
+//     "should decode to 2NYY": iabgpp-es reads version 2 (no version 2 is defined).
+//   - prebid-server: github.com/prebid/prebid-server, privacy/ccpa/parsedpolicy_test.go,
+//     TestParseConsent ("Wrong Version" 2---, "Wrong Length" 1NY, "Explicit Notice
+//     Char" 1X--, "Invalid Opt-Out Sale Char" 1-X-, "Invalid LSPA Char" 1--X) and
+//     TestParse ("Consent Error" malformed): all errors there too.
+//   - ours: the rest.
+func TestErrorMessages(t *testing.T) {
+	cases := []struct {
+		s, msg string
+		want   error
+		src    string
+	}{
+		{"2YNY", `usp: unsupported version "2": only version 1 is defined`, ErrVersion, "iabgpp-es UspV1.test.ts"},
+		{"2NYY", `usp: unsupported version "2": only version 1 is defined`, ErrVersion, "iabgpp-es UspV1.test.ts"},
+		{"2---", `usp: unsupported version "2": only version 1 is defined`, ErrVersion, "prebid-server Wrong Version"},
+		{"0YNN", `usp: unsupported version "0": only version 1 is defined`, ErrVersion, "ours"},
+		{"9---", `usp: unsupported version "9": only version 1 is defined`, ErrVersion, "ours"},
+		{"2YNNY", `usp: unsupported version "2": only version 1 is defined`, ErrVersion, "ours: a later version may be longer"},
+		{"3", `usp: unsupported version "3": only version 1 is defined`, ErrVersion, "ours: a later version may be shorter"},
+		{"xYNN", `usp: unsupported version "x": only version 1 is defined`, ErrVersion, "ours: 4 characters, no version digit"},
+		{"\x80YNN", `usp: unsupported version "\x80": only version 1 is defined`, ErrVersion, "ours: a non-UTF-8 byte is quoted"},
+		{"1NY", "usp: string is not 4 characters", ErrLength, "prebid-server Wrong Length"},
+		{"malformed", "usp: string is not 4 characters", ErrLength, "prebid-server Consent Error"},
+		{"1YNNN", "usp: string is not 4 characters", ErrLength, "ours"},
+		{"", "usp: string is not 4 characters", ErrLength, "ours"},
+		{"1X--", "usp: field is not Y, N or -", ErrValue, "prebid-server Explicit Notice Char"},
+		{"1-X-", "usp: field is not Y, N or -", ErrValue, "prebid-server Invalid Opt-Out Sale Char"},
+		{"1--X", "usp: field is not Y, N or -", ErrValue, "prebid-server Invalid LSPA Char"},
+	}
+	for _, c := range cases {
+		got, err := Parse([]byte(c.s))
+		if err == nil || err.Error() != c.msg || !errors.Is(err, c.want) || got != (Signal{}) {
+			t.Errorf("%q (%s): %+v %v, want %q (%v)", c.s, c.src, got, err, c.msg, c.want)
+		}
+		for _, other := range []error{ErrLength, ErrVersion, ErrValue} {
+			if other != c.want && errors.Is(err, other) {
+				t.Errorf("%q: %v is also %v", c.s, err, other)
+			}
+		}
+	}
+}
+
 func TestParseAllocs(t *testing.T) {
-	b := []byte("1YYN")
-	if n := testing.AllocsPerRun(100, func() { _, _ = Parse(b) }); n != 0 {
-		t.Errorf("%v allocs", n)
+	for _, s := range []string{"1YYN", "2YNY", "1NY", "1X--"} {
+		b := []byte(s)
+		if n := testing.AllocsPerRun(100, func() { _, _ = Parse(b) }); n != 0 {
+			t.Errorf("%q: %v allocs", s, n)
+		}
 	}
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"1YNN", "1---", "1YYY", "2YNN", ""} {
+	for _, s := range []string{"1YNN", "1---", "1YYY", "2YNN", "", "2YNY", "2YNNY", "xYNN", "1NY"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -67,6 +120,9 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			if sig != (Signal{}) {
 				t.Fatalf("non-zero signal on error")
+			}
+			if errors.Is(err, ErrVersion) != strings.Contains(err.Error(), "unsupported version") {
+				t.Fatalf("%q: %v", s, err)
 			}
 			return
 		}
