@@ -16,9 +16,7 @@
 // section that is present and decodes. A section that is missing (the string holds
 // fewer sections than its header lists), blank or malformed is left out and named in
 // the error (ErrMissingSection, or what is wrong with it). OptOut fails closed: such a
-// section is an error there when it applies, and the caller denies marketing; one that
-// gpp_sid leaves out is not read. Sections are taken in header order, as the
-// specification writes them, so the missing ones of a short body are the last listed.
+// section is an error there (the caller denies marketing).
 //
 // Why not github.com/prebid/go-gpp v0.2.0: it was evaluated and is used only as a test
 // oracle (differential tests in gogpp_test.go and fuzz_test.go). It decodes the header and usnat/usca/usva/
@@ -383,10 +381,9 @@ func ParseSection(id int, payload string) (Section, error) {
 // applicableSections are the gpp_sid IDs; empty means every section in s applies.
 // tcfeuv2 and unsupported sections never opt out here (TCF is consent/tcf's job);
 // gpp_sid IDs the header does not list are ignored. It fails closed: a header that
-// cannot be read, or an applicable section that is missing from the string, blank or
-// malformed, is an error, and callers must deny marketing. A section that does not
-// apply is not read, so its being missing or malformed does not matter. The error names
-// the section (e.g. "gpp: section 6 (uspv1) is missing: ...") and wraps a sentinel.
+// cannot be read, a section missing from the string, or an applicable section that is
+// blank or malformed is an error, and callers must deny marketing. The error names the
+// section (e.g. "gpp: section 6 (uspv1) is missing: ...") and wraps a sentinel.
 func OptOut(s []byte, applicableSections []int) (optedOut, gpc bool, err error) {
 	return optOut(s, applicableSections)
 }
@@ -398,16 +395,15 @@ func optOut[T ~string | ~[]byte](s T, applicable []int) (optedOut, gpc bool, err
 	if err != nil {
 		return false, false, err
 	}
+	if held := countParts(s); held < n {
+		return false, false, sectionErr(kindAbsent, int(ids[held]))
+	}
 	rest := s[headerLen(s):]
 	for i := range n {
-		present := len(rest) > 0 // else the string ended before this section
 		payload := nextPart(&rest)
 		id := int(ids[i])
 		if !applies(id, applicable) {
 			continue
-		}
-		if !present {
-			return false, false, sectionErr(kindAbsent, id)
 		}
 		if len(payload) == 0 {
 			return false, false, sectionErr(kindBlank, id)

