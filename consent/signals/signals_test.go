@@ -36,6 +36,8 @@ const (
 // necessary, preferences and statistics granted, marketing refused.
 const cookiebot = "{stamp:'K1Tq0u6zOqU5fbWzjvGwQ0bHrYxXH3f/2pTtW5nRzS7oVf+1Lm4Ydw==',necessary:true,preferences:true,statistics:true,marketing:false,method:'explicit',ver:1,utc:1700475132451,region:'de'}"
 
+var emptySignals config.SignalsConfig
+
 func reader(t *testing.T, cfg config.SignalsConfig) *signals.Reader {
 	t.Helper()
 	gvl := map[string]int{"ga4": 755}
