@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentgate/consentgate/internal/corpus"
 	"github.com/consentgate/consentgate/rules"
 )
 
@@ -13,7 +14,7 @@ import (
 // (anonymise) and denied (drop). For anonymise and drop, none of the hit's identifier
 // values, nor the visitor's IP, may reach the upstream sink in any form.
 func TestEveryVendorEveryAction(t *testing.T) {
-	corpus, err := rules.LoadHitCorpus("../rules/testdata/hits")
+	hits, err := corpus.Load("../rules/testdata/hits")
 	if err != nil {
 		t.Fatalf("corpus: %v", err)
 	}
@@ -24,7 +25,7 @@ func TestEveryVendorEveryAction(t *testing.T) {
 	denied := p.consentCookie(`{"necessary":true,"preferences":false,"statistics":false,"marketing":false}`)
 
 	seen := map[string]map[string]bool{} // vendor → actions exercised
-	for _, h := range corpus {
+	for _, h := range hits {
 		ep, ok := rules.EndpointByName(h.Endpoint)
 		if !ok {
 			t.Fatalf("%s: unknown endpoint %q", h.Name, h.Endpoint)
@@ -89,7 +90,7 @@ func TestEveryVendorEveryAction(t *testing.T) {
 
 // assertNoLeak fails if any identifier value of the hit, raw or URL-encoded, or the
 // visitor's full IP, is in what the upstream received.
-func assertNoLeak(t *testing.T, h rules.CorpusHit, got received) {
+func assertNoLeak(t *testing.T, h corpus.Hit, got received) {
 	t.Helper()
 	all := got.Path + "?" + got.Query + "\n" + got.Body + "\n" + headerText(got)
 	decoded, _ := url.QueryUnescape(got.Query)

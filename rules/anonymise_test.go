@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/consentgate/consentgate/internal/corpus"
 	"net/url"
 	"strings"
 	"sync"
@@ -714,7 +715,7 @@ func BenchmarkHasher(b *testing.B) {
 // when it succeeds, the output parses back and holds only names and JSON paths it was
 // allowed to emit.
 func FuzzAnonymise(f *testing.F) {
-	hits, err := LoadHitCorpus(corpusDir)
+	hits, err := corpus.Load(corpusDir)
 	if err != nil {
 		f.Fatal(err)
 	}

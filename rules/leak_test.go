@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"github.com/consentgate/consentgate/internal/corpus"
 	"net/url"
 	"strings"
 	"testing"
@@ -10,9 +11,9 @@ import (
 
 const corpusDir = "testdata/hits"
 
-func loadCorpus(t testing.TB) []CorpusHit {
+func loadCorpus(t testing.TB) []corpus.Hit {
 	t.Helper()
-	hits, err := LoadHitCorpus(corpusDir)
+	hits, err := corpus.Load(corpusDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +21,7 @@ func loadCorpus(t testing.TB) []CorpusHit {
 }
 
 // corpusAnonymiser compiles the built-in anonymiser of a corpus hit's endpoint.
-func corpusAnonymiser(t testing.TB, h *CorpusHit, hasher *Hasher) (*Endpoint, *Anonymiser) {
+func corpusAnonymiser(t testing.TB, h *corpus.Hit, hasher *Hasher) (*Endpoint, *Anonymiser) {
 	t.Helper()
 	ep, ok := EndpointByName(h.Endpoint)
 	if !ok {

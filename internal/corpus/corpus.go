@@ -1,4 +1,4 @@
-package rules
+package corpus
 
 import (
 	"bytes"
@@ -11,10 +11,10 @@ import (
 	"strings"
 )
 
-// CorpusHit is one real-world-shaped hit of the leak corpus (rules/testdata/hits): the
+// Hit is one real-world-shaped hit of the leak corpus (rules/testdata/hits): the
 // unit leak test and the proxy's end-to-end leak test send it and check that none of
 // its Identifiers values reaches the upstream when the hit is anonymised.
-type CorpusHit struct {
+type Hit struct {
 	Name        string // file name without extension
 	Endpoint    string // catalogue endpoint name
 	Method      string
@@ -47,8 +47,8 @@ type corpusFile struct {
 	Source      string          `json:"source"`
 }
 
-// LoadHitCorpus reads every *.json hit in dir, in file name order.
-func LoadHitCorpus(dir string) ([]CorpusHit, error) {
+// Load reads every *.json hit in dir, in file name order.
+func Load(dir string) ([]Hit, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return nil, fmt.Errorf("rules: corpus %s: %w", dir, err)
@@ -57,9 +57,9 @@ func LoadHitCorpus(dir string) ([]CorpusHit, error) {
 		return nil, fmt.Errorf("rules: corpus %s: no *.json hits", dir)
 	}
 	sort.Strings(files)
-	hits := make([]CorpusHit, 0, len(files))
+	hits := make([]Hit, 0, len(files))
 	for _, f := range files {
-		h, err := loadCorpusHit(f)
+		h, err := loadHit(f)
 		if err != nil {
 			return nil, fmt.Errorf("rules: corpus %s: %w", f, err)
 		}
@@ -68,18 +68,18 @@ func LoadHitCorpus(dir string) ([]CorpusHit, error) {
 	return hits, nil
 }
 
-func loadCorpusHit(file string) (CorpusHit, error) {
+func loadHit(file string) (Hit, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return CorpusHit{}, err
+		return Hit{}, err
 	}
 	var cf corpusFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cf); err != nil {
-		return CorpusHit{}, err
+		return Hit{}, err
 	}
-	h := CorpusHit{
+	h := Hit{
 		Name:     strings.TrimSuffix(filepath.Base(file), ".json"),
 		Endpoint: cf.Endpoint, Method: cf.Method, Path: cf.Path, Query: cf.Query, Body: cf.Body,
 		ContentType: cf.ContentType, Identifiers: cf.Identifiers, Kept: cf.Kept, Source: cf.Source,
