@@ -1,7 +1,7 @@
 package consent
 
 import (
-	"fmt"
+	"github.com/consentgate/consentgate/internal/enum"
 	"time"
 )
 
@@ -17,27 +17,15 @@ const (
 	NumPurposes
 )
 
-var purposeNames = [NumPurposes]string{"necessary", "preferences", "statistics", "marketing"}
+var purposeNames = enum.New("purpose", NumPurposes, "necessary", "preferences", "statistics", "marketing")
 
-func (p Purpose) String() string {
-	if p < NumPurposes {
-		return purposeNames[p]
-	}
-	return fmt.Sprintf("purpose(%d)", uint8(p))
-}
+func (p Purpose) String() string { return purposeNames.String(p) }
 
 // ParsePurpose maps a purpose name to its value.
-func ParsePurpose(s string) (Purpose, bool) {
-	for i, n := range purposeNames {
-		if n == s {
-			return Purpose(i), true
-		}
-	}
-	return 0, false
-}
+func ParsePurpose(s string) (Purpose, bool) { return purposeNames.Parse(s) }
 
 // PurposeNames lists the purpose names in index order.
-func PurposeNames() []string { return purposeNames[:] }
+func PurposeNames() []string { return purposeNames.List() }
 
 // Status is what the visitor said about one purpose. Unset is the zero value: a visitor
 // we know nothing about has every purpose unset.
@@ -50,24 +38,12 @@ const (
 	NumStatuses
 )
 
-var statusNames = [NumStatuses]string{"unset", "granted", "denied"}
+var statusNames = enum.New("status", NumStatuses, "unset", "granted", "denied")
 
-func (s Status) String() string {
-	if s < NumStatuses {
-		return statusNames[s]
-	}
-	return fmt.Sprintf("status(%d)", uint8(s))
-}
+func (s Status) String() string { return statusNames.String(s) }
 
 // ParseStatus maps a status name to its value.
-func ParseStatus(s string) (Status, bool) {
-	for i, n := range statusNames {
-		if n == s {
-			return Status(i), true
-		}
-	}
-	return 0, false
-}
+func ParseStatus(s string) (Status, bool) { return statusNames.Parse(s) }
 
 // Cause records which source set a purpose's effective status, so that a decision can
 // give a reason a marketer understands ("gpc_opt_out" rather than "denied").
@@ -89,15 +65,10 @@ const (
 	NumCauses
 )
 
-var causeNames = [NumCauses]string{"none", "store", "gpc", "consent_mode", "store_error",
-	"tcf", "tcf_invalid", "gpp", "gpp_invalid", "usp", "usp_invalid", "cmp"}
+var causeNames = enum.New("cause", NumCauses, "none", "store", "gpc", "consent_mode", "store_error",
+	"tcf", "tcf_invalid", "gpp", "gpp_invalid", "usp", "usp_invalid", "cmp")
 
-func (c Cause) String() string {
-	if c < NumCauses {
-		return causeNames[c]
-	}
-	return fmt.Sprintf("cause(%d)", uint8(c))
-}
+func (c Cause) String() string { return causeNames.String(c) }
 
 // Purposes holds one status per purpose.
 type Purposes [NumPurposes]Status

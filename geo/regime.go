@@ -1,6 +1,8 @@
 package geo
 
-import "fmt"
+import (
+	"github.com/consentgate/consentgate/internal/enum"
+)
 
 // Regime is the consent regime a jurisdiction applies to tracking.
 type Regime uint8
@@ -12,24 +14,12 @@ const (
 	NumRegimes
 )
 
-var regimeNames = [NumRegimes]string{"opt_in", "opt_out", "none"}
+var regimeNames = enum.New("regime", NumRegimes, "opt_in", "opt_out", "none")
 
-func (r Regime) String() string {
-	if r < NumRegimes {
-		return regimeNames[r]
-	}
-	return fmt.Sprintf("regime(%d)", uint8(r))
-}
+func (r Regime) String() string { return regimeNames.String(r) }
 
 // ParseRegime maps a regime name to its value.
-func ParseRegime(s string) (Regime, bool) {
-	for i, n := range regimeNames {
-		if n == s {
-			return Regime(i), true
-		}
-	}
-	return 0, false
-}
+func ParseRegime(s string) (Regime, bool) { return regimeNames.Parse(s) }
 
 // RegimeNames lists the regime names in index order.
-func RegimeNames() []string { return regimeNames[:] }
+func RegimeNames() []string { return regimeNames.List() }

@@ -1,7 +1,7 @@
 package rules
 
 import (
-	"fmt"
+	"github.com/consentgate/consentgate/internal/enum"
 
 	"github.com/consentgate/consentgate/consent"
 )
@@ -17,27 +17,15 @@ const (
 	NumActions
 )
 
-var actionNames = [NumActions]string{"forward", "anonymise", "drop"}
+var actionNames = enum.New("action", NumActions, "forward", "anonymise", "drop")
 
-func (a Action) String() string {
-	if a < NumActions {
-		return actionNames[a]
-	}
-	return fmt.Sprintf("action(%d)", uint8(a))
-}
+func (a Action) String() string { return actionNames.String(a) }
 
 // ParseAction maps an action name to its value.
-func ParseAction(s string) (Action, bool) {
-	for i, n := range actionNames {
-		if n == s {
-			return Action(i), true
-		}
-	}
-	return 0, false
-}
+func ParseAction(s string) (Action, bool) { return actionNames.Parse(s) }
 
 // ActionNames lists the action names in index order.
-func ActionNames() []string { return actionNames[:] }
+func ActionNames() []string { return actionNames.List() }
 
 // BodyKind says how an endpoint's request body is shaped, so the anonymiser knows how to
 // rewrite it. A body it cannot parse as declared is never forwarded anonymised.

@@ -1,7 +1,7 @@
 package rules
 
 import (
-	"fmt"
+	"github.com/consentgate/consentgate/internal/enum"
 
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/geo"
@@ -36,8 +36,7 @@ const (
 	NumReasons
 )
 
-var reasonNames = [NumReasons]string{
-	"consent_granted",
+var reasonNames = enum.New("reason", NumReasons, "consent_granted",
 	"no_consent_required",
 	"not_opted_out",
 	"consent_missing",
@@ -57,18 +56,12 @@ var reasonNames = [NumReasons]string{
 	"anonymise_failed",
 	"method_not_allowed",
 	"body_too_large",
-	"internal_error",
-}
+	"internal_error")
 
-func (r Reason) String() string {
-	if r < NumReasons {
-		return reasonNames[r]
-	}
-	return fmt.Sprintf("reason(%d)", uint8(r))
-}
+func (r Reason) String() string { return reasonNames.String(r) }
 
 // ReasonNames lists the reason names in index order (metrics use the index).
-func ReasonNames() []string { return reasonNames[:] }
+func ReasonNames() []string { return reasonNames.List() }
 
 // PolicyCells is the decision table of one vendor: regime × status × purpose → action.
 type PolicyCells [geo.NumRegimes][consent.NumStatuses][consent.NumPurposes]Action

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"github.com/consentgate/consentgate/internal/enum"
 	"unsafe"
 
 	"github.com/consentgate/consentgate/config"
@@ -114,17 +115,12 @@ const (
 	NumKinds
 )
 
-var kindNames = [NumKinds]string{"tcf", "gpp", "gpp_sid", "usp", "gcs", "gcd", "mp_consent", "cookiebot", "onetrust"}
+var kindNames = enum.New("signal", NumKinds, "tcf", "gpp", "gpp_sid", "usp", "gcs", "gcd", "mp_consent", "cookiebot", "onetrust")
 
-func (k Kind) String() string {
-	if k < NumKinds {
-		return kindNames[k]
-	}
-	return "signal(?)"
-}
+func (k Kind) String() string { return kindNames.String(k) }
 
 // KindNames lists the kinds' labels in index order.
-func KindNames() []string { return kindNames[:] }
+func KindNames() []string { return kindNames.List() }
 
 // Errors is a set of Kinds.
 type Errors uint16
