@@ -187,7 +187,7 @@ func TestStrings(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
-		raw, s string
+		raw, s   string
 		eq, fold bool
 	}{
 		{"consent", "consent", true, true},
