@@ -7,8 +7,10 @@ package rules
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	"unicode/utf8"
+
+	"github.com/consentgate/consentgate/internal/jsonscan"
 )
 
 // RewriteForward prepares a consented hit: query and body pass unchanged except for the
@@ -89,6 +91,8 @@ func (a *Anonymiser) removeParam(dst, src []byte) ([]byte, bool) {
 // a consented hit reaches the vendor as the browser wrote it. Names match loosely
 // (looseFieldName): protobuf-backed JSON APIs such as the Measurement Protocol also
 // accept "ipOverride" for "ip_override", and the browser must not get through that way.
+// Nesting is bounded only by jsonscan.MaxDepth (encoding/json's limit): a consented
+// body is not ours to refuse for being deep.
 func rewriteJSONField(dst, body []byte, field, ip string) ([]byte, bool, error) {
 	t := bytes.TrimSpace(body)
 	if len(t) == 0 {
@@ -97,150 +101,77 @@ func rewriteJSONField(dst, body []byte, field, ip string) ([]byte, bool, error) 
 	if len(body) > maxJSONBody {
 		return dst, false, errJSONSize
 	}
-	if t[0] != '{' || !json.Valid(t) {
-		return dst, false, errBadJSON
-	}
-	type span struct{ from, to int }
-	var kept [16]span
-	members := kept[:0]
+	// The first walk validates the whole body before anything is written, and tells
+	// whether there is anything to rewrite.
 	removed := false
-	i := skipWS(t, 1)
-	for i < len(t) && t[i] != '}' {
-		from := i
-		keyEnd := skipString(t, i)
-		key := t[i+1 : keyEnd-1]
-		var match bool
-		if bytes.IndexByte(key, '\\') >= 0 {
-			var k string
-			if err := json.Unmarshal(t[i:keyEnd], &k); err != nil {
-				return dst, false, fmt.Errorf("%w: %w", errBadJSON, err)
-			}
-			match = looseFieldName(k, field)
-		} else {
-			match = looseFieldName(string(key), field)
-		}
-		i = skipWS(t, keyEnd)
-		i = skipWS(t, i+1) // ':'
-		i = skipValue(t, i)
-		if match {
-			removed = true
-		} else {
-			members = append(members, span{from, i})
-		}
-		i = skipWS(t, i)
-		if i < len(t) && t[i] == ',' {
-			i = skipWS(t, i+1)
-		}
+	it := jsonscan.Members(t, 0, jsonscan.MaxDepth)
+	for it.Next() {
+		removed = removed || looseFieldName(it.Key(), field)
+	}
+	if err := it.Err(); err != nil {
+		return dst, false, fmt.Errorf("%w: %w", errBadJSON, err)
+	}
+	if jsonscan.SkipSpace(t, it.End()) != len(t) {
+		return dst, false, fmt.Errorf("%w: data after the object", errBadJSON)
 	}
 	if !removed && ip == "" {
 		return append(dst, body...), false, nil
 	}
 	dst = append(dst, '{')
+	first := true
 	if ip != "" {
-		dst = appendJSONString(dst, field)
+		dst = jsonscan.AppendString(dst, field)
 		dst = append(dst, ':')
-		dst = appendJSONString(dst, ip)
+		dst = jsonscan.AppendString(dst, ip)
+		first = false
 	}
-	for _, m := range members {
-		if dst[len(dst)-1] != '{' {
+	it = jsonscan.Members(t, 0, jsonscan.MaxDepth)
+	for it.Next() {
+		if looseFieldName(it.Key(), field) {
+			continue
+		}
+		if !first {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, t[m.from:m.to]...)
+		dst, first = append(dst, it.Member()...), false
 	}
 	return append(dst, '}'), true, nil
 }
 
-// looseFieldName reports whether a and b are equal ignoring ASCII case and underscores.
-func looseFieldName(a, b string) bool {
-	i, j := 0, 0
+// looseFieldName reports whether the JSON member name raw (still escaped) decodes to
+// field, ignoring ASCII case and underscores.
+func looseFieldName(raw []byte, field string) bool {
 	for {
-		for i < len(a) && a[i] == '_' {
-			i++
+		r := rune(-1)
+		for len(raw) > 0 {
+			c, n := jsonscan.NextRune(raw)
+			raw = raw[n:]
+			if c != '_' {
+				r = c
+				break
+			}
 		}
-		for j < len(b) && b[j] == '_' {
-			j++
+		f := rune(-1)
+		for len(field) > 0 {
+			c, n := utf8.DecodeRuneInString(field)
+			field = field[n:]
+			if c != '_' {
+				f = c
+				break
+			}
 		}
-		if i == len(a) || j == len(b) {
-			return i == len(a) && j == len(b)
-		}
-		ca, cb := a[i], b[j]
-		if 'A' <= ca && ca <= 'Z' {
-			ca += 'a' - 'A'
-		}
-		if 'A' <= cb && cb <= 'Z' {
-			cb += 'a' - 'A'
-		}
-		if ca != cb {
+		if lowerASCII(r) != lowerASCII(f) {
 			return false
 		}
-		i, j = i+1, j+1
-	}
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] == '"'. b is valid JSON.
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+		if r < 0 {
+			return true
 		}
 	}
-	return len(b)
 }
 
-// skipValue returns the index after the value starting at b[i]. b is valid JSON.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
+func lowerASCII(r rune) rune {
+	if 'A' <= r && r <= 'Z' {
+		return r + 'a' - 'A'
 	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
-		i++
-	}
-	return i
-}
-
-// appendJSONString appends s as a JSON string; used for field names and IP text.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', upperHex[c>>4], upperHex[c&15])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
+	return r
 }
