@@ -40,11 +40,10 @@ type jsonNode struct {
 	rule   Rule
 	fields map[string]*jsonNode
 	elem   *jsonNode
-}
-
-type jsonSet struct {
-	path  []string
-	value any
+	// order and index are fields sorted for output and each name's place in order,
+	// filled by finish (jsonbody.go) once the tree is complete.
+	order []jsonField
+	index map[string]int
 }
 
 // NewAnonymiser compiles the anonymiser of ep.
@@ -131,12 +130,11 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 		a.exact[a.ipParam] = ruleDrop
 		a.ipName = appendQueryEscape(nil, a.ipParam)
 	}
+	a.set = &setNode{kind: setObject, keepInput: true}
 	for _, p := range ep.SetJSON {
-		path := strings.Split(p.Name, ".")
-		for _, s := range path {
-			if s == "" || strings.Contains(s, "[]") {
-				return nil, fmt.Errorf("set_json: bad path %q: want dotted object fields", p.Name)
-			}
+		path, err := checkSetPath(p.Name)
+		if err != nil {
+			return nil, err
 		}
 		var v any
 		dec := json.NewDecoder(strings.NewReader(p.Value))
@@ -146,16 +144,29 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 		}
 		switch v.(type) {
 		case map[string]any, []any:
-			// Set values are shared by every hit; a container could be written through
-			// by a later path. Scalars are all consent flags need.
+			// Scalars are all consent flags need, and a container would be a subtree
+			// that no allow-list reviewed.
 			return nil, fmt.Errorf("set_json %s: value %q is not a scalar", p.Name, p.Value)
 		}
-		a.setJSON = append(a.setJSON, jsonSet{path, v})
+		lit, err := encodeJSONLiteral(v)
+		if err != nil {
+			return nil, fmt.Errorf("set_json %s: %w", p.Name, err)
+		}
+		a.set.add(path, lit)
 		a.json.remove(path)
 	}
 	if a.ipJSON != "" {
 		a.json.remove([]string{a.ipJSON})
+		a.set.child(a.ipJSON, &setNode{kind: setIP})
 	}
+	if err := a.set.finish(); err != nil {
+		return nil, fmt.Errorf("set_json: %w", err)
+	}
+	slots, err := a.json.finish()
+	if err != nil {
+		return nil, fmt.Errorf("allow json: %w", err)
+	}
+	a.jsonSlots = slots
 	for _, p := range DefaultURLParams {
 		a.urlKeep[p] = struct{}{}
 	}

@@ -9,7 +9,6 @@ package rules
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 )
 
@@ -29,23 +28,6 @@ type Out struct {
 	Body  []byte
 }
 
-// Limits on JSON bodies: the proxy caps bodies too (max_body_size), but the anonymiser
-// must stay safe on its own, e.g. when fuzzed.
-const (
-	maxJSONBody  = 1 << 20
-	maxJSONDepth = 32
-	// maxNameLen bounds percent-encoded parameter names decoded on the stack; a longer
-	// encoded name is dropped (no allow-listed name comes near it).
-	maxNameLen = 128
-)
-
-var (
-	errContentType = errors.New("body content type is not form-encoded")
-	errBadJSON     = errors.New("body is not a JSON object")
-	errJSONDepth   = fmt.Errorf("JSON body nested deeper than %d", maxJSONDepth)
-	errJSONSize    = fmt.Errorf("JSON body larger than %d bytes", maxJSONBody)
-)
-
 // Anonymiser rewrites the hits of one endpoint by its allow-list. It is compiled once
 // per endpoint at config load and is read-only afterwards, so hits share it freely.
 type Anonymiser struct {
@@ -56,11 +38,13 @@ type Anonymiser struct {
 	prefixes []prefixRule // longest first
 	urlKeep  map[string]struct{}
 	json     *jsonNode
-	setQuery []byte // Set, encoded: "gcs=G100&npa=1"
-	setJSON  []jsonSet
+	set      *setNode // SetJSON and the IP field, written over the filtered JSON body
+	setQuery []byte   // Set, encoded: "gcs=G100&npa=1"
 	ipParam  string
 	ipName   []byte // ipParam, query-encoded
 	ipJSON   string
+	// jsonSlots is the working space anonymiseJSON needs (jsonNode.finish).
+	jsonSlots int
 }
 
 // scratchSize is the stack buffer for decoded values (URLs to clean, IDs to hash); a
@@ -97,7 +81,7 @@ func (a *Anonymiser) Anonymise(hit *Hit, ip string, out *Out) error {
 	case BodyLines:
 		out.Body = a.filterLines(out.Body, hit.Body, scratch)
 	case BodyJSON:
-		b, err := a.anonymiseJSON(out.Body, hit.Body, ip)
+		b, err := a.anonymiseJSON(out.Body, hit.Body, ip, scratch)
 		if err != nil {
 			out.Query, out.Body = out.Query[:0], out.Body[:0]
 			return fmt.Errorf("rules: anonymise %s: %w", a.name, err)

@@ -7,6 +7,10 @@ package rules
 
 import "bytes"
 
+// maxNameLen bounds percent-encoded parameter names decoded on the stack; a longer
+// encoded name is dropped (no allow-listed name comes near it).
+const maxNameLen = 128
+
 // decodeName query-decodes a parameter name into buf, or returns raw when it needs no
 // decoding. ok is false for a malformed escape or a name too long for buf.
 func decodeName(buf, raw []byte) ([]byte, bool) {

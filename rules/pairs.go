@@ -5,7 +5,12 @@
 
 package rules
 
-import "bytes"
+import (
+	"bytes"
+	"errors"
+)
+
+var errContentType = errors.New("body content type is not form-encoded")
 
 var amp, eq = []byte("&"), []byte("=")
 
