@@ -38,6 +38,13 @@ func ParseCookiebot(v []byte) (p consent.Purposes, noConsentRequired bool, err e
 	return p, false, nil
 }
 
+// The cookie is read here rather than with internal/jsonscan, the JSON scanner that
+// rules and consentmode share, because it is not JSON: keys are bare identifiers (a
+// JSON-quoted key is a syntax error), strings are single-quoted, skipped groups are
+// looser than JSON, and percent-encoding is interleaved with the syntax and decoded on
+// the fly, where a bad escape must read as ErrEncoding only if the parse reaches it.
+// Bending a JSON scanner to that grammar would weaken the one that guards JSON bodies.
+
 // maxDepth bounds the nesting of skipped bracketed values.
 const maxDepth = 64
 

@@ -1,0 +1,303 @@
+// Allow-list compilation: everything the anonymiser decides at config load (which
+// names and JSON paths survive, under which rule, what the rewrite sets itself), so
+// that a hit costs only lookups. It also refuses an allow-list that would keep an
+// identifier as is: an operator cannot switch anonymisation off by config.
+
+package rules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// DefaultURLParams are the query parameters a KeepURL value keeps: campaign tags say
+// which campaign brought a visit, not who made it. anonymise.url_params adds more.
+var DefaultURLParams = []string{"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm_id"}
+
+// ClickIDParams are URL query parameters that identify one ad click, and so one person.
+// They can never be added to the URL allow-list: a page URL with one of them is as
+// identifying as a user ID.
+var ClickIDParams = []string{
+	"gclid", "dclid", "gbraid", "wbraid", "gclsrc", "_gl", "fbclid", "msclkid", "ttclid",
+	"li_fat_id", "twclid", "yclid", "mc_eid", "igshid", "epik", "sccid", "irclid", "_kx",
+}
+
+// ruleDrop marks, in the compiled name table, a name that the rewrite sets itself (Set
+// or the IP parameter): the hit's own value is always removed, whatever a prefix says.
+const ruleDrop Rule = 0xff
+
+type prefixRule struct {
+	prefix string
+	rule   Rule
+}
+
+// jsonNode is one step of the JSON allow-list tree: the rule for a scalar at this
+// path, the allowed fields of an object, the element node of an array.
+type jsonNode struct {
+	rule   Rule
+	fields map[string]*jsonNode
+	elem   *jsonNode
+	// order and index are fields sorted for output and each name's place in order,
+	// filled by finish (jsonbody.go) once the tree is complete.
+	order []jsonField
+	index map[string]int
+}
+
+// NewAnonymiser compiles the anonymiser of ep.
+//
+// extraAllow (config anonymise.allow[vendor]) adds names kept as is: query or form
+// parameter names, and for JSON endpoints also dotted JSON paths. Naming an identifier
+// of the endpoint is an error: an operator cannot switch anonymisation off by config.
+// A name that already has a rule keeps it (a URL stays cleaned).
+// urlParams (config anonymise.url_params) adds query parameters kept inside KeepURL
+// values, besides DefaultURLParams; a click ID is an error.
+//
+// ep.SetJSON values are JSON scalar literals: `"DENIED"` is a string, `true` a
+// boolean, `1` a number, `null` null.
+func NewAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*Anonymiser, error) {
+	a, err := newAnonymiser(ep, extraAllow, urlParams, h)
+	if err != nil {
+		return nil, fmt.Errorf("rules: anonymiser %s: %w", ep.Name, err)
+	}
+	return a, nil
+}
+
+func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*Anonymiser, error) {
+	if h == nil {
+		return nil, errors.New("no hasher")
+	}
+	if err := CheckAllowList(ep); err != nil {
+		return nil, err
+	}
+	a := &Anonymiser{
+		name: ep.Name, body: ep.Body, h: h,
+		exact:   make(map[string]Rule, len(ep.Allow)+len(extraAllow)+len(ep.Set)+1),
+		urlKeep: map[string]struct{}{},
+		json:    &jsonNode{},
+		ipParam: ep.IP.Param, ipJSON: ep.IP.JSONField,
+	}
+	for n, r := range ep.Allow {
+		a.exact[n] = r
+	}
+	for p, r := range ep.AllowPrefix {
+		a.prefixes = append(a.prefixes, prefixRule{p, r})
+	}
+	sort.Slice(a.prefixes, func(i, j int) bool {
+		pi, pj := a.prefixes[i].prefix, a.prefixes[j].prefix
+		if len(pi) != len(pj) {
+			return len(pi) > len(pj)
+		}
+		return pi < pj
+	})
+	for p, r := range ep.AllowJSON {
+		if err := a.json.add(p, r); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range extraAllow {
+		if n == "" {
+			return nil, errors.New("allow: empty name")
+		}
+		if id, ok := ep.identifies(n); ok {
+			return nil, fmt.Errorf("allow: %q is identifier %q of this endpoint and is never kept", n, id)
+		}
+		// An extension never weakens a built-in rule: "dl" stays KeepURL, "cid" Hash.
+		if _, ok := a.exact[n]; !ok {
+			a.exact[n] = Keep
+		}
+		if ep.Body == BodyJSON {
+			if err := a.json.add(n, Keep); err != nil {
+				return nil, fmt.Errorf("allow: %w", err)
+			}
+		}
+	}
+	for _, p := range ep.Set {
+		if p.Name == "" {
+			return nil, errors.New("set: empty name")
+		}
+		a.exact[p.Name] = ruleDrop
+		if len(a.setQuery) > 0 {
+			a.setQuery = append(a.setQuery, '&')
+		}
+		a.setQuery = appendQueryEscape(a.setQuery, p.Name)
+		a.setQuery = append(a.setQuery, '=')
+		a.setQuery = appendQueryEscape(a.setQuery, p.Value)
+	}
+	if a.ipParam != "" {
+		a.exact[a.ipParam] = ruleDrop
+		a.ipName = appendQueryEscape(nil, a.ipParam)
+	}
+	a.set = &setNode{kind: setObject, keepInput: true}
+	for _, p := range ep.SetJSON {
+		path, err := checkSetPath(p.Name)
+		if err != nil {
+			return nil, err
+		}
+		var v any
+		dec := json.NewDecoder(strings.NewReader(p.Value))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("set_json %s: value %q is not a JSON literal: %w", p.Name, p.Value, err)
+		}
+		switch v.(type) {
+		case map[string]any, []any:
+			// Scalars are all consent flags need, and a container would be a subtree
+			// that no allow-list reviewed.
+			return nil, fmt.Errorf("set_json %s: value %q is not a scalar", p.Name, p.Value)
+		}
+		lit, err := encodeJSONLiteral(v)
+		if err != nil {
+			return nil, fmt.Errorf("set_json %s: %w", p.Name, err)
+		}
+		a.set.add(path, lit)
+		a.json.remove(path)
+	}
+	if a.ipJSON != "" {
+		a.json.remove([]string{a.ipJSON})
+		a.set.child(a.ipJSON, &setNode{kind: setIP})
+	}
+	if err := a.set.finish(); err != nil {
+		return nil, fmt.Errorf("set_json: %w", err)
+	}
+	slots, err := a.json.finish()
+	if err != nil {
+		return nil, fmt.Errorf("allow json: %w", err)
+	}
+	a.jsonSlots = slots
+	for _, p := range DefaultURLParams {
+		a.urlKeep[p] = struct{}{}
+	}
+	for _, p := range urlParams {
+		if p == "" {
+			return nil, errors.New("url_params: empty name")
+		}
+		for _, c := range ClickIDParams {
+			if strings.EqualFold(p, c) {
+				return nil, fmt.Errorf("url_params: %q is a click ID and is never kept", p)
+			}
+		}
+		a.urlKeep[p] = struct{}{}
+	}
+	return a, nil
+}
+
+// CheckAllowList reports an allow-list rule that is unknown or that keeps an identifier
+// of ep as is (Keep or KeepURL); Hash is the only rule an identifier may have.
+func CheckAllowList(ep *Endpoint) error {
+	check := func(kind, name string, r Rule, prefix bool) error {
+		if r < Keep || r > Hash {
+			return fmt.Errorf("%s %q: unknown rule %d", kind, name, r)
+		}
+		if r == Hash {
+			return nil
+		}
+		for _, id := range ep.Identifiers {
+			if prefix && prefixMayMatch(name, id) || !prefix && identifierCovers(id, name) {
+				return fmt.Errorf("%s %q keeps identifier %q as is", kind, name, id)
+			}
+		}
+		return nil
+	}
+	for n, r := range ep.Allow {
+		if err := check("allow", n, r, false); err != nil {
+			return err
+		}
+	}
+	for n, r := range ep.AllowPrefix {
+		if err := check("allow prefix", n, r, true); err != nil {
+			return err
+		}
+	}
+	for n, r := range ep.AllowJSON {
+		if err := check("allow json", n, r, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// identifies reports the identifier of ep that covers name, if any.
+func (ep *Endpoint) identifies(name string) (string, bool) {
+	for _, id := range ep.Identifiers {
+		if identifierCovers(id, name) {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// identifierCovers reports whether the identifier pattern id covers name. A pattern
+// may hold one "*" for any text ("ud[*]", "up.*"); a JSON path identifier covers its
+// whole subtree ("user_data" covers "user_data.sha256_email_address").
+func identifierCovers(id, name string) bool {
+	if pre, suf, ok := strings.Cut(id, "*"); ok {
+		return len(name) >= len(pre)+len(suf) && strings.HasPrefix(name, pre) && strings.HasSuffix(name, suf)
+	}
+	if name == id {
+		return true
+	}
+	rest, ok := strings.CutPrefix(name, id)
+	return ok && (strings.HasPrefix(rest, ".") || strings.HasPrefix(rest, "[]"))
+}
+
+// prefixMayMatch reports whether some name starting with prefix is covered by id.
+func prefixMayMatch(prefix, id string) bool {
+	if pre, _, ok := strings.Cut(id, "*"); ok {
+		return strings.HasPrefix(pre, prefix) || strings.HasPrefix(prefix, pre)
+	}
+	return strings.HasPrefix(id, prefix)
+}
+
+// add puts rule r at the dotted path p ("events[].params.page_location"), unless the
+// path already has a rule: the first (built-in) rule wins.
+func (n *jsonNode) add(p string, r Rule) error {
+	if p == "" {
+		return errors.New("empty JSON path")
+	}
+	for _, seg := range strings.Split(p, ".") {
+		name, arrays := seg, 0
+		for strings.HasSuffix(name, "[]") {
+			name, arrays = name[:len(name)-2], arrays+1
+		}
+		if name == "" || strings.ContainsAny(name, "[]") {
+			return fmt.Errorf("bad JSON path %q", p)
+		}
+		if n.fields == nil {
+			n.fields = map[string]*jsonNode{}
+		}
+		c := n.fields[name]
+		if c == nil {
+			c = &jsonNode{}
+			n.fields[name] = c
+		}
+		n = c
+		for ; arrays > 0; arrays-- {
+			if n.elem == nil {
+				n.elem = &jsonNode{}
+			}
+			n = n.elem
+		}
+	}
+	if n.rule == 0 {
+		n.rule = r
+	}
+	return nil
+}
+
+// remove deletes the allow-list entry at path, so that only the rewrite sets it.
+func (n *jsonNode) remove(path []string) {
+	for i, s := range path {
+		c := n.fields[s]
+		if c == nil {
+			return
+		}
+		if i == len(path)-1 {
+			delete(n.fields, s)
+			return
+		}
+		n = c
+	}
+}
