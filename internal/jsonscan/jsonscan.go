@@ -62,7 +62,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // SkipSpace returns the index of the first byte at or after i that is not JSON
 // whitespace (space, tab, CR, LF), or len(b).
 func SkipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
+	for i < len(b) && b[i] <= ' ' && isSpace(b[i]) {
 		i++
 	}
 	return i
@@ -165,7 +165,7 @@ func digits(b []byte, i int) int {
 func stringEnd(b []byte, i int) (int, error) {
 	for i++; i < len(b); i++ {
 		c := b[i]
-		if c > '\\' || c >= 0x20 && c != '"' && c != '\\' {
+		if !special[c] {
 			continue
 		}
 		switch c {
@@ -192,6 +192,15 @@ func stringEnd(b []byte, i int) (int, error) {
 	}
 	return i, ErrSyntax
 }
+
+// special marks the bytes that end a run of plain string contents.
+var special = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // depthWords sizes the container-type stack of skipContainer: one bit per level.
 const (
@@ -223,17 +232,13 @@ func skipWith(b []byte, i, depth int, objs []uint64) (int, error) {
 	if depth < 1 {
 		return i, ErrDepth
 	}
-	level := 0
-	push := func(c byte) {
-		w, bit := level/64, uint64(1)<<(level%64)
-		if c == '{' {
-			objs[w] |= bit
-		} else {
-			objs[w] &^= bit
-		}
-		level++
+	// objs holds one bit per open container (set: object); obj mirrors the innermost.
+	level, obj := 1, b[i] == '{'
+	if obj {
+		objs[0] |= 1
+	} else {
+		objs[0] &^= 1
 	}
-	push(b[i])
 	i++
 	st := first
 	for {
@@ -242,8 +247,6 @@ func skipWith(b []byte, i, depth int, objs []uint64) (int, error) {
 			return i, ErrSyntax
 		}
 		c := b[i]
-		top := level - 1
-		obj := objs[top/64]&(1<<(top%64)) != 0
 		if st != member {
 			if obj && c == '}' || !obj && c == ']' {
 				level--
@@ -251,6 +254,8 @@ func skipWith(b []byte, i, depth int, objs []uint64) (int, error) {
 				if level == 0 {
 					return i, nil
 				}
+				top := level - 1
+				obj = objs[top/64]&(1<<(top%64)) != 0
 				st = next
 				continue
 			}
@@ -281,20 +286,31 @@ func skipWith(b []byte, i, depth int, objs []uint64) (int, error) {
 			}
 			c = b[i]
 		}
-		if c == '{' || c == '[' {
+		var err error
+		switch c {
+		case '{', '[':
 			if level >= depth {
 				return i, ErrDepth
 			}
-			push(c)
+			obj = c == '{'
+			if w, bit := level/64, uint64(1)<<(level%64); obj {
+				objs[w] |= bit
+			} else {
+				objs[w] &^= bit
+			}
+			level++
 			i++
 			st = first
 			continue
+		case '"':
+			i, err = stringEnd(b, i)
+		default:
+			i, _, err = Value(b, i, 0)
 		}
-		end, _, err := Value(b, i, 0)
 		if err != nil {
-			return end, err
+			return i, err
 		}
-		i, st = end, next
+		st = next
 	}
 }
 
@@ -517,6 +533,23 @@ func Equal(raw []byte, s string) bool { return equal(raw, s, false) }
 func EqualFold(raw []byte, s string) bool { return equal(raw, s, true) }
 
 func equal(raw []byte, s string, fold bool) bool {
+	// Names are nearly always plain ASCII: compare bytes, and decode only on meeting an
+	// escape or a non-ASCII byte.
+	for i, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return equalDecoded(raw, s, fold)
+		}
+		if i >= len(s) {
+			return false
+		}
+		if d := s[i]; c != d && (!fold || lowerASCII(rune(c)) != lowerASCII(rune(d))) {
+			return false
+		}
+	}
+	return len(raw) == len(s)
+}
+
+func equalDecoded(raw []byte, s string, fold bool) bool {
 	for len(raw) > 0 {
 		if len(s) == 0 {
 			return false
