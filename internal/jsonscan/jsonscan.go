@@ -12,19 +12,29 @@
 // json.Encoder (with SetEscapeHTML(false)). The fuzz targets hold it to that.
 //
 // Why not a library. Three well-kept JSON readers were measured on a GA4 Measurement
-// Protocol body and on a Cookiebot cookie (Go 1.26, module proxy versions of
-// 2026): valyala/fastjson v1.6.10 builds a tree in a Parser that must be pooled to
-// reach 0 allocs per call, has no byte spans for "copy every other member verbatim",
-// keeps a lone "\ud800" escape as text where encoding/json gives U+FFFD, and validates
-// any nesting depth recursively; tidwall/gjson v1.20.4 allocates on GetBytes (1 alloc,
-// 64 B) and ForEach (352 B), returns unescaped strings as new strings, and has no depth
-// limit; buger/jsonparser v1.6.1 allocates nothing and gives raw spans but does not
-// validate (it accepts trailing commas, leading zeros, raw control bytes, bad escapes
-// and trailing garbage), and had nine releases in three days after years of silence.
-// None reads a Cookiebot cookie, which is not JSON (see consent/cmp). What we need is
-// small: a validating skip, an iterator, and encoding/json's string rules. Owning it
-// keeps the acceptance rules equal to encoding/json's, which the anonymiser's
-// byte-identical output depends on.
+// Protocol body and on a Cookiebot cookie (Go 1.26, versions as the module proxy
+// serves them in late 2026):
+//
+//   - valyala/fastjson v1.6.10 (fasthttp's author): 0 allocs per call only with a
+//     reused Parser, which is not safe for concurrent use and so needs a ParserPool
+//     on the hit path (518 ns/op pooled, 466 ns/op for Validate alone); it builds a
+//     tree with no byte spans of the input, so "copy every other member verbatim"
+//     is out of reach; it keeps a lone "\ud800" escape as text where encoding/json
+//     gives U+FFFD, and Validate took 100,000 levels of nesting.
+//   - tidwall/gjson v1.20.4: allocates per call (GetBytes 1 alloc / 64 B; ParseBytes
+//     with ForEach 1 alloc / 352 B), returns decoded strings as new strings rather than
+//     into a caller's buffer, and ValidBytes took 100,000 levels of nesting.
+//   - buger/jsonparser v1.6.1: 0 allocs, raw spans and Unescape into a caller's
+//     buffer (705 ns/op), but it does not validate: ObjectEach accepted trailing
+//     commas, leading zeros, raw control bytes, bad escapes and trailing garbage, so
+//     a second pass with json.Valid (1,140 ns/op) would be needed; and after no
+//     release from 2021 to 2026 it had seven in four days in July 2026.
+//
+// None of them reads the Cookiebot cookie, which is not JSON (see consent/cmp). What
+// the callers need is small: a validating skip with a depth limit, an iterator giving
+// raw spans, and encoding/json's string rules. Owning it keeps acceptance and string
+// handling equal to encoding/json's, on which the anonymiser's byte-identical output
+// depends, and the fuzz targets check exactly that.
 package jsonscan
 
 import (
@@ -62,7 +72,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // SkipSpace returns the index of the first byte at or after i that is not JSON
 // whitespace (space, tab, CR, LF), or len(b).
 func SkipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
+	for i < len(b) && b[i] <= ' ' && isSpace(b[i]) {
 		i++
 	}
 	return i
@@ -165,7 +175,7 @@ func digits(b []byte, i int) int {
 func stringEnd(b []byte, i int) (int, error) {
 	for i++; i < len(b); i++ {
 		c := b[i]
-		if c > '\\' || c >= 0x20 && c != '"' && c != '\\' {
+		if !special[c] {
 			continue
 		}
 		switch c {
@@ -192,6 +202,15 @@ func stringEnd(b []byte, i int) (int, error) {
 	}
 	return i, ErrSyntax
 }
+
+// special marks the bytes that end a run of plain string contents.
+var special = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // depthWords sizes the container-type stack of skipContainer: one bit per level.
 const (
@@ -223,17 +242,13 @@ func skipWith(b []byte, i, depth int, objs []uint64) (int, error) {
 	if depth < 1 {
 		return i, ErrDepth
 	}
-	level := 0
-	push := func(c byte) {
-		w, bit := level/64, uint64(1)<<(level%64)
-		if c == '{' {
-			objs[w] |= bit
-		} else {
-			objs[w] &^= bit
-		}
-		level++
+	// objs holds one bit per open container (set: object); obj mirrors the innermost.
+	level, obj := 1, b[i] == '{'
+	if obj {
+		objs[0] |= 1
+	} else {
+		objs[0] &^= 1
 	}
-	push(b[i])
 	i++
 	st := first
 	for {
@@ -242,8 +257,6 @@ func skipWith(b []byte, i, depth int, objs []uint64) (int, error) {
 			return i, ErrSyntax
 		}
 		c := b[i]
-		top := level - 1
-		obj := objs[top/64]&(1<<(top%64)) != 0
 		if st != member {
 			if obj && c == '}' || !obj && c == ']' {
 				level--
@@ -251,6 +264,8 @@ func skipWith(b []byte, i, depth int, objs []uint64) (int, error) {
 				if level == 0 {
 					return i, nil
 				}
+				top := level - 1
+				obj = objs[top/64]&(1<<(top%64)) != 0
 				st = next
 				continue
 			}
@@ -281,20 +296,31 @@ func skipWith(b []byte, i, depth int, objs []uint64) (int, error) {
 			}
 			c = b[i]
 		}
-		if c == '{' || c == '[' {
+		var err error
+		switch c {
+		case '{', '[':
 			if level >= depth {
 				return i, ErrDepth
 			}
-			push(c)
+			obj = c == '{'
+			if w, bit := level/64, uint64(1)<<(level%64); obj {
+				objs[w] |= bit
+			} else {
+				objs[w] &^= bit
+			}
+			level++
 			i++
 			st = first
 			continue
+		case '"':
+			i, err = stringEnd(b, i)
+		default:
+			i, _, err = Value(b, i, 0)
 		}
-		end, _, err := Value(b, i, 0)
 		if err != nil {
-			return end, err
+			return i, err
 		}
-		i, st = end, next
+		st = next
 	}
 }
 
@@ -517,6 +543,23 @@ func Equal(raw []byte, s string) bool { return equal(raw, s, false) }
 func EqualFold(raw []byte, s string) bool { return equal(raw, s, true) }
 
 func equal(raw []byte, s string, fold bool) bool {
+	// Names are nearly always plain ASCII: compare bytes, and decode only on meeting an
+	// escape or a non-ASCII byte.
+	for i, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return equalDecoded(raw, s, fold)
+		}
+		if i >= len(s) {
+			return false
+		}
+		if d := s[i]; c != d && (!fold || lowerASCII(rune(c)) != lowerASCII(rune(d))) {
+			return false
+		}
+	}
+	return len(raw) == len(s)
+}
+
+func equalDecoded(raw []byte, s string, fold bool) bool {
 	for len(raw) > 0 {
 		if len(s) == 0 {
 			return false
