@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -186,38 +187,49 @@ func TestCacheErrorsNotCached(t *testing.T) {
 }
 
 func TestCacheSingleflight(t *testing.T) {
-	const n = 50
-	f := newCacheFixture(t, CacheOptions{})
-	if err := f.mem.Put(context.Background(), "a", testState(7), time.Hour, testReceipt); err != nil {
-		t.Fatal(err)
-	}
-	f.backend.hold = make(chan chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() {
-			st, ok, err := f.c.Get(context.Background(), "a")
-			if err != nil || !ok || st.Version != 7 {
-				errs <- errors.New("a concurrent Get did not see version 7")
-			}
-		})
-	}
-	release := <-f.backend.hold
-	// Every Get has missed; give the last ones a moment to join the call in flight.
-	for f.obs.get(SourceCache, ResultMiss) < n {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	f.wantGets(t, 1)
-	if got := f.obs.get(SourceStore, ResultHit); got != 1 {
-		t.Fatalf("Observe(SourceStore) called %d times for one backend call", got)
-	}
+	// A bubble, so that synctest.Wait can tell when every Get is parked.
+	synctest.Test(t, func(t *testing.T) {
+		const n = 50
+		f := newCacheFixture(t, CacheOptions{})
+		if err := f.mem.Put(context.Background(), "a", testState(7), time.Hour, testReceipt); err != nil {
+			t.Fatal(err)
+		}
+		f.backend.hold = make(chan chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for range n {
+			wg.Go(func() {
+				st, ok, err := f.c.Get(context.Background(), "a")
+				if err != nil || !ok || st.Version != 7 {
+					errs <- errors.New("a concurrent Get did not see version 7")
+				}
+			})
+		}
+		release := <-f.backend.hold
+		// Wait until every other Get is durably blocked: waiting on the call in flight
+		// (singleflight's WaitGroup) or, had it not joined, holding a call of its own.
+		synctest.Wait()
+		if got := f.obs.get(SourceCache, ResultMiss); got != n {
+			t.Errorf("%d cache misses with every Get parked, want %d", got, n)
+		}
+		calls := f.backend.gets.Load()
+		close(release)
+		for range calls - 1 {
+			close(<-f.backend.hold) // a Get that started a call of its own: let it end
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if calls != 1 {
+			t.Fatalf("%d concurrent misses made %d backend calls, want 1", n, calls)
+		}
+		f.wantGets(t, 1)
+		if got := f.obs.get(SourceStore, ResultHit); got != 1 {
+			t.Fatalf("Observe(SourceStore) called %d times for one backend call", got)
+		}
+	})
 }
 
 // A write that lands while a miss is being filled must not be hidden by the older

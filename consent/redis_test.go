@@ -54,7 +54,12 @@ func inspector(t testing.TB, addrs []string, cluster bool) redis.UniversalClient
 	return c
 }
 
-// eventually polls cond until it holds or the time is up.
+// eventually polls cond until it holds or the time is up. It is for the one wait that
+// nothing signals: a store working again once Redis is back. A go-redis pool that has
+// met PoolSize dial errors fails fast until its own probe, which dials once a second,
+// finds Redis again, and neither says when. Everything else the tests wait for is an
+// event: a subscription's callbacks (subscription.await), a command reaching Redis
+// (redistest.Monitor).
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -354,9 +359,8 @@ func testRedisSubscribe(t *testing.T, topo redisTopology) {
 	// Long TTLs: only an invalidation can make B see a change within the test.
 	long := CacheOptions{TTL: time.Hour, NegativeTTL: time.Hour}
 	ca, cb := NewCache(a, long), NewCache(b, long)
-	var resets atomic.Int64
-	done := subscribe(t, b, cb, &resets)
-	eventually(t, 5*time.Second, "B subscribed", func() bool { return resets.Load() >= 1 })
+	sub := subscribe(t, b, cb)
+	sub.awaitResets(t, 1, "B subscribed")
 
 	ctx := context.Background()
 	id := newTestID(t)
@@ -370,55 +374,138 @@ func testRedisSubscribe(t *testing.T, topo redisTopology) {
 	if _, ok := bGet(); ok {
 		t.Fatal("B found a state for a new ID")
 	}
-	if err := ca.Put(ctx, id, testState(1), time.Hour, testReceipt); err != nil {
-		t.Fatal(err)
+	// Each write is published after it is saved, so once B has applied its invalidation,
+	// B's next Get must see the write: no retrying.
+	sub.after(t, id, "A's write", func() error { return ca.Put(ctx, id, testState(1), time.Hour, testReceipt) })
+	if _, ok := bGet(); !ok {
+		t.Fatal("B does not see A's write")
 	}
-	eventually(t, time.Second, "B sees A's write", func() bool { _, ok := bGet(); return ok })
-	if err := ca.Put(ctx, id, testState(2), time.Hour, testReceipt); err != nil {
-		t.Fatal(err)
+	sub.after(t, id, "A's second write", func() error { return ca.Put(ctx, id, testState(2), time.Hour, testReceipt) })
+	if st, _ := bGet(); st.Version != 2 {
+		t.Fatalf("B sees version %d after A's second write, want 2", st.Version)
 	}
-	eventually(t, time.Second, "B sees A's second write", func() bool { st, _ := bGet(); return st.Version == 2 })
-	if _, err := ca.Delete(ctx, id, testReceipt); err != nil {
-		t.Fatal(err)
+	sub.after(t, id, "A's withdrawal", func() error { _, err := ca.Delete(ctx, id, testReceipt); return err })
+	if _, ok := bGet(); ok {
+		t.Fatal("B still sees a state after A's withdrawal")
 	}
-	eventually(t, time.Second, "B sees A's withdrawal", func() bool { _, ok := bGet(); return !ok })
 
 	// A backend that writes the hash itself and publishes, as REDIS.md asks.
 	key := DefaultRedisPrefix + "{" + id + "}:state"
-	rc.HSet(ctx, key, "marketing", "granted", "version", "9")
-	rc.Publish(ctx, DefaultRedisPrefix+"invalidate", id)
-	eventually(t, time.Second, "B sees the backend's write", func() bool { st, _ := bGet(); return st.Version == 9 })
-	if _, err := ca.Erase(ctx, id); err != nil {
-		t.Fatal(err)
+	sub.after(t, id, "the backend's write", func() error {
+		if err := rc.HSet(ctx, key, "marketing", "granted", "version", "9").Err(); err != nil {
+			return err
+		}
+		return rc.Publish(ctx, DefaultRedisPrefix+"invalidate", id).Err()
+	})
+	if st, _ := bGet(); st.Version != 9 {
+		t.Fatalf("B sees version %d after the backend's write, want 9", st.Version)
 	}
-	eventually(t, time.Second, "B sees A's erasure", func() bool { _, ok := bGet(); return !ok })
+	sub.after(t, id, "A's erasure", func() error { _, err := ca.Erase(ctx, id); return err })
+	if _, ok := bGet(); ok {
+		t.Fatal("B still sees a state after A's erasure")
+	}
 
 	// Close ends Subscribe.
 	_ = b.Close()
 	select {
-	case <-done:
+	case <-sub.done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Subscribe did not return after Close")
 	}
 }
 
-// subscribe runs s.Subscribe for c until the test ends; the returned channel closes
-// when Subscribe returns.
-func subscribe(t testing.TB, s *RedisStore, c *Cache, resets *atomic.Int64) <-chan struct{} {
+// subscription is s.Subscribe feeding a cache, as the proxy runs it, with a record of
+// what its callbacks did, so that a test waits for the very invalidation or reset it
+// expects instead of polling the cache.
+type subscription struct {
+	done <-chan struct{} // closed when Subscribe returns
+
+	mu          sync.Mutex
+	resets      int            // onReset calls, each after the cache was cleared
+	invalidated map[string]int // onInvalidate calls by ID, each after the entry was dropped
+	changed     chan struct{}  // closed, and replaced, by each call
+}
+
+// awaitLimit only turns an event that never comes into a failure rather than a hung
+// test; an event that does come ends the wait at once.
+const awaitLimit = 10 * time.Second
+
+// subscribe runs s.Subscribe for c until the test ends.
+func subscribe(t testing.TB, s *RedisStore, c *Cache) *subscription {
+	sub := &subscription{invalidated: map[string]int{}, changed: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	sub.done = done
 	go func() {
 		defer close(done)
-		s.Subscribe(ctx, c.Invalidate, func() {
+		s.Subscribe(ctx, func(id string) {
+			c.Invalidate(id)
+			sub.record(func() { sub.invalidated[id]++ })
+		}, func() {
 			c.Clear()
-			resets.Add(1)
+			sub.record(func() { sub.resets++ })
 		})
 	}()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 	})
-	return done
+	return sub
+}
+
+// record applies f and wakes the waiters. It never blocks Subscribe's goroutine.
+func (s *subscription) record(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// await blocks until cond, called under the lock, holds.
+func (s *subscription) await(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	limit := time.NewTimer(awaitLimit)
+	defer limit.Stop()
+	for {
+		s.mu.Lock()
+		ok, changed := cond(), s.changed
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-limit.C:
+			t.Fatalf("not within %v: %s", awaitLimit, what)
+		}
+	}
+}
+
+// resetCount is the number of onReset calls so far.
+func (s *subscription) resetCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resets
+}
+
+// awaitResets waits until onReset has been called n times in all.
+func (s *subscription) awaitResets(t testing.TB, n int, what string) {
+	t.Helper()
+	s.await(t, what, func() bool { return s.resets >= n })
+}
+
+// after runs write, which must publish an invalidation of id, and waits until the
+// subscription has applied it to the cache.
+func (s *subscription) after(t testing.TB, id, what string, write func() error) {
+	t.Helper()
+	s.mu.Lock()
+	n := s.invalidated[id]
+	s.mu.Unlock()
+	if err := write(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	s.await(t, "the invalidation of "+what, func() bool { return s.invalidated[id] > n })
 }
 
 func TestRedisStoreSubscribeAfterRestart(t *testing.T) {
@@ -427,46 +514,43 @@ func TestRedisStoreSubscribeAfterRestart(t *testing.T) {
 	a, b := newRedisStore(t, addrs, nil), newRedisStore(t, addrs, nil)
 	long := CacheOptions{TTL: time.Hour, NegativeTTL: time.Hour}
 	ca, cb := NewCache(a, long), NewCache(b, long)
-	var resets atomic.Int64
-	subscribe(t, b, cb, &resets)
-	eventually(t, 5*time.Second, "B subscribed", func() bool { return resets.Load() >= 1 })
+	sub := subscribe(t, b, cb)
+	sub.awaitResets(t, 1, "B subscribed")
 
 	ctx := context.Background()
 	id := newTestID(t)
-	if err := ca.Put(ctx, id, testState(1), time.Hour, testReceipt); err != nil {
-		t.Fatal(err)
+	sub.after(t, id, "A's write", func() error { return ca.Put(ctx, id, testState(1), time.Hour, testReceipt) })
+	if _, ok, err := cb.Get(ctx, id); err != nil || !ok {
+		t.Fatalf("B Get after A's write = %v, %v", ok, err)
 	}
-	eventually(t, time.Second, "B caches A's write", func() bool {
-		_, ok, _ := cb.Get(ctx, id)
-		return ok
-	})
-	before := resets.Load()
+	if n := cb.Len(); n != 1 {
+		t.Fatalf("B's cache holds %d entries, want A's write", n)
+	}
+	before := sub.resetCount()
 
 	srv.Restart(t)
 	// Invalidations sent while B was away are lost: B must forget everything, once when
 	// the connection drops and again when it is subscribed again.
-	eventually(t, 10*time.Second, "B reset twice (outage, then resubscription)", func() bool {
-		return resets.Load() >= before+2
-	})
+	sub.awaitResets(t, before+2, "B reset twice (outage, then resubscription)")
 	if n := cb.Len(); n != 0 {
 		t.Fatalf("B's cache holds %d entries after the reset", n)
 	}
 
-	// And invalidations flow again. The restarted Redis is empty; A's first write may
-	// meet a pooled connection that died with the old server.
-	eventually(t, 5*time.Second, "A can write after the restart", func() bool {
-		return ca.Put(ctx, id, testState(2), time.Hour, testReceipt) == nil
+	// And invalidations flow again. The restarted Redis is empty. A's pooled connection
+	// died with the old server: the pool's health check drops it, and MaxRetries covers
+	// a death it did not see, so A's first write succeeds.
+	sub.after(t, id, "A's write after the restart", func() error {
+		return ca.Put(ctx, id, testState(2), time.Hour, testReceipt)
 	})
 	if st, ok, err := cb.Get(ctx, id); err != nil || !ok || st.Version != 2 {
 		t.Fatalf("B Get after the restart = %+v, %v, %v; want version 2", st, ok, err)
 	}
-	if err := ca.Put(ctx, id, testState(3), time.Hour, testReceipt); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, time.Second, "B sees A's write after the restart", func() bool {
-		st, _, _ := cb.Get(ctx, id)
-		return st.Version == 3
+	sub.after(t, id, "A's second write after the restart", func() error {
+		return ca.Put(ctx, id, testState(3), time.Hour, testReceipt)
 	})
+	if st, ok, err := cb.Get(ctx, id); err != nil || !ok || st.Version != 3 {
+		t.Fatalf("B Get after A's second write = %+v, %v, %v; want version 3", st, ok, err)
+	}
 }
 
 func TestRedisStoreOutage(t *testing.T) {
@@ -608,7 +692,9 @@ func TestRedisStoreGetBudget(t *testing.T) {
 	s := newRedisStore(t, []string{srv.Addr}, func(o *RedisOptions) { o.Timeout = 50 * time.Millisecond })
 	ctx := context.Background()
 	id := newTestID(t)
-	if _, _, err := s.Get(ctx, id); err != nil { // warm the pool
+	// Warm the pool under the write budget: a first dial within 50 ms is a coin toss on
+	// a busy machine, and only the paused Get below is on the clock.
+	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Redis holds every client's commands for 3 s, as a stalled server would.
@@ -764,30 +850,71 @@ func TestRedisStoreSubscribeHealth(t *testing.T) {
 	b.healthEvery = 50 * time.Millisecond
 	long := CacheOptions{TTL: time.Hour, NegativeTTL: time.Hour}
 	ca, cb := NewCache(a, long), NewCache(b, long)
-	var resets atomic.Int64
-	subscribe(t, b, cb, &resets)
-	eventually(t, 5*time.Second, "B subscribed", func() bool { return resets.Load() >= 1 })
+	mon := redistest.Monitor(t, srv.Addr)
+	sub := subscribe(t, b, cb)
+	sub.awaitResets(t, 1, "B subscribed")
 
-	time.Sleep(500 * time.Millisecond) // ten quiet periods, each answered by a PONG
-	if n := resets.Load(); n != 1 {
+	// Ten quiet periods, each ended by a PING. B sends the next PING on the same
+	// connection only if the last one was answered (else it resubscribes, with a reset).
+	awaitPings(t, mon, pubsubClient(t, srv.Addr), 10)
+	if n := sub.resetCount(); n != 1 {
 		t.Fatalf("%d resets on a quiet but healthy subscription, want 1", n)
 	}
 
 	if _, err := redistest.Do(srv.Addr, "CLIENT", "PAUSE", "500", "ALL"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "B replaced the silent subscription", func() bool { return resets.Load() >= 3 })
+	// Reset 2: the unanswered PING ended the subscription; 3: B subscribed again.
+	sub.awaitResets(t, 3, "B replaced the silent subscription")
 
 	ctx := context.Background()
 	id := newTestID(t)
 	if _, ok, err := cb.Get(ctx, id); err != nil || ok {
 		t.Fatalf("B Get = %v, %v", ok, err)
 	}
-	if err := ca.Put(ctx, id, testState(1), time.Hour, testReceipt); err != nil {
+	sub.after(t, id, "A's write on the new subscription", func() error {
+		return ca.Put(ctx, id, testState(1), time.Hour, testReceipt)
+	})
+	if _, ok, err := cb.Get(ctx, id); err != nil || !ok {
+		t.Fatalf("B Get after A's write on the new subscription = %v, %v", ok, err)
+	}
+}
+
+// pubsubClient returns the address of the one client subscribed on the server at addr.
+func pubsubClient(t testing.TB, addr string) string {
+	t.Helper()
+	list, err := redistest.Do(addr, "CLIENT", "LIST", "TYPE", "pubsub")
+	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "B sees A's write on the new subscription", func() bool {
-		_, ok, _ := cb.Get(ctx, id)
-		return ok
-	})
+	lines := strings.Split(strings.TrimSpace(list), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("CLIENT LIST TYPE pubsub = %q, want one client", list)
+	}
+	for _, f := range strings.Fields(lines[0]) {
+		if a, ok := strings.CutPrefix(f, "addr="); ok {
+			return a
+		}
+	}
+	t.Fatalf("CLIENT LIST TYPE pubsub = %q: no addr", list)
+	return ""
+}
+
+// awaitPings reads MONITOR lines until client has sent n PINGs.
+func awaitPings(t testing.TB, mon <-chan string, client string, n int) {
+	t.Helper()
+	limit := time.NewTimer(awaitLimit)
+	defer limit.Stop()
+	for seen := 0; seen < n; {
+		select {
+		case line := <-mon: // 1700000000.123456 [0 127.0.0.1:50000] "ping"
+			_, cmd, ok := strings.Cut(line, " "+client+"] ")
+			if ok && strings.EqualFold(cmd, `"ping"`) {
+				seen++
+			}
+		case <-limit.C:
+			t.Fatalf("not within %v: %d PINGs from the subscription (%s), saw %d; "+
+				"a replaced subscription pings from another address", awaitLimit, n, client, seen)
+		}
+	}
 }

@@ -94,14 +94,12 @@ func (s *Server) Stop() {
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Stop()
-	var err error
-	// The port was ours a moment ago; retry briefly in case the kernel is slow to free it.
-	for deadline := time.Now().Add(startTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if err = s.run(); err == nil {
-			return
-		}
+	// Stop waited for the process to exit, so its listener is closed and the port is free,
+	// unless another process's free-port probe grabbed it meanwhile: nothing announces
+	// when that probe lets go, hence the retries.
+	if err := poll(startTimeout, 50*time.Millisecond, nil, s.run); err != nil {
+		t.Fatalf("redistest: restarting redis-server on %s: %v", s.Addr, err)
 	}
-	t.Fatalf("redistest: restarting redis-server on %s: %v", s.Addr, err)
 }
 
 // run starts the process and waits until it answers PING.
@@ -125,23 +123,57 @@ func (s *Server) run() error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	deadline := time.Now().Add(startTimeout)
+	// redis-server announces readiness only to systemd (sd_notify, and only when built
+	// with it), so PING it until it answers; its exit at start (a taken port) ends the
+	// wait at once.
+	err := poll(startTimeout, 5*time.Millisecond, exited, func() error {
+		reply, err := Do(s.Addr, "PING")
+		if err == nil && reply != "PONG" {
+			err = fmt.Errorf("PING answered %q", reply)
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, errStopped):
+		return fmt.Errorf("redis-server on port %d exited at start: %s%s", s.port, out.String(), s.logTail())
+	case err != nil:
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("redis-server on port %d did not answer PING within %v (%v)%s", s.port, startTimeout, err, s.logTail())
+	}
+	s.cmd, s.exited = cmd, exited
+	return nil
+}
+
+// errStopped is poll's answer when its stop channel closed first.
+var errStopped = errors.New("stopped")
+
+// poll calls try until it returns nil, every interval, and returns nil; or try's last
+// error once timeout has passed; or errStopped as soon as stop is closed (nil: never).
+// It serves only the waits for which Redis offers no event to wait on: a server starting
+// to listen, a port another process lets go, a cluster's gossip converging.
+func poll(timeout, interval time.Duration, stop <-chan struct{}, try func() error) error {
+	expired := time.NewTimer(timeout)
+	defer expired.Stop()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	for {
 		select {
-		case <-exited:
-			return fmt.Errorf("redis-server on port %d exited at start: %s%s", s.port, out.String(), s.logTail())
+		case <-stop:
+			return errStopped
 		default:
 		}
-		if reply, err := Do(s.Addr, "PING"); err == nil && reply == "PONG" {
-			s.cmd, s.exited = cmd, exited
+		err := try()
+		if err == nil {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
-			return fmt.Errorf("redis-server on port %d did not answer PING within %v%s", s.port, startTimeout, s.logTail())
+		select {
+		case <-stop:
+			return errStopped
+		case <-expired.C:
+			return err
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -186,17 +218,19 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 	if err != nil {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
+	// Nodes reach cluster_state:ok through gossip, which no command waits for or reports.
 	deadline := time.Now().Add(clusterTimeout)
 	for _, s := range c.Servers {
-		for {
-			info, err := Do(s.Addr, "CLUSTER", "INFO")
-			if err == nil && strings.Contains(info, "cluster_state:ok") {
-				break
+		var info string
+		err := poll(time.Until(deadline), 20*time.Millisecond, nil, func() error {
+			var err error
+			if info, err = Do(s.Addr, "CLUSTER", "INFO"); err == nil && !strings.Contains(info, "cluster_state:ok") {
+				err = errors.New("cluster_state is not ok")
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("redistest: node %s not cluster_state:ok within %v (err %v):\n%s", s.Addr, clusterTimeout, err, info)
-			}
-			time.Sleep(50 * time.Millisecond)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("redistest: node %s not cluster_state:ok within %v (%v):\n%s", s.Addr, clusterTimeout, err, info)
 		}
 	}
 	return c
@@ -240,6 +274,57 @@ func freePort(cluster bool) (int, error) {
 		return port, nil
 	}
 	return 0, errors.New("no free port pair for a cluster node")
+}
+
+// Monitor streams the commands the server at addr runs (Redis MONITOR), one line each
+// without the leading '+', such as
+//
+//	1700000000.123456 [0 127.0.0.1:50000] "ping"
+//
+// from the moment it returns until the test ends. A test can so wait for a command a
+// client sends (a health-check PING, say) instead of guessing how long it takes.
+// Nothing is dropped: a test that stops reading holds the stream back.
+func Monitor(t testing.TB, addr string) <-chan string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatalf("redistest: MONITOR %s: %v", addr, err)
+	}
+	rd := bufio.NewReader(conn)
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err = io.WriteString(conn, "*1\r\n$7\r\nMONITOR\r\n"); err == nil {
+		var line string
+		if line, err = rd.ReadString('\n'); err == nil && line != "+OK\r\n" {
+			err = fmt.Errorf("reply %q", line)
+		}
+	}
+	if err != nil {
+		_ = conn.Close()
+		t.Fatalf("redistest: MONITOR %s: %v", addr, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	lines := make(chan string)
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				return
+			}
+			select {
+			case lines <- strings.TrimSuffix(strings.TrimPrefix(line, "+"), "\r\n"):
+			case <-done:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		_ = conn.Close()
+		<-stopped
+	})
+	return lines
 }
 
 // Do sends one command to addr on a fresh connection and returns the reply: a simple or

@@ -3,6 +3,7 @@ package redistest
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServerStopRestart(t *testing.T) {
@@ -49,5 +50,22 @@ func TestStartCluster(t *testing.T) {
 		if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_assigned:16384") {
 			t.Fatalf("CLUSTER INFO on %s: %v\n%s", a, err, info)
 		}
+	}
+}
+
+func TestMonitor(t *testing.T) {
+	s := Start(t)
+	mon := Monitor(t, s.Addr)
+	if _, err := Do(s.Addr, "SET", "k", "v"); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	// MONITOR answered +OK before Monitor returned, so the SET is on the stream.
+	select {
+	case line := <-mon:
+		if !strings.HasSuffix(line, `] "SET" "k" "v"`) || strings.HasPrefix(line, "+") {
+			t.Fatalf("MONITOR line %q, want the SET", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("MONITOR did not report the SET")
 	}
 }
