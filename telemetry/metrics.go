@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/consentgate/consentgate/internal/enum"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -55,15 +56,10 @@ const (
 	numUpstreamKinds
 )
 
-var upstreamKindNames = [numUpstreamKinds]string{"timeout", "connect", "status", "other"}
+var upstreamKindNames = enum.New("kind", numUpstreamKinds, "timeout", "connect", "status", "other")
 
 // String returns the kind label value.
-func (k UpstreamErrorKind) String() string {
-	if k < numUpstreamKinds {
-		return upstreamKindNames[k]
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
+func (k UpstreamErrorKind) String() string { return upstreamKindNames.String(k) }
 
 // Outcome is the latency histogram's outcome for a request that failed this way, so the
 // proxy classifies an error once and feeds both UpstreamError and UpstreamDone.
@@ -94,7 +90,7 @@ func (o UpstreamOutcome) String() string {
 	case o == UpstreamOK:
 		return "ok"
 	case o < numUpstreamOutcomes:
-		return upstreamKindNames[o-1]
+		return upstreamKindNames.String(UpstreamErrorKind(o - 1))
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
@@ -544,8 +540,10 @@ const (
 	numLookupResults
 )
 
-var lookupSourceNames = [numLookupSources]string{"cache", "redis", "memory"}
-var lookupResultNames = [numLookupResults]string{"hit", "miss", "error"}
+var (
+	lookupSourceNames = enum.New("source", numLookupSources, "cache", "redis", "memory")
+	lookupResultNames = enum.New("result", numLookupResults, "hit", "miss", "error")
+)
 
 // lookupAttrs are built once: every source × result series is exported from zero, so
 // an error rate can be alerted on before the first error.
@@ -553,8 +551,8 @@ var lookupAttrs = func() (out [int(numLookupSources) * int(numLookupResults)]met
 	for s := range numLookupSources {
 		for r := range numLookupResults {
 			out[int(s)*int(numLookupResults)+int(r)] = metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("source", lookupSourceNames[s]),
-				attribute.String("result", lookupResultNames[r]),
+				attribute.String("source", lookupSourceNames.String(s)),
+				attribute.String("result", lookupResultNames.String(r)),
 			))
 		}
 	}

@@ -120,7 +120,7 @@ func TestSignalCurrent(t *testing.T) {
 }
 
 func TestTypeString(t *testing.T) {
-	if AdStorage.String() != "ad_storage" || AdPersonalization.String() != "ad_personalization" || NumTypes.String() != "type(?)" {
+	if AdStorage.String() != "ad_storage" || AdPersonalization.String() != "ad_personalization" || NumTypes.String() != "type(4)" {
 		t.Error("Type.String")
 	}
 }

@@ -1,15 +1,10 @@
-// Package consentmode parses the Google Consent Mode v2 signals a tracking hit carries
-// in-band (the gcd URL parameter, the Measurement Protocol "consent" object, npa and dma)
-// and maps them onto consentgate's purposes. Every parser is pure and allocation-free so
-// it can run on the hit path; Tighten applies the result and can only ever deny.
-//
-// The older "gcs" parameter is parsed by consent.ParseGCS.
 package consentmode
 
 import (
 	"errors"
 
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/internal/enum"
 )
 
 // Type is one of the four Consent Mode v2 consent types carried by gcd, in gcd order.
@@ -23,14 +18,9 @@ const (
 	NumTypes
 )
 
-var typeNames = [NumTypes]string{"ad_storage", "analytics_storage", "ad_user_data", "ad_personalization"}
+var typeNames = enum.New("type", NumTypes, "ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
 
-func (t Type) String() string {
-	if t < NumTypes {
-		return typeNames[t]
-	}
-	return "type(?)"
-}
+func (t Type) String() string { return typeNames.String(t) }
 
 // Signal is the state of one consent type as gcd reports it: the value set by the
 // page's `gtag('consent', 'default', …)` call and the value set by a later

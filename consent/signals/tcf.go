@@ -9,6 +9,7 @@ import (
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/consent/gpp"
 	"github.com/consentgate/consentgate/consent/tcf"
+	"github.com/consentgate/consentgate/internal/enum"
 )
 
 // IAB TCF: a TC string decides for a vendor on the Global Vendor List where consent is
@@ -36,7 +37,7 @@ const (
 	numTCFSources
 )
 
-var tcfSourceNames = [numTCFSources]string{"gdpr_consent", "euconsent-v2", "gpp", "store"}
+var tcfSourceNames = enum.New("source", numTCFSources, "gdpr_consent", "euconsent-v2", "gpp", "store")
 
 // TCF verdicts for one purpose, ordered so the most protective is the largest.
 const (
@@ -313,7 +314,7 @@ func (r *Reader) explainTCF(req Request, h *Hit, st *State) *ExplainTCF {
 			continue
 		}
 		e := decodeTCF(string(raw), gvl)
-		e.Source = tcfSourceNames[src]
+		e.Source = tcfSourceNames.String(src)
 		e.Applied = st.tcf.applied
 		if first == nil {
 			first = &e
