@@ -119,6 +119,23 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 		applyPolicy(&policies[i], cfg.Policy.Vendors[v])
 	}
 
+	// Config may add names to the lists of what is kept, never one that identifies.
+	for i, p := range cfg.Anonymise.URLParams {
+		if why := IdentifierName(p); why != "" {
+			fail(fmt.Sprintf("anonymise.url_params.%d", i), "anonymise.url_params: %q is never kept: %s", p, why)
+		}
+	}
+	for _, v := range slices.Sorted(maps.Keys(cfg.Anonymise.Allow)) {
+		for i, p := range cfg.Anonymise.Allow[v] {
+			if why := IdentifierName(p); why != "" {
+				fail(fmt.Sprintf("anonymise.allow.%s.%d", v, i), "anonymise.allow.%s: %q is never kept: %s", v, p, why)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...) // the anonymisers would repeat the same names
+	}
+
 	cat := Builtin()
 	s.Endpoints = make([]CompiledEndpoint, len(cat))
 	byName := map[string]int{}
