@@ -201,6 +201,11 @@ type TCFConfig struct {
 	// Vendors sets a vendor's Global Vendor List ID over the built-in ones (VendorGVLID);
 	// 0 takes the vendor off TCF, so TC strings do not decide for it.
 	Vendors map[string]int `yaml:"vendors"`
+	// GrantFrom says which TC strings may grant consent: "api" (default) only one written
+	// through the consent API by the site's banner or backend; "hits" also the strings a
+	// hit carries (gdpr_consent, euconsent-v2, GPP tcfeuv2), which any script on the page
+	// can set. A TC string from anywhere may always refuse.
+	GrantFrom string `yaml:"grant_from"`
 }
 
 // CMPConfig is about the consent banners' own cookies.

@@ -55,6 +55,7 @@ func TestSignalsEndToEnd(t *testing.T) {
 		customOT  = "signals:\n  cmp:\n    onetrust_groups:\n      C0001: necessary\n      C0005: marketing\n"
 		deniedSta = `{"statistics":false}`
 		granted   = `{"statistics":true,"marketing":true,"preferences":true}`
+		grantHits = "signals:\n  tcf:\n    grant_from: hits\n"
 	)
 	type tc struct {
 		name, config         string
@@ -68,11 +69,14 @@ func TestSignalsEndToEnd(t *testing.T) {
 	}
 	cases := []tc{
 		// IAB TCF decides for a GVL vendor where consent is opt-in.
-		{name: "tcf param accept ga4 se", target: ga4 + "&gdpr=1&gdpr_consent=" + tcAcceptAll, ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
+		{name: "tcf param accept ga4 se", config: grantHits, target: ga4 + "&gdpr=1&gdpr_consent=" + tcAcceptAll, ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
+		{name: "tcf grant on a hit ignored by default", target: ga4 + "&gdpr_consent=" + tcAcceptAll, ip: ipSE, vendor: "ga4", action: "anonymise", reason: "consent_missing", jurisdiction: "eea"},
+		{name: "tcf grant in a cookie ignored by default", target: meta, ip: ipSE, headers: []string{"Cookie", "euconsent-v2=" + tcAcceptAll}, vendor: "meta", action: "drop", reason: "consent_missing", jurisdiction: "eea"},
+		{name: "tcf refusal on a hit counts by default", stored: granted, target: ga4 + "&gdpr_consent=" + tcRejectAll, ip: ipSE, vendor: "ga4", action: "drop", reason: "tcf_denied", jurisdiction: "eea"},
 		{name: "tcf cookie reject ga4 se", target: ga4, ip: ipSE, headers: []string{"Cookie", "euconsent-v2=" + tcRejectAll}, vendor: "ga4", action: "drop", reason: "tcf_denied", jurisdiction: "eea"},
-		{name: "tcf stats only ga4 se", target: ga4 + "&gdpr_consent=" + tcStatsOnly, ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
+		{name: "tcf stats only ga4 se", config: grantHits, target: ga4 + "&gdpr_consent=" + tcStatsOnly, ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
 		{name: "tcf stats only google ads se", target: ads + "&gdpr_consent=" + tcStatsOnly, ip: ipSE, vendor: "google_ads", action: "drop", reason: "tcf_denied", jurisdiction: "eea"},
-		{name: "tcf linkedin vendor se", target: linkedin + "&gdpr_consent=" + tcLinkedInOnly, ip: ipSE, vendor: "linkedin", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
+		{name: "tcf linkedin vendor se", config: grantHits, target: linkedin + "&gdpr_consent=" + tcLinkedInOnly, ip: ipSE, vendor: "linkedin", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
 		{name: "tcf other vendor only ga4 se", target: ga4 + "&gdpr_consent=" + tcLinkedInOnly, ip: ipSE, vendor: "ga4", action: "drop", reason: "tcf_denied", jurisdiction: "eea"},
 		{name: "tcf invalid ga4 se", target: ga4 + "&gdpr_consent=" + tcTruncated, ip: ipSE, vendor: "ga4", action: "anonymise", reason: "tcf_invalid", jurisdiction: "eea"},
 		{name: "tcf bad base64 meta-gvl se", config: "signals:\n  tcf:\n    vendors:\n      meta: 89\n", target: meta + "&gdpr_consent=%%%", ip: ipSE, vendor: "meta", action: "drop", reason: "tcf_invalid", jurisdiction: "eea"},
@@ -81,9 +85,9 @@ func TestSignalsEndToEnd(t *testing.T) {
 		{name: "tcf cannot overrule a stored denial", stored: deniedSta, target: ga4 + "&gdpr_consent=" + tcAcceptAll, ip: ipSE, vendor: "ga4", action: "drop", reason: "consent_denied", jurisdiction: "eea"},
 		{name: "tcf reject beats stored grant", stored: granted, target: ga4 + "&gdpr_consent=" + tcRejectAll, ip: ipSE, vendor: "ga4", action: "drop", reason: "tcf_denied", jurisdiction: "eea"},
 		{name: "tcf written via consent api", storedTCF: tcAcceptAll, target: ga4, ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
-		{name: "tcf in gpp tcfeuv2 section", target: ga4 + "&gpp=DBABMA~" + tcAcceptAll + "&gpp_sid=2", ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
+		{name: "tcf in gpp tcfeuv2 section", config: grantHits, target: ga4 + "&gpp=DBABMA~" + tcAcceptAll + "&gpp_sid=2", ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
 		{name: "tcf in gpp section not applicable", target: ga4 + "&gpp=DBABMA~" + tcAcceptAll + "&gpp_sid=7", ip: ipSE, vendor: "ga4", action: "anonymise", reason: "consent_missing", jurisdiction: "eea"},
-		{name: "tcf in gpp with unreadable sid applies", target: ga4 + "&gpp=DBABMA~" + tcAcceptAll + "&gpp_sid=x", ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
+		{name: "tcf in gpp with unreadable sid applies", config: grantHits, target: ga4 + "&gpp=DBABMA~" + tcAcceptAll + "&gpp_sid=x", ip: ipSE, vendor: "ga4", action: "forward", reason: "tcf_granted", jurisdiction: "eea"},
 		{name: "tcf one of two strings rejects", target: ga4 + "&gdpr_consent=" + tcAcceptAll, ip: ipSE, headers: []string{"Cookie", "euconsent-v2=" + tcRejectAll}, vendor: "ga4", action: "drop", reason: "tcf_denied", jurisdiction: "eea"},
 
 		// IAB GPP: US opt-outs refuse marketing wherever the visitor is.

@@ -67,6 +67,7 @@ func defaultConfig() *config.Config {
 			Receipts:     config.ReceiptsConfig{MaxLen: 100, TTL: 790 * day},
 		},
 		Upstream: config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+		Signals:  config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
 		Telemetry: config.TelemetryConfig{
 			OTLP:   config.OTLPConfig{Interval: 30 * time.Second},
 			Traces: config.TracesConfig{SampleRatio: 0.01},

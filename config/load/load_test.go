@@ -205,8 +205,9 @@ func TestLoadGoodFull(t *testing.T) {
 		},
 		Signals: config.SignalsConfig{
 			TCF: config.TCFConfig{
-				Purposes: map[string][]int{"statistics": {1, 7, 9}, "necessary": {}},
-				Vendors:  map[string]int{"matomo": 1234, "ga4": 0},
+				Purposes:  map[string][]int{"statistics": {1, 7, 9}, "necessary": {}},
+				Vendors:   map[string]int{"matomo": 1234, "ga4": 0},
+				GrantFrom: "hits",
 			},
 			CMP: config.CMPConfig{UseAsState: true, OneTrustGroups: map[string]string{"C0002": "statistics", "C0005": "marketing"}},
 		},
@@ -350,7 +351,7 @@ func TestConfigKeys(t *testing.T) {
 	sections := map[string][]string{"": topKeys, "geo": geoKeys, "jurisdictions": jurisdictionsKeys,
 		"consent": consentKeys, "consent.redis": redisKeys, "consent.cache": consentCacheKeys,
 		"consent.receipts": receiptsKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys,
-		"signals.cmp": cmpKeys, "telemetry.otlp": otlpKeys, "telemetry.traces": tracesKeys,
+		"signals.tcf": tcfKeys, "signals.cmp": cmpKeys, "telemetry.otlp": otlpKeys, "telemetry.traces": tracesKeys,
 		"telemetry.decision_log": decisionLogKeys}
 	var tableKeys []string
 	for _, sk := range scalarKeys {
@@ -388,6 +389,7 @@ func TestDefault(t *testing.T) {
 			Receipts:   config.ReceiptsConfig{MaxLen: 100, TTL: 790 * 24 * time.Hour},
 		},
 		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
@@ -489,6 +491,7 @@ func TestEnvOverrides(t *testing.T) {
 			Receipts: config.ReceiptsConfig{MaxLen: 7, TTL: 30 * 24 * time.Hour},
 		},
 		Upstream:  config.UpstreamConfig{Timeout: time.Second, MaxConns: 8},
+		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
 		Anonymise: config.AnonymiseConfig{Secret: "env-secret-0123456789", URLParams: []string{"x"}},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}

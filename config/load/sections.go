@@ -28,7 +28,7 @@ var (
 	anonymiseKeys    = []string{"secret", "url_params", "allow"}
 	routeKeys        = []string{"path", "host", "endpoint", "disabled"}
 	signalsKeys      = []string{"tcf", "cmp"}
-	tcfKeys          = []string{"purposes", "vendors"}
+	tcfKeys          = []string{"purposes", "vendors", "grant_from"}
 	cmpKeys          = []string{"use_as_state", "onetrust_groups"}
 	telemetryKeys    = []string{"otlp", "traces", "decision_log"}
 	otlpKeys         = []string{"endpoint", "headers", "interval"}
@@ -198,6 +198,9 @@ func (d *decoder) signals(path string, n *yaml.Node) {
 		switch key {
 		case "tcf":
 			d.mapping(v, sub, "key", tcfKeys, func(key, sub string, _, v *yaml.Node) {
+				if d.table(sub, v) {
+					return
+				}
 				switch key {
 				case "purposes":
 					d.tcfPurposes(sub, v)

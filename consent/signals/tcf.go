@@ -71,6 +71,10 @@ type tcfSettings struct {
 	gvlIDs  []int
 	gvlSlot []int
 	cache   *tcfCache
+	// grantFromHits: a string a hit carries may grant (signals.tcf.grant_from: hits);
+	// otherwise only the one written through the consent API may, and the others only
+	// refuse.
+	grantFromHits bool
 }
 
 func (s *tcfSettings) compile(cfg *config.TCFConfig, vendors []string, gvl func(string) int) {
@@ -110,6 +114,7 @@ func (s *tcfSettings) compile(cfg *config.TCFConfig, vendors []string, gvl func(
 		s.gvlSlot[i] = slot
 	}
 	s.cache = newTCFCache(s.gvlIDs)
+	s.grantFromHits = cfg.GrantFrom == "hits"
 }
 
 // GVLID is the GVL ID used for the vendor at vendorIndex; 0 if it is not on the GVL.
@@ -124,7 +129,9 @@ func (r *Reader) GVLID(vendorIndex int) int {
 type tcfState struct {
 	raw     [numTCFSources][]byte
 	applied bool // the regime is opt_in and the vendor is on the GVL
-	verdict [consent.NumPurposes]uint8
+	// grantIgnored: a string on the hit would have granted, but only the consent API's may.
+	grantIgnored bool
+	verdict      [consent.NumPurposes]uint8
 }
 
 // readTCF runs after readGPPSections, whose applicable sections say whether a GPP
@@ -172,6 +179,10 @@ func (r *Reader) readTCF(req Request, h *Hit, st *State, eff *consent.Effective)
 				v = tcfInvalid
 			case allowed&need == need:
 				v = tcfGrant
+				if src != tcfStore && !r.tcf.grantFromHits {
+					v = tcfNothing // only a refusal counts from a hit
+					t.grantIgnored = true
+				}
 			}
 			t.verdict[p] = max(t.verdict[p], v)
 		}
@@ -255,7 +266,10 @@ type ExplainTCF struct {
 	Error  string `json:"error,omitempty"`
 	// Applied: the string decided for this hit's vendor (opt_in regime, vendor on the GVL).
 	Applied bool `json:"applied"`
-	GVLID   int  `json:"gvl_id,omitempty"` // the hit's vendor, 0 if not on the GVL
+	// GrantIgnored: a string on the hit would have granted a purpose, but only a string
+	// written through the consent API may grant (signals.tcf.grant_from: api).
+	GrantIgnored bool `json:"grant_ignored,omitempty"`
+	GVLID        int  `json:"gvl_id,omitempty"` // the hit's vendor, 0 if not on the GVL
 	// VendorPurposes: the TCF purposes the vendor may process for under this string.
 	VendorPurposes []int `json:"vendor_purposes,omitempty"`
 	*TCFFields
@@ -316,6 +330,7 @@ func (r *Reader) explainTCF(req Request, h *Hit, st *State) *ExplainTCF {
 		e := decodeTCF(string(raw), gvl)
 		e.Source = tcfSourceNames.String(src)
 		e.Applied = st.tcf.applied
+		e.GrantIgnored = st.tcf.grantIgnored && src != tcfStore
 		if first == nil {
 			first = &e
 			continue
