@@ -69,6 +69,7 @@ type Config struct {
 	Policy        PolicyConfig        `yaml:"policy"`
 	Routes        []RouteConfig       `yaml:"routes"`
 	Signals       SignalsConfig       `yaml:"signals"`
+	ServerSide    ServerSideConfig    `yaml:"server_side"`
 	Telemetry     TelemetryConfig     `yaml:"telemetry"`
 
 	// Positions of values that Compile checks against each other (set by the loader).
@@ -217,6 +218,16 @@ type CMPConfig struct {
 	// OneTrustGroups maps OneTrust group IDs to purposes, replacing the default
 	// C0001 necessary, C0002 statistics, C0003 preferences, C0004 marketing.
 	OneTrustGroups map[string]string `yaml:"onetrust_groups"`
+}
+
+// ServerSideConfig is about hits a site's backend sends on a visitor's behalf (GA4
+// Measurement Protocol). Such a hit is decided on the visitor, never on the sender: the
+// sender's address says where the server is, not where the visitor is.
+type ServerSideConfig struct {
+	// TrustedSenders are the backends (CIDRs or IPs, after trusted_proxies) whose hits
+	// are located by the visitor the body names (ip_override, else user_location). A hit
+	// from any other sender is of unknown location, the strictest regime by default.
+	TrustedSenders []string `yaml:"trusted_senders"`
 }
 
 // TelemetryConfig is what the proxy exports beyond /metrics.

@@ -70,3 +70,33 @@ func upper(c byte) byte {
 	}
 	return c
 }
+
+// LocationOf is the location a trusted sender states for a visitor in ISO codes, e.g. a GA4
+// Measurement Protocol user_location: country "FR" (ISO 3166-1 alpha-2) and, optionally,
+// region "US-CA" (ISO 3166-2, whose country part must match) or "CA". ok is false, and the
+// location unknown, when the country is malformed; a malformed region is left out.
+func LocationOf(country, region []byte) (loc Location, ok bool) {
+	if !loc.setCountry(country) {
+		return Location{}, false
+	}
+	if cc, sub, found := cutByte(region, '-'); found {
+		var c Location
+		if !c.setCountry(cc) || c.Country != loc.Country {
+			return loc, true
+		}
+		region = sub
+	}
+	if len(region) > 0 {
+		loc.setSubdivision(region)
+	}
+	return loc, true
+}
+
+func cutByte(b []byte, sep byte) (before, after []byte, found bool) {
+	for i, c := range b {
+		if c == sep {
+			return b[:i], b[i+1:], true
+		}
+	}
+	return b, nil, false
+}

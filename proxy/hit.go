@@ -105,11 +105,30 @@ func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h
 // proxy), its location and the jurisdiction group and regime it falls in.
 func (s *Server) locate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h *hit) {
 	h.ip = rt.Trusted.ClientIP(peer, req.Header.PeekAll(fasthttp.HeaderXForwardedFor))
-	if h.ip.IsValid() {
+	if h.ep.Visitor.IP != "" || h.ep.Visitor.Location != "" {
+		h.ip, h.loc = locateVisitor(rt, req, h.ep, h.ip)
+	} else if h.ip.IsValid() {
 		h.loc = rt.geo.Lookup(h.ip)
 	}
 	h.group = rt.Table.Resolve(h.loc)
 	h.regime = rt.Table.Group(h.group).Regime
+}
+
+// locateVisitor locates a server-side hit (GA4 Measurement Protocol) by the visitor its
+// body names, never by the sender, whose address says where a server is. Only a trusted
+// sender (server_side.trusted_senders) may name the visitor: the IP it states, else the
+// location it states. Any other hit, and one that names no visitor, is of unknown
+// location and passes no IP upstream.
+func locateVisitor(rt *runtime, req *fasthttp.Request, ep *rules.CompiledEndpoint, sender netip.Addr) (netip.Addr, geo.Location) {
+	if !sender.IsValid() || !rt.TrustedSenders.Contains(sender) {
+		return netip.Addr{}, geo.Location{}
+	}
+	ip, country, region := ep.Visitor.Read(req.Body())
+	if ip.IsValid() {
+		return ip, rt.geo.Lookup(ip)
+	}
+	loc, _ := geo.LocationOf(country, region)
+	return netip.Addr{}, loc
 }
 
 // lookUpConsent reads the consent cookie and looks the state up in the store: at most

@@ -50,7 +50,8 @@ func TestSignalsEndToEnd(t *testing.T) {
 		meta      = "/tr?id=1&ev=PageView"
 		ads       = "/pagead/conversion/123/?label=abc"
 		linkedin  = "/li/collect?pid=1&fmt=gif"
-		mpBody    = `{"client_id":"1.2","consent":{"ad_user_data":"DENIED"},"events":[{"name":"x"}]}`
+		mpBody    = `{"client_id":"1.2","ip_override":"` + ipUSCA + `","consent":{"ad_user_data":"DENIED"},"events":[{"name":"x"}]}`
+		mpSender  = "server_side:\n  trusted_senders: [\"" + ipUSCA + "\"]\n"
 		stateCMP  = "signals:\n  cmp:\n    use_as_state: true\n"
 		customOT  = "signals:\n  cmp:\n    onetrust_groups:\n      C0001: necessary\n      C0005: marketing\n"
 		deniedSta = `{"statistics":false}`
@@ -114,7 +115,7 @@ func TestSignalsEndToEnd(t *testing.T) {
 		{name: "gcd malformed is no signal", target: ads + "&gcd=zz", ip: ipUSCA, vendor: "google_ads", action: "forward", reason: "not_opted_out", jurisdiction: "us-ca"},
 		{name: "npa google ads usca", target: ads + "&npa=1", ip: ipUSCA, vendor: "google_ads", action: "drop", reason: "consent_mode_denied", jurisdiction: "us-ca"},
 		{name: "npa beats stored grant se", stored: granted, target: ads + "&npa=1", ip: ipSE, vendor: "google_ads", action: "drop", reason: "consent_mode_denied", jurisdiction: "eea"},
-		{name: "mp consent denies marketing only", method: "POST", target: "/mp/collect?measurement_id=G-1&api_secret=s", body: mpBody, headers: []string{"Content-Type", "application/json"}, ip: ipUSCA, vendor: "ga4", action: "forward", reason: "not_opted_out", jurisdiction: "us-ca"},
+		{name: "mp consent denies marketing only", config: mpSender, method: "POST", target: "/mp/collect?measurement_id=G-1&api_secret=s", body: mpBody, headers: []string{"Content-Type", "application/json"}, ip: ipUSCA, vendor: "ga4", action: "forward", reason: "not_opted_out", jurisdiction: "us-ca"},
 
 		// CMP cookies: refusals always count; grants only stand in for a missing state.
 		{name: "cookiebot as state se", config: stateCMP, target: meta, ip: ipSE, headers: []string{"Cookie", "CookieConsent=" + cookiebotAll}, vendor: "meta", action: "forward", reason: "cmp_granted", jurisdiction: "eea"},

@@ -93,9 +93,12 @@ var builtin = []Endpoint{
 			{Name: "consent.ad_personalization", Value: `"DENIED"`},
 			{Name: "non_personalized_ads", Value: `true`},
 		},
-		IP:     IPPass{JSONField: "ip_override"},
-		Local:  NoContent,
-		Source: "GA4 Measurement Protocol: developers.google.com/analytics/devguides/collection/protocol/ga4/reference (query measurement_id/firebase_app_id + api_secret; JSON client_id, user_id, timestamp_micros, user_properties, user_data, consent, non_personalized_ads, ip_override, user_location, device, events[{name, params}]) and .../protocol/ga4/sending-events",
+		IP: IPPass{JSONField: "ip_override"},
+		// Measurement Protocol reference, "user_location" (city, region_id ISO 3166-2,
+		// country_id ISO 3166-1 alpha-2, subcontinent_id, continent_id) and "ip_override".
+		Visitor: VisitorFields{IP: "ip_override", Location: "user_location", Country: "country_id", Region: "region_id"},
+		Local:   NoContent,
+		Source:  "GA4 Measurement Protocol: developers.google.com/analytics/devguides/collection/protocol/ga4/reference (query measurement_id/firebase_app_id + api_secret; JSON client_id, user_id, timestamp_micros, user_properties, user_data, consent, non_personalized_ads, ip_override, user_location, device, events[{name, params}]) and .../protocol/ga4/sending-events",
 	},
 	{
 		Name:         "meta_tr",

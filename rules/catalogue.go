@@ -66,6 +66,15 @@ type IPPass struct {
 	JSONField string // top-level JSON field, e.g. GA4 Measurement Protocol "ip_override"
 }
 
+// VisitorFields name the top-level JSON fields of a server-side hit that say who the
+// visitor is: the visitor's IP, else a location object with ISO country and region codes.
+type VisitorFields struct {
+	IP       string // e.g. GA4 MP "ip_override"
+	Location string // e.g. GA4 MP "user_location"
+	Country  string // in Location, ISO 3166-1 alpha-2, e.g. "country_id"
+	Region   string // in Location, ISO 3166-2, e.g. "region_id"
+}
+
 // Param is one name=value pair.
 type Param struct{ Name, Value string }
 
@@ -100,6 +109,9 @@ type Endpoint struct {
 	Set     []Param
 	SetJSON []Param
 	IP      IPPass
+	// Visitor, for a server-side endpoint, names where the body states the visitor a
+	// site's backend sends the hit for; empty for hits a browser sends itself.
+	Visitor VisitorFields
 	Local   LocalResponse
 	// Source documents where the hit format was taken from.
 	Source string

@@ -28,7 +28,10 @@ type Snapshot struct {
 	Hasher    *Hasher
 	Signals   *signals.Reader
 	Trusted   *geo.Trusted
-	Table     *geo.Table
+	// TrustedSenders are the backends whose server-side hits are located by the visitor
+	// their body names (server_side.trusted_senders).
+	TrustedSenders *geo.Trusted
+	Table          *geo.Table
 	// Origins are the site origins allowed to call the consent API from a browser.
 	Origins map[string]bool
 	// StoreErrorUnset: consent.on_store_error is "unset" (decide as if nothing was
@@ -179,6 +182,9 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 	var err error
 	if s.Trusted, err = geo.ParseTrusted(cfg.TrustedProxies); err != nil {
 		fail("trusted_proxies", "%v", err)
+	}
+	if s.TrustedSenders, err = geo.ParseTrusted(cfg.ServerSide.TrustedSenders); err != nil {
+		fail("server_side.trusted_senders", "%v", err)
 	}
 	unknown, ok := geo.ParseRegime(cfg.Geo.UnknownRegime)
 	if !ok {

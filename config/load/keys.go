@@ -156,6 +156,7 @@ func checkOTLPEndpoint(s string) error {
 
 var listKeys = []listKey{
 	{"trusted_proxies", "CIDRs or IP addresses", checkTrustedProxy, func(c *config.Config) *[]string { return &c.TrustedProxies }},
+	{"server_side.trusted_senders", "CIDRs or IP addresses", checkTrustedProxy, func(c *config.Config) *[]string { return &c.ServerSide.TrustedSenders }},
 	{"allowed_origins", "origins", checkOrigin, func(c *config.Config) *[]string { return &c.AllowedOrigins }},
 	{"anonymise.url_params", "parameter names", checkParamName, func(c *config.Config) *[]string { return &c.Anonymise.URLParams }},
 	{"consent.redis.addrs", "host:port addresses", checkRedisAddr, func(c *config.Config) *[]string { return &c.Consent.Redis.Addrs }},

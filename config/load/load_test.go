@@ -211,6 +211,7 @@ func TestLoadGoodFull(t *testing.T) {
 			},
 			CMP: config.CMPConfig{UseAsState: true, OneTrustGroups: map[string]string{"C0002": "statistics", "C0005": "marketing"}},
 		},
+		ServerSide: config.ServerSideConfig{TrustedSenders: []string{"10.20.0.0/16"}},
 		Telemetry: config.TelemetryConfig{
 			OTLP:        config.OTLPConfig{Endpoint: "https://otel.example.com:4318", Headers: map[string]string{"x-api-key": "k-123"}, Interval: 15 * time.Second},
 			Traces:      config.TracesConfig{Enabled: true, SampleRatio: 0.25},
@@ -330,6 +331,7 @@ func TestConfigKeys(t *testing.T) {
 		{anonymiseKeys, config.AnonymiseConfig{}},
 		{routeKeys, config.RouteConfig{}},
 		{signalsKeys, config.SignalsConfig{}},
+		{serverSideKeys, config.ServerSideConfig{}},
 		{tcfKeys, config.TCFConfig{}},
 		{cmpKeys, config.CMPConfig{}},
 		{telemetryKeys, config.TelemetryConfig{}},
@@ -351,7 +353,7 @@ func TestConfigKeys(t *testing.T) {
 	sections := map[string][]string{"": topKeys, "geo": geoKeys, "jurisdictions": jurisdictionsKeys,
 		"consent": consentKeys, "consent.redis": redisKeys, "consent.cache": consentCacheKeys,
 		"consent.receipts": receiptsKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys,
-		"signals.tcf": tcfKeys, "signals.cmp": cmpKeys, "telemetry.otlp": otlpKeys, "telemetry.traces": tracesKeys,
+		"signals.tcf": tcfKeys, "server_side": serverSideKeys, "signals.cmp": cmpKeys, "telemetry.otlp": otlpKeys, "telemetry.traces": tracesKeys,
 		"telemetry.decision_log": decisionLogKeys}
 	var tableKeys []string
 	for _, sk := range scalarKeys {
@@ -414,7 +416,7 @@ func TestEnvNames(t *testing.T) {
 		"CONSENTGATE_CONSENT_CACHE_TTL", "CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL", "CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES",
 		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN", "CONSENTGATE_CONSENT_RECEIPTS_TTL",
 		"CONSENTGATE_UPSTREAM_TIMEOUT", "CONSENTGATE_UPSTREAM_MAX_CONNS", "CONSENTGATE_ANONYMISE_SECRET",
-		"CONSENTGATE_TRUSTED_PROXIES", "CONSENTGATE_ALLOWED_ORIGINS", "CONSENTGATE_ANONYMISE_URL_PARAMS",
+		"CONSENTGATE_TRUSTED_PROXIES", "CONSENTGATE_SERVER_SIDE_TRUSTED_SENDERS", "CONSENTGATE_ALLOWED_ORIGINS", "CONSENTGATE_ANONYMISE_URL_PARAMS",
 		"CONSENTGATE_CONSENT_REDIS_ADDRS",
 	}
 	if got := envKeys(); !slices.Equal(got, want) {

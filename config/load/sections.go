@@ -14,7 +14,7 @@ import (
 var (
 	topKeys = []string{"listen", "admin_listen", "admin_token", "trusted_proxies", "read_timeout",
 		"write_timeout", "max_body_size", "allowed_origins", "log_level", "geo", "jurisdictions",
-		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "telemetry"}
+		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "server_side", "telemetry"}
 	geoKeys           = []string{"database", "unknown_regime"}
 	jurisdictionsKeys = []string{"replace", "groups"}
 	groupKeys         = []string{"regime", "codes", "gpc"}
@@ -28,6 +28,7 @@ var (
 	anonymiseKeys    = []string{"secret", "url_params", "allow"}
 	routeKeys        = []string{"path", "host", "endpoint", "disabled"}
 	signalsKeys      = []string{"tcf", "cmp"}
+	serverSideKeys   = []string{"trusted_senders"}
 	tcfKeys          = []string{"purposes", "vendors", "grant_from"}
 	cmpKeys          = []string{"use_as_state", "onetrust_groups"}
 	telemetryKeys    = []string{"otlp", "traces", "decision_log"}
@@ -60,6 +61,8 @@ func (d *decoder) top(root *yaml.Node) {
 			})
 		case "upstream":
 			d.mapping(v, sub, "key", upstreamKeys, d.tableOnly)
+		case "server_side":
+			d.mapping(v, sub, "key", serverSideKeys, d.tableOnly)
 		case "jurisdictions":
 			d.mapping(v, sub, "key", jurisdictionsKeys, func(key, sub string, _, v *yaml.Node) {
 				if !d.table(sub, v) {
