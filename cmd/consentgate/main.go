@@ -119,6 +119,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "consentgate: refusing to start on an invalid config")
 		return 1
 	}
+	// Signals are caught before the listeners announce themselves: a SIGHUP sent as soon
+	// as the process says it is listening would otherwise kill it (the default action).
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
 	if err := srv.Start(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -129,8 +134,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		log.Info("default in force", "setting", line[0], "value", line[1])
 	}
 
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	for {
 		select {
 		case err := <-srv.Errors():
