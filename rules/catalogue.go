@@ -99,8 +99,13 @@ type Endpoint struct {
 	// JSON bodies, by dotted path of objects.
 	Set     []Param
 	SetJSON []Param
-	IP      IPPass
-	Local   LocalResponse
+	// ReplyParams are parameters that ask the vendor for a particular answer: a
+	// response stream, a redirect, a script. An anonymised hit is answered locally, so
+	// what they ask for is never wanted; they are never kept when anonymising, whatever
+	// a prefix or an operator's allow-list says. Set may still set one to a fixed value.
+	ReplyParams []string
+	IP          IPPass
+	Local       LocalResponse
 	// Source documents where the hit format was taken from.
 	Source string
 }
