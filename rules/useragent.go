@@ -85,6 +85,40 @@ var uaGenericBot = []string{
 
 const genericBotUA = "Mozilla/5.0 (compatible; bot)"
 
+type uaMarker struct {
+	s   string
+	bot int // index in uaBots; -1 for a generic marker
+}
+
+// uaMarkers indexes the crawler markers by first byte, so that finding them is one
+// pass over the string rather than a search per marker.
+var uaMarkers = func() *[256][]uaMarker {
+	var t [256][]uaMarker
+	for i, b := range uaBots {
+		t[b[0]] = append(t[b[0]], uaMarker{b, i})
+	}
+	for _, m := range uaGenericBot {
+		t[m[0]] = append(t[m[0]], uaMarker{m, -1})
+	}
+	return &t
+}()
+
+// uaBotOf finds the first named crawler in s (bot, an index in uaBots; -1 if none) and
+// whether any generic marker is there.
+func uaBotOf(s string) (bot int, generic bool) {
+	for i := 0; i < len(s); i++ {
+		for _, m := range uaMarkers[s[i]] {
+			if strings.HasPrefix(s[i:], m.s) {
+				if m.bot >= 0 {
+					return m.bot, true
+				}
+				generic = true
+			}
+		}
+	}
+	return -1, generic
+}
+
 // ReduceUserAgent appends the reduced form of ua to dst (at most MaxReducedUserAgent
 // bytes) and returns it. A string that is not a recognisable browser or crawler (empty,
 // garbage, over MaxUserAgent bytes, with control characters) appends nothing: the
@@ -100,17 +134,13 @@ func ReduceUserAgent(dst, ua []byte) []byte {
 		}
 	}
 	s := unsafe.String(unsafe.SliceData(ua), len(ua))
-	for _, b := range uaBots {
-		if strings.Contains(s, b) {
-			dst = append(dst, "Mozilla/5.0 (compatible; "...)
-			dst = append(dst, b...)
-			return append(dst, ')')
-		}
-	}
-	for _, m := range uaGenericBot {
-		if strings.Contains(s, m) {
-			return append(dst, genericBotUA...)
-		}
+	switch bot, generic := uaBotOf(s); {
+	case bot >= 0:
+		dst = append(dst, "Mozilla/5.0 (compatible; "...)
+		dst = append(dst, uaBots[bot]...)
+		return append(dst, ')')
+	case generic:
+		return append(dst, genericBotUA...)
 	}
 	plat := uaOSOf(s)
 	if plat == osUnknown {

@@ -225,3 +225,20 @@ func FuzzReduceUserAgent(f *testing.F) {
 		checkReduced(t, vocab, ua, out)
 	})
 }
+
+func BenchmarkReduceUserAgent(b *testing.B) {
+	dst := make([]byte, 0, MaxReducedUserAgent)
+	for _, c := range []struct{ name, ua string }{
+		{"chrome android", uaCases[5].in},
+		{"safari ios", uaCases[11].in},
+		{"googlebot", "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.139 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"},
+	} {
+		ua := []byte(c.ua)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = ReduceUserAgent(dst[:0], ua)
+			}
+		})
+	}
+}
