@@ -107,17 +107,18 @@ func reducedUserAgent(dst, v []byte) ([]byte, bool) {
 }
 
 // primaryLanguage keeps the primary language subtag of the first Accept-Language
-// range ("de-CH,de;q=0.9,en;q=0.8" → "de"): two or three letters (RFC 5646 §2.2.1; the
-// longer registered and the reserved forms are not in use), lower-cased. A first range
-// that is "*" or anything else sends nothing: later ranges are not looked at, since
-// the list and its order are the fingerprint.
+// range ("de-CH,de;q=0.9,en;q=0.8" → "de"), lower-cased, when it is a language: an
+// ISO 639-1 code, or "fil", the one three-letter code browsers offer with real use
+// (Chrome's Filipino). Anything else sends nothing, so the header cannot carry an
+// invented code (fetch may set Accept-Language from a page's script). Later ranges are
+// not looked at: the list and its order are the fingerprint.
 func primaryLanguage(dst, v []byte) ([]byte, bool) {
 	v = hdrTrimOWS(v)
 	n := 0
 	for n < len(v) && hdrAlpha(v[n]) {
 		n++
 	}
-	if n < 2 || n > 3 {
+	if n != 2 && n != 3 {
 		return dst, false
 	}
 	if n < len(v) {
@@ -127,11 +128,32 @@ func primaryLanguage(dst, v []byte) ([]byte, bool) {
 			return dst, false
 		}
 	}
-	for _, c := range v[:n] {
-		dst = append(dst, c|0x20)
+	a, b := v[0]|0x20, v[1]|0x20
+	switch {
+	case n == 2 && iso6391[a-'a']&(1<<(b-'a')) != 0:
+		return append(dst, a, b), true
+	case n == 3 && hdrEqualFold(v[:3], "fil"):
+		return append(dst, "fil"...), true
 	}
-	return dst, true
+	return dst, false
 }
+
+// iso6391 is the set of ISO 639-1 codes, a bit per second letter for each first
+// letter: the 183 two-letter codes of the Library of Congress ISO 639-2 code list
+// (https://www.loc.gov/standards/iso639-2/php/code_list.php), "bh" withdrawn.
+var iso6391 = func() (set [26]uint32) {
+	const codes = "aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu " +
+		"cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho " +
+		"hr ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv " +
+		"kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr " +
+		"nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq " +
+		"sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh " +
+		"yi yo za zh zu"
+	for i := 0; i+1 < len(codes); i += 3 {
+		set[codes[i]-'a'] |= 1 << (codes[i+1] - 'a')
+	}
+	return set
+}()
 
 // anonymisedMediaTypes are the body types the anonymiser writes (form, beacon lines as
 // text, JSON); the hit's type is sent only if it is one of them, as the constant.
