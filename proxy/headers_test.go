@@ -323,3 +323,44 @@ func flat(m map[string]string) string {
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
+
+// TestControlCharactersNeverGoUpstream: a header value with a control character never
+// reaches a vendor, whether the listener refuses the request (fasthttp rejects most)
+// or lets it through, and whether the hit is live or explained.
+func TestControlCharactersNeverGoUpstream(t *testing.T) {
+	up := startSink(t)
+	p := startProxy(t, testConfig(up.URL(), ""))
+	for _, c := range []byte{0x00, 0x01, 0x0b, 0x1b, 0x7f} {
+		bad := "Mozilla/5.0 (X11; Linux x86_64)" + string(c) + "X-Injected: 1"
+		for _, name := range []string{"User-Agent", "Accept", "Accept-Language", "Sec-Ch-Ua", "Origin", "Referer", "Content-Type"} {
+			raw := "POST /g/collect?v=2&tid=G-1 HTTP/1.1\r\nHost: t.example.com\r\nX-Forwarded-For: " + ipUSCA +
+				"\r\nContent-Length: 12\r\n" + name + ": " + bad + "\r\n\r\nen=page_view"
+			p.rawRequest(t, raw)
+			for _, got := range up.take() {
+				for k, vs := range got.Header {
+					for _, v := range vs {
+						if strings.IndexByte(v, c) >= 0 || strings.Contains(v, "X-Injected") {
+							t.Errorf("%#x in %s reached the upstream as %s: %q", c, name, k, v)
+						}
+					}
+				}
+			}
+			code, out := p.Explain(t.Context(), ExplainRequest{Method: "POST", URL: "/g/collect?v=2&tid=G-1", Body: "en=page_view",
+				RemoteAddr: "127.0.0.1", Headers: map[string]string{"X-Forwarded-For": ipUSCA, name: bad}})
+			if code != 200 {
+				t.Fatalf("explain: %d %s", code, out)
+			}
+			var ex struct {
+				Upstream struct{ Headers map[string]string } `json:"upstream"`
+			}
+			if err := json.Unmarshal(out, &ex); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range ex.Upstream.Headers {
+				if strings.IndexByte(v, c) >= 0 || strings.Contains(v, "X-Injected") {
+					t.Errorf("explain: %#x in %s would go upstream as %s: %q", c, name, k, v)
+				}
+			}
+		}
+	}
+}
