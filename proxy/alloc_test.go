@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/consentgate/consentgate/internal/redistest"
+	"github.com/consentgate/consentgate/rules"
 )
 
 // TestHitPathAllocationBudget holds the per-hit allocation budget. The decision path
@@ -40,6 +41,8 @@ func TestHitPathAllocationBudget(t *testing.T) {
 	}{
 		{"anonymise ga4 eea round trip", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, "")},
 		{"forward ga4 consented round trip", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, qGranted)},
+		{"anonymise ga4 beacon with browser headers round trip", withBrowserHeaders(newHitCtx("POST", "/g/collect?"+ga4Query, ipSE, ""))},
+		{"forward meta with browser headers round trip", withBrowserHeaders(newHitCtx("POST", "/tr/", ipUSWA, qGranted))},
 	} {
 		q.handlePublic(c.ctx)
 		got := testing.AllocsPerRun(200, func() {
@@ -92,12 +95,21 @@ func TestHitPathAllocationBudget(t *testing.T) {
 			"&gpp="+gppUSNatNoOptOut+"&gpp_sid=7&us_privacy=1YNN&gcd=13v3v3v3v5&npa=0", ipSE,
 			"euconsent-v2="+tcAcceptAll+"; CookieConsent="+cookiebotAll+"; "+oneTrust("C0001%3A1%2CC0002%3A1")), 0},
 		{"drop meta usp opt-out", newHitCtx("GET", "/tr?id=1&us_privacy=1YYN&gpp="+gppUSNatOptOutGPC, ipUSCA, ""), 0},
+		{"anonymise ga4 beacon with browser headers", withBrowserHeaders(newHitCtx("POST", "/g/collect?"+ga4Query, ipSE, "")), 0},
+		{"forward meta with browser headers", withBrowserHeaders(newHitCtx("POST", "/tr/", ipUSWA, granted)), 0},
 	} {
 		idx := rt.Router.Lookup(c.ctx.Host(), c.ctx.Path())
+		// The upstream request is built too (headers by the rules, values rebuilt): the
+		// whole hit path short of the network.
 		run := func() {
 			h := acquireHit()
 			h.ep = &rt.Endpoints[idx]
 			p.evaluate(rt, &c.ctx.Request, peerAddr(c.ctx.RemoteIP()), h)
+			if h.action != rules.Drop {
+				up := fasthttp.AcquireRequest()
+				p.buildUpstream(&c.ctx.Request, h, up)
+				fasthttp.ReleaseRequest(up)
+			}
 			releaseHit(h)
 		}
 		run()

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -124,7 +126,13 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 			Headers: map[string]string{},
 			Body:    string(up.Body()),
 		}
-		for k, v := range up.Header.All() {
+		// The headers as written on the wire, read back: what fasthttp adds when it
+		// writes (Content-Length) is shown too, so explain is the exact request.
+		wire, err := wireHeader(up)
+		if err != nil {
+			return explainError(fasthttp.StatusInternalServerError, err.Error())
+		}
+		for k, v := range wire.All() {
 			eu.Headers[string(k)] = string(v)
 		}
 		out.Upstream = eu
@@ -138,6 +146,23 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 		return explainError(fasthttp.StatusInternalServerError, err.Error())
 	}
 	return fasthttp.StatusOK, b.Bytes()
+}
+
+// wireHeader writes up as the upstream client would and parses its header back.
+func wireHeader(up *fasthttp.Request) (*fasthttp.RequestHeader, error) {
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	if err := up.Write(w); err != nil {
+		return nil, fmt.Errorf("explain: write upstream request: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("explain: write upstream request: %w", err)
+	}
+	var h fasthttp.RequestHeader
+	if err := h.Read(bufio.NewReader(&b)); err != nil {
+		return nil, fmt.Errorf("explain: read upstream request back: %w", err)
+	}
+	return &h, nil
 }
 
 func storeOutcome(req *fasthttp.Request, rt *runtime, h *hit) string {

@@ -125,8 +125,9 @@ func (s *Server) recoverHit(ctx *fasthttp.RequestCtx, rt *runtime, ep *rules.Com
 	localResponse(ctx, ep)
 }
 
-// send relays the hit upstream and the answer back. The browser never sees a 5xx from
-// here: an upstream failure gets the endpoint's local response and is counted.
+// send relays the hit upstream and, for a forwarded hit, the answer back; an anonymised
+// hit gets the endpoint's local response. The browser never sees a 5xx from here: an
+// upstream failure gets the local response and is counted.
 func (s *Server) send(ctx *fasthttp.RequestCtx, rt *runtime, h *hit) {
 	ep := h.ep
 	up := fasthttp.AcquireRequest()
@@ -154,6 +155,14 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, rt *runtime, h *hit) {
 		return
 	}
 	s.metrics.UpstreamDone(ep.VendorIndex, telemetry.UpstreamOK, took)
+	if h.action != rules.Forward {
+		// An anonymised hit is answered here, whatever the vendor said: its body could
+		// tell the browser to fire further requests straight at the vendor (a GA4
+		// response stream, a redirect, a script), with the vendor's cookies and the full
+		// IP, and its status and headers would say what the vendor made of the hit.
+		localResponse(ctx, ep)
+		return
+	}
 	ctx.SetStatusCode(resp.StatusCode())
 	// Only these response headers come back: never Set-Cookie, never anything that
 	// would let the vendor reach the site's cookie jar or cache.

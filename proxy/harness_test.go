@@ -34,8 +34,11 @@ type sink struct {
 	addr string
 	mu   sync.Mutex
 	got  []received
-	// status is the answer code; 0 = 204.
+	// status is the answer code; 0 = 204. body and header (name, value pairs) are
+	// added to the answer.
 	status int
+	body   string
+	header []string
 	// discard counts requests without recording them, so benchmarks measure the proxy
 	// and not the sink that shares its process.
 	discard bool
@@ -65,14 +68,20 @@ func startSink(t *testing.T) *sink {
 		}
 		s.mu.Lock()
 		s.got = append(s.got, r)
-		status := s.status
+		status, body, header := s.status, s.body, s.header
 		s.mu.Unlock()
 		ctx.Response.Header.Set("Set-Cookie", "vendor_id=leak; Path=/")
 		ctx.Response.Header.Set("X-Vendor-Internal", "1")
+		for i := 0; i+1 < len(header); i += 2 {
+			ctx.Response.Header.Set(header[i], header[i+1])
+		}
 		if status == 0 {
 			status = fasthttp.StatusNoContent
 		}
 		ctx.SetStatusCode(status)
+		if body != "" {
+			ctx.SetBodyString(body)
+		}
 	}}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
@@ -80,6 +89,13 @@ func startSink(t *testing.T) *sink {
 }
 
 func (s *sink) URL() string { return "http://" + s.addr }
+
+// answer sets what the sink answers from now on.
+func (s *sink) answer(status int, body string, header ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status, s.body, s.header = status, body, header
+}
 
 // take returns and forgets what arrived so far.
 func (s *sink) take() []received {

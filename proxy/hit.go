@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -48,6 +49,8 @@ type hit struct {
 	out       rules.Out
 	ipText    []byte
 	path      []byte
+	// hdr is the scratch space an upstream header value is built in.
+	hdr []byte
 }
 
 var hitPool = sync.Pool{New: func() any { return new(hit) }}
@@ -55,7 +58,7 @@ var hitPool = sync.Pool{New: func() any { return new(hit) }}
 func acquireHit() *hit { return hitPool.Get().(*hit) }
 
 func releaseHit(h *hit) {
-	*h = hit{out: rules.Out{Query: h.out.Query[:0], Body: h.out.Body[:0]}, ipText: h.ipText[:0], path: h.path[:0]}
+	*h = hit{out: rules.Out{Query: h.out.Query[:0], Body: h.out.Body[:0]}, ipText: h.ipText[:0], path: h.path[:0], hdr: h.hdr[:0]}
 	hitPool.Put(h)
 }
 
@@ -237,7 +240,10 @@ func (s *Server) buildUpstream(req *fasthttp.Request, h *hit, up *fasthttp.Reque
 	}
 	uri.SetQueryStringBytes(query)
 	up.Header.SetHost(ep.UpstreamHost)
-	copyHeaders(&req.Header, &up.Header, h.action == rules.Anonymise)
+	// fasthttp would label a body without a Content-Type as a form; what goes upstream
+	// is only what the rules build (and what explain shows).
+	up.Header.SetNoDefaultContentType(true)
+	s.setUpstreamHeaders(&req.Header, h, &up.Header, len(body) > 0)
 	if ep.IP.Header != "" && len(h.ipText) > 0 {
 		up.Header.SetBytesV(ep.IP.Header, h.ipText)
 	}
@@ -246,52 +252,35 @@ func (s *Server) buildUpstream(req *fasthttp.Request, h *hit, up *fasthttp.Reque
 	}
 }
 
-// headerRule says what happens to a request header on its way upstream.
-type headerRule uint8
-
-const (
-	hdrCopy      headerRule = iota // forwarded hits: copied
-	hdrNever                       // hop-by-hop, cookies, credentials, client-IP claims: never
-	hdrAnonymise                   // also copied on anonymised hits (allow-list)
-)
-
-// headerRules lists headers by canonical name; a name not listed is copied on forward
-// and dropped on anonymise, so anonymised hits carry only what is known to be harmless.
-var headerRules = map[string]headerRule{
-	"Connection": hdrNever, "Keep-Alive": hdrNever, "Proxy-Authenticate": hdrNever,
-	"Proxy-Authorization": hdrNever, "Proxy-Connection": hdrNever, "Te": hdrNever,
-	"Trailer": hdrNever, "Transfer-Encoding": hdrNever, "Upgrade": hdrNever,
-	"Host": hdrNever, "Content-Length": hdrNever, "Cookie": hdrNever, "Authorization": hdrNever,
-	"X-Forwarded-For": hdrNever, "X-Forwarded-Host": hdrNever, "X-Forwarded-Proto": hdrNever,
-	"X-Forwarded-Port": hdrNever, "Forwarded": hdrNever, "X-Real-Ip": hdrNever,
-	"True-Client-Ip": hdrNever, "Cf-Connecting-Ip": hdrNever, "X-Client-Ip": hdrNever,
-	"Fastly-Client-Ip": hdrNever, "X-Cluster-Client-Ip": hdrNever,
-	"User-Agent": hdrAnonymise, "Accept": hdrAnonymise, "Accept-Language": hdrAnonymise,
-	"Content-Type": hdrAnonymise, "Origin": hdrAnonymise,
-}
-
-func copyHeaders(src *fasthttp.RequestHeader, dst *fasthttp.RequestHeader, anonymised bool) {
+// setUpstreamHeaders writes the headers the rules allow for the hit's action, each
+// value built by its rule (rules/headers.go): nothing else of the request's headers
+// goes upstream, whatever its name, so no identity, credential or client-IP header of
+// the hit can reach the vendor. A header the request's Connection header names is
+// hop-by-hop (RFC 9110 §7.6.1) and is not sent either.
+func (s *Server) setUpstreamHeaders(src *fasthttp.RequestHeader, h *hit, dst *fasthttp.RequestHeader, hasBody bool) {
 	conn := src.Peek(fasthttp.HeaderConnection)
-	for k, v := range src.All() {
-		rule, known := headerRules[b2s(k)]
-		if rule == hdrNever && known {
+	rs := rules.UpstreamHeaders(h.action)
+	for i := range rs {
+		r := &rs[i]
+		if r.BodyOnly && !hasBody {
 			continue
 		}
-		if anonymised && rule != hdrAnonymise {
+		v := src.Peek(r.Name)
+		if len(v) == 0 || len(conn) > 0 && tokenListed(conn, r.Name) {
 			continue
 		}
-		if len(conn) > 0 && tokenListed(conn, k) {
-			continue // named hop-by-hop by the Connection header
+		var ok bool
+		if h.hdr, ok = r.Build(h.hdr[:0], v); ok {
+			dst.SetBytesV(r.Name, h.hdr)
 		}
-		dst.SetBytesKV(k, v)
 	}
 }
 
 // tokenListed reports whether name appears, case-insensitively, in a comma-separated list.
-func tokenListed(list, name []byte) bool {
+func tokenListed(list []byte, name string) bool {
 	for len(list) > 0 {
 		tok, rest, _ := bytes.Cut(list, comma)
-		if bytes.EqualFold(bytes.TrimSpace(tok), name) {
+		if strings.EqualFold(b2s(bytes.TrimSpace(tok)), name) {
 			return true
 		}
 		list = rest

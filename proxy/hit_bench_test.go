@@ -134,3 +134,58 @@ func BenchmarkHitTCFForward(b *testing.B) {
 		b.Fatal("nothing reached the upstream")
 	}
 }
+
+// BenchmarkHitAnonymiseBrowserHeaders: BenchmarkHitAnonymise as a real beacon arrives,
+// with a browser's, an auth proxy's and a CDN's headers and a body: the User-Agent
+// reducer and the rebuilt headers on top of the rewrite.
+func BenchmarkHitAnonymiseBrowserHeaders(b *testing.B) {
+	up := benchSink()
+	p := startProxy(&testing.T{}, testConfig(up.URL(), ""))
+	serveN(b, p, withBrowserHeaders(newHitCtx("POST", "/g/collect?"+ga4Query, ipSE, "")))
+	if up.count.Load() == 0 {
+		b.Fatal("nothing reached the upstream")
+	}
+}
+
+// BenchmarkHitForwardBrowserHeaders: the same beacon, consented.
+func BenchmarkHitForwardBrowserHeaders(b *testing.B) {
+	up := benchSink()
+	p := startProxy(&testing.T{}, testConfig(up.URL(), ""))
+	cookie := p.consentCookie(`{"statistics":true,"marketing":true}`)
+	serveN(b, p, withBrowserHeaders(newHitCtx("POST", "/g/collect?"+ga4Query, ipSE, cookie)))
+	if up.count.Load() == 0 {
+		b.Fatal("nothing reached the upstream")
+	}
+}
+
+// benchPrepare measures the in-process half of a hit that goes upstream: decision,
+// rewrite and the upstream request with its headers built, without the round trip
+// (whose loopback timing would drown the difference).
+func benchPrepare(b *testing.B, ctx *fasthttp.RequestCtx, consented bool) {
+	up := benchSink()
+	p := startProxy(&testing.T{}, testConfig(up.URL(), ""))
+	if consented {
+		ctx.Request.Header.SetCookie("cg_id", strings.TrimPrefix(p.consentCookie(`{"statistics":true,"marketing":true}`), "cg_id="))
+	}
+	rt := p.rt.Load()
+	ep := &rt.Endpoints[rt.Router.Lookup(ctx.Host(), ctx.Path())]
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	b.ReportAllocs()
+	for b.Loop() {
+		h := acquireHit()
+		h.ep = ep
+		p.evaluate(rt, &ctx.Request, peerAddr(ctx.RemoteIP()), h)
+		p.buildUpstream(&ctx.Request, h, req)
+		req.Reset()
+		releaseHit(h)
+	}
+}
+
+func BenchmarkPrepareAnonymiseBrowserHeaders(b *testing.B) {
+	benchPrepare(b, withBrowserHeaders(newHitCtx("POST", "/g/collect?"+ga4Query, ipSE, "")), false)
+}
+
+func BenchmarkPrepareForwardBrowserHeaders(b *testing.B) {
+	benchPrepare(b, withBrowserHeaders(newHitCtx("POST", "/g/collect?"+ga4Query, ipSE, "")), true)
+}

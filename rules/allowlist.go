@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -104,6 +105,9 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 		if id, ok := ep.identifies(n); ok {
 			return nil, fmt.Errorf("allow: %q is identifier %q of this endpoint and is never kept", n, id)
 		}
+		if slices.Contains(ep.ReplyParams, n) {
+			return nil, fmt.Errorf("allow: %q asks the vendor for its answer, which an anonymised hit never relays; it is never kept", n)
+		}
 		// An extension never weakens a built-in rule: "dl" stays KeepURL, "cid" Hash.
 		if _, ok := a.exact[n]; !ok {
 			a.exact[n] = Keep
@@ -113,6 +117,9 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 				return nil, fmt.Errorf("allow: %w", err)
 			}
 		}
+	}
+	for _, n := range ep.ReplyParams {
+		a.exact[n] = ruleDrop // before Set: Set may still write its own value
 	}
 	for _, p := range ep.Set {
 		if p.Name == "" {
@@ -185,7 +192,8 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 }
 
 // CheckAllowList reports an allow-list rule that is unknown or that keeps an identifier
-// of ep as is (Keep or KeepURL); Hash is the only rule an identifier may have.
+// of ep as is (Keep or KeepURL); Hash is the only rule an identifier may have. A reply
+// parameter may have no rule at all.
 func CheckAllowList(ep *Endpoint) error {
 	check := func(kind, name string, r Rule, prefix bool) error {
 		if r < Keep || r > Hash {
@@ -204,6 +212,9 @@ func CheckAllowList(ep *Endpoint) error {
 	for n, r := range ep.Allow {
 		if err := check("allow", n, r, false); err != nil {
 			return err
+		}
+		if slices.Contains(ep.ReplyParams, n) {
+			return fmt.Errorf("allow %q keeps reply parameter %q", n, n)
 		}
 	}
 	for n, r := range ep.AllowPrefix {

@@ -172,7 +172,7 @@ func TestAnonymiseQuery(t *testing.T) {
 			name:  "linkedin drops li_fat_id",
 			ep:    "linkedin_collect",
 			query: "pid=1&fmt=gif&li_fat_id=abc&url=https%3A%2F%2Fa.example%2F%3Fli_fat_id%3Dabc",
-			wantQ: "pid=1&fmt=gif&url=https%3A%2F%2Fa.example%2F",
+			wantQ: "pid=1&url=https%3A%2F%2Fa.example%2F&fmt=gif",
 		},
 	})
 }

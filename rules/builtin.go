@@ -36,7 +36,7 @@ var builtin = []Endpoint{
 			"ep.user_id", "ep.email", "ep.transaction_id",
 		},
 		Allow: map[string]Rule{
-			"v": Keep, "tid": Keep, "gtm": Keep, "tfd": Keep, "richsstsse": Keep, "frm": Keep,
+			"v": Keep, "tid": Keep, "gtm": Keep, "tfd": Keep, "frm": Keep,
 			"cid": Hash, "sid": Hash,
 			"sct": Keep, "seg": Keep, "_s": Keep, "_fv": Keep, "_ss": Keep, "_nsi": Keep, "_ee": Keep,
 			"en": Keep, "_et": Keep,
@@ -44,10 +44,15 @@ var builtin = []Endpoint{
 			"ul": Keep, "sr": Keep,
 			"cu": Keep, "epn.value": Keep,
 		},
-		Set:    []Param{{Name: "gcs", Value: "G100"}, {Name: "npa", Value: "1"}},
-		IP:     IPPass{Param: "_uip"},
-		Local:  NoContent,
-		Source: "GA4 gtag.js collection (v=2). Google does not document /g/collect; parameter meanings from the third-party GA4 hit cheat sheet (thyngster.com/ga4-measurement-protocol-cheatsheet) checked against gtag.js traffic; sendBeacon POST carries shared parameters in the query and one event per body line. Consent parameters gcs/gcd/npa: developers.google.com/tag-platform/security/concepts/consent-mode",
+		Set: []Param{{Name: "gcs", Value: "G100"}, {Name: "npa", Value: "1"}},
+		// richsstsse asks for the answer as a server-sent event stream whose events tell
+		// the browser which further requests to fire (Google's ad and measurement
+		// endpoints, with their cookies); gtag.js sends it bare ("&richsstsse"), as
+		// public GA4 hit decoders and sGTM clients show.
+		ReplyParams: []string{"richsstsse"},
+		IP:          IPPass{Param: "_uip"},
+		Local:       NoContent,
+		Source:      "GA4 gtag.js collection (v=2). Google does not document /g/collect; parameter meanings from the third-party GA4 hit cheat sheet (thyngster.com/ga4-measurement-protocol-cheatsheet) checked against gtag.js traffic; sendBeacon POST carries shared parameters in the query and one event per body line. Consent parameters gcs/gcd/npa: developers.google.com/tag-platform/security/concepts/consent-mode",
 	},
 	{
 		Name:         "ga4_mp",
@@ -175,11 +180,15 @@ var builtin = []Endpoint{
 			"li_adsId",  // first-party ads ID cookie
 		},
 		Allow: map[string]Rule{
-			"pid": Keep, "fmt": Keep, "conversionId": Keep, "time": Keep, "v": Keep, "url": KeepURL,
+			"pid": Keep, "conversionId": Keep, "time": Keep, "v": Keep, "url": KeepURL,
 		},
-		IP:     IPPass{Header: "X-Forwarded-For"},
-		Local:  GIF,
-		Source: "LinkedIn Insight Tag: linkedin.com/help/lms \"Add the LinkedIn Insight Tag to your website\" (noscript <img src=\"https://px.ads.linkedin.com/collect/?pid=PARTNER_ID&fmt=gif\">, conversions &conversionId=), li_fat_id per the LinkedIn first-party cookie help page. The proxy path is /li/collect, not /collect: /collect is the legacy Universal Analytics path, so LinkedIn takes a prefix and UpstreamPath restores /collect",
+		// fmt picks the answer: "gif" (the documented image pixel) or "js" (a script the
+		// Insight Tag runs). An anonymised hit is the image pixel, whatever it asked for.
+		Set:         []Param{{Name: "fmt", Value: "gif"}},
+		ReplyParams: []string{"fmt"},
+		IP:          IPPass{Header: "X-Forwarded-For"},
+		Local:       GIF,
+		Source:      "LinkedIn Insight Tag: linkedin.com/help/lms \"Add the LinkedIn Insight Tag to your website\" (noscript <img src=\"https://px.ads.linkedin.com/collect/?pid=PARTNER_ID&fmt=gif\">, conversions &conversionId=), li_fat_id per the LinkedIn first-party cookie help page. The proxy path is /li/collect, not /collect: /collect is the legacy Universal Analytics path, so LinkedIn takes a prefix and UpstreamPath restores /collect",
 	},
 	{
 		Name:     "tiktok_pixel",
@@ -282,12 +291,19 @@ var builtin = []Endpoint{
 // googleAdsAllow is shared by the Google Ads endpoints: gtag.js sends them the same
 // parameter set. Order IDs and auid (the _gcl_au first-party ID) are identifiers.
 var googleAdsAllow = map[string]Rule{
-	"random": Keep, "rnd": Keep, "cv": Keep, "fst": Keep, "fmt": Keep, "num": Keep, "label": Keep,
-	"guid": Keep, "script": Keep, "bg": Keep, "async": Keep, "rfmt": Keep, "en": Keep, "gtm": Keep,
+	"random": Keep, "rnd": Keep, "cv": Keep, "fst": Keep, "num": Keep, "label": Keep,
+	"guid": Keep, "script": Keep, "bg": Keep, "en": Keep, "gtm": Keep,
 	"tid": Keep, "frm": Keep, "value": Keep, "currency_code": Keep, "bttype": Keep, "hn": Keep,
 	"tiba": Keep, "u_w": Keep, "u_h": Keep, "navt": Keep, "scrsrc": Keep,
 	"url": KeepURL, "ref": KeepURL, "dl": KeepURL, "dr": KeepURL,
 }
+
+// googleAdsReplyParams choose the answer's format (fmt, rfmt: an image, a script, or a
+// redirect on to www.google.com/pagead/1p-conversion that carries Google's cookies;
+// async: a script answer). The documented pixel, <img src=".../pagead/conversion/
+// CONVERSION_ID/?label=...&guid=ON&script=0">, carries none of them, so a conversion
+// counts without them.
+var googleAdsReplyParams = []string{"fmt", "rfmt", "async"}
 
 var googleAdsIdentifiers = []string{
 	"gclid", "dclid", "gbraid", "wbraid", "gclaw", "gclgb", "gclgs", "gac", // click IDs
@@ -311,6 +327,7 @@ func googleAds(name, path string, methods []string, upstream, upstreamPath strin
 		Identifiers:  googleAdsIdentifiers,
 		Allow:        googleAdsAllow,
 		Set:          []Param{{Name: "gcs", Value: "G100"}, {Name: "npa", Value: "1"}},
+		ReplyParams:  googleAdsReplyParams,
 		IP:           IPPass{Header: "X-Forwarded-For"},
 		Local:        local,
 		Source:       source,

@@ -108,7 +108,12 @@ type Endpoint struct {
 	// JSON bodies, by dotted path of objects.
 	Set     []Param
 	SetJSON []Param
-	IP      IPPass
+	// ReplyParams are parameters that ask the vendor for a particular answer: a
+	// response stream, a redirect, a script. An anonymised hit is answered locally, so
+	// what they ask for is never wanted; they are never kept when anonymising, whatever
+	// a prefix or an operator's allow-list says. Set may still set one to a fixed value.
+	ReplyParams []string
+	IP          IPPass
 	// Visitor, for a server-side endpoint, names where the body states the visitor a
 	// site's backend sends the hit for; empty for hits a browser sends itself.
 	Visitor VisitorFields
