@@ -40,6 +40,8 @@ func TestHitPathAllocationBudget(t *testing.T) {
 	}{
 		{"anonymise ga4 eea round trip", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, "")},
 		{"forward ga4 consented round trip", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, qGranted)},
+		{"anonymise matomo form eea round trip", newFormHitCtx("/matomo.php", ipSE, "", "application/x-www-form-urlencoded", "", []byte(matomoForm))},
+		{"forward google ads conversion round trip", newHitCtx("GET", "/pagead/conversion/123456789/?label=L&value=1&gclid=x", ipSE, qGranted)},
 	} {
 		q.handlePublic(c.ctx)
 		got := testing.AllocsPerRun(200, func() {
@@ -92,11 +94,17 @@ func TestHitPathAllocationBudget(t *testing.T) {
 			"&gpp="+gppUSNatNoOptOut+"&gpp_sid=7&us_privacy=1YNN&gcd=13v3v3v3v5&npa=0", ipSE,
 			"euconsent-v2="+tcAcceptAll+"; CookieConsent="+cookiebotAll+"; "+oneTrust("C0001%3A1%2CC0002%3A1")), 0},
 		{"drop meta usp opt-out", newHitCtx("GET", "/tr?id=1&us_privacy=1YYN&gpp="+gppUSNatOptOutGPC, ipUSCA, ""), 0},
+		// Form bodies, the wildcard path check and a hostile path: no allocation either.
+		{"anonymise matomo form eea", newFormHitCtx("/matomo.php", ipSE, "", "application/x-www-form-urlencoded", "", []byte(matomoForm)), 0},
+		{"forward meta form consented", newFormHitCtx("/tr", ipSE, granted, "application/x-www-form-urlencoded", "", []byte("id=1&ev=Purchase&cd[value]=9")), 0},
+		{"forward ga4 beacon consented", newFormHitCtx("/g/collect?"+ga4Query, ipSE, granted, "text/plain", "", []byte("en=page_view&_uip=9.9.9.9\nen=scroll")), 0},
+		{"forward google ads conversion", newHitCtx("GET", "/pagead/conversion/123456789/?label=L&value=1", ipSE, granted), 0},
+		{"drop google ads bad path", newHitCtx("GET", "/pagead/conversion/123/%3Fgclid%3Dx?label=L", ipSE, granted), 0},
 	} {
-		idx := rt.Router.Lookup(c.ctx.Host(), c.ctx.Path())
+		idx, tailAt := rt.Router.LookupRoute(c.ctx.Host(), c.ctx.Path())
 		run := func() {
 			h := acquireHit()
-			h.ep = &rt.Endpoints[idx]
+			h.ep, h.tailAt = &rt.Endpoints[idx], tailAt
 			p.evaluate(rt, &c.ctx.Request, peerAddr(c.ctx.RemoteIP()), h)
 			releaseHit(h)
 		}

@@ -68,20 +68,31 @@ func parseCodings(values [][]byte) (coding, error) {
 	return c, nil
 }
 
-// Decoders are pooled: a gzip or zlib reader keeps its window and tables across Reset.
-var (
-	gzipReaders   sync.Pool // *gzip.Reader
-	zlibReaders   sync.Pool // io.ReadCloser implementing zlib.Resetter
-	brotliReaders sync.Pool // *brotli.Reader
+// Decoders are pooled with their source reader: a gzip or zlib reader keeps its window
+// and tables across Reset, and a steady stream of compressed hits allocates nothing.
+type (
+	gzipDecoder struct {
+		src bytes.Reader
+		zr  gzip.Reader
+	}
+	zlibDecoder struct {
+		src bytes.Reader
+		zr  io.ReadCloser // implements zlib.Resetter
+	}
+	brotliDecoder struct {
+		src bytes.Reader
+		br  *brotli.Reader
+	}
 )
+
+var gzipDecoders, zlibDecoders, brotliDecoders sync.Pool
 
 // decodeBody appends body decoded from c to dst. It reads at most max+1 decoded bytes:
 // a body that decodes to more is errDecodedTooLarge however small it came, so a zip bomb
 // costs at most max bytes of output and the work to produce them. A corrupt or truncated
 // stream (bad header, bad checksum, early end) is an error; bytes after the end of a
-// zlib or brotli stream are ignored, never sent.
+// zlib or brotli stream are ignored, never sent. On error dst comes back unchanged.
 func decodeBody(dst, body []byte, c coding, max int) ([]byte, error) {
-	src := bytes.NewReader(body)
 	switch c {
 	case codingNone:
 		if len(body) > max {
@@ -89,37 +100,47 @@ func decodeBody(dst, body []byte, c coding, max int) ([]byte, error) {
 		}
 		return append(dst, body...), nil
 	case codingGzip:
-		zr, _ := gzipReaders.Get().(*gzip.Reader)
-		if zr == nil {
-			zr = new(gzip.Reader)
+		d, _ := gzipDecoders.Get().(*gzipDecoder)
+		if d == nil {
+			d = new(gzipDecoder)
 		}
-		defer gzipReaders.Put(zr)
-		if err := zr.Reset(src); err != nil {
+		defer gzipDecoders.Put(d)
+		d.src.Reset(body)
+		if err := d.zr.Reset(&d.src); err != nil {
 			return dst, err
 		}
-		return readLimited(dst, zr, max)
+		return readLimited(dst, &d.zr, max)
 	case codingDeflate:
-		zr, _ := zlibReaders.Get().(io.ReadCloser)
+		d, _ := zlibDecoders.Get().(*zlibDecoder)
+		if d == nil {
+			d = new(zlibDecoder)
+		}
+		d.src.Reset(body)
 		var err error
-		if zr == nil {
-			zr, err = zlib.NewReader(src)
+		if d.zr == nil {
+			d.zr, err = zlib.NewReader(&d.src)
 		} else {
-			err = zr.(zlib.Resetter).Reset(src, nil)
+			err = d.zr.(zlib.Resetter).Reset(&d.src, nil)
 		}
 		if err != nil {
+			// A reader whose Reset failed is not reused: zlib leaves it holding the error.
 			return dst, err
 		}
-		defer zlibReaders.Put(zr)
-		return readLimited(dst, zr, max)
+		defer zlibDecoders.Put(d)
+		return readLimited(dst, d.zr, max)
 	case codingBrotli:
-		br, _ := brotliReaders.Get().(*brotli.Reader)
-		if br == nil {
-			br = brotli.NewReader(src)
-		} else {
-			br.Reset(src)
+		d, _ := brotliDecoders.Get().(*brotliDecoder)
+		if d == nil {
+			d = new(brotliDecoder)
 		}
-		defer brotliReaders.Put(br)
-		return readLimited(dst, br, max)
+		defer brotliDecoders.Put(d)
+		d.src.Reset(body)
+		if d.br == nil {
+			d.br = brotli.NewReader(&d.src)
+		} else {
+			d.br.Reset(&d.src)
+		}
+		return readLimited(dst, d.br, max)
 	}
 	return dst, errCoding
 }
