@@ -246,6 +246,10 @@ func routeFits(path string, ep *CompiledEndpoint) error {
 		return fmt.Errorf("ends in \"*\", but endpoint %s has a fixed path (%s) with no declared shape to check the rest of a path against; use an exact path", ep.Name, strings.Join(ep.Paths, ", "))
 	case !prefix && ep.tail != nil:
 		return fmt.Errorf("endpoint %s takes a path that goes on with %s; end the route's path in \"*\" so that the rest can be checked", ep.Name, ep.PathTail)
+	case prefix && strings.ContainsFunc(strings.TrimSuffix(path, "*"), func(r rune) bool { return r != '/' && (r > 0x7f || shouldEscape(byte(r))) }):
+		// The prefix is matched on the path as routed (decoded) and must stand as it is in
+		// the path as sent, where a browser would have escaped these.
+		return errors.New("a prefix route's path may hold only letters, digits, \"-._~\" and \"/\"")
 	}
 	return nil
 }

@@ -165,6 +165,8 @@ upstreams:
 
 	for _, c := range []struct{ yaml, want string }{
 		{"routes:\n  - { path: \"/mtm/*\", endpoint: matomo_track }\n", `t.yaml:2:13: route /mtm/*: ends in "*", but endpoint matomo_track has a fixed path (/matomo.php)`},
+		{"routes:\n  - { path: \"/caf\u00e9/*\", endpoint: google_ads_conversion }\n", `t.yaml:2:13: route /café/*: a prefix route's path may hold only letters, digits, "-._~" and "/"`},
+		{"routes:\n  - { path: \"/a%2Fb/*\", endpoint: google_ads_conversion }\n", `route /a%2Fb/*: a prefix route's path may hold only`},
 		{"routes:\n  - { path: \"/conv\", endpoint: google_ads_conversion }\n", `t.yaml:2:13: route /conv: endpoint google_ads_conversion takes a path that goes on with {conversion_id:digits}/; end the route's path in "*"`},
 	} {
 		_, err := compileYAML(t, c.yaml)
