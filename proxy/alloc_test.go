@@ -43,6 +43,8 @@ func TestHitPathAllocationBudget(t *testing.T) {
 		{"forward ga4 consented round trip", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, qGranted)},
 		{"anonymise ga4 beacon with browser headers round trip", withBrowserHeaders(newHitCtx("POST", "/g/collect?"+ga4Query, ipSE, ""))},
 		{"forward meta with browser headers round trip", withBrowserHeaders(newHitCtx("POST", "/tr/", ipUSWA, qGranted))},
+		{"anonymise matomo form eea round trip", newFormHitCtx("/matomo.php", ipSE, "", "application/x-www-form-urlencoded", "", []byte(matomoForm))},
+		{"forward google ads conversion round trip", newHitCtx("GET", "/pagead/conversion/123456789/?label=L&value=1&gclid=x", ipSE, qGranted)},
 	} {
 		q.handlePublic(c.ctx)
 		got := testing.AllocsPerRun(200, func() {
@@ -97,13 +99,19 @@ func TestHitPathAllocationBudget(t *testing.T) {
 		{"drop meta usp opt-out", newHitCtx("GET", "/tr?id=1&us_privacy=1YYN&gpp="+gppUSNatOptOutGPC, ipUSCA, ""), 0},
 		{"anonymise ga4 beacon with browser headers", withBrowserHeaders(newHitCtx("POST", "/g/collect?"+ga4Query, ipSE, "")), 0},
 		{"forward meta with browser headers", withBrowserHeaders(newHitCtx("POST", "/tr/", ipUSWA, granted)), 0},
+		// Form bodies, the wildcard path check and a hostile path: no allocation either.
+		{"anonymise matomo form eea", newFormHitCtx("/matomo.php", ipSE, "", "application/x-www-form-urlencoded", "", []byte(matomoForm)), 0},
+		{"forward meta form consented", newFormHitCtx("/tr", ipSE, granted, "application/x-www-form-urlencoded", "", []byte("id=1&ev=Purchase&cd[value]=9")), 0},
+		{"forward ga4 beacon consented", newFormHitCtx("/g/collect?"+ga4Query, ipSE, granted, "text/plain", "", []byte("en=page_view&_uip=9.9.9.9\nen=scroll")), 0},
+		{"forward google ads conversion", newHitCtx("GET", "/pagead/conversion/123456789/?label=L&value=1", ipSE, granted), 0},
+		{"drop google ads bad path", newHitCtx("GET", "/pagead/conversion/123/%3Fgclid%3Dx?label=L", ipSE, granted), 0},
 	} {
-		idx := rt.Router.Lookup(c.ctx.Host(), c.ctx.Path())
 		// The upstream request is built too (headers by the rules, values rebuilt): the
 		// whole hit path short of the network.
+		idx, tailAt := rt.Router.LookupRoute(c.ctx.Host(), c.ctx.Path())
 		run := func() {
 			h := acquireHit()
-			h.ep = &rt.Endpoints[idx]
+			h.ep, h.tailAt = &rt.Endpoints[idx], tailAt
 			p.evaluate(rt, &c.ctx.Request, peerAddr(c.ctx.RemoteIP()), h)
 			if h.action != rules.Drop {
 				up := fasthttp.AcquireRequest()

@@ -6,8 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
+	"net/textproto"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -23,6 +27,9 @@ type ExplainRequest struct {
 	Headers    map[string]string `json:"headers"`
 	RemoteAddr string            `json:"remote_addr"`
 	Body       string            `json:"body"`
+	// BodyBase64 is the body for bytes a JSON string cannot hold, such as a gzip body
+	// (with a Content-Encoding header); not with Body.
+	BodyBase64 []byte `json:"body_base64"`
 }
 
 type explainOut struct {
@@ -47,11 +54,18 @@ type explainSignals struct {
 	signals.Explanation
 }
 
+// explainUpstream is the upstream request, from the bytes the HostClient writes: Wire
+// is the whole of it byte for byte (request line, headers, blank line, body), and the
+// other fields are its parts. Wire is left out for bytes that are not UTF-8, which a
+// JSON string cannot hold; WireBase64 has them then.
 type explainUpstream struct {
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Headers map[string]string `json:"headers"`
-	Body    string            `json:"body"`
+	Method      string            `json:"method"`
+	URL         string            `json:"url"`          // scheme://host and the request target as on the line
+	RequestLine string            `json:"request_line"` // e.g. "GET /g/collect?v=2&… HTTP/1.1"
+	Headers     map[string]string `json:"headers"`
+	Body        string            `json:"body"`
+	Wire        string            `json:"wire,omitempty"`
+	WireBase64  []byte            `json:"wire_base64,omitempty"`
 }
 
 // Explain runs a described hit through the same code as a live one, sending nothing, and
@@ -68,11 +82,21 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 	}
 	req.Header.SetMethod(strings.ToUpper(in.Method))
 	req.SetRequestURI(in.URL)
-	for k, v := range in.Headers {
-		req.Header.Set(k, v)
+	// In name order, as net/http and curl send them: the order they are set in is the
+	// order forwarded headers take on the wire.
+	names := slices.SortedFunc(maps.Keys(in.Headers), func(a, b string) int {
+		return strings.Compare(textproto.CanonicalMIMEHeaderKey(a), textproto.CanonicalMIMEHeaderKey(b))
+	})
+	for _, k := range names {
+		req.Header.Set(k, in.Headers[k])
 	}
-	if in.Body != "" {
+	switch {
+	case in.Body != "" && len(in.BodyBase64) > 0:
+		return explainError(fasthttp.StatusBadRequest, "body and body_base64: give one")
+	case in.Body != "":
 		req.SetBodyString(in.Body)
+	case len(in.BodyBase64) > 0:
+		req.SetBody(in.BodyBase64)
 	}
 	var peer netip.Addr
 	if in.RemoteAddr != "" {
@@ -85,13 +109,13 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 		peer = peer.Unmap()
 	}
 	path := req.URI().Path()
-	idx := rt.Router.Lookup(hostOnly(req.Host()), path)
+	idx, tailAt := rt.Router.LookupRoute(hostOnly(req.Host()), path)
 	if idx < 0 {
 		return explainError(fasthttp.StatusNotFound, "no route for "+string(path))
 	}
 	h := acquireHit()
 	defer releaseHit(h)
-	h.ep = &rt.Endpoints[idx]
+	h.ep, h.tailAt = &rt.Endpoints[idx], tailAt
 	h.explain = true
 	s.evaluate(rt, req, peer, h)
 
@@ -115,25 +139,17 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 		out.Sources[p.String()] = h.eff.Cause[p].String()
 	}
 	out.Signals.Store = storeOutcome(req, rt, h)
+	// A hit dropped before the signals were read (method, path, body) still has them
+	// shown, as they stand in the request.
+	h.req.r, h.req.body = req, h.body
 	out.Signals.Explanation = rt.Signals.Explain(&h.req, &h.sigHit, &h.sig)
 	if h.action != rules.Drop {
 		up := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(up)
 		s.buildUpstream(req, h, up)
-		eu := &explainUpstream{
-			Method:  string(up.Header.Method()),
-			URL:     up.URI().String(),
-			Headers: map[string]string{},
-			Body:    string(up.Body()),
-		}
-		// The headers as written on the wire, read back: what fasthttp adds when it
-		// writes (Content-Length) is shown too, so explain is the exact request.
-		wire, err := wireHeader(up)
+		eu, err := explainWire(up)
 		if err != nil {
 			return explainError(fasthttp.StatusInternalServerError, err.Error())
-		}
-		for k, v := range wire.All() {
-			eu.Headers[string(k)] = string(v)
 		}
 		out.Upstream = eu
 	}
@@ -148,21 +164,35 @@ func (s *Server) Explain(ctx context.Context, in ExplainRequest) (int, []byte) {
 	return fasthttp.StatusOK, b.Bytes()
 }
 
-// wireHeader writes up as the upstream client would and parses its header back.
-func wireHeader(up *fasthttp.Request) (*fasthttp.RequestHeader, error) {
-	var b bytes.Buffer
-	w := bufio.NewWriter(&b)
-	if err := up.Write(w); err != nil {
-		return nil, fmt.Errorf("explain: write upstream request: %w", err)
+// explainWire describes up from the bytes that go on the wire.
+func explainWire(up *fasthttp.Request) (*explainUpstream, error) {
+	wire, err := wireBytes(up)
+	if err != nil {
+		return nil, err
 	}
-	if err := w.Flush(); err != nil {
-		return nil, fmt.Errorf("explain: write upstream request: %w", err)
+	line, _, _ := bytes.Cut(wire, []byte("\r\n"))
+	eu := &explainUpstream{
+		Method:      string(up.Header.Method()),
+		URL:         string(up.URI().FullURI()),
+		RequestLine: string(line),
+		Headers:     map[string]string{},
+		Body:        string(up.Body()),
 	}
-	var h fasthttp.RequestHeader
-	if err := h.Read(bufio.NewReader(&b)); err != nil {
+	// The headers as written on the wire, read back: what fasthttp adds when it writes
+	// (Content-Length) is shown too, so explain is the exact request.
+	var hdr fasthttp.RequestHeader
+	if err := hdr.Read(bufio.NewReader(bytes.NewReader(wire))); err != nil {
 		return nil, fmt.Errorf("explain: read upstream request back: %w", err)
 	}
-	return &h, nil
+	for k, v := range hdr.All() {
+		eu.Headers[string(k)] = string(v)
+	}
+	if utf8.Valid(wire) {
+		eu.Wire = string(wire)
+	} else {
+		eu.WireBase64 = wire
+	}
+	return eu, nil
 }
 
 func storeOutcome(req *fasthttp.Request, rt *runtime, h *hit) string {

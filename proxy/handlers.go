@@ -31,7 +31,7 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 		s.handleConsentAPI(ctx, rt)
 		return
 	}
-	idx := rt.Router.Lookup(hostOnly(ctx.Host()), path)
+	idx, tailAt := rt.Router.LookupRoute(hostOnly(ctx.Host()), path)
 	if idx < 0 {
 		ctx.Error("not found", fasthttp.StatusNotFound)
 		return
@@ -44,7 +44,7 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	defer s.recoverHit(ctx, rt, ep)
 	h := acquireHit()
 	defer releaseHit(h)
-	h.ep = ep
+	h.ep, h.tailAt = ep, tailAt
 	if s.tracer != nil {
 		// A new root for every hit: trace context from the browser is not trusted, or any
 		// page could force its hits to be sampled.
@@ -62,6 +62,9 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	case h.reason == rules.ReasonMethodNotAllowed:
 		ctx.Response.Header.Set(fasthttp.HeaderAllow, joinMethods(ep))
 		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+	case h.reason == rules.ReasonBodyTooLarge:
+		// Decoded past max_body_size: the same answer as a body that came too large.
+		ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
 	case h.action == rules.Drop:
 		localResponse(ctx, ep)
 	default:

@@ -21,10 +21,73 @@ import (
 	"github.com/consentgate/consentgate/telemetry"
 )
 
-// received is one request as the upstream sink saw it.
+// received is one request as the upstream sink saw it: parsed, and Raw, the bytes that
+// came over the connection for it, unparsed (request line, headers, body).
 type received struct {
 	Method, Host, Path, Query, Body string
 	Header                          http.Header
+	Raw                             string
+}
+
+// Line is the request line exactly as it arrived, without CRLF.
+func (r received) Line() string {
+	line, _, _ := strings.Cut(r.Raw, "\r\n")
+	return line
+}
+
+// Target is the request-target of the request line as it arrived: path and query, not
+// decoded or normalised.
+func (r received) Target() string {
+	parts := strings.Split(r.Line(), " ")
+	if len(parts) != 3 {
+		return ""
+	}
+	return parts[1]
+}
+
+// recordingListener hands fasthttp connections that keep every byte read from them, so
+// the sink can record a request as it came over the wire. The proxy's HostClient sends
+// one request at a time per connection and waits for the answer, so when the handler
+// runs, what a connection has read since the last request is exactly this request.
+// A discarding sink (benchmarks) records nothing.
+type recordingListener struct {
+	net.Listener
+	s *sink
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &recordingConn{Conn: c, s: l.s}, nil
+}
+
+type recordingConn struct {
+	net.Conn
+	s   *sink
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.s.discard {
+		return n, err
+	}
+	c.mu.Lock()
+	c.buf = append(c.buf, p[:n]...)
+	c.mu.Unlock()
+	return n, err
+}
+
+// take returns and forgets what was read so far.
+func (c *recordingConn) take() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.buf
+	c.buf = nil
+	return b
 }
 
 // sink is a real upstream on a loopback port that records what reaches it. It answers
@@ -55,6 +118,10 @@ func startSink(t *testing.T) *sink {
 	s.addr = ln.Addr().String()
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		s.count.Add(1)
+		var raw []byte
+		if rc, ok := ctx.Conn().(*recordingConn); ok {
+			raw = rc.take()
+		}
 		if s.discard {
 			ctx.SetStatusCode(fasthttp.StatusNoContent)
 			return
@@ -62,6 +129,7 @@ func startSink(t *testing.T) *sink {
 		r := received{
 			Method: string(ctx.Method()), Host: string(ctx.Host()), Path: string(ctx.Path()),
 			Query: string(ctx.URI().QueryString()), Body: string(ctx.PostBody()), Header: http.Header{},
+			Raw: string(raw),
 		}
 		for k, v := range ctx.Request.Header.All() {
 			r.Header.Add(string(k), string(v))
@@ -83,7 +151,7 @@ func startSink(t *testing.T) *sink {
 			ctx.SetBodyString(body)
 		}
 	}}
-	go srv.Serve(ln)
+	go srv.Serve(recordingListener{ln, s})
 	t.Cleanup(func() { srv.Shutdown() })
 	return s
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ type hit struct {
 	regime geo.Regime
 	eff    consent.Effective
 
+	// sender is the client IP of a server-side hit: a backend, not the visitor.
+	sender netip.Addr
+
 	hasID, stored, storeErr bool
 	state                   consent.State // the stored state, when stored
 	// sig is what the in-band signals said, and sigHit what they were read against.
@@ -44,11 +48,20 @@ type hit struct {
 	action rules.Action
 	reason rules.Reason
 
+	// tailAt is the length of the path prefix the hit was routed by (0: an exact path),
+	// set by whoever routed it.
+	tailAt int
+	// body is the request body as the rewrite and the signal readers see it: the
+	// request's own, or decoded (into decoded) when it came compressed.
+	body    []byte
+	decoded []byte
+
 	// rewritten is true when out holds the query/body to send instead of the original.
 	rewritten bool
 	out       rules.Out
 	ipText    []byte
-	path      []byte
+	path      []byte // the upstream path, built by UpstreamPathFor
+	query     []byte // the upstream query when it needed escaping (appendQueryTarget)
 	// hdr is the scratch space an upstream header value is built in.
 	hdr []byte
 }
@@ -58,7 +71,8 @@ var hitPool = sync.Pool{New: func() any { return new(hit) }}
 func acquireHit() *hit { return hitPool.Get().(*hit) }
 
 func releaseHit(h *hit) {
-	*h = hit{out: rules.Out{Query: h.out.Query[:0], Body: h.out.Body[:0]}, ipText: h.ipText[:0], path: h.path[:0], hdr: h.hdr[:0]}
+	*h = hit{out: rules.Out{Query: h.out.Query[:0], Body: h.out.Body[:0]}, ipText: h.ipText[:0], path: h.path[:0],
+		decoded: h.decoded[:0], query: h.query[:0], hdr: h.hdr[:0]}
 	hitPool.Put(h)
 }
 
@@ -98,23 +112,73 @@ func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h
 		h.action, h.reason = rules.Drop, rules.ReasonMethodNotAllowed
 		return
 	}
+	uri := req.URI()
+	var ok bool
+	if h.path, ok = h.ep.UpstreamPathFor(h.path[:0], uri.Path(), uri.PathOriginal(), h.tailAt); !ok {
+		h.action, h.reason = rules.Drop, rules.ReasonBadPath
+		return
+	}
+	if !s.readBody(rt, req, h) {
+		h.action = rules.Drop
+		return
+	}
+	if serverSide(h.ep) {
+		locateVisitor(rt, h)
+	}
 	s.lookUpConsent(rt, req, h)
 	s.readSignals(rt, req, h)
 	h.action, h.reason = rules.Decide(h.ep.Policy, h.ep.Purposes, h.regime, &h.eff)
 	s.prepare(req, h)
 }
 
+// readBody sets h.body to the request body as it reads, decoding a Content-Encoding.
+// false drops the hit with h.reason set: a coding the proxy cannot read, a stream that
+// does not decode, or one that decodes to more than max_body_size.
+func (s *Server) readBody(rt *runtime, req *fasthttp.Request, h *hit) bool {
+	h.body = req.Body()
+	codings := req.Header.PeekAll(fasthttp.HeaderContentEncoding)
+	if len(codings) == 0 {
+		return true
+	}
+	c, err := parseCodings(codings)
+	if err == nil && c != codingNone && len(h.body) > 0 {
+		h.decoded, err = decodeBody(h.decoded[:0], h.body, c, rt.Config.MaxBodySize)
+		h.body = h.decoded
+	}
+	switch {
+	case errors.Is(err, errDecodedTooLarge):
+		h.reason = rules.ReasonBodyTooLarge
+	case err != nil:
+		h.reason = rules.ReasonBadBodyEncoding
+	default:
+		return true
+	}
+	h.body = nil
+	return false
+}
+
 // locate finds the client IP (the socket peer, or X-Forwarded-For behind a trusted
 // proxy), its location and the jurisdiction group and regime it falls in.
 func (s *Server) locate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h *hit) {
 	h.ip = rt.Trusted.ClientIP(peer, req.Header.PeekAll(fasthttp.HeaderXForwardedFor))
-	if h.ep.Visitor.IP != "" || h.ep.Visitor.Location != "" {
-		h.ip, h.loc = locateVisitor(rt, req, h.ep, h.ip)
+	if serverSide(h.ep) {
+		// Located by the visitor its body names, once the body is read (locateVisitor);
+		// until then of unknown location.
+		h.sender, h.ip = h.ip, netip.Addr{}
 	} else if h.ip.IsValid() {
 		h.loc = rt.geo.Lookup(h.ip)
 	}
+	resolveGroup(rt, h)
+}
+
+func resolveGroup(rt *runtime, h *hit) {
 	h.group = rt.Table.Resolve(h.loc)
 	h.regime = rt.Table.Group(h.group).Regime
+}
+
+// serverSide reports whether ep's hits come from a site's backend on a visitor's behalf.
+func serverSide(ep *rules.CompiledEndpoint) bool {
+	return ep.Visitor.IP != "" || ep.Visitor.Location != ""
 }
 
 // locateVisitor locates a server-side hit (GA4 Measurement Protocol) by the visitor its
@@ -122,16 +186,17 @@ func (s *Server) locate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h *
 // sender (server_side.trusted_senders) may name the visitor: the IP it states, else the
 // location it states. Any other hit, and one that names no visitor, is of unknown
 // location and passes no IP upstream.
-func locateVisitor(rt *runtime, req *fasthttp.Request, ep *rules.CompiledEndpoint, sender netip.Addr) (netip.Addr, geo.Location) {
-	if !sender.IsValid() || !rt.TrustedSenders.Contains(sender) {
-		return netip.Addr{}, geo.Location{}
+func locateVisitor(rt *runtime, h *hit) {
+	if !h.sender.IsValid() || !rt.TrustedSenders.Contains(h.sender) {
+		return
 	}
-	ip, country, region := ep.Visitor.Read(req.Body())
+	ip, country, region := h.ep.Visitor.Read(h.body)
 	if ip.IsValid() {
-		return ip, rt.geo.Lookup(ip)
+		h.ip, h.loc = ip, rt.geo.Lookup(ip)
+	} else {
+		h.loc, _ = geo.LocationOf(country, region)
 	}
-	loc, _ := geo.LocationOf(country, region)
-	return netip.Addr{}, loc
+	resolveGroup(rt, h)
 }
 
 // lookUpConsent reads the consent cookie and looks the state up in the store: at most
@@ -167,7 +232,7 @@ func (s *Server) lookUpConsent(rt *runtime, req *fasthttp.Request, h *hit) {
 // readSignals applies the signals the hit carries (README "Consent signals"); an
 // unreadable one is counted, except when the hit is only explained.
 func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit) {
-	h.req.r = req
+	h.req.r, h.req.body = req, h.body
 	h.sigHit = signals.Hit{
 		StoreErr:    h.storeErr,
 		OptIn:       h.regime == geo.OptIn,
@@ -189,18 +254,22 @@ func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit) {
 	}
 }
 
-// signalRequest is the fasthttp request as the signal readers see it.
-type signalRequest struct{ r *fasthttp.Request }
+// signalRequest is the fasthttp request as the signal readers see it, with its body
+// decoded.
+type signalRequest struct {
+	r    *fasthttp.Request
+	body []byte
+}
 
 func (q *signalRequest) Param(name string) []byte  { return q.r.URI().QueryArgs().Peek(name) }
 func (q *signalRequest) Cookie(name string) []byte { return q.r.Header.Cookie(name) }
 func (q *signalRequest) Header(name string) []byte { return q.r.Header.Peek(name) }
-func (q *signalRequest) Body() []byte              { return q.r.Body() }
+func (q *signalRequest) Body() []byte              { return q.body }
 
 // prepare rewrites the hit for the chosen action. A hit that cannot be anonymised
 // safely is dropped: fail closed.
 func (s *Server) prepare(req *fasthttp.Request, h *hit) {
-	in := rules.Hit{Query: req.URI().QueryString(), Body: req.Body(), ContentType: req.Header.ContentType()}
+	in := rules.Hit{Query: req.URI().QueryString(), Body: h.body, ContentType: req.Header.ContentType()}
 	switch h.action {
 	case rules.Forward:
 		if h.ip.IsValid() {
@@ -225,18 +294,28 @@ func (s *Server) prepare(req *fasthttp.Request, h *hit) {
 }
 
 // buildUpstream writes the request that goes upstream into up. Only the catalogue's or
-// the config's upstream is ever addressed: nothing of the request picks the host.
+// the config's upstream is ever addressed: nothing of the request picks the host. The
+// request line is built from checked, encoded bytes: the path by UpstreamPathFor, the
+// query escaped where a byte could not stand on the line (appendQueryTarget). up is then
+// exactly what the HostClient writes, so explain can show it.
 func (s *Server) buildUpstream(req *fasthttp.Request, h *hit, up *fasthttp.Request) {
 	ep := h.ep
 	up.Header.SetMethodBytes(req.Header.Method())
-	h.path = ep.UpstreamPathFor(req.URI().Path(), h.path[:0])
 	uri := up.URI()
+	// Written as built: fasthttp would otherwise decode and re-quote the path on the way
+	// out. The HostClient sets the same flag when it sends; setting it here too makes
+	// explain's rendering of up the wire's.
+	uri.DisablePathNormalizing = true
 	uri.SetScheme(ep.UpstreamScheme)
 	uri.SetHost(ep.UpstreamHost)
 	uri.SetPathBytes(h.path)
-	query, body := req.URI().QueryString(), req.Body()
+	query, body := req.URI().QueryString(), h.body
 	if h.rewritten {
 		query, body = h.out.Query, h.out.Body
+	}
+	if queryNeedsEscape(query) {
+		h.query = appendQueryTarget(h.query[:0], query)
+		query = h.query
 	}
 	uri.SetQueryStringBytes(query)
 	up.Header.SetHost(ep.UpstreamHost)
@@ -246,6 +325,9 @@ func (s *Server) buildUpstream(req *fasthttp.Request, h *hit, up *fasthttp.Reque
 	s.setUpstreamHeaders(&req.Header, h, &up.Header, len(body) > 0)
 	if ep.IP.Header != "" && len(h.ipText) > 0 {
 		up.Header.SetBytesV(ep.IP.Header, h.ipText)
+	}
+	if len(up.Header.UserAgent()) == 0 {
+		up.Header.SetUserAgent(upstreamClientName)
 	}
 	if req.Header.IsPost() || len(body) > 0 {
 		up.SetBody(body)

@@ -89,10 +89,10 @@ func TestEveryVendorEveryAction(t *testing.T) {
 }
 
 // assertNoLeak fails if any identifier value of the hit, raw or URL-encoded, or the
-// visitor's full IP, is in what the upstream received.
+// visitor's full IP, is in what the upstream received, parsed or as the bytes it read.
 func assertNoLeak(t *testing.T, h corpus.Hit, got received) {
 	t.Helper()
-	all := got.Path + "?" + got.Query + "\n" + got.Body + "\n" + headerText(got)
+	all := got.Path + "?" + got.Query + "\n" + got.Body + "\n" + headerText(got) + "\n" + got.Raw
 	decoded, _ := url.QueryUnescape(got.Query)
 	all += "\n" + decoded
 	for _, id := range append(h.Identifiers, ipSE) {

@@ -43,7 +43,7 @@ func upstreamClients(next, prev *runtime) []*fasthttp.HostClient {
 			hc = &fasthttp.HostClient{
 				Addr:                          ep.UpstreamAddr,
 				IsTLS:                         ep.UpstreamTLS,
-				Name:                          "consentgate",
+				Name:                          upstreamClientName,
 				NoDefaultUserAgentHeader:      true,
 				ReadTimeout:                   up.Timeout,
 				WriteTimeout:                  up.Timeout,

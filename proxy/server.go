@@ -139,14 +139,18 @@ func (s *Server) Start() error {
 		DisableHeaderNamesNormalizing: false,
 		ReduceMemoryUsage:             false,
 		CloseOnShutdown:               true,
+		Logger:                        listenerLog{s.log, "public"},
+		SecureErrorLogMessage:         true,
 	}
 	s.admin = &fasthttp.Server{
-		Handler:            s.handleAdmin,
-		Name:               "consentgate-admin",
-		ReadTimeout:        10 * time.Second,
-		WriteTimeout:       30 * time.Second,
-		MaxRequestBodySize: 1 << 20,
-		CloseOnShutdown:    true,
+		Handler:               s.handleAdmin,
+		Name:                  "consentgate-admin",
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		MaxRequestBodySize:    1 << 20,
+		CloseOnShutdown:       true,
+		Logger:                listenerLog{s.log, "admin"},
+		SecureErrorLogMessage: true,
 	}
 	var err error
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -232,4 +236,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.store.stop()
 	errs = append(errs, s.store.Close(), s.rt.Load().geo.Close(), s.metrics.Shutdown(ctx), s.tracing.Shutdown(ctx))
 	return errors.Join(errs...)
+}
+
+// listenerLog takes fasthttp's own error lines (a request it could not read, a
+// connection that failed). Left to fasthttp they go to the standard logger as plain
+// text that quotes the request, its cookies and X-Forwarded-For included, and names the
+// peer's address: a visitor's IP, from any request line with a NUL in it. Only a fixed
+// message is kept.
+type listenerLog struct {
+	log      *slog.Logger
+	listener string
+}
+
+func (l listenerLog) Printf(string, ...any) {
+	l.log.Debug("a connection could not be served", "listener", l.listener)
 }

@@ -133,13 +133,20 @@ var builtin = []Endpoint{
 		Local:  GIF,
 		Source: "Meta Pixel image/beacon hits: developers.facebook.com/docs/meta-pixel/advanced/ (facebook.com/tr?id=&ev=&cd[...]&noscript=1), advanced matching ud[...]: developers.facebook.com/docs/meta-pixel/advanced/advanced-matching, fbp/fbc: developers.facebook.com/docs/marketing-api/conversions-api/parameters/fbp-and-fbc; remaining short names (dl, rl, if, ts, sw, sh, v, r, ec, o, it, coo, rqm, plt) from fbevents.js traffic",
 	},
-	googleAds("google_ads_conversion", "/pagead/conversion/*", []string{"GET", "POST"}, "https://www.googleadservices.com", "", GIF,
+	// The three Google Ads pings put the advertiser's numeric conversion ID in the path
+	// and end it with "/": the Google Ads Help noscript snippets
+	// ("…googleadservices.com/pagead/conversion/CONVERSION_ID/?label=…&guid=ON&script=0",
+	// "…googleads.g.doubleclick.net/pagead/viewthroughconversion/CONVERSION_ID/?guid=ON&script=0"),
+	// the legacy conversion.js snippet's numeric `var google_conversion_id = 1057574418;`,
+	// gtag.js's send_to "AW-<digits>/<label>", and the gtag.js traffic
+	// "www.google.com/pagead/1p-conversion/11160642801/?random=…". Nothing else goes there.
+	googleAds("google_ads_conversion", "/pagead/conversion/*", "{conversion_id:digits}/", []string{"GET", "POST"}, "https://www.googleadservices.com", "/pagead/conversion/", GIF,
 		"Google Ads conversion tag: Google Ads Help \"Set up conversion tracking for your website\" (noscript <img src=\"https://www.googleadservices.com/pagead/conversion/CONVERSION_ID/?label=...&guid=ON&script=0\">); gtag.js parameter names from its traffic"),
-	googleAds("google_ads_viewthrough", "/pagead/viewthroughconversion/*", []string{"GET"}, "https://googleads.g.doubleclick.net", "", GIF,
+	googleAds("google_ads_viewthrough", "/pagead/viewthroughconversion/*", "{conversion_id:digits}/", []string{"GET"}, "https://googleads.g.doubleclick.net", "/pagead/viewthroughconversion/", GIF,
 		"Google Ads remarketing tag: Google Ads Help \"Set up your Google tag for remarketing\" (noscript <img src=\"//googleads.g.doubleclick.net/pagead/viewthroughconversion/CONVERSION_ID/?guid=ON&script=0\">); gtag.js parameter names from its traffic"),
-	googleAds("google_ads_1p_conversion", "/pagead/1p-conversion/*", []string{"GET"}, "https://www.google.com", "", GIF,
+	googleAds("google_ads_1p_conversion", "/pagead/1p-conversion/*", "{conversion_id:digits}/", []string{"GET"}, "https://www.google.com", "/pagead/1p-conversion/", GIF,
 		"Google Ads first-party conversion ping sent by gtag.js next to /pagead/conversion (not separately documented; same parameters as the conversion tag, Google Ads Help \"Set up conversion tracking for your website\")"),
-	googleAds("google_ads_ccm", "/ccm/collect", []string{"GET", "POST"}, "https://www.google.com", "/ccm/collect", NoContent,
+	googleAds("google_ads_ccm", "/ccm/collect", "", []string{"GET", "POST"}, "https://www.google.com", "/ccm/collect", NoContent,
 		"Google tag consent/conversion-modelling ping (www.google.com/ccm/collect) sent by gtag.js; Google does not document it: shape from gtag.js traffic, consent parameters per developers.google.com/tag-platform/security/concepts/consent-mode"),
 	{
 		Name:         "bing_action",
@@ -313,11 +320,12 @@ var googleAdsIdentifiers = []string{
 	"data", // remarketing custom parameters
 }
 
-func googleAds(name, path string, methods []string, upstream, upstreamPath string, local LocalResponse, source string) Endpoint {
+func googleAds(name, path, tail string, methods []string, upstream, upstreamPath string, local LocalResponse, source string) Endpoint {
 	return Endpoint{
 		Name:         name,
 		Vendor:       "google_ads",
 		Paths:        []string{path},
+		PathTail:     tail,
 		Methods:      methods,
 		Upstream:     upstream,
 		UpstreamPath: upstreamPath,

@@ -23,9 +23,9 @@ func TestBuiltinRequired(t *testing.T) {
 		{"ga4_collect", "ga4", "https://region1.google-analytics.com", "/g/collect", []string{"/g/collect"}, []string{"GET", "POST"}, S, BodyLines, NoContent, true, IPPass{Param: "_uip"}},
 		{"ga4_mp", "ga4", "https://www.google-analytics.com", "/mp/collect", []string{"/mp/collect"}, []string{"POST"}, S, BodyJSON, NoContent, true, IPPass{JSONField: "ip_override"}},
 		{"meta_tr", "meta", "https://www.facebook.com", "/tr", []string{"/tr", "/tr/"}, []string{"GET", "POST"}, M, BodyForm, GIF, false, IPPass{Header: "X-Forwarded-For"}},
-		{"google_ads_conversion", "google_ads", "https://www.googleadservices.com", "", []string{"/pagead/conversion/*"}, []string{"GET", "POST"}, M, BodyNone, GIF, true, IPPass{Header: "X-Forwarded-For"}},
-		{"google_ads_viewthrough", "google_ads", "https://googleads.g.doubleclick.net", "", []string{"/pagead/viewthroughconversion/*"}, []string{"GET"}, M, BodyNone, GIF, true, IPPass{Header: "X-Forwarded-For"}},
-		{"google_ads_1p_conversion", "google_ads", "https://www.google.com", "", []string{"/pagead/1p-conversion/*"}, []string{"GET"}, M, BodyNone, GIF, true, IPPass{Header: "X-Forwarded-For"}},
+		{"google_ads_conversion", "google_ads", "https://www.googleadservices.com", "/pagead/conversion/", []string{"/pagead/conversion/*"}, []string{"GET", "POST"}, M, BodyNone, GIF, true, IPPass{Header: "X-Forwarded-For"}},
+		{"google_ads_viewthrough", "google_ads", "https://googleads.g.doubleclick.net", "/pagead/viewthroughconversion/", []string{"/pagead/viewthroughconversion/*"}, []string{"GET"}, M, BodyNone, GIF, true, IPPass{Header: "X-Forwarded-For"}},
+		{"google_ads_1p_conversion", "google_ads", "https://www.google.com", "/pagead/1p-conversion/", []string{"/pagead/1p-conversion/*"}, []string{"GET"}, M, BodyNone, GIF, true, IPPass{Header: "X-Forwarded-For"}},
 		{"google_ads_ccm", "google_ads", "https://www.google.com", "/ccm/collect", []string{"/ccm/collect"}, []string{"GET", "POST"}, M, BodyNone, NoContent, true, IPPass{Header: "X-Forwarded-For"}},
 		{"bing_action", "bing", "https://bat.bing.com", "/action/0", []string{"/action/0"}, []string{"GET"}, M, BodyNone, GIF, false, IPPass{Header: "X-Forwarded-For"}},
 		{"linkedin_collect", "linkedin", "https://px.ads.linkedin.com", "/collect", []string{"/li/collect"}, []string{"GET", "POST"}, M, BodyNone, GIF, false, IPPass{Header: "X-Forwarded-For"}},
@@ -48,6 +48,15 @@ func TestBuiltinRequired(t *testing.T) {
 			if !setNamed(ep.Set, "gcs") || !setNamed(ep.Set, "npa") {
 				t.Errorf("%s: Google endpoints set gcs and npa when anonymising", w.name)
 			}
+		}
+	}
+	// Every prefix claim declares the vendor's path shape; nothing else has one.
+	for name, tail := range map[string]string{
+		"google_ads_conversion": "{conversion_id:digits}/", "google_ads_viewthrough": "{conversion_id:digits}/",
+		"google_ads_1p_conversion": "{conversion_id:digits}/",
+	} {
+		if ep, _ := EndpointByName(name); ep.PathTail != tail {
+			t.Errorf("%s: PathTail %q, want %q", name, ep.PathTail, tail)
 		}
 	}
 	mp, _ := EndpointByName("ga4_mp")
@@ -101,6 +110,15 @@ func TestCatalogueInvariants(t *testing.T) {
 		}
 		if ep.UpstreamPath != "" && !strings.HasPrefix(ep.UpstreamPath, "/") {
 			t.Errorf("%s: upstream path %q", ep.Name, ep.UpstreamPath)
+		}
+		// What goes on the request line as it stands: unreserved characters and "/" only.
+		for _, p := range append([]string{ep.UpstreamPath}, ep.Paths...) {
+			if strings.ContainsFunc(strings.TrimSuffix(p, "*"), func(r rune) bool { return r != '/' && (r > 0x7f || shouldEscape(byte(r))) }) {
+				t.Errorf("%s: path %q needs escaping on a request line", ep.Name, p)
+			}
+		}
+		if _, err := compileTail(ep); err != nil {
+			t.Errorf("%s: %v", ep.Name, err)
 		}
 		if len(ep.Purposes) == 0 {
 			t.Errorf("%s: no purposes", ep.Name)

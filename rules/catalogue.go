@@ -83,10 +83,13 @@ type Param struct{ Name, Value string }
 type Endpoint struct {
 	Name    string   // unique, e.g. "ga4_collect"
 	Vendor  string   // e.g. "ga4"; upstreams.<vendor> and metrics use it
-	Paths   []string // paths claimed on the proxy; a trailing "*" claims a prefix
+	Paths   []string // paths claimed on the proxy; a trailing "*" claims a prefix (then PathTail is required)
 	Methods []string // accepted methods; others get 405 and are counted
 	// Upstream is the default base URL ("https://host[:port]"); upstreams.<vendor>
-	// replaces it. UpstreamPath is the path sent upstream; empty means the request path.
+	// replaces it. UpstreamPath is the path sent upstream, taken from here and never from
+	// the request: empty means the claimed path the hit matched (one of Paths), or the
+	// first of Paths for a route the config adds. With a PathTail, UpstreamPath is what
+	// comes before the rebuilt tail.
 	Upstream     string
 	UpstreamPath string
 	Purposes     []consent.Purpose // every purpose the endpoint needs; the most protective outcome wins
@@ -120,6 +123,14 @@ type Endpoint struct {
 	Local   LocalResponse
 	// Source documents where the hit format was taken from.
 	Source string
+
+	// PathTail is what the vendor's tag puts after a claimed prefix, in the vendor's own
+	// form: literal text and {name:kind} segments (see SegmentKind), e.g.
+	// "{conversion_id:digits}/". Required of an endpoint that claims a prefix and only of
+	// such. The raw request path after the prefix must match it exactly (a final "/" may
+	// be missing); anything else is dropped (bad_path). Upstream gets UpstreamPath and the
+	// tail rebuilt from the pattern and the checked, re-encoded segments.
+	PathTail string
 }
 
 // Builtin returns the built-in catalogue. The slice and its maps are shared: callers must

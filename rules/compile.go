@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +58,7 @@ type CompiledEndpoint struct {
 	UpstreamPathPrefix string
 	Policy             *PolicyCells
 	Anon               *Anonymiser
+	tail               *pathTail // PathTail compiled; nil for a fixed path
 }
 
 // AllowsMethod reports whether the endpoint accepts method.
@@ -69,13 +71,42 @@ func (e *CompiledEndpoint) AllowsMethod(method []byte) bool {
 	return false
 }
 
-// UpstreamPathFor is the path sent upstream for a request path.
-func (e *CompiledEndpoint) UpstreamPathFor(reqPath []byte, dst []byte) []byte {
+// UpstreamPathFor appends to dst the path sent upstream for a hit, built from the
+// catalogue: the upstream base URL's path, then UpstreamPath, then for an endpoint with
+// a PathTail the tail rebuilt from rawPath's checked segments. path is the request path
+// as routed (decoded and normalised), rawPath as the browser sent it (undecoded), and
+// tailAt the length of the prefix the hit was routed by (0: an exact route). ok is false,
+// and dst comes back unchanged, when the path is not of the endpoint's shape: the hit
+// must be dropped (ReasonBadPath), never sent.
+func (e *CompiledEndpoint) UpstreamPathFor(dst, path, rawPath []byte, tailAt int) (_ []byte, ok bool) {
+	start := len(dst)
 	dst = append(dst, e.UpstreamPathPrefix...)
-	if e.UpstreamPath != "" {
-		return append(dst, e.UpstreamPath...)
+	if e.tail == nil {
+		switch {
+		case tailAt != 0:
+			// Compile refuses a prefix route onto a fixed path; should one get here, the
+			// rest of its path was never checked.
+			return dst[:start], false
+		case e.UpstreamPath != "":
+			return append(dst, e.UpstreamPath...), true
+		}
+		for _, p := range e.Paths {
+			if string(path) == p {
+				return append(dst, p...), true
+			}
+		}
+		return append(dst, e.Paths[0]...), true
 	}
-	return append(dst, reqPath...)
+	// The raw path must carry the routed prefix as it stands: "/pagead/%63onversion/" or
+	// "//pagead/conversion/" routes like the real prefix once normalised, but is not it.
+	if tailAt <= 0 || tailAt > len(path) || len(rawPath) < tailAt || string(rawPath[:tailAt]) != string(path[:tailAt]) {
+		return dst[:start], false
+	}
+	dst = append(dst, e.UpstreamPath...)
+	if dst, ok = e.tail.appendUpstream(dst, rawPath[tailAt:]); !ok {
+		return dst[:start], false
+	}
+	return dst, true
 }
 
 // CompileOptions are the inputs of Compile that are not in the config.
@@ -159,18 +190,25 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 			fail("anonymise.allow."+ep.Vendor, "%v", err)
 		}
 		ce.Anon = anon
+		if ce.tail, err = compileTail(ep); err != nil {
+			errs = append(errs, fmt.Errorf("catalogue: endpoint %s: %w", ep.Name, err))
+		}
 		s.Endpoints[i] = ce
 		byName[ep.Name] = i
 		for _, p := range ep.Paths {
 			specs = append(specs, RouteSpec{Path: p, Endpoint: i})
 		}
 	}
-	for _, r := range cfg.Routes {
+	for i, r := range cfg.Routes {
 		idx := -1
 		if !r.Disabled {
 			var ok bool
 			if idx, ok = byName[r.Endpoint]; !ok {
 				errs = append(errs, fmt.Errorf("%s: route %s: unknown endpoint %q", r.Pos, r.Path, r.Endpoint))
+				continue
+			}
+			if err := routeFits(r.Path, &s.Endpoints[idx]); err != nil {
+				errs = append(errs, fmt.Errorf("%s: route %s: %w", routePos(cfg, i, r), r.Path, err))
 				continue
 			}
 		}
@@ -197,6 +235,54 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 		return nil, errors.Join(errs...)
 	}
 	return s, nil
+}
+
+// compileTail compiles an endpoint's PathTail and checks it goes with its Paths: a
+// prefix claim without a declared tail would let any path through, and a tail on an
+// exact path could never match.
+func compileTail(ep *Endpoint) (*pathTail, error) {
+	prefix := false
+	for _, p := range ep.Paths {
+		prefix = prefix || strings.HasSuffix(p, "*")
+	}
+	switch {
+	case prefix && ep.PathTail == "":
+		return nil, errors.New("claims a prefix but declares no PathTail")
+	case !prefix && ep.PathTail != "":
+		return nil, errors.New("declares a PathTail but claims no prefix")
+	case !prefix:
+		return nil, nil
+	}
+	return parsePathTail(ep.PathTail)
+}
+
+// routeFits says whether a configured route can take an endpoint. What follows a
+// route's prefix is checked against the endpoint's PathTail, and upstream gets the
+// endpoint's own path with the tail rebuilt ("/ads/123/" → "/pagead/conversion/123/"),
+// never the configured prefix. So a prefix route needs an endpoint with a tail, and an
+// endpoint with a tail needs a prefix route: after an exact path there is nothing to
+// take the tail's segments from, and a fixed path has no shape to check a rest against.
+func routeFits(path string, ep *CompiledEndpoint) error {
+	prefix := strings.HasSuffix(path, "*")
+	switch {
+	case prefix && ep.tail == nil:
+		return fmt.Errorf("ends in \"*\", but endpoint %s has a fixed path (%s) with no declared shape to check the rest of a path against; use an exact path", ep.Name, strings.Join(ep.Paths, ", "))
+	case !prefix && ep.tail != nil:
+		return fmt.Errorf("endpoint %s takes a path that goes on with %s; end the route's path in \"*\" so that the rest can be checked", ep.Name, ep.PathTail)
+	case prefix && strings.ContainsFunc(strings.TrimSuffix(path, "*"), func(r rune) bool { return r != '/' && (r > 0x7f || shouldEscape(byte(r))) }):
+		// The prefix is matched on the path as routed (decoded) and must stand as it is in
+		// the path as sent, where a browser would have escaped these.
+		return errors.New("a prefix route's path may hold only letters, digits, \"-._~\" and \"/\"")
+	}
+	return nil
+}
+
+// routePos is where the i-th route's path stood, or the route's own position.
+func routePos(cfg *config.Config, i int, r config.RouteConfig) config.Pos {
+	if pos, ok := cfg.Pos["routes."+strconv.Itoa(i)+".path"]; ok {
+		return pos
+	}
+	return r.Pos
 }
 
 // jurisdictionGroups merges the configured groups into the built-in ones (or replaces
@@ -242,7 +328,9 @@ func (e *CompiledEndpoint) setUpstream(base string) error {
 		}
 		e.UpstreamAddr = net.JoinHostPort(u.Hostname(), port)
 	}
-	e.UpstreamPathPrefix = strings.TrimSuffix(u.Path, "/")
+	// The escaped form: the decoded one would put "?", "#" or a space from an
+	// operator's "%3F" on the request line.
+	e.UpstreamPathPrefix = strings.TrimSuffix(u.EscapedPath(), "/")
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,5 +54,27 @@ func TestCompileKeepsHasherAcrossReloads(t *testing.T) {
 	}
 	if a.Version == b.Version {
 		t.Error("the version did not change with max_body_size")
+	}
+}
+
+// TestGoodConfigsCompile: the configs config/load's tests call good also compile, so a
+// check that only Compile makes (routes against the catalogue's path shapes) cannot leave
+// a "good" example that `consentgate check` refuses.
+func TestGoodConfigsCompile(t *testing.T) {
+	t.Chdir("../config/load") // the configs name files relative to their package
+	files, err := filepath.Glob("testdata/config/good/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no good configs: %v", err)
+	}
+	ld := &load.Loader{Vocabulary: Vocabulary(), Getenv: func(string) string { return "" }}
+	for _, f := range files {
+		cfg, err := ld.Load(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if _, err := Compile(cfg, CompileOptions{}); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }

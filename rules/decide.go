@@ -33,6 +33,8 @@ const (
 	ReasonMethodNotAllowed                // method the endpoint does not accept
 	ReasonBodyTooLarge                    // body over max_body_size
 	ReasonInternalError                   // a bug; the hit was dropped rather than risked
+	ReasonBadPath                         // a path not of the shape the vendor's tag sends (Endpoint.PathTail)
+	ReasonBadBodyEncoding                 // a Content-Encoding not supported, or a body that does not decode as it says
 	NumReasons
 )
 
@@ -56,7 +58,9 @@ var reasonNames = enum.New("reason", NumReasons, "consent_granted",
 	"anonymise_failed",
 	"method_not_allowed",
 	"body_too_large",
-	"internal_error")
+	"internal_error",
+	"bad_path",
+	"bad_body_encoding")
 
 func (r Reason) String() string { return reasonNames.String(r) }
 

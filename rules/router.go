@@ -70,6 +70,14 @@ func removePrefix(ps []prefixRoute, p string) []prefixRoute {
 // Lookup returns the endpoint index for host (without port, any case) and path, or -1.
 // It allocates nothing: map lookups with string(b) conversions are optimised by the compiler.
 func (r *Router) Lookup(host, path []byte) int {
+	ep, _ := r.LookupRoute(host, path)
+	return ep
+}
+
+// LookupRoute is Lookup that also says how the hit was routed: tailAt is the length of
+// the prefix it matched, where what follows must be checked against the endpoint's
+// PathTail (CompiledEndpoint.UpstreamPathFor), or 0 for an exact path.
+func (r *Router) LookupRoute(host, path []byte) (ep, tailAt int) {
 	if len(host) > 0 && len(r.byHost) > 1 {
 		var buf [256]byte
 		if len(host) <= len(buf) {
@@ -81,8 +89,8 @@ func (r *Router) Lookup(host, path []byte) int {
 				h[i] = c
 			}
 			if t := r.byHost[string(h)]; t != nil {
-				if ep := t.lookup(path); ep >= 0 {
-					return ep
+				if ep, tailAt := t.lookup(path); ep >= 0 {
+					return ep, tailAt
 				}
 			}
 		}
@@ -90,17 +98,17 @@ func (r *Router) Lookup(host, path []byte) int {
 	if t := r.byHost[""]; t != nil {
 		return t.lookup(path)
 	}
-	return -1
+	return -1, 0
 }
 
-func (t *pathTable) lookup(path []byte) int {
+func (t *pathTable) lookup(path []byte) (ep, tailAt int) {
 	if ep, ok := t.exact[string(path)]; ok {
-		return ep
+		return ep, 0
 	}
 	for _, p := range t.prefixes {
 		if len(path) >= len(p.prefix) && string(path[:len(p.prefix)]) == p.prefix {
-			return p.ep
+			return p.ep, len(p.prefix)
 		}
 	}
-	return -1
+	return -1, 0
 }

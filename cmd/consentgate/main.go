@@ -32,7 +32,7 @@ const usage = `consentgate: a consent-aware tracking proxy
 Usage:
   consentgate serve [--config FILE]
   consentgate check --config FILE
-  consentgate explain [--config FILE] --url URL [--method M] [--header 'K: V']... [--remote-addr IP] [--body B]
+  consentgate explain [--config FILE] --url URL [--method M] [--header 'K: V']... [--remote-addr IP] [--body B | --body-file FILE]
   consentgate version
 `
 
@@ -231,6 +231,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	method := fs.String("method", "GET", "HTTP method")
 	remote := fs.String("remote-addr", "", "the socket peer's IP")
 	body := fs.String("body", "", "request body")
+	bodyFile := fs.String("body-file", "", "request body read from FILE byte for byte, e.g. gzip with --header 'Content-Encoding: gzip'")
 	var headers headerFlags
 	fs.Var(&headers, "header", "request header 'Name: value' (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -241,6 +242,18 @@ func explain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	in := proxy.ExplainRequest{Method: *method, URL: *url, RemoteAddr: *remote, Body: *body, Headers: map[string]string{}}
+	if *bodyFile != "" {
+		if *body != "" {
+			fmt.Fprintln(stderr, "explain: --body and --body-file: give one")
+			return 2
+		}
+		b, err := os.ReadFile(*bodyFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "explain: --body-file: %v\n", err)
+			return 1
+		}
+		in.BodyBase64 = b
+	}
 	for _, h := range headers {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(k) == "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -114,6 +115,32 @@ func TestExplainCLI(t *testing.T) {
 	}
 	if _, code := runCmd(t, nil, "explain", "--url", "/nope"); code != 1 {
 		t.Errorf("explain of an unrouted URL: exit %d, want 1", code)
+	}
+
+	// A gzip body from a file: explain shows it decoded, rewritten and without its coding.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	io.WriteString(zw, "en=page_view&_uip=9.9.9.9")
+	zw.Close()
+	bodyFile := filepath.Join(t.TempDir(), "body.gz")
+	if err := os.WriteFile(bodyFile, gz.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCmd(t, nil, "explain", "--method", "POST", "--url", "/g/collect?v=2&tid=G-1&cid=1.2", "--body-file", bodyFile,
+		"--header", "Content-Encoding: gzip", "--header", "Content-Type: text/plain", "--remote-addr", "203.0.113.9")
+	var up struct {
+		Action   string `json:"action"`
+		Upstream struct {
+			Body string `json:"body"`
+			Wire string `json:"wire"`
+		} `json:"upstream"`
+	}
+	if err := json.Unmarshal([]byte(out), &up); code != 0 || err != nil {
+		t.Fatalf("explain --body-file: exit %d, %v\n%s", code, err, out)
+	}
+	if up.Action != "anonymise" || up.Upstream.Body != "en=page_view" || strings.Contains(up.Upstream.Wire, "9.9.9.9") ||
+		strings.Contains(up.Upstream.Wire, "Content-Encoding") {
+		t.Errorf("explain --body-file: %s", out)
 	}
 }
 

@@ -188,7 +188,7 @@ func TestLoadGoodFull(t *testing.T) {
 		},
 		Anonymise: config.AnonymiseConfig{
 			Secret:    "0123456789abcdef0123",
-			URLParams: []string{"gclid_safe", "ref"},
+			URLParams: []string{"lang", "page"},
 			Allow:     map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
 		},
 		Policy: config.PolicyConfig{
@@ -199,7 +199,7 @@ func TestLoadGoodFull(t *testing.T) {
 			Vendors: map[string]config.PolicyTable{"matomo": {"opt_in": {"unset": {"statistics": "forward"}}}},
 		},
 		Routes: []config.RouteConfig{
-			{Path: "/mtm/*", Endpoint: "matomo_track", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 92, Col: 5}},
+			{Path: "/ads/*", Endpoint: "google_ads_conversion", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 92, Col: 5}},
 			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 94, Col: 5}},
 			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 97, Col: 5}},
 		},

@@ -466,6 +466,8 @@ var reasonWords = map[string]string{
 	"method_not_allowed":  "wrong HTTP method",
 	"body_too_large":      "more data than consentgate accepts",
 	"internal_error":      "went wrong inside consentgate",
+	"bad_path":            "does not look like the one this vendor",
+	"bad_body_encoding":   "compressed in a way consentgate does not read",
 	"tcf_invalid":         "TCF consent string that could not be read",
 	"tcf_denied":          "did not allow this vendor",
 	"gpp_opt_out":         "Global Privacy Platform",

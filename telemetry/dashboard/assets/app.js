@@ -100,6 +100,14 @@
       title: 'Hit too large',
       text: 'The hit carried more data than consentgate accepts, so it was not sent. Usually a misconfigured tag or an abusive request.',
     },
+    "bad_path": {
+      title: 'Unexpected web address',
+      text: 'The hit was sent to a web address that does not look like the one this vendor\'s tag uses (for example, something other than a conversion number where Google Ads puts it), so it was not sent. Usually a bot, a scanner or an attempt to slip data past consentgate.',
+    },
+    "bad_body_encoding": {
+      title: 'Unreadable compressed data',
+      text: 'The hit came compressed in a way consentgate does not read, or its compressed data was damaged, so it could not be checked and was not sent.',
+    },
     "internal_error": {
       title: 'Internal error',
       text: 'Something went wrong inside consentgate while handling the hit, so it was not sent rather than risk sending personal data. Tell your engineering team.',
