@@ -168,6 +168,10 @@ type AnonymiseConfig struct {
 	// Secret keys the daily salt of hashed identifiers. Instances behind one load balancer
 	// need the same secret to hash an ID alike; empty = random per process.
 	Secret string `yaml:"secret"`
+	// IPv6Prefix is how many leading bits of a native IPv6 address an anonymised hit
+	// keeps, 32..64, default 48. IPv4 addresses, and IPv6 addresses that embed one
+	// (6to4, Teredo, NAT64, IPv4-mapped), keep their /24 (geo.Truncate).
+	IPv6Prefix int `yaml:"ipv6_prefix"`
 	// URLParams extends the query parameters kept in URLs (page location, referrer) when
 	// anonymising; utm_* are kept by default.
 	URLParams []string `yaml:"url_params"`

@@ -98,7 +98,7 @@ func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h
 	s.lookUpConsent(rt, req, h)
 	s.readSignals(rt, req, h)
 	h.action, h.reason = rules.Decide(h.ep.Policy, h.ep.Purposes, h.regime, &h.eff)
-	s.prepare(req, h)
+	s.prepare(rt, req, h)
 }
 
 // locate finds the client IP (the socket peer, or X-Forwarded-For behind a trusted
@@ -177,7 +177,7 @@ func (q *signalRequest) Body() []byte              { return q.r.Body() }
 
 // prepare rewrites the hit for the chosen action. A hit that cannot be anonymised
 // safely is dropped: fail closed.
-func (s *Server) prepare(req *fasthttp.Request, h *hit) {
+func (s *Server) prepare(rt *runtime, req *fasthttp.Request, h *hit) {
 	in := rules.Hit{Query: req.URI().QueryString(), Body: req.Body(), ContentType: req.Header.ContentType()}
 	switch h.action {
 	case rules.Forward:
@@ -192,7 +192,7 @@ func (s *Server) prepare(req *fasthttp.Request, h *hit) {
 		h.rewritten = changed
 	case rules.Anonymise:
 		if h.ip.IsValid() {
-			h.ipText = geo.Truncate(h.ip).AppendTo(h.ipText[:0])
+			h.ipText = geo.Truncate(h.ip, rt.Config.Anonymise.IPv6Prefix).AppendTo(h.ipText[:0])
 		}
 		if err := h.ep.Anon.Anonymise(&in, b2s(h.ipText), &h.out); err != nil {
 			h.action, h.reason = rules.Drop, rules.ReasonAnonymiseFailed

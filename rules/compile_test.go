@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -22,6 +23,25 @@ func TestTrustedProxiesAgree(t *testing.T) {
 		}
 		if loadErr != nil && !strings.Contains(loadErr.Error(), "t.yaml:1:") {
 			t.Errorf("%q: error without a position: %v", entry, loadErr)
+		}
+	}
+}
+
+// TestIPv6PrefixAgrees: config/load bounds anonymise.ipv6_prefix without importing geo,
+// so its default and range must be geo.Truncate's.
+func TestIPv6PrefixAgrees(t *testing.T) {
+	ld := &load.Loader{Vocabulary: Vocabulary(), Getenv: func(string) string { return "" }}
+	def, err := ld.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Anonymise.IPv6Prefix != geo.DefaultIPv6Prefix {
+		t.Errorf("default ipv6_prefix %d, geo says %d", def.Anonymise.IPv6Prefix, geo.DefaultIPv6Prefix)
+	}
+	for bits := geo.MinIPv6Prefix - 1; bits <= geo.MaxIPv6Prefix+1; bits++ {
+		_, err := ld.LoadBytes("t.yaml", fmt.Appendf(nil, "anonymise:\n  ipv6_prefix: %d\n", bits))
+		if want := bits >= geo.MinIPv6Prefix && bits <= geo.MaxIPv6Prefix; (err == nil) != want {
+			t.Errorf("ipv6_prefix %d: load error %v, want accepted=%v", bits, err, want)
 		}
 	}
 }

@@ -116,6 +116,9 @@ var scalarKeys = []scalarKey{
 		return setInt(&c.Upstream.MaxConns, s, 1, 100_000, "")
 	}},
 	{"anonymise.secret", "a secret", func(c *config.Config, s string) error { return setString(&c.Anonymise.Secret, s, checkAnonymiseSecret) }},
+	{"anonymise.ipv6_prefix", "a prefix length", func(c *config.Config, s string) error {
+		return setInt(&c.Anonymise.IPv6Prefix, s, 32, 64, " (bits of an IPv6 address kept)")
+	}},
 	{"signals.cmp.use_as_state", "true or false", func(c *config.Config, s string) error { return setBool(&c.Signals.CMP.UseAsState, s) }},
 	{"telemetry.otlp.endpoint", "an http(s) URL", func(c *config.Config, s string) error {
 		return setString(&c.Telemetry.OTLP.Endpoint, s, checkOTLPEndpoint)

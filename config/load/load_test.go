@@ -187,9 +187,10 @@ func TestLoadGoodFull(t *testing.T) {
 			"matomo": "https://analytics.example.com/matomo/",
 		},
 		Anonymise: config.AnonymiseConfig{
-			Secret:    "0123456789abcdef0123",
-			URLParams: []string{"gclid_safe", "ref"},
-			Allow:     map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
+			Secret:     "0123456789abcdef0123",
+			IPv6Prefix: 56,
+			URLParams:  []string{"gclid_safe", "ref"},
+			Allow:      map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
 		},
 		Policy: config.PolicyConfig{
 			Table: config.PolicyTable{
@@ -199,9 +200,9 @@ func TestLoadGoodFull(t *testing.T) {
 			Vendors: map[string]config.PolicyTable{"matomo": {"opt_in": {"unset": {"statistics": "forward"}}}},
 		},
 		Routes: []config.RouteConfig{
-			{Path: "/mtm/*", Endpoint: "matomo_track", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 92, Col: 5}},
-			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 94, Col: 5}},
-			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 97, Col: 5}},
+			{Path: "/mtm/*", Endpoint: "matomo_track", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 93, Col: 5}},
+			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 95, Col: 5}},
+			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 98, Col: 5}},
 		},
 		Signals: config.SignalsConfig{
 			TCF: config.TCFConfig{
@@ -233,11 +234,11 @@ func TestLoadGoodFull(t *testing.T) {
 		"consent.cache.negative_ttl":                    "testdata/config/good/full.yaml:57:19",
 		"consent.receipts.ttl":                          "testdata/config/good/full.yaml:61:10",
 		"upstreams.matomo":                              "testdata/config/good/full.yaml:69:11",
-		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:75:25",
-		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:80:19",
-		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:89:23",
-		"routes.1":                                      "testdata/config/good/full.yaml:94:5",
-		"routes.1.host":                                 "testdata/config/good/full.yaml:95:11",
+		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:76:25",
+		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:81:19",
+		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:90:23",
+		"routes.1":                                      "testdata/config/good/full.yaml:95:5",
+		"routes.1.host":                                 "testdata/config/good/full.yaml:96:11",
 	})
 }
 
@@ -388,6 +389,7 @@ func TestDefault(t *testing.T) {
 			Receipts:   config.ReceiptsConfig{MaxLen: 100, TTL: 790 * 24 * time.Hour},
 		},
 		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
@@ -412,6 +414,7 @@ func TestEnvNames(t *testing.T) {
 		"CONSENTGATE_CONSENT_CACHE_TTL", "CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL", "CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES",
 		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN", "CONSENTGATE_CONSENT_RECEIPTS_TTL",
 		"CONSENTGATE_UPSTREAM_TIMEOUT", "CONSENTGATE_UPSTREAM_MAX_CONNS", "CONSENTGATE_ANONYMISE_SECRET",
+		"CONSENTGATE_ANONYMISE_IPV6_PREFIX",
 		"CONSENTGATE_TRUSTED_PROXIES", "CONSENTGATE_ALLOWED_ORIGINS", "CONSENTGATE_ANONYMISE_URL_PARAMS",
 		"CONSENTGATE_CONSENT_REDIS_ADDRS",
 	}
@@ -459,6 +462,7 @@ func TestEnvOverrides(t *testing.T) {
 		"CONSENTGATE_UPSTREAM_TIMEOUT":             "1s",
 		"CONSENTGATE_UPSTREAM_MAX_CONNS":           "8",
 		"CONSENTGATE_ANONYMISE_SECRET":             "env-secret-0123456789",
+		"CONSENTGATE_ANONYMISE_IPV6_PREFIX":        "40",
 		"CONSENTGATE_TRUSTED_PROXIES":              " 10.1.0.0/16, ,::1 ",
 		"CONSENTGATE_ALLOWED_ORIGINS":              "https://a.example.com,https://b.example.com:8443",
 		"CONSENTGATE_ANONYMISE_URL_PARAMS":         "x",
@@ -489,7 +493,7 @@ func TestEnvOverrides(t *testing.T) {
 			Receipts: config.ReceiptsConfig{MaxLen: 7, TTL: 30 * 24 * time.Hour},
 		},
 		Upstream:  config.UpstreamConfig{Timeout: time.Second, MaxConns: 8},
-		Anonymise: config.AnonymiseConfig{Secret: "env-secret-0123456789", URLParams: []string{"x"}},
+		Anonymise: config.AnonymiseConfig{Secret: "env-secret-0123456789", IPv6Prefix: 40, URLParams: []string{"x"}},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
