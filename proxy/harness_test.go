@@ -132,8 +132,19 @@ upstreams:
 	return b.String()
 }
 
-// fixedNow pins the anonymiser's daily salt so hashes in goldens are stable.
+// fixedNow is the clock of the anonymiser's daily salt in tests.
 func fixedNow() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) }
+
+// pinnedHasher hashes on fixedNow's day with a fixed salt, so pseudonyms in goldens are
+// stable; production salts are random.
+func pinnedHasher(t testing.TB) *rules.Hasher {
+	t.Helper()
+	h := rules.NewHasher(fixedNow)
+	if !h.SetSalt(fixedNow(), []byte("golden-salt-0123456789abcdefghij"), false) {
+		t.Fatal("SetSalt refused the golden salt")
+	}
+	return h
+}
 
 type testProxy struct {
 	*Server

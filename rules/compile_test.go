@@ -46,32 +46,51 @@ func TestIPv6PrefixAgrees(t *testing.T) {
 	}
 }
 
-// TestCompileKeepsHasherAcrossReloads: a reload keeps the hasher (hashed IDs stay stable)
-// unless the secret changed.
-func TestCompileKeepsHasherAcrossReloads(t *testing.T) {
+// TestCompileKeepsSaltsAcrossReloads: a reload compiles on the process's hasher, so its
+// pseudonyms stay the same unless the secret changed.
+func TestCompileKeepsSaltsAcrossReloads(t *testing.T) {
 	ld := &load.Loader{Vocabulary: Vocabulary(), Getenv: func(string) string { return "" }}
-	compile := func(yaml string, prev *Snapshot) *Snapshot {
+	base := NewHasher(nil)
+	compile := func(yaml string) *Snapshot {
 		t.Helper()
 		cfg, err := ld.LoadBytes("t.yaml", []byte(yaml))
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := Compile(cfg, CompileOptions{Prev: prev})
+		s, err := Compile(cfg, CompileOptions{Hasher: base})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
-	a := compile("anonymise:\n  secret: \"0123456789abcdef-one\"\n", nil)
-	b := compile("anonymise:\n  secret: \"0123456789abcdef-one\"\nmax_body_size: 2048\n", a)
-	if b.Hasher != a.Hasher {
-		t.Error("same secret: the hasher was replaced")
+	pseudonym := func(s *Snapshot) string {
+		var out Out
+		if err := s.Endpoints[0].Anon.Anonymise(&Hit{Query: []byte("tid=G-1&cid=1.2")}, "", &out); err != nil {
+			t.Fatal(err)
+		}
+		return string(out.Query)
 	}
-	c := compile("anonymise:\n  secret: \"0123456789abcdef-two\"\n", b)
-	if c.Hasher == b.Hasher {
-		t.Error("new secret: the hasher was kept")
+	const one, two = "anonymise:\n  secret: \"Jx8vQ2mL7pRz4kWn-one\"\n", "anonymise:\n  secret: \"Jx8vQ2mL7pRz4kWn-two\"\n"
+	a := compile(one)
+	b := compile(one + "max_body_size: 2048\n")
+	if pseudonym(a) != pseudonym(b) {
+		t.Error("same secret: a reload changed the pseudonyms")
+	}
+	if c := compile(two); pseudonym(c) == pseudonym(b) {
+		t.Error("new secret: the pseudonyms did not change")
 	}
 	if a.Version == b.Version {
 		t.Error("the version did not change with max_body_size")
+	}
+	cfg, err := ld.LoadBytes("t.yaml", []byte(one))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := Compile(cfg, CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pseudonym(own) == pseudonym(a) {
+		t.Error("a compile without the process's hasher hashed alike: its salt is not its own")
 	}
 }
