@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/valyala/fasthttp"
 
+	"github.com/consentgate/consentgate/config"
 	"github.com/consentgate/consentgate/config/load"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
@@ -167,7 +168,13 @@ func startProxyLog(t *testing.T, yaml string, logw io.Writer) *testProxy {
 		t.Fatalf("config: %v", err)
 	}
 	logger := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(cfg, Options{Logger: logger, Now: fixedNow, Build: telemetry.BuildInfo{Version: "test-build"}})
+	return startProxyWith(t, cfg, Options{Logger: logger, Now: fixedNow, Build: telemetry.BuildInfo{Version: "test-build"}})
+}
+
+// startProxyWith starts a server on a loaded config with opts.
+func startProxyWith(t *testing.T, cfg *config.Config, opts Options) *testProxy {
+	t.Helper()
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}

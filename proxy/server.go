@@ -96,8 +96,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	undo = append(undo, func() { tr.Shutdown(context.Background()) })
 	s := &Server{opts: opts, log: opts.Logger, hasher: opts.Hasher, metrics: m, tracing: tr, serveErr: make(chan error, 2)}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	if s.hasher == nil {
-		s.hasher = rules.NewHasher(opts.Now)
+		s.hasher = rules.NewHasher(now)
 	}
 	if tr.Enabled() {
 		s.tracer = tr.Tracer()
@@ -105,7 +109,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Store != nil {
 		s.store = &consentStore{Store: opts.Store, countLookups: true, stop: func() {}}
 		m.StoreUp(true)
-	} else if s.store, err = openStore(cfg, m, tr, opts.Logger); err != nil {
+	} else if s.store, err = openStore(cfg, m, tr, opts.Logger, s.hasher, now); err != nil {
 		return fail(err)
 	}
 	undo = append(undo, func() { s.store.stop(); s.store.Close() })
