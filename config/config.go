@@ -165,8 +165,11 @@ type UpstreamConfig struct {
 }
 
 type AnonymiseConfig struct {
-	// Secret keys the daily salt of hashed identifiers. Instances behind one load balancer
-	// need the same secret to hash an ID alike; empty = random per process.
+	// Secret is an optional extra key of the pseudonyms that replace identifiers: the
+	// day's salt is random and shared through Redis (rules.Hasher), and the secret keeps a
+	// reader of Redis from computing pseudonyms with it. Instances behind one load
+	// balancer need the same secret; empty keys nothing beyond the salt. Placeholders and
+	// guessable values are refused (config/load strength.go).
 	Secret string `yaml:"secret"`
 	// IPv6Prefix is how many leading bits of a native IPv6 address an anonymised hit
 	// keeps, 32..64, default 48. IPv4 addresses, and IPv6 addresses that embed one

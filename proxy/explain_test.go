@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 const explainBase = `admin_token: "` + testToken + `"
 trusted_proxies: ["127.0.0.1/32"]
 anonymise:
-  secret: "golden-secret-0123456789abcdef"
+  secret: "Gd8Qv3Ln7Xz2Kw6Rc9Tm4Bp1Hj5Sy0"
 upstreams:
   ga4: "https://ga4.upstream.test"
   meta: "https://meta.upstream.test"

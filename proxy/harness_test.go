@@ -108,7 +108,7 @@ func (s *sink) none(t *testing.T) {
 	}
 }
 
-const testToken = "test-admin-token-0123456789"
+const testToken = "Tk4vN8qLz2Wx6Rb9Pm3Hc7Yj5Ds1F"
 
 // testConfig points every vendor at the sink and reads visitor IPs from X-Forwarded-For
 // set by the test client on loopback.
@@ -121,7 +121,7 @@ trusted_proxies: ["127.0.0.1/32", "::1/128"]
 geo:
   database: "../testdata/geoip/GeoIP2-City-Test.mmdb"
 anonymise:
-  secret: "test-secret-0123456789abcdef"
+  secret: "Sx7Lq2Vn9Kz4Wc8Rm3Tb6Hp5Jd1G"
 upstream:
   timeout: 2s
 upstreams:

@@ -98,7 +98,7 @@ func (s *saltSharer) run(ctx context.Context, err error) {
 		wait := saltCheck
 		if err != nil {
 			if !failing {
-				s.log.Error("anonymiser salt: Redis did not answer; this instance hashes with a salt of its own until it does", "error", err.Error())
+				s.log.Error("anonymiser salt: could not take the day's salt from Redis; this instance hashes with a salt of its own until it can", "error", err.Error())
 				failing = true
 			}
 			wait, retry = retry, min(2*retry, saltRetryMax)

@@ -65,6 +65,16 @@ func redisDo(t *testing.T, addrs []string, args ...string) string {
 	return ""
 }
 
+// awaitShared waits until p's hasher holds the shared salt of day: the sync at start
+// has a budget, which a loaded machine can miss, and then the sharer retries.
+func awaitShared(t *testing.T, p *testProxy, day time.Time) {
+	t.Helper()
+	eventually(t, 15*time.Second, "the shared salt of "+day.Format(time.DateOnly), func() bool {
+		_, shared, ok := p.hasher.Salt(day)
+		return ok && shared
+	})
+}
+
 func fallbacks(t *testing.T, p *testProxy) string {
 	t.Helper()
 	return grep(p.metricsText(t), "consentgate_anonymise_salt_fallbacks_total")
@@ -84,6 +94,8 @@ func TestSaltSharedByInstances(t *testing.T) {
 			up := startSink(t)
 			c := newTestClock(fixedNow()) // noon
 			a, b := saltProxy(t, up, c, topo.addrs...), saltProxy(t, up, c, topo.addrs...)
+			awaitShared(t, a, c.now())
+			awaitShared(t, b, c.now())
 			pa, pb := pseudonym(t, a, up, "G-TEST123", "1234.5678"), pseudonym(t, b, up, "G-TEST123", "1234.5678")
 			if pa != pb {
 				t.Errorf("instances disagree on one visitor: %s vs %s", pa, pb)
@@ -131,6 +143,7 @@ func TestSaltPastDayUnrecoverable(t *testing.T) {
 	c := newTestClock(fixedNow())
 	dayD := c.day()
 	a := saltProxy(t, up, c, rs.Addr)
+	awaitShared(t, a, c.now())
 	past := pseudonym(t, a, up, "G-TEST123", "1234.5678")
 	key := "consentgate:salt:" + dayD
 	oldSalt := redisDo(t, []string{rs.Addr}, "GET", key)
@@ -149,6 +162,7 @@ func TestSaltPastDayUnrecoverable(t *testing.T) {
 		t.Error("the instance recomputed the past day's pseudonym with its clock set back")
 	}
 	fresh := saltProxy(t, up, c, rs.Addr) // same config, same secret, clock on day D
+	awaitShared(t, fresh, c.now())
 	if got := pseudonym(t, fresh, up, "G-TEST123", "1234.5678"); got == past {
 		t.Error("a new instance with the same config recomputed the past day's pseudonym")
 	}
@@ -165,6 +179,10 @@ func TestSaltAcrossMidnight(t *testing.T) {
 	up := startSink(t)
 	c := newTestClock(time.Date(2026, 11, 22, 23, 59, 0, 0, time.UTC))
 	a, b := saltProxy(t, up, c, rs.Addr), saltProxy(t, up, c, rs.Addr)
+	for _, p := range []*testProxy{a, b} {
+		awaitShared(t, p, c.now())
+		awaitShared(t, p, c.now().Add(time.Hour))
+	}
 	before := pseudonym(t, a, up, "G-TEST123", "1234.5678")
 	for _, day := range []string{"2026-11-22", "2026-11-23"} {
 		if n := redisDo(t, []string{rs.Addr}, "EXISTS", "consentgate:salt:"+day); n != "1" {
@@ -197,15 +215,12 @@ func TestSaltRedisDown(t *testing.T) {
 		t.Errorf("the local salt was not counted:\n%s", m)
 	}
 	rs.Restart(t)
-	key := "consentgate:salt:" + c.day()
-	eventually(t, 15*time.Second, "the instance's salt stored in Redis", func() bool {
-		v, err := redistest.Do(rs.Addr, "EXISTS", key)
-		return err == nil && v == "1"
-	})
+	awaitShared(t, a, c.now())
 	if got := pseudonym(t, a, up, "G-TEST123", "1234.5678"); got != local {
 		t.Errorf("pseudonym changed when Redis came back: %s, was %s", got, local)
 	}
 	b := saltProxy(t, up, c, rs.Addr)
+	awaitShared(t, b, c.now())
 	if got := pseudonym(t, b, up, "G-TEST123", "1234.5678"); got != local {
 		t.Errorf("a new instance disagrees: %s vs %s", got, local)
 	}

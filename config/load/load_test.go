@@ -153,7 +153,7 @@ func TestLoadGoodFull(t *testing.T) {
 	want := &config.Config{
 		Listen:         "0.0.0.0:8443",
 		AdminListen:    "[::1]:9191",
-		AdminToken:     "s3cr3t-admin-token-0123456789",
+		AdminToken:     "Vq7rK2xLm9PzW4nTb8HcY3dJf6sGa",
 		TrustedProxies: []string{"10.0.0.0/8", "192.168.1.7", "2001:db8::/32"},
 		ReadTimeout:    3 * time.Second,
 		WriteTimeout:   90 * time.Second,
@@ -187,7 +187,7 @@ func TestLoadGoodFull(t *testing.T) {
 			"matomo": "https://analytics.example.com/matomo/",
 		},
 		Anonymise: config.AnonymiseConfig{
-			Secret:     "0123456789abcdef0123",
+			Secret:     "Xp4Lq8zRw2Nc7Vt5Kj9M",
 			IPv6Prefix: 56,
 			URLParams:  []string{"gclid_safe", "ref"},
 			Allow:      map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
@@ -429,7 +429,7 @@ func TestEnvOverrides(t *testing.T) {
 	useEnv(t, map[string]string{
 		"CONSENTGATE_LISTEN":                       "127.0.0.1:8081",
 		"CONSENTGATE_ADMIN_LISTEN":                 ":0",
-		"CONSENTGATE_ADMIN_TOKEN":                  "env-token-0123456789abcdef",
+		"CONSENTGATE_ADMIN_TOKEN":                  "Hb6Tq1zWm8Kx3Rc5Vn9Lp2Yd7F",
 		"CONSENTGATE_READ_TIMEOUT":                 "7s",
 		"CONSENTGATE_WRITE_TIMEOUT":                "8s",
 		"CONSENTGATE_MAX_BODY_SIZE":                "2048",
@@ -461,7 +461,7 @@ func TestEnvOverrides(t *testing.T) {
 		"CONSENTGATE_CONSENT_RECEIPTS_TTL":         "30d",
 		"CONSENTGATE_UPSTREAM_TIMEOUT":             "1s",
 		"CONSENTGATE_UPSTREAM_MAX_CONNS":           "8",
-		"CONSENTGATE_ANONYMISE_SECRET":             "env-secret-0123456789",
+		"CONSENTGATE_ANONYMISE_SECRET":             "Zr5Nw9Qc2Lx7Tb4Mk8Hv3",
 		"CONSENTGATE_ANONYMISE_IPV6_PREFIX":        "40",
 		"CONSENTGATE_TRUSTED_PROXIES":              " 10.1.0.0/16, ,::1 ",
 		"CONSENTGATE_ALLOWED_ORIGINS":              "https://a.example.com,https://b.example.com:8443",
@@ -476,7 +476,7 @@ func TestEnvOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &config.Config{
-		Listen: "127.0.0.1:8081", AdminListen: ":0", AdminToken: "env-token-0123456789abcdef",
+		Listen: "127.0.0.1:8081", AdminListen: ":0", AdminToken: "Hb6Tq1zWm8Kx3Rc5Vn9Lp2Yd7F",
 		TrustedProxies: []string{"10.1.0.0/16", "::1"},
 		ReadTimeout:    7 * time.Second, WriteTimeout: 8 * time.Second,
 		MaxBodySize: 2048, AllowedOrigins: []string{"https://a.example.com", "https://b.example.com:8443"},
@@ -493,7 +493,7 @@ func TestEnvOverrides(t *testing.T) {
 			Receipts: config.ReceiptsConfig{MaxLen: 7, TTL: 30 * 24 * time.Hour},
 		},
 		Upstream:  config.UpstreamConfig{Timeout: time.Second, MaxConns: 8},
-		Anonymise: config.AnonymiseConfig{Secret: "env-secret-0123456789", IPv6Prefix: 40, URLParams: []string{"x"}},
+		Anonymise: config.AnonymiseConfig{Secret: "Zr5Nw9Qc2Lx7Tb4Mk8Hv3", IPv6Prefix: 40, URLParams: []string{"x"}},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
