@@ -32,14 +32,12 @@ func testHasher(now func() time.Time) *Hasher {
 }
 
 // wantHash computes the documented pseudonym independently of Hasher (hasher.go):
-// hex(HMAC(HMAC(salt, domain ‖ SHA-256(secret) ‖ len ‖ vendor ‖ len16 ‖ property), value)[:16]).
+// hex(HMAC(HMAC(salt, SHA-256(domain ‖ SHA-256(secret) ‖ len ‖ vendor) ‖ len16 ‖ property), value)[:16]).
 func wantHash(salt []byte, secret, vendor, property, value string) string {
-	m := hmac.New(sha256.New, salt)
-	m.Write([]byte("consentgate pseudonym v2\x00"))
 	pepper := sha256.Sum256([]byte(secret))
-	m.Write(pepper[:])
-	m.Write([]byte{byte(len(vendor))})
-	m.Write([]byte(vendor))
+	scope := sha256.Sum256([]byte("consentgate pseudonym v2\x00" + string(pepper[:]) + string(rune(len(vendor))) + vendor))
+	m := hmac.New(sha256.New, salt)
+	m.Write(scope[:])
 	m.Write([]byte{byte(len(property) >> 8), byte(len(property))})
 	m.Write([]byte(property))
 	m = hmac.New(sha256.New, m.Sum(nil))

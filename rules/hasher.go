@@ -26,8 +26,12 @@ const hashDomain = "consentgate pseudonym v2\x00"
 // properties: the vendor can count visitors, not follow them.
 //
 //	pseudonym = hex(HMAC-SHA256(K, value)[:16])
-//	K         = HMAC-SHA256(salt of the UTC day, hashDomain ‖ SHA-256(anonymise.secret) ‖
-//	            len(vendor) ‖ vendor ‖ len(property) ‖ property)   (lengths: 1 and 2 bytes)
+//	K         = HMAC-SHA256(salt of the UTC day, scope ‖ len(property) ‖ property)
+//	scope     = SHA-256(hashDomain ‖ SHA-256(anonymise.secret) ‖ len(vendor) ‖ vendor)
+//	            (lengths: 2 bytes and 1 byte, big-endian)
+//
+// scope is a digest so that K's HMAC takes two SHA-256 blocks for a property ID of up to
+// 18 bytes (GA4's are 12), as a pseudonym's does for an ID of up to 55.
 //
 // The day's salt is random (crypto/rand), never derived: once it is gone (the day is
 // over, the process has rolled on, the shared copy in Redis has expired) no one, not
@@ -203,12 +207,13 @@ type HashKey struct {
 // Scope returns the fixed part of the key derivation for vendor under h's secret:
 // NewAnonymiser computes it once per endpoint.
 func (h *Hasher) Scope(vendor string) []byte {
-	b := make([]byte, 0, len(hashDomain)+sha256.Size+1+len(vendor))
-	b = append(b, hashDomain...)
-	b = append(b, h.pepper[:]...)
 	vendor = vendor[:min(len(vendor), 255)]
-	b = append(b, byte(len(vendor)))
-	return append(b, vendor...)
+	d := sha256.New()
+	d.Write([]byte(hashDomain))
+	d.Write(h.pepper[:])
+	d.Write([]byte{byte(len(vendor))})
+	d.Write([]byte(vendor))
+	return d.Sum(nil)
 }
 
 // MaxPropertyLen bounds a property ID in the key derivation (its length takes 2 bytes);
