@@ -178,7 +178,7 @@ func (q *signalRequest) Body() []byte              { return q.r.Body() }
 // prepare rewrites the hit for the chosen action. A hit that cannot be anonymised
 // safely is dropped: fail closed.
 func (s *Server) prepare(rt *runtime, req *fasthttp.Request, h *hit) {
-	in := rules.Hit{Query: req.URI().QueryString(), Body: req.Body(), ContentType: req.Header.ContentType()}
+	in := rules.Hit{Query: req.URI().QueryString(), Body: req.Body(), ContentType: req.Header.ContentType(), Site: hostOnly(req.Host())}
 	switch h.action {
 	case rules.Forward:
 		if h.ip.IsValid() {

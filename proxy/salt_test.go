@@ -103,6 +103,11 @@ func TestSaltSharedByInstances(t *testing.T) {
 			if other := pseudonym(t, b, up, "G-OTHER99", "1234.5678"); other == pa {
 				t.Error("another property gave the same pseudonym")
 			}
+			// Another site (the host the hit was sent to), same property and client ID.
+			b.do("GET", "/g/collect?v=2&tid=G-TEST123&en=page_view&cid=1234.5678", "", "X-Forwarded-For", ipSE, "Host", "t.other-site.example")
+			if other := query(t, up.one(t).Query).Get("cid"); other == pa || other == "" {
+				t.Errorf("another site gave pseudonym %q, the first site %q", other, pa)
+			}
 			key := "consentgate:salt:" + c.day()
 			if v := redisDo(t, topo.addrs, "STRLEN", key); v != "32" {
 				t.Errorf("%s holds %s bytes, want a 32-byte salt", key, v)

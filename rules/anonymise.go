@@ -18,6 +18,9 @@ type Hit struct {
 	Query       []byte // raw query string, without '?'
 	Body        []byte
 	ContentType []byte
+	// Site is the host the hit was sent to, without port: the site's first-party proxy
+	// host. Pseudonyms are bound to it (property.go).
+	Site []byte
 }
 
 // Out receives a rewritten request. Anonymise and RewriteForward truncate and refill

@@ -32,14 +32,21 @@ func testHasher(now func() time.Time) *Hasher {
 }
 
 // wantHash computes the documented pseudonym independently of Hasher (hasher.go):
-// hex(HMAC(HMAC(salt, SHA-256(domain ‖ SHA-256(secret) ‖ len ‖ vendor) ‖ len16 ‖ property), value)[:16]).
+// hex(HMAC(HMAC(salt, SHA-256(domain ‖ SHA-256(secret) ‖ len ‖ vendor) ‖ len16 ‖ property ‖ len16 ‖ site), value)[:16]).
 func wantHash(salt []byte, secret, vendor, property, value string) string {
+	return wantSiteHash(salt, secret, vendor, property, "", value)
+}
+
+// wantSiteHash is wantHash for a hit sent to site.
+func wantSiteHash(salt []byte, secret, vendor, property, site, value string) string {
 	pepper := sha256.Sum256([]byte(secret))
 	scope := sha256.Sum256([]byte("consentgate pseudonym v2\x00" + string(pepper[:]) + string(rune(len(vendor))) + vendor))
 	m := hmac.New(sha256.New, salt)
 	m.Write(scope[:])
 	m.Write([]byte{byte(len(property) >> 8), byte(len(property))})
 	m.Write([]byte(property))
+	m.Write([]byte{byte(len(site) >> 8), byte(len(site))})
+	m.Write([]byte(site))
 	m = hmac.New(sha256.New, m.Sum(nil))
 	m.Write([]byte(value))
 	return hex.EncodeToString(m.Sum(nil)[:16])
@@ -521,7 +528,7 @@ func TestHasher(t *testing.T) {
 		t.Fatal("SetSalt refused today's salt")
 	}
 	hash := func(h *Hasher, vendor, property, v string) string {
-		k := h.Key(h.Scope(vendor), []byte(property))
+		k := h.Key(h.Scope(vendor), []byte(property), nil)
 		return string(k.AppendHash(nil, []byte(v)))
 	}
 	const cid = "1186384312.1712340000"
@@ -565,7 +572,7 @@ func TestHasher(t *testing.T) {
 	if hash(h, "ga4", "G-1", "a") == hash(h, "ga4", "G-1", "b") {
 		t.Error("different values, same hash")
 	}
-	k := h.Key(h.Scope("ga4"), nil)
+	k := h.Key(h.Scope("ga4"), nil, nil)
 	if got := k.AppendHash([]byte("cid="), nil); string(got) != "cid=" {
 		t.Errorf("empty value: %q", got)
 	}
@@ -573,7 +580,7 @@ func TestHasher(t *testing.T) {
 	if got := zero.AppendHash([]byte("cid="), []byte("1.2")); string(got) != "cid=" {
 		t.Errorf("the zero HashKey hashed: %q", got)
 	}
-	if long := h.Key(nil, make([]byte, MaxPropertyLen+1)); long.AppendHash(nil, []byte("x")) != nil {
+	if long := h.Key(nil, make([]byte, MaxPropertyLen+1), nil); long.AppendHash(nil, []byte("x")) != nil {
 		t.Error("an over-long property gave a working key")
 	}
 	// value may live in dst's spare capacity
@@ -589,7 +596,7 @@ func TestHasher(t *testing.T) {
 // same secret and clock hash differently unless they share the salt (SetSalt).
 func TestHasherSecretAndSalts(t *testing.T) {
 	hash := func(h *Hasher) string {
-		k := h.Key(h.Scope("ga4"), []byte("G-1"))
+		k := h.Key(h.Scope("ga4"), []byte("G-1"), nil)
 		return string(k.AppendHash(nil, []byte("1.2")))
 	}
 	base := NewHasher(testDay)
@@ -625,7 +632,7 @@ func TestHasherNextDay(t *testing.T) {
 	var local atomic.Int32
 	h.Share(func() { local.Add(1) })
 	hash := func() string {
-		k := h.Key(h.Scope("ga4"), []byte("G-1"))
+		k := h.Key(h.Scope("ga4"), []byte("G-1"), nil)
 		return string(k.AppendHash(nil, []byte("1.2")))
 	}
 	hash()
@@ -672,7 +679,7 @@ func TestHasherConcurrentDayChange(t *testing.T) {
 			var buf []byte
 			for i := 0; i < 2000; i++ {
 				d := day.Load()
-				k := h.Key(scope, []byte("G-1"))
+				k := h.Key(scope, []byte("G-1"), nil)
 				buf = k.AppendHash(buf[:0], []byte("v"))
 				if d == day.Load() && string(buf) != want[d] {
 					bad.Add(1)
@@ -830,7 +837,7 @@ func BenchmarkHasher(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		k := h.Key(scope, property)
+		k := h.Key(scope, property, nil)
 		buf = k.AppendHash(buf[:0], v)
 	}
 }
@@ -838,7 +845,7 @@ func BenchmarkHasher(b *testing.B) {
 // BenchmarkHasherAppend is each further hashed ID of the same hit.
 func BenchmarkHasherAppend(b *testing.B) {
 	h := NewHasher(nil).WithSecret([]byte(testSecret))
-	k := h.Key(h.Scope("ga4"), []byte("G-ABC123XYZ9"))
+	k := h.Key(h.Scope("ga4"), []byte("G-ABC123XYZ9"), nil)
 	v := []byte("1186384312.1712340000")
 	var buf []byte
 	b.ReportAllocs()

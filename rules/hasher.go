@@ -26,12 +26,14 @@ const hashDomain = "consentgate pseudonym v2\x00"
 // properties: the vendor can count visitors, not follow them.
 //
 //	pseudonym = hex(HMAC-SHA256(K, value)[:16])
-//	K         = HMAC-SHA256(salt of the UTC day, scope ‖ len(property) ‖ property)
+//	K         = HMAC-SHA256(salt of the UTC day, scope ‖ len(property) ‖ property ‖ len(site) ‖ site)
 //	scope     = SHA-256(hashDomain ‖ SHA-256(anonymise.secret) ‖ len(vendor) ‖ vendor)
 //	            (lengths: 2 bytes and 1 byte, big-endian)
 //
-// scope is a digest so that K's HMAC takes two SHA-256 blocks for a property ID of up to
-// 18 bytes (GA4's are 12), as a pseudonym's does for an ID of up to 55.
+// The site is the host the hit was sent to (the anonymiser's Hit.Site): the property is
+// the hit's word, which the vendor's own tag writes, and a tag that named one property on
+// two sites would otherwise join their visitors. scope is a digest so that K's HMAC
+// takes few SHA-256 blocks (two, for a GA4 property ID and a short host).
 //
 // The day's salt is random (crypto/rand), never derived: once it is gone (the day is
 // over, the process has rolled on, the shared copy in Redis has expired) no one, not
@@ -216,25 +218,27 @@ func (h *Hasher) Scope(vendor string) []byte {
 	return d.Sum(nil)
 }
 
-// MaxPropertyLen bounds a property ID in the key derivation (its length takes 2 bytes);
-// the anonymiser refuses longer ones before that.
+// MaxPropertyLen bounds a property ID and a site in the key derivation (their lengths
+// take 2 bytes); the anonymiser refuses longer ones before that.
 const MaxPropertyLen = 1<<16 - 1
 
-// Key derives the key of one hit's pseudonyms from today's salt, scope (Scope) and the
-// hit's property ID (empty when the hit names none). A property longer than
-// MaxPropertyLen gives the zero HashKey.
-func (h *Hasher) Key(scope, property []byte) (k HashKey) {
-	if len(property) > MaxPropertyLen {
+// Key derives the key of one hit's pseudonyms from today's salt, scope (Scope), the
+// hit's property ID (empty when the hit names none) and its site (the host it was sent
+// to). A property or site longer than MaxPropertyLen gives the zero HashKey.
+func (h *Hasher) Key(scope, property, site []byte) (k HashKey) {
+	if len(property) > MaxPropertyLen || len(site) > MaxPropertyLen {
 		return k
 	}
 	d := h.salts.today()
-	n := [2]byte{byte(len(property) >> 8), byte(len(property))}
+	n := [4]byte{byte(len(property) >> 8), byte(len(property)), byte(len(site) >> 8), byte(len(site))}
 	var sum [sha256.Size]byte
 	in := sha256.New()
 	in.Write(d.ipad[:])
 	in.Write(scope)
-	in.Write(n[:])
+	in.Write(n[:2])
 	in.Write(property)
+	in.Write(n[2:])
+	in.Write(site)
 	in.Sum(sum[:0])
 	out := sha256.New()
 	out.Write(d.opad[:])

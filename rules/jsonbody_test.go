@@ -229,7 +229,7 @@ func TestAnonymiseJSONMatchesReference(t *testing.T) {
 
 func checkJSONReference(t *testing.T, a *Anonymiser, ep *Endpoint, body []byte, ip string) {
 	t.Helper()
-	key := a.h.Key(a.scope, []byte("G-REF"))
+	key := a.h.Key(a.scope, []byte("G-REF"), nil)
 	want, wantErr := refAnonymiseJSON(a, &key, ep, body, ip)
 	var sbuf [scratchSize]byte
 	got, err := a.anonymiseJSON([]byte("prefix"), body, ip, sbuf[:0], &key)
@@ -334,7 +334,7 @@ func BenchmarkAnonymiseJSONReference(b *testing.B) {
 		ep, _ := EndpointByName(h.Endpoint)
 		a := testAnonymiser(b, h.Endpoint, nil, nil)
 		body := []byte(h.Body)
-		key := a.h.Key(a.scope, []byte("G-REF"))
+		key := a.h.Key(a.scope, []byte("G-REF"), nil)
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := refAnonymiseJSON(a, &key, ep, body, "203.0.113.0"); err != nil {

@@ -1,7 +1,8 @@
 // The property of a hit: which of the vendor's properties (GA4 measurement ID, pixel,
-// Matomo site) the hit is for. Pseudonyms are keyed by vendor and property (hasher.go),
-// so that a vendor that serves many sites cannot join one visitor's pseudonyms across
-// them. It is read before the rewrite, since the property may come after the IDs.
+// Matomo site) the hit is for. Pseudonyms are keyed by vendor, property and site (the
+// host the hit was sent to; hasher.go), so that a vendor that serves many sites cannot
+// join one visitor's pseudonyms across properties or sites. It is read before the
+// rewrite, since the property may come after the IDs.
 
 package rules
 
@@ -24,7 +25,11 @@ var (
 	errPropertyConflict = errors.New("the hit names more than one property")
 	errPropertyLong     = fmt.Errorf("property ID longer than %d bytes", maxPropertyLen)
 	errPropertyKind     = errors.New("property ID is not a JSON string or number")
+	errSiteLong         = fmt.Errorf("host longer than %d bytes", maxSiteLen)
 )
+
+// maxSiteLen bounds the site, a host name (RFC 1035 §2.3.4: 255 octets) or an IP literal.
+const maxSiteLen = 255
 
 // propertyFinder collects the hit's property ID: the first value found, which every
 // later one must equal.
@@ -76,7 +81,20 @@ func (a *Anonymiser) hashKey(hit *Hit) (HashKey, error) {
 	if f.err != nil {
 		return HashKey{}, f.err
 	}
-	return a.h.Key(a.scope, f.value()), nil
+	// The site, as DNS compares names: ASCII case folded, no root dot.
+	if len(hit.Site) > maxSiteLen {
+		return HashKey{}, errSiteLong
+	}
+	var sb [maxSiteLen]byte
+	site := sb[:len(hit.Site)]
+	for i, c := range hit.Site {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		site[i] = c
+	}
+	site = bytes.TrimSuffix(site, []byte{'.'})
+	return a.h.Key(a.scope, f.value(), site), nil
 }
 
 // findPairs adds every value of a property parameter in the '&'-separated pairs of src,

@@ -93,6 +93,36 @@ func TestPseudonymsSeparateProperties(t *testing.T) {
 	}
 }
 
+// TestPseudonymsSeparateSites: the property is the hit's word, written by the vendor's
+// tag; the host the hit was sent to is not. The same property ID on two sites gives
+// unrelated pseudonyms, so a tag cannot join two sites' visitors by naming one property
+// on both. Host names compare as DNS does.
+func TestPseudonymsSeparateSites(t *testing.T) {
+	a := testAnonymiser(t, "ga4_collect", nil, nil)
+	cid := func(site string) (string, error) {
+		var out Out
+		if err := a.Anonymise(&Hit{Query: []byte("tid=G-1&cid=1.2"), Site: []byte(site)}, "", &out); err != nil {
+			return "", err
+		}
+		q, err := url.ParseQuery(string(out.Query))
+		return q.Get("cid"), err
+	}
+	shopA, _ := cid("t.shop-a.example")
+	shopB, _ := cid("t.shop-b.example")
+	if shopA == shopB {
+		t.Error("one property on two sites: same pseudonym")
+	}
+	if want := wantSiteHash(testSalt, testSecret, "ga4", "G-1", "t.shop-a.example", "1.2"); shopA != want {
+		t.Errorf("cid %s, want %s", shopA, want)
+	}
+	if same, _ := cid("T.Shop-A.EXAMPLE."); same != shopA {
+		t.Error("the host's case or root dot changed the pseudonym")
+	}
+	if _, err := cid(strings.Repeat("a", maxSiteLen+1)); !errors.Is(err, errSiteLong) {
+		t.Errorf("an over-long host: %v, want %v", err, errSiteLong)
+	}
+}
+
 // TestPropertyConflicts: a hit that names two different properties, or one that cannot
 // be a property ID, is not anonymised: the vendor could count it under either.
 func TestPropertyConflicts(t *testing.T) {
