@@ -495,8 +495,9 @@ func (r *RedisStore) SaltKey(day string) string { return r.prefix + "salt:" + da
 // DaySalt returns the salt every instance uses on day (a UTC date "2006-01-02"): the one
 // already stored, or candidate, stored now with SET NX so that the first instance to ask
 // decides for all. ttl is how long the stored salt lives from now: until shortly after
-// the day, after which no instance can read it again. A stored value that is not
-// len(candidate) bytes is an error (something else wrote the key), not a salt.
+// the day, after which no instance can read it again; a stored salt that would live
+// longer is given ttl. A stored value that is not len(candidate) bytes is an error
+// (something else wrote the key), not a salt.
 func (r *RedisStore) DaySalt(ctx context.Context, day string, candidate []byte, ttl time.Duration) ([]byte, error) {
 	if ttl <= 0 {
 		return nil, fmt.Errorf("consent: redis day salt: ttl must be positive, got %v", ttl)
@@ -511,11 +512,23 @@ func (r *RedisStore) DaySalt(ctx context.Context, day string, candidate []byte, 
 	case !errors.Is(err, redis.Nil): // redis.Nil: another instance stored it first
 		return nil, fmt.Errorf("consent: redis day salt: %w", err)
 	}
-	v, err := r.client.Get(ctx, key).Bytes()
-	if err != nil {
+	// Whoever stored it, the salt must not outlive its day: PEXPIRE LT shortens a longer
+	// TTL, and gives one to a key that has none (a manual SET, a restored dump).
+	var get *redis.StringCmd
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, key)
+		p.Do(ctx, "PEXPIRE", key, ttl.Milliseconds(), "LT")
+		return nil
+	})
+	v, gerr := get.Bytes()
+	if gerr != nil {
 		// redis.Nil too: the key expired between the two calls, at the very end of its
 		// life; the caller tries again.
-		return nil, fmt.Errorf("consent: redis day salt: %w", err)
+		return nil, fmt.Errorf("consent: redis day salt: %w", gerr)
+	}
+	if err != nil {
+		// The GET answered, so the PEXPIRE failed: LT needs Redis 7.0.
+		return nil, fmt.Errorf("consent: redis day salt: bounding its TTL (Redis 7.0 or later): %w", err)
 	}
 	if len(v) != len(candidate) {
 		return nil, fmt.Errorf("consent: redis day salt: %s holds %d bytes, not a %d-byte salt", key, len(v), len(candidate))

@@ -150,6 +150,14 @@ func testRedisDaySalt(t *testing.T, topo redisTopology) {
 	if ttl := rc.PTTL(ctx, prefix+"salt:2026-11-22").Val(); ttl <= 89*time.Minute || ttl > 90*time.Minute {
 		t.Errorf("TTL %v, want the 90m asked for", ttl)
 	}
+	// A salt stored to live past its day (a manual SET, a restored dump) is cut short.
+	rc.Set(ctx, prefix+"salt:2026-11-21", string(other), 0)
+	if got, err := a.DaySalt(ctx, "2026-11-21", first, time.Minute); err != nil || string(got) != string(other) {
+		t.Fatalf("stored salt: %q, %v", got, err)
+	}
+	if ttl := rc.PTTL(ctx, prefix+"salt:2026-11-21").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("TTL of a salt stored without one: %v, want at most the 1m asked for", ttl)
+	}
 	// Another day is another key.
 	if got, err := b.DaySalt(ctx, "2026-11-23", other, time.Hour); err != nil || string(got) != string(other) {
 		t.Errorf("next day: %q, %v", got, err)
