@@ -512,23 +512,25 @@ func (r *RedisStore) DaySalt(ctx context.Context, day string, candidate []byte, 
 	case !errors.Is(err, redis.Nil): // redis.Nil: another instance stored it first
 		return nil, fmt.Errorf("consent: redis day salt: %w", err)
 	}
-	// Whoever stored it, the salt must not outlive its day: PEXPIRE LT shortens a longer
-	// TTL, and gives one to a key that has none (a manual SET, a restored dump).
+	// Whoever stored it, the salt must not outlive its day: a longer TTL, or none (a
+	// manual SET, a restored dump), is cut to ttl. (PEXPIRE LT would do it in one call,
+	// but needs Redis 7.0.)
 	var get *redis.StringCmd
-	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	var left *redis.DurationCmd
+	if _, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, key)
-		p.Do(ctx, "PEXPIRE", key, ttl.Milliseconds(), "LT")
+		left = p.PTTL(ctx, key)
 		return nil
-	})
-	v, gerr := get.Bytes()
-	if gerr != nil {
+	}); err != nil {
 		// redis.Nil too: the key expired between the two calls, at the very end of its
 		// life; the caller tries again.
-		return nil, fmt.Errorf("consent: redis day salt: %w", gerr)
+		return nil, fmt.Errorf("consent: redis day salt: %w", err)
 	}
-	if err != nil {
-		// The GET answered, so the PEXPIRE failed: LT needs Redis 7.0.
-		return nil, fmt.Errorf("consent: redis day salt: bounding its TTL (Redis 7.0 or later): %w", err)
+	v, _ := get.Bytes()
+	if d := left.Val(); d < 0 || d > ttl { // -1: no TTL (-2, gone, failed the GET)
+		if err := r.client.PExpire(ctx, key, ttl).Err(); err != nil {
+			return nil, fmt.Errorf("consent: redis day salt: bounding its TTL: %w", err)
+		}
 	}
 	if len(v) != len(candidate) {
 		return nil, fmt.Errorf("consent: redis day salt: %s holds %d bytes, not a %d-byte salt", key, len(v), len(candidate))
