@@ -108,7 +108,10 @@ func (s *sink) none(t *testing.T) {
 	}
 }
 
-const testToken = "Tk4vN8qLz2Wx6Rb9Pm3Hc7Yj5Ds1F"
+const (
+	testToken  = "Tk4vN8qLz2Wx6Rb9Pm3Hc7Yj5Ds1F"
+	testSecret = "Sx7Lq2Vn9Kz4Wc8Rm3Tb6Hp5Jd1G"
+)
 
 // testConfig points every vendor at the sink and reads visitor IPs from X-Forwarded-For
 // set by the test client on loopback.
@@ -121,7 +124,7 @@ trusted_proxies: ["127.0.0.1/32", "::1/128"]
 geo:
   database: "../testdata/geoip/GeoIP2-City-Test.mmdb"
 anonymise:
-  secret: "Sx7Lq2Vn9Kz4Wc8Rm3Tb6Hp5Jd1G"
+  secret: "` + testSecret + `"
 upstream:
   timeout: 2s
 upstreams:

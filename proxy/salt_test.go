@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/internal/redistest"
+	"github.com/consentgate/consentgate/rules"
 )
 
 // testClock is a clock a test moves by hand: the anonymiser's and the salt sharer's.
@@ -121,6 +122,23 @@ func TestSaltSharedByInstances(t *testing.T) {
 				if m := fallbacks(t, p); !strings.Contains(m, "consentgate_anonymise_salt_fallbacks_total 0") {
 					t.Errorf("an instance hashed with a salt of its own:\n%s", m)
 				}
+			}
+			// A reader of Redis has the day's salt, but without anonymise.secret it cannot
+			// compute the pseudonym of a client ID it guesses; with it, it can (today only).
+			salt := redisDo(t, topo.addrs, "GET", key)
+			guess := func(secret string) string {
+				h := rules.NewHasher(c.now).WithSecret([]byte(secret))
+				if !h.SetSalt(c.now(), []byte(salt), true) {
+					t.Fatal("SetSalt refused the salt read from Redis")
+				}
+				k := h.Key(h.Scope("ga4"), []byte("G-TEST123"), []byte("127.0.0.1"))
+				return string(k.AppendHash(nil, []byte("1234.5678")))
+			}
+			if guess("") == pa {
+				t.Error("the salt in Redis alone computes the pseudonyms")
+			}
+			if guess(testSecret) != pa {
+				t.Error("salt, secret, vendor, property and site do not give the pseudonym: the documented derivation is not the one in use")
 			}
 		})
 	}
