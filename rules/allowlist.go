@@ -101,6 +101,13 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 		}
 		a.hashes = a.hashes || r == Hash
 	}
+	for _, p := range ep.Property {
+		if p == "" {
+			return nil, errors.New("property: empty name")
+		}
+		a.propertyFirst[p[0]], a.propertyFirst['%'], a.propertyFirst['+'] = true, true, true
+		a.propertyNameMax = max(a.propertyNameMax, len(p))
+	}
 	for _, p := range ep.PropertyJSON {
 		path := strings.Split(p, ".")
 		if slices.Contains(path, "") || strings.Contains(p, "[]") {

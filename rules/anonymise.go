@@ -56,6 +56,11 @@ type Anonymiser struct {
 	scope        []byte
 	property     []string
 	propertyJSON [][]string
+	// propertyFirst holds the bytes a raw parameter name can start with and still decode
+	// to a property name ('%', '+' and the names' first bytes), propertyNameMax the
+	// longest property name.
+	propertyFirst   [256]bool
+	propertyNameMax int
 }
 
 // scratchSize is the stack buffer for decoded values (URLs to clean, IDs to hash); a

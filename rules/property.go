@@ -98,12 +98,24 @@ func (a *Anonymiser) hashKey(hit *Hit) (HashKey, error) {
 }
 
 // findPairs adds every value of a property parameter in the '&'-separated pairs of src,
-// names and values decoded as filterPairs decodes them.
+// names and values decoded as filterPairs decodes them. It runs on every hashed hit, so
+// a name that cannot decode to a property name (its first byte, its length) is passed
+// over without decoding.
 func (a *Anonymiser) findPairs(f *propertyFinder, src []byte) {
 	for len(src) > 0 && f.err == nil {
-		var pair []byte
-		pair, src, _ = bytes.Cut(src, amp)
-		rawName, rawVal, _ := bytes.Cut(pair, eq)
+		pair := src
+		if i := bytes.IndexByte(src, '&'); i >= 0 {
+			pair, src = src[:i], src[i+1:]
+		} else {
+			src = nil
+		}
+		rawName, rawVal := pair, []byte(nil)
+		if i := bytes.IndexByte(pair, '='); i >= 0 {
+			rawName, rawVal = pair[:i], pair[i+1:]
+		}
+		if len(rawName) == 0 || len(rawName) > 3*a.propertyNameMax || !a.propertyFirst[rawName[0]] {
+			continue
+		}
 		var nb [maxNameLen]byte
 		name, ok := decodeName(nb[:0], rawName)
 		if !ok || !a.isProperty(name) {
