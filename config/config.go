@@ -166,9 +166,16 @@ type UpstreamConfig struct {
 }
 
 type AnonymiseConfig struct {
-	// Secret keys the daily salt of hashed identifiers. Instances behind one load balancer
-	// need the same secret to hash an ID alike; empty = random per process.
+	// Secret is an optional extra key of the pseudonyms that replace identifiers: the
+	// day's salt is random and shared through Redis (rules.Hasher), and the secret keeps a
+	// reader of Redis from computing pseudonyms with it. Instances behind one load
+	// balancer need the same secret; empty keys nothing beyond the salt. Placeholders and
+	// guessable values are refused (config/load strength.go).
 	Secret string `yaml:"secret"`
+	// IPv6Prefix is how many leading bits of a native IPv6 address an anonymised hit
+	// keeps, 32..64, default 48. IPv4 addresses, and IPv6 addresses that embed one
+	// (6to4, Teredo, NAT64, IPv4-mapped), keep their /24 (geo.Truncate).
+	IPv6Prefix int `yaml:"ipv6_prefix"`
 	// URLParams extends the query parameters kept in URLs (page location, referrer) when
 	// anonymising; utm_* are kept by default.
 	URLParams []string `yaml:"url_params"`

@@ -489,6 +489,55 @@ func parseReceipt(v map[string]any) (Receipt, error) {
 	return rc, nil
 }
 
+// SaltKey is the key of the anonymiser's salt for day, a UTC date "2006-01-02".
+func (r *RedisStore) SaltKey(day string) string { return r.prefix + "salt:" + day }
+
+// DaySalt returns the salt every instance uses on day (a UTC date "2006-01-02"): the one
+// already stored, or candidate, stored now with SET NX so that the first instance to ask
+// decides for all. ttl is how long the stored salt lives from now: until shortly after
+// the day, after which no instance can read it again; a stored salt that would live
+// longer is given ttl. A stored value that is not len(candidate) bytes is an error
+// (something else wrote the key), not a salt.
+func (r *RedisStore) DaySalt(ctx context.Context, day string, candidate []byte, ttl time.Duration) ([]byte, error) {
+	if ttl <= 0 {
+		return nil, fmt.Errorf("consent: redis day salt: ttl must be positive, got %v", ttl)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.writeTimeout)
+	defer cancel()
+	key := r.SaltKey(day)
+	err := r.client.SetArgs(ctx, key, candidate, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	switch {
+	case err == nil:
+		return candidate, nil
+	case !errors.Is(err, redis.Nil): // redis.Nil: another instance stored it first
+		return nil, fmt.Errorf("consent: redis day salt: %w", err)
+	}
+	// Whoever stored it, the salt must not outlive its day: a longer TTL, or none (a
+	// manual SET, a restored dump), is cut to ttl. (PEXPIRE LT would do it in one call,
+	// but needs Redis 7.0.)
+	var get *redis.StringCmd
+	var left *redis.DurationCmd
+	if _, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, key)
+		left = p.PTTL(ctx, key)
+		return nil
+	}); err != nil {
+		// redis.Nil too: the key expired between the two calls, at the very end of its
+		// life; the caller tries again.
+		return nil, fmt.Errorf("consent: redis day salt: %w", err)
+	}
+	v, _ := get.Bytes()
+	if d := left.Val(); d < 0 || d > ttl { // -1: no TTL (-2, gone, failed the GET)
+		if err := r.client.PExpire(ctx, key, ttl).Err(); err != nil {
+			return nil, fmt.Errorf("consent: redis day salt: bounding its TTL: %w", err)
+		}
+	}
+	if len(v) != len(candidate) {
+		return nil, fmt.Errorf("consent: redis day salt: %s holds %d bytes, not a %d-byte salt", key, len(v), len(candidate))
+	}
+	return v, nil
+}
+
 // Ping checks that Redis answers. On a cluster it pings every master, so that readiness
 // reflects the whole keyspace and not just the node a PING happens to reach.
 func (r *RedisStore) Ping(ctx context.Context) error {

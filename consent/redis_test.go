@@ -111,7 +111,63 @@ func TestRedisStore(t *testing.T) {
 			t.Run("backend writes", func(t *testing.T) { testRedisBackendWrites(t, topo) })
 			t.Run("malformed", func(t *testing.T) { testRedisMalformed(t, topo) })
 			t.Run("subscribe", func(t *testing.T) { testRedisSubscribe(t, topo) })
+			t.Run("day salt", func(t *testing.T) { testRedisDaySalt(t, topo) })
 		})
+	}
+}
+
+// testRedisDaySalt: the first instance to ask stores its salt, with the TTL asked for
+// and under the prefix; the others get that salt, whatever they offer; a value that is
+// not a salt is refused, not used.
+func testRedisDaySalt(t *testing.T, topo redisTopology) {
+	const prefix = "salttest:"
+	mk := func() *RedisStore {
+		return newRedisStore(t, topo.addrs, func(o *RedisOptions) {
+			if topo.opts != nil {
+				topo.opts(o)
+			}
+			o.Prefix = prefix
+		})
+	}
+	a, b := mk(), mk()
+	rc := inspector(t, topo.all, topo.cluster)
+	ctx := context.Background()
+	first, other := []byte(strings.Repeat("a", 32)), []byte(strings.Repeat("b", 32))
+	got, err := a.DaySalt(ctx, "2026-11-22", first, 90*time.Minute)
+	if err != nil || string(got) != string(first) {
+		t.Fatalf("first DaySalt: %q, %v; want the candidate stored", got, err)
+	}
+	got, err = b.DaySalt(ctx, "2026-11-22", other, 90*time.Minute)
+	if err != nil || string(got) != string(first) {
+		t.Fatalf("second DaySalt: %q, %v; want the first instance's salt", got, err)
+	}
+	if key := a.SaltKey("2026-11-22"); key != prefix+"salt:2026-11-22" {
+		t.Errorf("key %q", key)
+	}
+	if v := rc.Get(ctx, prefix+"salt:2026-11-22").Val(); v != string(first) {
+		t.Errorf("stored %q", v)
+	}
+	if ttl := rc.PTTL(ctx, prefix+"salt:2026-11-22").Val(); ttl <= 89*time.Minute || ttl > 90*time.Minute {
+		t.Errorf("TTL %v, want the 90m asked for", ttl)
+	}
+	// A salt stored to live past its day (a manual SET, a restored dump) is cut short.
+	rc.Set(ctx, prefix+"salt:2026-11-21", string(other), 0)
+	if got, err := a.DaySalt(ctx, "2026-11-21", first, time.Minute); err != nil || string(got) != string(other) {
+		t.Fatalf("stored salt: %q, %v", got, err)
+	}
+	if ttl := rc.PTTL(ctx, prefix+"salt:2026-11-21").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("TTL of a salt stored without one: %v, want at most the 1m asked for", ttl)
+	}
+	// Another day is another key.
+	if got, err := b.DaySalt(ctx, "2026-11-23", other, time.Hour); err != nil || string(got) != string(other) {
+		t.Errorf("next day: %q, %v", got, err)
+	}
+	rc.Set(ctx, prefix+"salt:2026-11-24", "short", time.Hour)
+	if _, err := a.DaySalt(ctx, "2026-11-24", first, time.Hour); err == nil || strings.Contains(err.Error(), "short") {
+		t.Errorf("a 5-byte value: %v, want an error that does not repeat it", err)
+	}
+	if _, err := a.DaySalt(ctx, "2026-11-25", first, 0); err == nil {
+		t.Error("ttl 0: want an error")
 	}
 }
 

@@ -1,7 +1,6 @@
 package geo
 
 import (
-	"net/netip"
 	"testing"
 
 	"github.com/oschwald/geoip2-golang/v2"
@@ -44,8 +43,23 @@ func TestClientIPAllocs(t *testing.T) {
 			t.Errorf("%s: ClientIP allocates %v times per call", c.name, n)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { Truncate(netip.AddrFrom4([4]byte{1, 2, 3, 4})) }); n != 0 {
-		t.Errorf("Truncate allocates %v times per call", n)
+	for _, c := range truncateCases {
+		ip := mustAddr(t, c.in)
+		if n := testing.AllocsPerRun(100, func() { Truncate(ip, c.bits) }); n != 0 {
+			t.Errorf("%s: Truncate allocates %v times per call", c.name, n)
+		}
+	}
+}
+
+func BenchmarkTruncate(b *testing.B) {
+	for _, in := range []string{"81.2.69.142", "2001:db8:abcd:12:1::7", "2002:5102:458e::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2"} {
+		ip := mustAddr(b, in)
+		b.Run(in, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Truncate(ip, DefaultIPv6Prefix)
+			}
+		})
 	}
 }
 

@@ -131,15 +131,73 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// Truncate clears the host bits of ip: it keeps /24 of an IPv4 address and /48 of an IPv6
-// one, which is what anonymised hits send upstream. Mapped addresses are unmapped first, so
-// ::ffff:1.2.3.4 gives 1.2.3.0. The zero Addr stays zero.
-func Truncate(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap().WithZone("")
-	bits := 48
-	if ip.Is4() {
-		bits = 24
+// Truncation limits: DefaultIPv6Prefix is what anonymise.ipv6_prefix defaults to, and
+// native IPv6 addresses never keep more than MaxIPv6Prefix bits (the network part of a
+// global unicast address, RFC 4291 §2.5.4: the rest identifies an interface).
+const (
+	DefaultIPv6Prefix = 48
+	MinIPv6Prefix     = 32
+	MaxIPv6Prefix     = 64
+)
+
+// Truncate clears the host bits of ip for an anonymised hit: an IPv4 address keeps its
+// /24, a native IPv6 address its first v6Bits bits (clamped to 0..MaxIPv6Prefix).
+//
+// An IPv6 address that carries an IPv4 address in fixed bits is unwrapped first and
+// truncated as that IPv4 address, since a /48 of it can hold the whole IPv4 address:
+//   - IPv4-mapped ::ffff:a.b.c.d (RFC 4291 §2.5.5.2);
+//   - IPv4-compatible ::a.b.c.d (RFC 4291 §2.5.5.1, deprecated but still parsed), except
+//     ::/104, which holds no usable IPv4 address and includes :: and ::1;
+//   - 6to4 2002:V4ADDR::/48 (RFC 3056 §2): the site's IPv4 address in bits 16..47;
+//   - Teredo 2001:0::/32 (RFC 4380 §4): the client's public IPv4 address in bits
+//     96..127, with every bit inverted ("obfuscated");
+//   - NAT64 well-known prefix 64:ff9b::/96 (RFC 6052 §2.1): the IPv4 address in bits
+//     96..127.
+//
+// The NAT64 local-use prefix 64:ff9b:1::/48 (RFC 8215) may embed an IPv4 address after
+// any of the RFC 6052 §2.2 prefix lengths, which an address does not tell: it keeps at
+// most its /48, which holds none of it. Zones are dropped; the zero Addr stays zero.
+// Nothing allocates.
+func Truncate(ip netip.Addr, v6Bits int) netip.Addr {
+	switch {
+	case !ip.IsValid():
+		return ip
+	case ip.Is4():
+		return truncate4(ip.As4())
 	}
-	p, _ := ip.Prefix(bits) // cannot fail: bits fits both families, and zero gives zero
+	a := ip.As16()
+	switch {
+	case ip.Is4In6():
+		return truncate4([4]byte(a[12:]))
+	case isZero(a[:12]) && a[12] != 0:
+		return truncate4([4]byte(a[12:]))
+	case a[0] == 0x20 && a[1] == 0x02:
+		return truncate4([4]byte(a[2:6]))
+	case a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0:
+		return truncate4([4]byte{^a[12], ^a[13], ^a[14], ^a[15]})
+	case a[0] == 0 && a[1] == 0x64 && a[2] == 0xff && a[3] == 0x9b:
+		if isZero(a[4:12]) {
+			return truncate4([4]byte(a[12:]))
+		}
+		if a[4] == 0 && a[5] == 1 {
+			v6Bits = min(v6Bits, 48)
+		}
+	}
+	v6Bits = max(0, min(v6Bits, MaxIPv6Prefix))
+	p, _ := ip.WithZone("").Prefix(v6Bits) // cannot fail: 0..64 fits an IPv6 address
 	return p.Addr()
+}
+
+func truncate4(a [4]byte) netip.Addr {
+	a[3] = 0
+	return netip.AddrFrom4(a)
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

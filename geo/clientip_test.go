@@ -153,22 +153,66 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+// truncateCases are Truncate's table: input, configured IPv6 prefix, output. The
+// embedded-IPv4 rows take their addresses from the RFCs that define the formats.
+var truncateCases = []struct {
+	name, in string
+	bits     int
+	want     string
+}{
+	{"v4", "198.51.100.77", 48, "198.51.100.0"},
+	{"v4 already /24", "198.51.100.0", 48, "198.51.100.0"},
+	{"v4 broadcast", "255.255.255.255", 48, "255.255.255.0"},
+	{"v4 ignores the v6 prefix", "198.51.100.77", 64, "198.51.100.0"},
+	{"v6 /48", "2001:db8:abcd:12:1::7", 48, "2001:db8:abcd::"},
+	{"v6 /48 all ones", "2001:db8:abcd:ffff:ffff:ffff:ffff:ffff", 48, "2001:db8:abcd::"},
+	{"v6 /32", "2001:db8:abcd:12:1::7", 32, "2001:db8::"},
+	{"v6 /64", "2001:db8:abcd:12:1::7", 64, "2001:db8:abcd:12::"},
+	{"v6 /56", "2001:db8:abcd:12ff:1::7", 56, "2001:db8:abcd:1200::"},
+	{"v6 prefix above 64 clamps to 64", "2001:db8:abcd:12:1::7", 128, "2001:db8:abcd:12::"},
+	{"v6 negative prefix clamps to 0", "2001:db8:abcd:12:1::7", -1, "::"},
+	{"v6 zone dropped", "fe80::1%eth0", 48, "fe80::"},
+	{"loopback is not IPv4-compatible", "::1", 48, "::"},
+	{"unspecified", "::", 48, "::"},
+	// RFC 4291 §2.5.5.2 IPv4-mapped, its own example ::ffff:129.144.52.38.
+	{"mapped", "::ffff:198.51.100.77", 48, "198.51.100.0"},
+	{"mapped RFC 4291", "::ffff:129.144.52.38", 64, "129.144.52.0"},
+	// RFC 4291 §2.5.5.1 IPv4-compatible (deprecated), its example ::13.1.68.3.
+	{"compatible RFC 4291", "::13.1.68.3", 48, "13.1.68.0"},
+	// RFC 3056 §2: 2002:V4ADDR::/48; its figure's site 192.1.2.3 has 2002:c001:0203::/48
+	// and 9.254.253.252 has 2002:09fe:fdfc::/48.
+	{"6to4 RFC 3056 site A", "2002:c001:0203::1", 48, "192.1.2.0"},
+	{"6to4 RFC 3056 site B", "2002:09fe:fdfc:1:2:3:4:5", 64, "9.254.253.0"},
+	{"6to4 of the review", "2002:5102:458e::1", 48, "81.2.69.0"},
+	{"6to4 with a /32 setting", "2002:5102:458e::1", 32, "81.2.69.0"},
+	// RFC 4380 §4: 2001:0::/32, server IPv4 in bits 32..63, flags, obfuscated port,
+	// obfuscated (inverted) client IPv4 in bits 96..127. The usual worked example
+	// (Wikipedia "Teredo tunneling"): server 65.54.227.120, client 192.0.2.45 port 40000.
+	{"Teredo", "2001:0000:4136:e378:8000:63bf:3fff:fdd2", 48, "192.0.2.0"},
+	{"Teredo /64 would keep the server", "2001:0:4136:e378:8000:63bf:3fff:fdd2", 64, "192.0.2.0"},
+	{"Teredo client 81.2.69.142", "2001:0:4136:e378::aefd:ba71", 48, "81.2.69.0"},
+	// RFC 6052 §2.4: 192.0.2.33 under the well-known prefix is 64:ff9b::192.0.2.33.
+	{"NAT64 RFC 6052", "64:ff9b::192.0.2.33", 48, "192.0.2.0"},
+	{"NAT64 RFC 6052 hex", "64:ff9b::c000:221", 64, "192.0.2.0"},
+	// RFC 8215 local-use 64:ff9b:1::/48: the IPv4 position is not in the address.
+	{"NAT64 local-use keeps /48 at most", "64:ff9b:1:c000:2:2100::", 64, "64:ff9b:1::"},
+	{"NAT64 local-use /32 setting", "64:ff9b:1:c000:2:2100::", 32, "64:ff9b::"},
+	{"64:ff9b::/32 outside both is native", "64:ff9b:2:3:4::1", 48, "64:ff9b:2::"},
+	// Neighbours of the special ranges are native IPv6.
+	{"2001:1::/32 is not Teredo", "2001:1:4136:e378:8000:63bf:3fff:fdd2", 48, "2001:1:4136::"},
+	{"2003::/16 is not 6to4", "2003:5102:458e::1", 48, "2003:5102:458e::"},
+	{"IPv4-translated ::ffff:0:0/96", "::ffff:0:c000:221", 64, "::"},
+}
+
 func TestTruncate(t *testing.T) {
-	for in, want := range map[string]string{
-		"198.51.100.77":                          "198.51.100.0",
-		"198.51.100.0":                           "198.51.100.0",
-		"255.255.255.255":                        "255.255.255.0",
-		"::ffff:198.51.100.77":                   "198.51.100.0",
-		"2001:db8:abcd:12:1::7":                  "2001:db8:abcd::",
-		"2001:db8:abcd:ffff:ffff:ffff:ffff:ffff": "2001:db8:abcd::",
-		"fe80::1%eth0":                           "fe80::",
-		"::1":                                    "::",
-	} {
-		if got := Truncate(mustAddr(t, in)); got != mustAddr(t, want) {
-			t.Errorf("Truncate(%s) = %s, want %s", in, got, want)
-		}
+	for _, c := range truncateCases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Truncate(mustAddr(t, c.in), c.bits); got != mustAddr(t, c.want) {
+				t.Errorf("Truncate(%s, %d) = %s, want %s", c.in, c.bits, got, c.want)
+			}
+		})
 	}
-	if got := Truncate(netip.Addr{}); got.IsValid() {
+	if got := Truncate(netip.Addr{}, 48); got.IsValid() {
 		t.Errorf("Truncate(zero) = %s, want zero", got)
 	}
 }

@@ -213,8 +213,8 @@ func TestFailedReloadKeepsTheHashSecret(t *testing.T) {
 	if before == "" || before == "1234.5678" {
 		t.Fatalf("cid not hashed: %q", before)
 	}
-	bad := strings.Replace(good, `secret: "test-secret-0123456789abcdef"`,
-		"secret: \"other-secret-0123456789abcdef\"\n  allow:\n    ga4: [cid]", 1)
+	bad := strings.Replace(good, `secret: "Sx7Lq2Vn9Kz4Wc8Rm3Tb6Hp5Jd1G"`,
+		"secret: \"Ot6Hn1Vz8Lq3Xk7Wc2Rm9Bp4Jd5S\"\n  allow:\n    ga4: [cid]", 1)
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -101,6 +102,48 @@ func TestAnonymiseOptInWithoutConsent(t *testing.T) {
 	p.do("GET", "/g/collect?"+ga4Query, "", "X-Forwarded-For", ipSE)
 	if again := query(t, up.one(t).Query).Get("cid"); again != q.Get("cid") {
 		t.Errorf("hash not stable within a day: %q vs %q", again, q.Get("cid"))
+	}
+}
+
+// TestAnonymiseTruncatesEmbeddedIPv4: a visitor whose IPv6 address carries an IPv4
+// address (6to4, Teredo, NAT64) reaches the vendor as that IPv4 address's /24, by
+// parameter (GA4 _uip) and by header (Matomo X-Forwarded-For); a native IPv6 address
+// as its anonymise.ipv6_prefix. 81.2.69.142 is a GB address of the test database.
+func TestAnonymiseTruncatesEmbeddedIPv4(t *testing.T) {
+	up := startSink(t)
+	for _, c := range []struct {
+		name, ip string
+		prefix   int
+		want     string
+	}{
+		{"6to4", "2002:5102:458e::1", 48, "81.2.69.0"},
+		{"6to4 at /64", "2002:5102:458e:1:2:3:4:5", 64, "81.2.69.0"},
+		{"Teredo", "2001:0:4136:e378:8000:63bf:aefd:ba71", 48, "81.2.69.0"},
+		{"NAT64", "64:ff9b::5102:458e", 48, "81.2.69.0"},
+		{"mapped", "::ffff:81.2.69.142", 48, "81.2.69.0"},
+		{"native /48", "2001:db8:abcd:12:1::7", 48, "2001:db8:abcd::"},
+		{"native /32", "2001:db8:abcd:12:1::7", 32, "2001:db8::"},
+		{"native /64", "2001:db8:abcd:12:1::7", 64, "2001:db8:abcd:12::"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := strings.Replace(testConfig(up.URL(), ""), "anonymise:\n", fmt.Sprintf("anonymise:\n  ipv6_prefix: %d\n", c.prefix), 1)
+			p := startProxy(t, cfg)
+			p.do("GET", "/g/collect?"+ga4Query, "", "X-Forwarded-For", c.ip)
+			got := up.one(t)
+			if uip := query(t, got.Query).Get("_uip"); uip != c.want {
+				t.Errorf("ga4 _uip = %q, want %s", uip, c.want)
+			}
+			p.do("GET", "/matomo.php?idsite=1&rec=1&_id=0123456789abcdef", "", "X-Forwarded-For", c.ip)
+			got = up.one(t)
+			if xff := got.Header.Get("X-Forwarded-For"); xff != c.want {
+				t.Errorf("matomo X-Forwarded-For = %q, want %s", xff, c.want)
+			}
+			for _, leak := range []string{"81.2.69.142", "458e", "ba71", c.ip} {
+				if strings.Contains(got.Query+got.Body+headerText(got), leak) {
+					t.Errorf("%q reached the upstream", leak)
+				}
+			}
+		})
 	}
 }
 

@@ -14,11 +14,11 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // explainBase is the config of the golden cases: fixed upstreams (explain sends nothing)
-// and a fixed secret and clock, so every byte of the output is stable.
+// and a fixed secret, clock and salt (pinnedHasher), so every byte of the output is stable.
 const explainBase = `admin_token: "` + testToken + `"
 trusted_proxies: ["127.0.0.1/32"]
 anonymise:
-  secret: "golden-secret-0123456789abcdef"
+  secret: "Gd8Qv3Ln7Xz2Kw6Rc9Tm4Bp1Hj5Sy0"
 upstreams:
   ga4: "https://ga4.upstream.test"
   meta: "https://meta.upstream.test"
@@ -55,7 +55,7 @@ func TestExplainGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("config: %v", err)
 			}
-			srv, err := New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: fixedNow})
+			srv, err := New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Hasher: pinnedHasher(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

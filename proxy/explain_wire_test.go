@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"maps"
 	"net/textproto"
 	"slices"
 	"strconv"
@@ -117,7 +118,10 @@ func TestExplainIsTheWire(t *testing.T) {
 				if resp := p.sendRaw(t, live); !strings.HasPrefix(resp, "HTTP/1.1 2") {
 					t.Fatalf("live hit answered %q", resp)
 				}
-				in := ExplainRequest{Method: c.method, URL: c.target, Headers: hdr, RemoteAddr: "127.0.0.1"}
+				// The host the live hit was sent to: pseudonyms are kept apart per site.
+				exHdr := maps.Clone(hdr)
+				exHdr["Host"] = "t.example.com"
+				in := ExplainRequest{Method: c.method, URL: c.target, Headers: exHdr, RemoteAddr: "127.0.0.1"}
 				if strings.ContainsRune(c.body, 0x1f) {
 					in.BodyBase64 = []byte(c.body)
 				} else {

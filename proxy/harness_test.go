@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/valyala/fasthttp"
 
+	"github.com/consentgate/consentgate/config"
 	"github.com/consentgate/consentgate/config/load"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
@@ -191,7 +192,10 @@ func (s *sink) none(t *testing.T) {
 	}
 }
 
-const testToken = "test-admin-token-0123456789"
+const (
+	testToken  = "Tk4vN8qLz2Wx6Rb9Pm3Hc7Yj5Ds1F"
+	testSecret = "Sx7Lq2Vn9Kz4Wc8Rm3Tb6Hp5Jd1G"
+)
 
 // testConfig points every vendor at the sink and reads visitor IPs from X-Forwarded-For
 // set by the test client on loopback.
@@ -204,7 +208,7 @@ trusted_proxies: ["127.0.0.1/32", "::1/128"]
 geo:
   database: "../testdata/geoip/GeoIP2-City-Test.mmdb"
 anonymise:
-  secret: "test-secret-0123456789abcdef"
+  secret: "` + testSecret + `"
 upstream:
   timeout: 2s
 upstreams:
@@ -216,8 +220,19 @@ upstreams:
 	return b.String()
 }
 
-// fixedNow pins the anonymiser's daily salt so hashes in goldens are stable.
+// fixedNow is the clock of the anonymiser's daily salt in tests.
 func fixedNow() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) }
+
+// pinnedHasher hashes on fixedNow's day with a fixed salt, so pseudonyms in goldens are
+// stable; production salts are random.
+func pinnedHasher(t testing.TB) *rules.Hasher {
+	t.Helper()
+	h := rules.NewHasher(fixedNow)
+	if !h.SetSalt(fixedNow(), []byte("golden-salt-0123456789abcdefghij"), false) {
+		t.Fatal("SetSalt refused the golden salt")
+	}
+	return h
+}
 
 type testProxy struct {
 	*Server
@@ -240,7 +255,13 @@ func startProxyLog(t *testing.T, yaml string, logw io.Writer) *testProxy {
 		t.Fatalf("config: %v", err)
 	}
 	logger := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(cfg, Options{Logger: logger, Now: fixedNow, Build: telemetry.BuildInfo{Version: "test-build"}})
+	return startProxyWith(t, cfg, Options{Logger: logger, Now: fixedNow, Build: telemetry.BuildInfo{Version: "test-build"}})
+}
+
+// startProxyWith starts a server on a loaded config with opts.
+func startProxyWith(t *testing.T, cfg *config.Config, opts Options) *testProxy {
+	t.Helper()
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}

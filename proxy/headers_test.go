@@ -274,7 +274,8 @@ func TestExplainShowsTheWire(t *testing.T) {
 			}
 			p.do(c.method, c.target, c.body, h...)
 			got := up.one(t)
-			req := ExplainRequest{Method: c.method, URL: c.target, Body: c.body, RemoteAddr: "127.0.0.1", Headers: map[string]string{}}
+			// The host the live hit was sent to: pseudonyms are kept apart per site.
+			req := ExplainRequest{Method: c.method, URL: c.target, Body: c.body, RemoteAddr: "127.0.0.1", Headers: map[string]string{"Host": p.PublicAddr()}}
 			for i := 0; i+1 < len(h); i += 2 {
 				req.Headers[h[i]] = h[i+1]
 			}

@@ -128,7 +128,7 @@ func (s *Server) evaluate(rt *runtime, req *fasthttp.Request, peer netip.Addr, h
 	s.lookUpConsent(rt, req, h)
 	s.readSignals(rt, req, h)
 	h.action, h.reason = rules.Decide(h.ep.Policy, h.ep.Purposes, h.regime, &h.eff)
-	s.prepare(req, h)
+	s.prepare(rt, req, h)
 }
 
 // readBody sets h.body to the request body as it reads, decoding a Content-Encoding.
@@ -268,8 +268,8 @@ func (q *signalRequest) Body() []byte              { return q.body }
 
 // prepare rewrites the hit for the chosen action. A hit that cannot be anonymised
 // safely is dropped: fail closed.
-func (s *Server) prepare(req *fasthttp.Request, h *hit) {
-	in := rules.Hit{Query: req.URI().QueryString(), Body: h.body, ContentType: req.Header.ContentType()}
+func (s *Server) prepare(rt *runtime, req *fasthttp.Request, h *hit) {
+	in := rules.Hit{Query: req.URI().QueryString(), Body: h.body, ContentType: req.Header.ContentType(), Site: hostOnly(req.Host())}
 	switch h.action {
 	case rules.Forward:
 		if h.ip.IsValid() {
@@ -283,7 +283,7 @@ func (s *Server) prepare(req *fasthttp.Request, h *hit) {
 		h.rewritten = changed
 	case rules.Anonymise:
 		if h.ip.IsValid() {
-			h.ipText = geo.Truncate(h.ip).AppendTo(h.ipText[:0])
+			h.ipText = geo.Truncate(h.ip, rt.Config.Anonymise.IPv6Prefix).AppendTo(h.ipText[:0])
 		}
 		if err := h.ep.Anon.Anonymise(&in, b2s(h.ipText), &h.out); err != nil {
 			h.action, h.reason = rules.Drop, rules.ReasonAnonymiseFailed

@@ -32,11 +32,7 @@ func (s *Server) components() []component {
 // in. On any error nothing changes.
 func (s *Server) apply(cfg *config.Config) error {
 	prev := s.rt.Load()
-	var prevSnap *rules.Snapshot
-	if prev != nil {
-		prevSnap = prev.Snapshot
-	}
-	snap, err := rules.Compile(cfg, rules.CompileOptions{Prev: prevSnap, Now: s.opts.Now})
+	snap, err := rules.Compile(cfg, rules.CompileOptions{Hasher: s.hasher})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,9 @@ type Options struct {
 	// DrainDelay is how long /readyz fails before the listeners stop on Shutdown, so a
 	// load balancer stops sending first.
 	DrainDelay time.Duration
+	// Hasher replaces the anonymiser's hasher (tests pin its salt with SetSalt); nil
+	// makes one on Now. With the Redis store, the day's salt is shared either way.
+	Hasher *rules.Hasher
 }
 
 // Server is one consentgate process: the public and admin listeners around one runtime.
@@ -44,6 +47,7 @@ type Server struct {
 	log     *slog.Logger
 	rt      atomic.Pointer[runtime]
 	store   *consentStore
+	hasher  *rules.Hasher // the process's: its day salts outlive reloads
 	metrics *telemetry.Metrics
 	tracing *tracing.Tracing
 	// tracer is set only when traces are on, so the hit path tests one pointer.
@@ -91,14 +95,21 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return fail(err)
 	}
 	undo = append(undo, func() { tr.Shutdown(context.Background()) })
-	s := &Server{opts: opts, log: opts.Logger, metrics: m, tracing: tr, serveErr: make(chan error, 2)}
+	s := &Server{opts: opts, log: opts.Logger, hasher: opts.Hasher, metrics: m, tracing: tr, serveErr: make(chan error, 2)}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	if s.hasher == nil {
+		s.hasher = rules.NewHasher(now)
+	}
 	if tr.Enabled() {
 		s.tracer = tr.Tracer()
 	}
 	if opts.Store != nil {
 		s.store = &consentStore{Store: opts.Store, countLookups: true, stop: func() {}}
 		m.StoreUp(true)
-	} else if s.store, err = openStore(cfg, m, tr, opts.Logger); err != nil {
+	} else if s.store, err = openStore(cfg, m, tr, opts.Logger, s.hasher, now); err != nil {
 		return fail(err)
 	}
 	undo = append(undo, func() { s.store.stop(); s.store.Close() })

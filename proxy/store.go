@@ -10,6 +10,7 @@ import (
 
 	"github.com/consentgate/consentgate/config"
 	"github.com/consentgate/consentgate/consent"
+	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
 	"github.com/consentgate/consentgate/telemetry/tracing"
 )
@@ -29,9 +30,10 @@ type consentStore struct {
 }
 
 // openStore builds the store the config names. Redis gets a local cache in front and a
-// subscription that drops cached IDs when any instance writes them. Redis being down at
-// start is not an error: the proxy serves, fail closed, and readiness says degraded.
-func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, log *slog.Logger) (*consentStore, error) {
+// subscription that drops cached IDs when any instance writes them, and shares the
+// anonymiser's day salt between instances (salt.go). Redis being down at start is not an
+// error: the proxy serves, fail closed, and readiness says degraded.
+func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, log *slog.Logger, h *rules.Hasher, now func() time.Time) (*consentStore, error) {
 	c := cfg.Consent
 	if c.Store != "redis" {
 		m.StoreUp(true)
@@ -74,6 +76,12 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 		log.Info("consent cache cleared", "why", "redis subscription (re)established")
 	})
 	go watchStore(ctx, cache, m, log)
+	h.Share(m.SaltFallback)
+	salts := &saltSharer{store: rs, h: h, now: now, log: log}
+	// Before the first hit, so that it hashes with the shared salt; if Redis is down, the
+	// first hit makes a local one and run retries.
+	err = salts.syncNow(ctx)
+	go salts.run(ctx, err)
 	return &consentStore{Store: cache, stop: cancel}, nil
 }
 

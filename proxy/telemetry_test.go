@@ -267,8 +267,8 @@ func TestConfigVersionLeavesSecretsOut(t *testing.T) {
 	}
 	base := load("")
 	for _, secret := range []string{
-		"admin_token: \"another-admin-token-0123456789\"\n",
-		"anonymise:\n  secret: \"another-secret-0123456789\"\n",
+		"admin_token: \"An3Xq8Lz5Vw1Kn7Rb4Tc9Hm2Pj6Dy0\"\n",
+		"anonymise:\n  secret: \"As9Kv2Nx6Lq4Wz8Rc1Tm5Hb3J\"\n",
 		"consent:\n  redis:\n    password: \"pw-0123\"\n",
 	} {
 		if v := load(secret); v != base {

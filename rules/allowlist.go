@@ -74,7 +74,7 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 		return nil, err
 	}
 	a := &Anonymiser{
-		name: ep.Name, body: ep.Body, h: h,
+		name: ep.Name, body: ep.Body, h: h, scope: h.Scope(ep.Vendor), property: ep.Property,
 		exact:   make(map[string]Rule, len(ep.Allow)+len(extraAllow)+len(ep.Set)+1),
 		urlKeep: map[string]struct{}{},
 		json:    &jsonNode{},
@@ -82,9 +82,11 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 	}
 	for n, r := range ep.Allow {
 		a.exact[n] = r
+		a.hashes = a.hashes || r == Hash
 	}
 	for p, r := range ep.AllowPrefix {
 		a.prefixes = append(a.prefixes, prefixRule{p, r})
+		a.hashes = a.hashes || r == Hash
 	}
 	sort.Slice(a.prefixes, func(i, j int) bool {
 		pi, pj := a.prefixes[i].prefix, a.prefixes[j].prefix
@@ -97,6 +99,21 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 		if err := a.json.add(p, r); err != nil {
 			return nil, err
 		}
+		a.hashes = a.hashes || r == Hash
+	}
+	for _, p := range ep.Property {
+		if p == "" {
+			return nil, errors.New("property: empty name")
+		}
+		a.propertyFirst[p[0]], a.propertyFirst['%'], a.propertyFirst['+'] = true, true, true
+		a.propertyNameMax = max(a.propertyNameMax, len(p))
+	}
+	for _, p := range ep.PropertyJSON {
+		path := strings.Split(p, ".")
+		if slices.Contains(path, "") || strings.Contains(p, "[]") {
+			return nil, fmt.Errorf("property json: bad path %q: want dotted object fields", p)
+		}
+		a.propertyJSON = append(a.propertyJSON, path)
 	}
 	for _, n := range extraAllow {
 		if n == "" {

@@ -18,6 +18,9 @@ type Hit struct {
 	Query       []byte // raw query string, without '?'
 	Body        []byte
 	ContentType []byte
+	// Site is the host the hit was sent to, without port: the site's first-party proxy
+	// host. Pseudonyms are bound to it (property.go).
+	Site []byte
 }
 
 // Out receives a rewritten request. Anonymise and RewriteForward truncate and refill
@@ -45,6 +48,19 @@ type Anonymiser struct {
 	ipJSON   string
 	// jsonSlots is the working space anonymiseJSON needs (jsonNode.finish).
 	jsonSlots int
+
+	// hashes: some rule is Hash, so a hit needs a HashKey; scope is the fixed part of
+	// its derivation (vendor, secret), property and propertyJSON where the hit names
+	// its property (property.go).
+	hashes       bool
+	scope        []byte
+	property     []string
+	propertyJSON [][]string
+	// propertyFirst holds the bytes a raw parameter name can start with and still decode
+	// to a property name ('%', '+' and the names' first bytes), propertyNameMax the
+	// longest property name.
+	propertyFirst   [256]bool
+	propertyNameMax int
 }
 
 // scratchSize is the stack buffer for decoded values (URLs to clean, IDs to hash); a
@@ -56,7 +72,8 @@ const scratchSize = 1024
 // rule are removed; Keep keeps them; KeepURL keeps scheme://host/path and the URL
 // allow-list's query parameters (no fragment, user info or path parameters) and removes
 // a value that is not an absolute http(s) URL; Hash replaces them by the daily salted
-// hash. Then Set/SetJSON replace whatever the hit said, and ip (already truncated; ""
+// hash, keyed by the vendor and the hit's property (a hit naming two properties is an
+// error). Then Set/SetJSON replace whatever the hit said, and ip (already truncated; ""
 // omits it) is passed as IP.Param / IP.JSONField. The body is rewritten by its kind:
 // BodyNone drops it; BodyForm and BodyLines must be form-encoded; BodyJSON must be a
 // JSON object. An error means the hit cannot be rewritten safely: drop it.
@@ -65,8 +82,15 @@ func (a *Anonymiser) Anonymise(hit *Hit, ip string, out *Out) error {
 	if (a.body == BodyForm || a.body == BodyLines) && len(hit.Body) > 0 && !formContentType(hit.ContentType) {
 		return fmt.Errorf("rules: anonymise %s: %w", a.name, errContentType)
 	}
+	var key HashKey
+	if a.hashes {
+		var err error
+		if key, err = a.hashKey(hit); err != nil {
+			return fmt.Errorf("rules: anonymise %s: %w", a.name, err)
+		}
+	}
 	var sbuf [scratchSize]byte
-	q, scratch := a.filterPairs(out.Query, hit.Query, sbuf[:0])
+	q, scratch := a.filterPairs(out.Query, hit.Query, sbuf[:0], &key)
 	if len(a.setQuery) > 0 {
 		if len(q) > 0 {
 			q = append(q, '&')
@@ -77,11 +101,11 @@ func (a *Anonymiser) Anonymise(hit *Hit, ip string, out *Out) error {
 
 	switch a.body {
 	case BodyForm:
-		out.Body, _ = a.filterPairs(out.Body, bytes.TrimRight(hit.Body, "\r\n"), scratch)
+		out.Body, _ = a.filterPairs(out.Body, bytes.TrimRight(hit.Body, "\r\n"), scratch, &key)
 	case BodyLines:
-		out.Body = a.filterLines(out.Body, hit.Body, scratch)
+		out.Body = a.filterLines(out.Body, hit.Body, scratch, &key)
 	case BodyJSON:
-		b, err := a.anonymiseJSON(out.Body, hit.Body, ip, scratch)
+		b, err := a.anonymiseJSON(out.Body, hit.Body, ip, scratch, &key)
 		if err != nil {
 			out.Query, out.Body = out.Query[:0], out.Body[:0]
 			return fmt.Errorf("rules: anonymise %s: %w", a.name, err)

@@ -18,17 +18,44 @@ const testSecret = "test-secret"
 
 var testDay = fixedNow(2024, 4, 5)
 
-// wantHash computes the documented hash independently of Hasher:
-// hex(HMAC-SHA256(HMAC-SHA256(secret, date), value)[:16]).
-func wantHash(secret, date, value string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(date))
+// testSalt is the salt tests install for testDay, so expected pseudonyms can be written
+// down; production salts come from crypto/rand.
+var testSalt = []byte("0123456789abcdef0123456789abcdef")
+
+// testHasher is a hasher keyed by testSecret with testSalt installed for now's day.
+func testHasher(now func() time.Time) *Hasher {
+	h := NewHasher(now).WithSecret([]byte(testSecret))
+	if !h.SetSalt(now(), testSalt, false) {
+		panic("SetSalt refused the test salt")
+	}
+	return h
+}
+
+// wantHash computes the documented pseudonym independently of Hasher (hasher.go):
+// hex(HMAC(HMAC(salt, SHA-256(domain ‖ SHA-256(secret) ‖ len ‖ vendor) ‖ len16 ‖ property ‖ len16 ‖ site), value)[:16]).
+func wantHash(salt []byte, secret, vendor, property, value string) string {
+	return wantSiteHash(salt, secret, vendor, property, "", value)
+}
+
+// wantSiteHash is wantHash for a hit sent to site.
+func wantSiteHash(salt []byte, secret, vendor, property, site, value string) string {
+	pepper := sha256.Sum256([]byte(secret))
+	scope := sha256.Sum256([]byte("consentgate pseudonym v2\x00" + string(pepper[:]) + string(rune(len(vendor))) + vendor))
+	m := hmac.New(sha256.New, salt)
+	m.Write(scope[:])
+	m.Write([]byte{byte(len(property) >> 8), byte(len(property))})
+	m.Write([]byte(property))
+	m.Write([]byte{byte(len(site) >> 8), byte(len(site))})
+	m.Write([]byte(site))
 	m = hmac.New(sha256.New, m.Sum(nil))
 	m.Write([]byte(value))
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-func hx(v string) string { return wantHash(testSecret, "2024-04-05", v) }
+// hv is the pseudonym of value for vendor and property under the test salt and secret.
+func hv(vendor, property, value string) string {
+	return wantHash(testSalt, testSecret, vendor, property, value)
+}
 
 func testAnonymiser(t testing.TB, name string, extra, urlParams []string) *Anonymiser {
 	t.Helper()
@@ -36,7 +63,7 @@ func testAnonymiser(t testing.TB, name string, extra, urlParams []string) *Anony
 	if !ok {
 		t.Fatalf("no endpoint %s", name)
 	}
-	a, err := NewAnonymiser(ep, extra, urlParams, NewHasher([]byte(testSecret), testDay))
+	a, err := NewAnonymiser(ep, extra, urlParams, testHasher(testDay))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +116,7 @@ func TestAnonymiseQuery(t *testing.T) {
 			ep:    "ga4_collect",
 			query: "v=2&tid=G-1&cid=555.666&uid=u1&dl=https%3A%2F%2Fwww.example.com%2Fp%3Futm_source%3Dx%26gclid%3Dabc%23frag&dr=&en=page_view&ep.foo=bar&up.x=1&uaa=x86&uap=Windows&gcs=G111&gcd=13l3&npa=0&_uip=1.2.3.4&_p=998877",
 			ip:    "203.0.113.0",
-			wantQ: "v=2&tid=G-1&cid=" + hx("555.666") + "&dl=https%3A%2F%2Fwww.example.com%2Fp%3Futm_source%3Dx&en=page_view" + gs + "&_uip=203.0.113.0",
+			wantQ: "v=2&tid=G-1&cid=" + hv("ga4", "G-1", "555.666") + "&dl=https%3A%2F%2Fwww.example.com%2Fp%3Futm_source%3Dx&en=page_view" + gs + "&_uip=203.0.113.0",
 		},
 		{
 			name:  "ga4 ipv6 is escaped, no ip omits _uip",
@@ -114,7 +141,7 @@ func TestAnonymiseQuery(t *testing.T) {
 			name:  "repeated params judged one by one",
 			ep:    "ga4_collect",
 			query: "en=a&uid=1&en=b&uid=2&&&cid=c1&cid=c2",
-			wantQ: "en=a&en=b&cid=" + hx("c1") + "&cid=" + hx("c2") + gs,
+			wantQ: "en=a&en=b&cid=" + hv("ga4", "", "c1") + "&cid=" + hv("ga4", "", "c2") + gs,
 		},
 		{
 			name:  "kept values keep their encoding, unsafe bytes escaped",
@@ -138,7 +165,7 @@ func TestAnonymiseQuery(t *testing.T) {
 			name:  "hash of the decoded value",
 			ep:    "ga4_collect",
 			query: "cid=a%2Eb+c",
-			wantQ: "cid=" + hx("a.b c") + gs,
+			wantQ: "cid=" + hv("ga4", "", "a.b c") + gs,
 		},
 		{
 			name:  "meta percent-encoded bracket names",
@@ -151,7 +178,7 @@ func TestAnonymiseQuery(t *testing.T) {
 			name:  "bing hashes vid and sid, drops msclkid",
 			ep:    "bing_action",
 			query: "ti=1&Ver=2&vid=V1&sid=S1&msclkid=M1&p=https%3A%2F%2Fa.example%2F%3Fmsclkid%3DM1&evt=pageLoad",
-			wantQ: "ti=1&Ver=2&vid=" + hx("V1") + "&sid=" + hx("S1") + "&p=https%3A%2F%2Fa.example%2F&evt=pageLoad",
+			wantQ: "ti=1&Ver=2&vid=" + hv("bing", "1", "V1") + "&sid=" + hv("bing", "1", "S1") + "&p=https%3A%2F%2Fa.example%2F&evt=pageLoad",
 		},
 		{
 			name:  "google ads: set appended, body dropped",
@@ -166,7 +193,7 @@ func TestAnonymiseQuery(t *testing.T) {
 			ep:    "matomo_track",
 			query: "idsite=1&rec=1&_id=0123456789abcdef&uid=jane&cid=fedcba9876543210&cip=1.2.3.4&token_auth=t&url=https%3A%2F%2Fa.example%2F&dimension1=x",
 			ip:    "203.0.113.0",
-			wantQ: "idsite=1&rec=1&_id=" + hx("0123456789abcdef") + "&url=https%3A%2F%2Fa.example%2F",
+			wantQ: "idsite=1&rec=1&_id=" + hv("matomo", "1", "0123456789abcdef") + "&url=https%3A%2F%2Fa.example%2F",
 		},
 		{
 			name:  "linkedin drops li_fat_id",
@@ -186,7 +213,7 @@ func TestAnonymiseBodies(t *testing.T) {
 			query: "v=2&tid=G-1&cid=1.2",
 			body:  "en=scroll&_et=10&ep.x=1\n\nen=click&uid=9&_uip=1.1.1.1\r\nuid=only\nen=purchase&epn.value=9.5&cu=EUR&ep.transaction_id=T1\n",
 			ct:    "text/plain;charset=UTF-8",
-			wantQ: "v=2&tid=G-1&cid=" + hx("1.2") + "&" + gs,
+			wantQ: "v=2&tid=G-1&cid=" + hv("ga4", "G-1", "1.2") + "&" + gs,
 			wantB: "en=scroll&_et=10\nen=click\nen=purchase&epn.value=9.5&cu=EUR",
 		},
 		{
@@ -214,7 +241,7 @@ func TestAnonymiseBodies(t *testing.T) {
 			body:  "rec=1&_id=abc&e_c=Video&cip=1.2.3.4",
 			ct:    "application/x-www-form-urlencoded",
 			wantQ: "idsite=1",
-			wantB: "rec=1&_id=" + hx("abc") + "&e_c=Video",
+			wantB: "rec=1&_id=" + hv("matomo", "1", "abc") + "&e_c=Video",
 		},
 		{
 			name:  "ga4 mp JSON",
@@ -224,7 +251,7 @@ func TestAnonymiseBodies(t *testing.T) {
 			ct:    "application/json",
 			ip:    "203.0.113.0",
 			wantQ: "measurement_id=G-1&api_secret=s",
-			wantB: `{"client_id":"` + hx("c1") + `","consent":{"ad_personalization":"DENIED","ad_user_data":"DENIED"},"events":[{"name":"x","params":{"items":[{"item_id":"S1"}],"page_location":"https://a.example/?utm_source=s","page_title":"a<b>&c","session_id":"` + hx("12345") + `"}},{"name":"y"}],"ip_override":"203.0.113.0","non_personalized_ads":true,"timestamp_micros":1712345678901234567}`,
+			wantB: `{"client_id":"` + hv("ga4", "G-1", "c1") + `","consent":{"ad_personalization":"DENIED","ad_user_data":"DENIED"},"events":[{"name":"x","params":{"items":[{"item_id":"S1"}],"page_location":"https://a.example/?utm_source=s","page_title":"a<b>&c","session_id":"` + hv("ga4", "G-1", "12345") + `"}},{"name":"y"}],"ip_override":"203.0.113.0","non_personalized_ads":true,"timestamp_micros":1712345678901234567}`,
 		},
 		{
 			name:  "ga4 mp: consent that is not an object is replaced, no ip",
@@ -243,7 +270,7 @@ func TestAnonymiseBodies(t *testing.T) {
 			name:  "tiktok: user subtree gone except the hashed anonymous id",
 			ep:    "tiktok_pixel",
 			body:  `{"event":"Pageview","context":{"user":{"anonymous_id":"A1","email":"e","external_id":"x"},"ad":{"callback":"T"},"ip":"1.2.3.4","page":{"url":"https://a.example/?ttclid=T"}},"properties":{"contents":[{"content_id":"S","email":"e"}],"value":1}}`,
-			wantB: `{"context":{"page":{"url":"https://a.example/"},"user":{"anonymous_id":"` + hx("A1") + `"}},"event":"Pageview","properties":{"contents":[{"content_id":"S"}],"value":1}}`,
+			wantB: `{"context":{"page":{"url":"https://a.example/"},"user":{"anonymous_id":"` + hv("tiktok", "", "A1") + `"}},"event":"Pageview","properties":{"contents":[{"content_id":"S"}],"value":1}}`,
 		},
 		{name: "json empty body", ep: "plausible_event", body: " \n", wantB: ""},
 		{name: "json syntax error", ep: "ga4_mp", body: `{"client_id":`, wantErr: true},
@@ -364,7 +391,7 @@ func dig(v any, path string) (any, bool) {
 }
 
 func TestAnonymiserConfig(t *testing.T) {
-	h := NewHasher([]byte(testSecret), testDay)
+	h := testHasher(testDay)
 	ga4, _ := EndpointByName("ga4_collect")
 	meta, _ := EndpointByName("meta_tr")
 	mp, _ := EndpointByName("ga4_mp")
@@ -429,7 +456,7 @@ func TestAnonymiserConfig(t *testing.T) {
 // TestAnonymiseAllowPrefix exercises prefix rules on a synthetic endpoint: no built-in endpoint
 // uses one today, because each vendor's free-form namespace can carry identifiers.
 func TestAnonymiseAllowPrefix(t *testing.T) {
-	h := NewHasher([]byte(testSecret), testDay)
+	h := testHasher(testDay)
 	ep := &Endpoint{
 		Name: "synthetic", Vendor: "x", Identifiers: []string{"cd[em]", "uid"},
 		Allow:       map[string]Rule{"cd[value]x": Hash},
@@ -449,7 +476,7 @@ func TestAnonymiseAllowPrefix(t *testing.T) {
 	if err := a.Anonymise(&Hit{Query: []byte(in)}, "", &out); err != nil {
 		t.Fatal(err)
 	}
-	want := "cd%5Bvx%5D=1&cd[value]y=https%3A%2F%2Fa.example%2F&cd[value]x=" + hx("2") + "&h_a=" + hx("3")
+	want := "cd%5Bvx%5D=1&cd[value]y=https%3A%2F%2Fa.example%2F&cd[value]x=" + hv("x", "", "2") + "&h_a=" + hv("x", "", "3")
 	if string(out.Query) != want {
 		t.Errorf("\n got %s\nwant %s", out.Query, want)
 	}
@@ -495,56 +522,154 @@ func TestHasher(t *testing.T) {
 		now.Store(&tm)
 	}
 	set("2024-04-05T00:00:01Z")
-	h := NewHasher([]byte(testSecret), func() time.Time { return *now.Load() })
-	hash := func(v string) string { return string(h.AppendHash(nil, []byte(v))) }
-
-	first := hash("1186384312.1712340000")
-	if first != wantHash(testSecret, "2024-04-05", "1186384312.1712340000") {
-		t.Fatalf("hash %s does not follow HMAC(HMAC(secret, date), value)", first)
+	clock := func() time.Time { return *now.Load() }
+	h := NewHasher(clock).WithSecret([]byte(testSecret))
+	if !h.SetSalt(clock(), testSalt, true) {
+		t.Fatal("SetSalt refused today's salt")
+	}
+	hash := func(h *Hasher, vendor, property, v string) string {
+		k := h.Key(h.Scope(vendor), []byte(property), nil)
+		return string(k.AppendHash(nil, []byte(v)))
+	}
+	const cid = "1186384312.1712340000"
+	first := hash(h, "ga4", "G-1", cid)
+	if first != hv("ga4", "G-1", cid) {
+		t.Fatalf("hash %s does not follow the documented derivation", first)
 	}
 	if len(first) != HashLen || strings.ToLower(first) != first {
 		t.Errorf("hash %q: want %d lowercase hex chars", first, HashLen)
 	}
+	for _, c := range []struct{ what, vendor, property string }{
+		{"another property", "ga4", "G-2"},
+		{"no property", "ga4", ""},
+		{"another vendor, same property ID", "bing", "G-1"},
+		{"a property that shifts into the vendor name", "ga", "4G-1"},
+	} {
+		if hash(h, c.vendor, c.property, cid) == first {
+			t.Errorf("%s: same pseudonym", c.what)
+		}
+	}
 	set("2024-04-05T23:59:59Z")
-	if got := hash("1186384312.1712340000"); got != first {
+	if got := hash(h, "ga4", "G-1", cid); got != first {
 		t.Errorf("same day, different hash: %s vs %s", got, first)
 	}
 	set("2024-04-06T01:59:59+02:00") // still the 5th in UTC
-	if got := hash("1186384312.1712340000"); got != first {
+	if got := hash(h, "ga4", "G-1", cid); got != first {
 		t.Errorf("day must be the UTC date: %s vs %s", got, first)
 	}
 	set("2024-04-06T00:00:00Z")
-	if got := hash("1186384312.1712340000"); got == first {
+	if got := hash(h, "ga4", "G-1", cid); got == first {
 		t.Error("hash survived the day change")
 	}
-	if hash("a") == hash("b") {
+	// The 5th is over: its salt cannot be installed again, and going back gets a new one.
+	if h.SetSalt(time.Date(2024, 4, 5, 12, 0, 0, 0, time.UTC), testSalt, true) {
+		t.Error("SetSalt installed a past day's salt")
+	}
+	set("2024-04-05T12:00:00Z")
+	if got := hash(h, "ga4", "G-1", cid); got == first {
+		t.Error("the clock set back recovered the past day's pseudonym")
+	}
+	if hash(h, "ga4", "G-1", "a") == hash(h, "ga4", "G-1", "b") {
 		t.Error("different values, same hash")
 	}
-	if got := h.AppendHash([]byte("cid="), nil); string(got) != "cid=" {
+	k := h.Key(h.Scope("ga4"), nil, nil)
+	if got := k.AppendHash([]byte("cid="), nil); string(got) != "cid=" {
 		t.Errorf("empty value: %q", got)
 	}
-	other := NewHasher([]byte("other"), func() time.Time { return *now.Load() })
-	if string(other.AppendHash(nil, []byte("a"))) == hash("a") {
-		t.Error("secret does not key the hash")
+	var zero HashKey
+	if got := zero.AppendHash([]byte("cid="), []byte("1.2")); string(got) != "cid=" {
+		t.Errorf("the zero HashKey hashed: %q", got)
 	}
-	r1, r2 := NewHasher(nil, nil), NewHasher([]byte{}, nil)
-	if string(r1.AppendHash(nil, []byte("a"))) == string(r2.AppendHash(nil, []byte("a"))) {
-		t.Error("empty secrets must be random per hasher")
+	if long := h.Key(nil, make([]byte, MaxPropertyLen+1), nil); long.AppendHash(nil, []byte("x")) != nil {
+		t.Error("an over-long property gave a working key")
 	}
 	// value may live in dst's spare capacity
 	buf := make([]byte, 0, 64)
 	buf = append(buf, "xyz"...)
-	if got := h.AppendHash(buf[:0], buf[:3]); string(got) != hash("xyz") {
+	if got := k.AppendHash(buf[:0], buf[:3]); string(got) != string(k.AppendHash(nil, []byte("xyz"))) {
 		t.Errorf("aliased value: %s", got)
+	}
+}
+
+// TestHasherSecretAndSalts: the secret keys the pseudonyms, a Hasher made WithSecret
+// shares its parent's salts, and a salt is random, not derived: two processes with the
+// same secret and clock hash differently unless they share the salt (SetSalt).
+func TestHasherSecretAndSalts(t *testing.T) {
+	hash := func(h *Hasher) string {
+		k := h.Key(h.Scope("ga4"), []byte("G-1"), nil)
+		return string(k.AppendHash(nil, []byte("1.2")))
+	}
+	base := NewHasher(testDay)
+	a, b := base.WithSecret([]byte(testSecret)), base.WithSecret([]byte("another-secret"))
+	if hash(a) == hash(b) {
+		t.Error("the secret does not key the pseudonyms")
+	}
+	if again := base.WithSecret([]byte(testSecret)); hash(again) != hash(a) {
+		t.Error("a reload with the same secret changed today's pseudonyms")
+	}
+	other := NewHasher(testDay).WithSecret([]byte(testSecret))
+	if hash(other) == hash(a) {
+		t.Error("two processes with one secret and one clock hash alike: the salt is derived, not random")
+	}
+	salt, shared, ok := a.Salt(testDay())
+	if !ok || shared {
+		t.Fatalf("Salt: ok %v shared %v, want the local salt made by the first hash", ok, shared)
+	}
+	if !other.SetSalt(testDay(), salt[:], true) || hash(other) != hash(a) {
+		t.Error("sharing the salt did not give the same pseudonyms")
+	}
+	if other.SetSalt(testDay(), salt[:5], true) {
+		t.Error("SetSalt took a short salt")
+	}
+}
+
+// TestHasherNextDay: a salt installed ahead is used from its day on, and a sharer's
+// hasher counts the days it had to make a salt itself.
+func TestHasherNextDay(t *testing.T) {
+	var day atomic.Int64
+	clock := func() time.Time { return time.Date(2024, 4, 5+int(day.Load()), 23, 59, 0, 0, time.UTC) }
+	h := NewHasher(clock).WithSecret([]byte(testSecret))
+	var local atomic.Int32
+	h.Share(func() { local.Add(1) })
+	hash := func() string {
+		k := h.Key(h.Scope("ga4"), []byte("G-1"), nil)
+		return string(k.AppendHash(nil, []byte("1.2")))
+	}
+	hash()
+	if local.Load() != 1 {
+		t.Errorf("%d local salts counted, want 1: nothing was installed for the 5th", local.Load())
+	}
+	if !h.SetSalt(clock().Add(time.Hour), testSalt, true) {
+		t.Fatal("SetSalt refused tomorrow's salt")
+	}
+	if _, _, ok := h.Salt(clock().Add(time.Hour)); !ok {
+		t.Error("Salt does not report the salt installed ahead")
+	}
+	day.Store(1)
+	if got, want := hash(), hv("ga4", "G-1", "1.2"); got != want {
+		t.Errorf("the 6th: %s, want the salt installed ahead (%s)", got, want)
+	}
+	if local.Load() != 1 {
+		t.Errorf("%d local salts counted, want still 1", local.Load())
+	}
+	if salt, shared, ok := h.Salt(clock()); !ok || !shared || string(salt[:]) != string(testSalt) {
+		t.Errorf("Salt of the 6th: %x shared %v ok %v", salt, shared, ok)
 	}
 }
 
 func TestHasherConcurrentDayChange(t *testing.T) {
 	var day atomic.Int64
-	h := NewHasher([]byte(testSecret), func() time.Time {
-		return time.Date(2024, 4, 5+int(day.Load()), 12, 0, 0, 0, time.UTC)
-	})
-	want := map[int64]string{0: hx("v"), 1: wantHash(testSecret, "2024-04-06", "v")}
+	clock := func() time.Time { return time.Date(2024, 4, 5+int(day.Load()), 12, 0, 0, 0, time.UTC) }
+	h := testHasher(clock)
+	tomorrow := []byte("fedcba9876543210fedcba9876543210")
+	if !h.SetSalt(clock().AddDate(0, 0, 1), tomorrow, false) {
+		t.Fatal("SetSalt refused tomorrow's salt")
+	}
+	want := map[int64]string{
+		0: hv("ga4", "G-1", "v"),
+		1: wantHash(tomorrow, testSecret, "ga4", "G-1", "v"),
+	}
+	scope := h.Scope("ga4")
 	var wg sync.WaitGroup
 	var bad atomic.Int32
 	for g := 0; g < 8; g++ {
@@ -554,7 +679,8 @@ func TestHasherConcurrentDayChange(t *testing.T) {
 			var buf []byte
 			for i := 0; i < 2000; i++ {
 				d := day.Load()
-				buf = h.AppendHash(buf[:0], []byte("v"))
+				k := h.Key(scope, []byte("G-1"), nil)
+				buf = k.AppendHash(buf[:0], []byte("v"))
 				if d == day.Load() && string(buf) != want[d] {
 					bad.Add(1)
 				}
@@ -637,6 +763,7 @@ func TestAnonymiseAllocs(t *testing.T) {
 		{"ga4_collect", benchGA4Query, "", 0},
 		{"meta_tr", benchMetaQuery, "", 0},
 		{"ga4_collect", benchGA4Query, benchGA4Lines, 0},
+		{"matomo_track", "idsite=3&rec=1", "_id=0123456789abcdef&url=https%3A%2F%2Fa.example%2F&idsite=3", 0},
 	} {
 		a := testAnonymiser(t, c.ep, nil, nil)
 		hit := &Hit{Query: []byte(c.query), Body: []byte(c.body), ContentType: []byte("text/plain")}
@@ -701,13 +828,29 @@ func BenchmarkRewriteForwardGA4(b *testing.B) {
 	}
 }
 
+// BenchmarkHasher is what a hit with one hashed ID pays: the hit's key (today's salt,
+// vendor, property) and one pseudonym.
 func BenchmarkHasher(b *testing.B) {
-	h := NewHasher([]byte(testSecret), nil)
+	h := NewHasher(nil).WithSecret([]byte(testSecret))
+	scope, property := h.Scope("ga4"), []byte("G-ABC123XYZ9")
 	v := []byte("1186384312.1712340000")
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = h.AppendHash(buf[:0], v)
+		k := h.Key(scope, property, nil)
+		buf = k.AppendHash(buf[:0], v)
+	}
+}
+
+// BenchmarkHasherAppend is each further hashed ID of the same hit.
+func BenchmarkHasherAppend(b *testing.B) {
+	h := NewHasher(nil).WithSecret([]byte(testSecret))
+	k := h.Key(h.Scope("ga4"), []byte("G-ABC123XYZ9"), nil)
+	v := []byte("1186384312.1712340000")
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = k.AppendHash(buf[:0], v)
 	}
 }
 
@@ -728,7 +871,7 @@ func FuzzAnonymise(f *testing.F) {
 	}
 	f.Add(uint8(0), "a=%zz&%=&&=&;=", "\n\r\n=", "")
 	f.Add(uint8(1), "", `{"events":[[[]]],"client_id":{"x":1}}`, "")
-	hasher := NewHasher([]byte(testSecret), testDay)
+	hasher := testHasher(testDay)
 	anons := make([]*Anonymiser, len(builtin))
 	for i := range builtin {
 		a, err := NewAnonymiser(&builtin[i], nil, nil, hasher)

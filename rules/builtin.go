@@ -53,6 +53,8 @@ var builtin = []Endpoint{
 		IP:          IPPass{Param: "_uip"},
 		Local:       NoContent,
 		Source:      "GA4 gtag.js collection (v=2). Google does not document /g/collect; parameter meanings from the third-party GA4 hit cheat sheet (thyngster.com/ga4-measurement-protocol-cheatsheet) checked against gtag.js traffic; sendBeacon POST carries shared parameters in the query and one event per body line. Consent parameters gcs/gcd/npa: developers.google.com/tag-platform/security/concepts/consent-mode",
+
+		Property: []string{"tid"}, // measurement ID, G-XXXXXXXXXX
 	},
 	{
 		Name:         "ga4_mp",
@@ -104,6 +106,10 @@ var builtin = []Endpoint{
 		Visitor: VisitorFields{IP: "ip_override", Location: "user_location", Country: "country_id", Region: "region_id"},
 		Local:   NoContent,
 		Source:  "GA4 Measurement Protocol: developers.google.com/analytics/devguides/collection/protocol/ga4/reference (query measurement_id/firebase_app_id + api_secret; JSON client_id, user_id, timestamp_micros, user_properties, user_data, consent, non_personalized_ads, ip_override, user_location, device, events[{name, params}]) and .../protocol/ga4/sending-events",
+
+		// A web stream's measurement_id (the same G- ID as ga4_collect's tid, so a web
+		// visitor's pseudonym is the same on both endpoints) or an app stream's firebase_app_id.
+		Property: []string{"measurement_id", "firebase_app_id"},
 	},
 	{
 		Name:         "meta_tr",
@@ -132,6 +138,8 @@ var builtin = []Endpoint{
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  GIF,
 		Source: "Meta Pixel image/beacon hits: developers.facebook.com/docs/meta-pixel/advanced/ (facebook.com/tr?id=&ev=&cd[...]&noscript=1), advanced matching ud[...]: developers.facebook.com/docs/meta-pixel/advanced/advanced-matching, fbp/fbc: developers.facebook.com/docs/marketing-api/conversions-api/parameters/fbp-and-fbc; remaining short names (dl, rl, if, ts, sw, sh, v, r, ec, o, it, coo, rqm, plt) from fbevents.js traffic",
+
+		Property: []string{"id"}, // pixel ID
 	},
 	// The three Google Ads pings put the advertiser's numeric conversion ID in the path
 	// and end it with "/": the Google Ads Help noscript snippets
@@ -172,6 +180,8 @@ var builtin = []Endpoint{
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  GIF,
 		Source: "Microsoft Advertising UET: help.ads.microsoft.com \"How do I create a UET tag\" (noscript <img src=\"//bat.bing.com/action/0?ti=TAG_ID&Ver=2\">), custom events ea/ec/el/ev/gv/gc per \"Set up custom events\"; enhanced conversions (pid): help.ads.microsoft.com enhanced conversions; the other short names from bat.js traffic",
+
+		Property: []string{"ti"}, // UET tag ID
 	},
 	{
 		Name:         "linkedin_collect",
@@ -196,6 +206,8 @@ var builtin = []Endpoint{
 		IP:          IPPass{Header: "X-Forwarded-For"},
 		Local:       GIF,
 		Source:      "LinkedIn Insight Tag: linkedin.com/help/lms \"Add the LinkedIn Insight Tag to your website\" (noscript <img src=\"https://px.ads.linkedin.com/collect/?pid=PARTNER_ID&fmt=gif\">, conversions &conversionId=), li_fat_id per the LinkedIn first-party cookie help page. The proxy path is /li/collect, not /collect: /collect is the legacy Universal Analytics path, so LinkedIn takes a prefix and UpstreamPath restores /collect",
+
+		Property: []string{"pid"}, // partner ID
 	},
 	{
 		Name:     "tiktok_pixel",
@@ -236,6 +248,8 @@ var builtin = []Endpoint{
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  NoContent,
 		Source: "TikTok Pixel (events.js) JSON beacon to analytics.tiktok.com/api/v2/pixel[/track]; the browser endpoint is not documented: field meanings from the TikTok Events API 1.0 web payload (business-api.tiktok.com/portal/docs, \"pixel/track\": pixel_code, event, event_id, timestamp, context{ad{callback=ttclid}, page{url, referrer}, user{external_id, email, phone_number, ttp}, ip, user_agent}, properties{contents[], value, currency})",
+
+		PropertyJSON: []string{"pixel_code", "context.pixel.code"},
 	},
 	{
 		Name:         "matomo_track",
@@ -270,6 +284,8 @@ var builtin = []Endpoint{
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  GIF,
 		Source: "Matomo HTTP Tracking API: developer.matomo.org/api-reference/tracking-api (GET or form POST to /matomo.php; bulk JSON requests are not form-encoded and are dropped when anonymising)",
+
+		Property: []string{"idsite"},
 	},
 	{
 		Name:         "plausible_event",
@@ -292,6 +308,8 @@ var builtin = []Endpoint{
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  NoContent,
 		Source: "Plausible Events API: plausible.io/docs/events-api (name, url, domain, referrer, props, revenue, interactive; the script sends the short forms n, u, d, r, p/m, h)",
+
+		PropertyJSON: []string{"domain", "d"}, // the site as registered in Plausible
 	},
 }
 
@@ -339,5 +357,8 @@ func googleAds(name, path, tail string, methods []string, upstream, upstreamPath
 		IP:           IPPass{Header: "X-Forwarded-For"},
 		Local:        local,
 		Source:       source,
+
+		// No Property: nothing is hashed, and the conversion ID is a path segment
+		// (/pagead/conversion/<ID>/), which the anonymiser does not see.
 	}
 }

@@ -107,6 +107,14 @@ type Endpoint struct {
 	Allow       map[string]Rule
 	AllowPrefix map[string]Rule
 	AllowJSON   map[string]Rule
+	// Property names the parameters (query or form; for JSON bodies, PropertyJSON names
+	// dotted paths of object fields) that say which of the vendor's properties the hit is
+	// for: a GA4 measurement ID, a pixel ID, a Matomo site. Pseudonyms are keyed by
+	// vendor and property, so one visitor's ID under two properties gives two unrelated
+	// pseudonyms. Every endpoint with a Hash rule names one; a hit that names two
+	// different properties is not anonymised (errPropertyConflict).
+	Property     []string
+	PropertyJSON []string
 	// Set is added after anonymising (e.g. gcs=G100, npa=1); SetJSON the same for
 	// JSON bodies, by dotted path of objects.
 	Set     []Param

@@ -111,10 +111,11 @@ func (e *CompiledEndpoint) UpstreamPathFor(dst, path, rawPath []byte, tailAt int
 
 // CompileOptions are the inputs of Compile that are not in the config.
 type CompileOptions struct {
-	// Prev is the snapshot in force, if any: its hasher is kept when the secret has not
-	// changed, so that hashed IDs stay stable across a reload.
-	Prev *Snapshot
-	// Now is the clock of the hasher's daily salt (tests); nil is time.Now.
+	// Hasher is the process's hasher: its day salts outlive any one config, so a reload
+	// keeps today's pseudonyms (unless anonymise.secret changes). nil makes a new one on
+	// Now (check, tests).
+	Hasher *Hasher
+	// Now is the clock of a new hasher's daily salt (tests); nil is time.Now.
 	Now func() time.Time
 }
 
@@ -125,10 +126,11 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 	fail := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", posOf(cfg, key), fmt.Sprintf(format, args...)))
 	}
-	hasher := NewHasher([]byte(cfg.Anonymise.Secret), opts.Now)
-	if p := opts.Prev; p != nil && p.Config.Anonymise.Secret == cfg.Anonymise.Secret {
-		hasher = p.Hasher
+	base := opts.Hasher
+	if base == nil {
+		base = NewHasher(opts.Now)
 	}
+	hasher := base.WithSecret([]byte(cfg.Anonymise.Secret))
 	s := &Snapshot{
 		Config: cfg, Vendors: VendorNames(), Hasher: hasher,
 		Origins:         map[string]bool{},

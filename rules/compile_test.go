@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,33 +28,71 @@ func TestTrustedProxiesAgree(t *testing.T) {
 	}
 }
 
-// TestCompileKeepsHasherAcrossReloads: a reload keeps the hasher (hashed IDs stay stable)
-// unless the secret changed.
-func TestCompileKeepsHasherAcrossReloads(t *testing.T) {
+// TestIPv6PrefixAgrees: config/load bounds anonymise.ipv6_prefix without importing geo,
+// so its default and range must be geo.Truncate's.
+func TestIPv6PrefixAgrees(t *testing.T) {
 	ld := &load.Loader{Vocabulary: Vocabulary(), Getenv: func(string) string { return "" }}
-	compile := func(yaml string, prev *Snapshot) *Snapshot {
+	def, err := ld.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Anonymise.IPv6Prefix != geo.DefaultIPv6Prefix {
+		t.Errorf("default ipv6_prefix %d, geo says %d", def.Anonymise.IPv6Prefix, geo.DefaultIPv6Prefix)
+	}
+	for bits := geo.MinIPv6Prefix - 1; bits <= geo.MaxIPv6Prefix+1; bits++ {
+		_, err := ld.LoadBytes("t.yaml", fmt.Appendf(nil, "anonymise:\n  ipv6_prefix: %d\n", bits))
+		if want := bits >= geo.MinIPv6Prefix && bits <= geo.MaxIPv6Prefix; (err == nil) != want {
+			t.Errorf("ipv6_prefix %d: load error %v, want accepted=%v", bits, err, want)
+		}
+	}
+}
+
+// TestCompileKeepsSaltsAcrossReloads: a reload compiles on the process's hasher, so its
+// pseudonyms stay the same unless the secret changed.
+func TestCompileKeepsSaltsAcrossReloads(t *testing.T) {
+	ld := &load.Loader{Vocabulary: Vocabulary(), Getenv: func(string) string { return "" }}
+	base := NewHasher(nil)
+	compile := func(yaml string) *Snapshot {
 		t.Helper()
 		cfg, err := ld.LoadBytes("t.yaml", []byte(yaml))
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := Compile(cfg, CompileOptions{Prev: prev})
+		s, err := Compile(cfg, CompileOptions{Hasher: base})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
-	a := compile("anonymise:\n  secret: \"0123456789abcdef-one\"\n", nil)
-	b := compile("anonymise:\n  secret: \"0123456789abcdef-one\"\nmax_body_size: 2048\n", a)
-	if b.Hasher != a.Hasher {
-		t.Error("same secret: the hasher was replaced")
+	pseudonym := func(s *Snapshot) string {
+		var out Out
+		if err := s.Endpoints[0].Anon.Anonymise(&Hit{Query: []byte("tid=G-1&cid=1.2")}, "", &out); err != nil {
+			t.Fatal(err)
+		}
+		return string(out.Query)
 	}
-	c := compile("anonymise:\n  secret: \"0123456789abcdef-two\"\n", b)
-	if c.Hasher == b.Hasher {
-		t.Error("new secret: the hasher was kept")
+	const one, two = "anonymise:\n  secret: \"Jx8vQ2mL7pRz4kWn-one\"\n", "anonymise:\n  secret: \"Jx8vQ2mL7pRz4kWn-two\"\n"
+	a := compile(one)
+	b := compile(one + "max_body_size: 2048\n")
+	if pseudonym(a) != pseudonym(b) {
+		t.Error("same secret: a reload changed the pseudonyms")
+	}
+	if c := compile(two); pseudonym(c) == pseudonym(b) {
+		t.Error("new secret: the pseudonyms did not change")
 	}
 	if a.Version == b.Version {
 		t.Error("the version did not change with max_body_size")
+	}
+	cfg, err := ld.LoadBytes("t.yaml", []byte(one))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := Compile(cfg, CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pseudonym(own) == pseudonym(a) {
+		t.Error("a compile without the process's hasher hashed alike: its salt is not its own")
 	}
 }
 

@@ -177,6 +177,7 @@ const jsonSlotsOnStack = 64
 // escape analysis does not tell fields apart.
 type jsonWriter struct {
 	ip      string
+	key     *HashKey
 	scratch []byte // decoded strings, cleaned URLs, hashes
 	keyBuf  [maxNameLen]byte
 }
@@ -184,7 +185,7 @@ type jsonWriter struct {
 // anonymiseJSON appends to dst the JSON body reduced to the allow-listed paths, with
 // SetJSON and the IP field applied. An empty body stays empty. scratch is working
 // space, as in filterPairs.
-func (a *Anonymiser) anonymiseJSON(dst, body []byte, ip string, scratch []byte) ([]byte, error) {
+func (a *Anonymiser) anonymiseJSON(dst, body []byte, ip string, scratch []byte, key *HashKey) ([]byte, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return dst, nil
 	}
@@ -200,7 +201,7 @@ func (a *Anonymiser) anonymiseJSON(dst, body []byte, ip string, scratch []byte) 
 	if a.jsonSlots > len(slots) {
 		slots = make([]jsonSlot, a.jsonSlots)
 	}
-	w := jsonWriter{ip: ip, scratch: scratch}
+	w := jsonWriter{ip: ip, key: key, scratch: scratch}
 	base := len(dst)
 	// The root walk validates the whole body before anything is written.
 	out, _, end, err := a.jsonObject(&w, slots, dst, a.json, body[i:], a.set)
@@ -419,7 +420,7 @@ func (w *jsonWriter) appendKeptString(dst, raw []byte) []byte {
 
 // appendJSONHash writes the hash of v, which lives at the start of w.scratch's array.
 func (a *Anonymiser) appendJSONHash(w *jsonWriter, dst, v []byte) []byte {
-	h := a.h.AppendHash(v, v)
+	h := w.key.AppendHash(v, v)
 	return jsonscan.AppendString(dst, h[len(v):])
 }
 

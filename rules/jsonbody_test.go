@@ -12,7 +12,7 @@ import (
 // refAnonymiseJSON is the JSON path as it was before it walked the body in place:
 // decode into map[string]any, filter the map, apply SetJSON and the IP field, encode.
 // It is kept as the oracle that the in-place writer must match byte for byte.
-func refAnonymiseJSON(a *Anonymiser, ep *Endpoint, body []byte, ip string) ([]byte, error) {
+func refAnonymiseJSON(a *Anonymiser, key *HashKey, ep *Endpoint, body []byte, ip string) ([]byte, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, nil
 	}
@@ -35,7 +35,7 @@ func refAnonymiseJSON(a *Anonymiser, ep *Endpoint, body []byte, ip string) ([]by
 	if !ok {
 		return nil, errBadJSON
 	}
-	refFilterObject(a, a.json, doc, true)
+	refFilterObject(a, key, a.json, doc, true)
 	for _, p := range ep.SetJSON {
 		path := strings.Split(p.Name, ".")
 		d := json.NewDecoder(strings.NewReader(p.Value))
@@ -96,14 +96,14 @@ func refJSONDepth(b []byte) int {
 	return m
 }
 
-func refFilterObject(a *Anonymiser, n *jsonNode, m map[string]any, root bool) bool {
+func refFilterObject(a *Anonymiser, key *HashKey, n *jsonNode, m map[string]any, root bool) bool {
 	for k, v := range m {
 		c := n.fields[k]
 		if c == nil {
 			delete(m, k)
 			continue
 		}
-		nv, ok := refFilterJSON(a, c, v)
+		nv, ok := refFilterJSON(a, key, c, v)
 		if !ok {
 			delete(m, k)
 			continue
@@ -113,20 +113,20 @@ func refFilterObject(a *Anonymiser, n *jsonNode, m map[string]any, root bool) bo
 	return root || len(m) > 0
 }
 
-func refFilterJSON(a *Anonymiser, n *jsonNode, v any) (any, bool) {
+func refFilterJSON(a *Anonymiser, key *HashKey, n *jsonNode, v any) (any, bool) {
 	switch x := v.(type) {
 	case map[string]any:
 		if n.fields == nil {
 			return nil, false
 		}
-		return x, refFilterObject(a, n, x, false)
+		return x, refFilterObject(a, key, n, x, false)
 	case []any:
 		if n.elem == nil {
 			return nil, false
 		}
 		out := x[:0]
 		for _, e := range x {
-			if ev, ok := refFilterJSON(a, n.elem, e); ok {
+			if ev, ok := refFilterJSON(a, key, n.elem, e); ok {
 				out = append(out, ev)
 			}
 		}
@@ -142,14 +142,14 @@ func refFilterJSON(a *Anonymiser, n *jsonNode, v any) (any, bool) {
 			}
 			return string(b), true
 		case Hash:
-			return string(a.h.AppendHash(nil, []byte(x))), true
+			return string(key.AppendHash(nil, []byte(x))), true
 		}
 	case json.Number:
 		switch n.rule {
 		case Keep:
 			return x, true
 		case Hash:
-			return string(a.h.AppendHash(nil, []byte(x))), true
+			return string(key.AppendHash(nil, []byte(x))), true
 		}
 	case bool, nil:
 		if n.rule == Keep {
@@ -213,7 +213,7 @@ var jsonTestBodies = []string{
 }
 
 func TestAnonymiseJSONMatchesReference(t *testing.T) {
-	h := NewHasher([]byte(testSecret), testDay)
+	h := testHasher(testDay)
 	for _, ep := range jsonTestEndpoints(t) {
 		a, err := NewAnonymiser(ep, nil, nil, h)
 		if err != nil {
@@ -229,9 +229,10 @@ func TestAnonymiseJSONMatchesReference(t *testing.T) {
 
 func checkJSONReference(t *testing.T, a *Anonymiser, ep *Endpoint, body []byte, ip string) {
 	t.Helper()
-	want, wantErr := refAnonymiseJSON(a, ep, body, ip)
+	key := a.h.Key(a.scope, []byte("G-REF"), nil)
+	want, wantErr := refAnonymiseJSON(a, &key, ep, body, ip)
 	var sbuf [scratchSize]byte
-	got, err := a.anonymiseJSON([]byte("prefix"), body, ip, sbuf[:0])
+	got, err := a.anonymiseJSON([]byte("prefix"), body, ip, sbuf[:0], &key)
 	if (err == nil) != (wantErr == nil) {
 		t.Fatalf("%s %q ip %q: error %v, reference %v", ep.Name, body, ip, err, wantErr)
 	}
@@ -255,7 +256,7 @@ func TestAnonymiseJSONErrors(t *testing.T) {
 		strings.Repeat(`{"a":`, maxJSONDepth+1) + "1" + strings.Repeat("}", maxJSONDepth+1): errJSONDepth,
 		`{"n":"` + strings.Repeat("x", maxJSONBody) + `"}`:                                  errJSONSize,
 	} {
-		if _, err := a.anonymiseJSON(nil, []byte(body), "", nil); err == nil || !strings.Contains(err.Error(), want.Error()) {
+		if _, err := a.anonymiseJSON(nil, []byte(body), "", nil, &HashKey{}); err == nil || !strings.Contains(err.Error(), want.Error()) {
 			t.Errorf("%.40q: %v, want %v", body, err, want)
 		}
 	}
@@ -303,7 +304,7 @@ func FuzzAnonymiseJSON(f *testing.F) {
 		}
 	}
 	eps := jsonTestEndpoints(f)
-	hasher := NewHasher([]byte(testSecret), testDay)
+	hasher := testHasher(testDay)
 	anons := make([]*Anonymiser, len(eps))
 	for i, ep := range eps {
 		a, err := NewAnonymiser(ep, nil, nil, hasher)
@@ -333,9 +334,10 @@ func BenchmarkAnonymiseJSONReference(b *testing.B) {
 		ep, _ := EndpointByName(h.Endpoint)
 		a := testAnonymiser(b, h.Endpoint, nil, nil)
 		body := []byte(h.Body)
+		key := a.h.Key(a.scope, []byte("G-REF"), nil)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := refAnonymiseJSON(a, ep, body, "203.0.113.0"); err != nil {
+			if _, err := refAnonymiseJSON(a, &key, ep, body, "203.0.113.0"); err != nil {
 				b.Fatal(err)
 			}
 		}

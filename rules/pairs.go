@@ -17,8 +17,8 @@ var amp, eq = []byte("&"), []byte("=")
 // filterPairs appends to dst the '&'-separated pairs of src that the allow-list keeps.
 // Names are judged decoded ("cd%5Bvalue%5D" is "cd[value]"), each occurrence on its own.
 // A kept value keeps its encoding, minus bytes that could split it upstream. scratch
-// is working space for decoded values; it is returned for reuse.
-func (a *Anonymiser) filterPairs(dst, src, scratch []byte) ([]byte, []byte) {
+// is working space for decoded values; it is returned for reuse. key hashes Hash values.
+func (a *Anonymiser) filterPairs(dst, src, scratch []byte, key *HashKey) ([]byte, []byte) {
 	base := len(dst)
 	for len(src) > 0 {
 		var pair []byte
@@ -73,7 +73,7 @@ func (a *Anonymiser) filterPairs(dst, src, scratch []byte) ([]byte, []byte) {
 			dst = appendSep(dst, base)
 			dst = appendSafe(dst, rawName)
 			dst = append(dst, '=')
-			dst = a.h.AppendHash(dst, val)
+			dst = key.AppendHash(dst, val)
 		}
 	}
 	return dst, scratch
@@ -88,7 +88,7 @@ func appendSep(dst []byte, base int) []byte {
 
 // filterLines applies the allow-list to each line of a GA4 sendBeacon body. Blank lines
 // and lines left with nothing are dropped; lines are joined by "\n".
-func (a *Anonymiser) filterLines(dst, body, scratch []byte) []byte {
+func (a *Anonymiser) filterLines(dst, body, scratch []byte, key *HashKey) []byte {
 	base := len(dst)
 	for len(body) > 0 {
 		var line []byte
@@ -106,7 +106,7 @@ func (a *Anonymiser) filterLines(dst, body, scratch []byte) []byte {
 			dst = append(dst, '\n')
 		}
 		n := len(dst)
-		dst, scratch = a.filterPairs(dst, line, scratch)
+		dst, scratch = a.filterPairs(dst, line, scratch, key)
 		if len(dst) == n {
 			dst = dst[:mark]
 		}

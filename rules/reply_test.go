@@ -53,7 +53,7 @@ func TestReplyParamsNeverKept(t *testing.T) {
 			if _, ok := ep.Allow[p]; ok {
 				t.Errorf("%s: reply parameter %s is on the allow-list", ep.Name, p)
 			}
-			if _, err := NewAnonymiser(ep, []string{p}, nil, NewHasher([]byte(testSecret), testDay)); err == nil ||
+			if _, err := NewAnonymiser(ep, []string{p}, nil, NewHasher(testDay).WithSecret([]byte(testSecret))); err == nil ||
 				!strings.Contains(err.Error(), "never kept") {
 				t.Errorf("%s: anonymise.allow %s: err %v, want refused", ep.Name, p, err)
 			}
@@ -75,7 +75,7 @@ func TestReplyParamsNeverKept(t *testing.T) {
 		t.Error("Allow keeps a reply parameter: want error")
 	}
 	ep = &Endpoint{Name: "synthetic", ReplyParams: []string{"stream"}, AllowPrefix: map[string]Rule{"s": Keep}}
-	a, err := NewAnonymiser(ep, nil, nil, NewHasher([]byte(testSecret), testDay))
+	a, err := NewAnonymiser(ep, nil, nil, NewHasher(testDay).WithSecret([]byte(testSecret)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestReplyParamsNeverKept(t *testing.T) {
 // anonymise.allow gets an error at the line that says so, and the config is refused.
 func TestReplyParamInConfigIsRefused(t *testing.T) {
 	ld := &load.Loader{Vocabulary: Vocabulary(), Getenv: func(string) string { return "" }}
-	cfg, err := ld.LoadBytes("t.yaml", []byte("anonymise:\n  secret: \"0123456789abcdef-one\"\n  allow:\n    ga4: [richsstsse]\n"))
+	cfg, err := ld.LoadBytes("t.yaml", []byte("anonymise:\n  secret: \"Xp4Lq8zRw2Nc7Vt5Kj9M\"\n  allow:\n    ga4: [richsstsse]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,7 @@ func exposedFamilies(t *testing.T) exposed {
 	}
 	m.ConsentLookup(LookupCache, LookupHit)
 	m.StoreUp(true)
+	m.SaltFallback()
 	m.ConfigReload(true, time.Now())
 	m.GeoIPReload(false, time.Now(), time.Time{})
 	m.GeoIPReload(true, time.Now(), time.Now().AddDate(0, 0, -3))

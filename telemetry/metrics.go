@@ -129,6 +129,8 @@ type Metrics struct {
 	geoOKAtMs    atomic.Int64 // Unix milliseconds of the last successful GeoIP (re)load, 0 = never
 	geoBuildAtMs atomic.Int64 // build time of the database in force, Unix milliseconds, 0 = unknown
 
+	saltFallbacks atomic.Uint64 // local anonymiser salts made while the shared one was unknown
+
 	// duration is synchronous: it is recorded per upstream round trip, and measured at 0
 	// allocations with a precomputed attribute set (see UpstreamDone).
 	duration metric.Float64Histogram
@@ -368,6 +370,11 @@ func (m *Metrics) register(meter metric.Meter) error {
 				}
 				return nil
 			}),
+		counter("consentgate_anonymise_salt_fallbacks_total", "Days this instance started hashing with a salt of its own because the salt shared through Redis was not known yet (Redis did not answer); its pseudonyms differ from the other instances' until it is.", "{salt}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(clampInt64(m.saltFallbacks.Load()))
+				return nil
+			}),
 		gauge("consentgate_consent_store_up", "1 if the consent store answered its last health check, else 0 (hits are then decided fail-closed).", "1", observeBool(&m.storeUp)),
 		counter("consentgate_telemetry_dropped_observations_total", "Observations ignored because an index was out of range (a caller bug).", "{observation}",
 			func(_ context.Context, o metric.Int64Observer) error {
@@ -575,6 +582,9 @@ func (m *Metrics) ConsentLookupCount(source LookupSource, result LookupResult) u
 	}
 	return m.lookups[int(source)*int(numLookupResults)+int(result)].Load()
 }
+
+// SaltFallback records that the anonymiser made a salt of its own for lack of the shared one.
+func (m *Metrics) SaltFallback() { m.saltFallbacks.Add(1) }
 
 // StoreUp records whether the consent store answered its last health check.
 func (m *Metrics) StoreUp(up bool) { m.storeUp.Store(up) }

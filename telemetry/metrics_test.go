@@ -194,6 +194,7 @@ func baseline() map[string]float64 {
 		`consentgate_config_last_reload_success_timestamp_seconds`:                     0,
 		`consentgate_telemetry_dropped_observations_total`:                             0,
 		`consentgate_consent_store_up`:                                                 0,
+		`consentgate_anonymise_salt_fallbacks_total`:                                   0,
 		`consentgate_geoip_last_reload_successful`:                                     0,
 		`consentgate_geoip_reload_errors_total`:                                        0,
 		`consentgate_geoip_last_reload_success_timestamp_seconds`:                      0,
@@ -325,9 +326,11 @@ func TestScrapeExactSeries(t *testing.T) {
 				m.ConsentLookup(LookupRedis, LookupError)
 				m.ConsentLookup(LookupSource(9), LookupHit) // dropped
 				m.StoreUp(true)
+				m.SaltFallback()
 			},
 			want: func() map[string]float64 {
 				s := baseline()
+				s[`consentgate_anonymise_salt_fallbacks_total`] = 1
 				s[`consentgate_consent_lookups_total{result="hit",source="cache"}`] = 2
 				s[`consentgate_consent_lookups_total{result="miss",source="cache"}`] = 1
 				s[`consentgate_consent_lookups_total{result="error",source="redis"}`] = 1
@@ -553,6 +556,7 @@ func TestFamilyTypesAndHelp(t *testing.T) {
 		"consentgate_telemetry_dropped_observations_total":         dto.MetricType_COUNTER,
 		"consentgate_consent_lookups_total":                        dto.MetricType_COUNTER,
 		"consentgate_consent_store_up":                             dto.MetricType_GAUGE,
+		"consentgate_anonymise_salt_fallbacks_total":               dto.MetricType_COUNTER,
 		"consentgate_signal_errors_total":                          dto.MetricType_COUNTER,
 	}
 	for _, name := range slices.Sorted(maps.Keys(got)) {

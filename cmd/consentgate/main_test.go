@@ -256,8 +256,43 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// TestDeployExampleConfigChecks: the deploy example passes check as shipped (its secrets
+// come from the environment), with generated secrets in the environment too, and is
+// refused with the placeholder an older version of it showed.
 func TestDeployExampleConfigChecks(t *testing.T) {
-	if out, code := runCmd(t, nil, "check", "--config", "../../deploy/consentgate.example.yaml"); code != 0 || strings.TrimSpace(out) != "ok" {
+	const example = "../../deploy/consentgate.example.yaml"
+	if out, code := runCmd(t, nil, "check", "--config", example); code != 0 || strings.TrimSpace(out) != "ok" {
 		t.Errorf("deploy example config: exit %d\n%s", code, out)
+	}
+	generated := []string{"CONSENTGATE_ADMIN_TOKEN=Yk3pW8vZq1Lx6Tn9Rb4Hc2Mj7Fs5Dg0a", "CONSENTGATE_ANONYMISE_SECRET=Qm8Rz3Lw6Xv1Kc9Tn4Hb7Pj2Fs5Dy0Gk"}
+	if out, code := runCmd(t, generated, "check", "--config", example); code != 0 || strings.TrimSpace(out) != "ok" {
+		t.Errorf("deploy example with generated secrets: exit %d\n%s", code, out)
+	}
+	out, code := runCmd(t, []string{"CONSENTGATE_ADMIN_TOKEN=replace-me-with-32-random-characters"}, "check", "--config", example)
+	if code != 1 || !strings.Contains(out, "$CONSENTGATE_ADMIN_TOKEN: admin_token: is the example value") {
+		t.Errorf("deploy example with the old placeholder token: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "replace-me") {
+		t.Errorf("the message repeats the secret:\n%s", out)
+	}
+}
+
+// TestCheckRefusesWeakSecrets: check names the file, line and column of a placeholder or
+// guessable secret and never repeats it.
+func TestCheckRefusesWeakSecrets(t *testing.T) {
+	bad := writeFile(t, "weak.yaml", "admin_token: \"change-me-to-a-long-random-string\"\nanonymise:\n  secret: \"hunter2hunter2hunter2hunter2\"\n")
+	out, code := runCmd(t, nil, "check", "--config", bad)
+	if code != 1 {
+		t.Errorf("exit %d, want 1:\n%s", code, out)
+	}
+	for _, want := range []string{bad + ":1:14: admin_token: is the example value", bad + ":3:11: anonymise.secret: too guessable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"change-me", "hunter2"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the output repeats a secret:\n%s", out)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 )
 
 func checkHostPort(s string) error {
@@ -56,13 +55,6 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-func checkSecret(s, why string) error {
-	if n := utf8.RuneCountInString(s); n < 16 {
-		return fmt.Errorf("too short (%d characters): use at least 16, since %s", n, why)
-	}
-	return nil
-}
-
 // Optional values (admin_token, anonymise.secret, geo.database, consent.cookie_domain)
 // take "" as unset, so a templated config can leave them blank.
 
@@ -70,7 +62,7 @@ func checkAdminToken(s string) error {
 	if s == "" {
 		return nil
 	}
-	if err := checkSecret(s, "it guards reading and erasing visitors' consent records"); err != nil {
+	if err := checkSecretStrength(s, "it guards reading and erasing visitors' consent records"); err != nil {
 		return err
 	}
 	for _, c := range []byte(s) {
@@ -85,7 +77,7 @@ func checkAnonymiseSecret(s string) error {
 	if s == "" {
 		return nil
 	}
-	return checkSecret(s, "it keys the hash of identifiers, and a short key lets anyone recompute the hashes")
+	return checkSecretStrength(s, "with a day's salt it lets anyone test client IDs against that day's pseudonyms")
 }
 
 func checkLogLevel(s string) error {

@@ -119,6 +119,9 @@ var scalarKeys = []scalarKey{
 	{"signals.tcf.grant_from", "api or hits", func(c *config.Config, s string) error {
 		return setString(&c.Signals.TCF.GrantFrom, s, func(s string) error { return checkEnum(s, "value", "api", "hits") })
 	}},
+	{"anonymise.ipv6_prefix", "a prefix length", func(c *config.Config, s string) error {
+		return setInt(&c.Anonymise.IPv6Prefix, s, 32, 64, " (bits of an IPv6 address kept)")
+	}},
 	{"signals.cmp.use_as_state", "true or false", func(c *config.Config, s string) error { return setBool(&c.Signals.CMP.UseAsState, s) }},
 	{"telemetry.otlp.endpoint", "an http(s) URL", func(c *config.Config, s string) error {
 		return setString(&c.Telemetry.OTLP.Endpoint, s, checkOTLPEndpoint)

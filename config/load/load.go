@@ -66,8 +66,9 @@ func defaultConfig() *config.Config {
 			Cache:        config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100_000},
 			Receipts:     config.ReceiptsConfig{MaxLen: 100, TTL: 790 * day},
 		},
-		Upstream: config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
-		Signals:  config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
+		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
+		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48},
 		Telemetry: config.TelemetryConfig{
 			OTLP:   config.OTLPConfig{Interval: 30 * time.Second},
 			Traces: config.TracesConfig{SampleRatio: 0.01},

@@ -153,7 +153,7 @@ func TestLoadGoodFull(t *testing.T) {
 	want := &config.Config{
 		Listen:         "0.0.0.0:8443",
 		AdminListen:    "[::1]:9191",
-		AdminToken:     "s3cr3t-admin-token-0123456789",
+		AdminToken:     "Vq7rK2xLm9PzW4nTb8HcY3dJf6sGa",
 		TrustedProxies: []string{"10.0.0.0/8", "192.168.1.7", "2001:db8::/32"},
 		ReadTimeout:    3 * time.Second,
 		WriteTimeout:   90 * time.Second,
@@ -187,9 +187,10 @@ func TestLoadGoodFull(t *testing.T) {
 			"matomo": "https://analytics.example.com/matomo/",
 		},
 		Anonymise: config.AnonymiseConfig{
-			Secret:    "0123456789abcdef0123",
-			URLParams: []string{"lang", "page"},
-			Allow:     map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
+			Secret:     "Xp4Lq8zRw2Nc7Vt5Kj9M",
+			IPv6Prefix: 56,
+			URLParams:  []string{"lang", "page"},
+			Allow:      map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
 		},
 		Policy: config.PolicyConfig{
 			Table: config.PolicyTable{
@@ -199,9 +200,9 @@ func TestLoadGoodFull(t *testing.T) {
 			Vendors: map[string]config.PolicyTable{"matomo": {"opt_in": {"unset": {"statistics": "forward"}}}},
 		},
 		Routes: []config.RouteConfig{
-			{Path: "/ads/*", Endpoint: "google_ads_conversion", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 92, Col: 5}},
-			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 94, Col: 5}},
-			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 97, Col: 5}},
+			{Path: "/ads/*", Endpoint: "google_ads_conversion", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 93, Col: 5}},
+			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 95, Col: 5}},
+			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 98, Col: 5}},
 		},
 		Signals: config.SignalsConfig{
 			TCF: config.TCFConfig{
@@ -235,11 +236,11 @@ func TestLoadGoodFull(t *testing.T) {
 		"consent.cache.negative_ttl":                    "testdata/config/good/full.yaml:57:19",
 		"consent.receipts.ttl":                          "testdata/config/good/full.yaml:61:10",
 		"upstreams.matomo":                              "testdata/config/good/full.yaml:69:11",
-		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:75:25",
-		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:80:19",
-		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:89:23",
-		"routes.1":                                      "testdata/config/good/full.yaml:94:5",
-		"routes.1.host":                                 "testdata/config/good/full.yaml:95:11",
+		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:76:25",
+		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:81:19",
+		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:90:23",
+		"routes.1":                                      "testdata/config/good/full.yaml:95:5",
+		"routes.1.host":                                 "testdata/config/good/full.yaml:96:11",
 	})
 }
 
@@ -392,6 +393,7 @@ func TestDefault(t *testing.T) {
 		},
 		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
+		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
@@ -416,6 +418,7 @@ func TestEnvNames(t *testing.T) {
 		"CONSENTGATE_CONSENT_CACHE_TTL", "CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL", "CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES",
 		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN", "CONSENTGATE_CONSENT_RECEIPTS_TTL",
 		"CONSENTGATE_UPSTREAM_TIMEOUT", "CONSENTGATE_UPSTREAM_MAX_CONNS", "CONSENTGATE_ANONYMISE_SECRET",
+		"CONSENTGATE_ANONYMISE_IPV6_PREFIX",
 		"CONSENTGATE_TRUSTED_PROXIES", "CONSENTGATE_SERVER_SIDE_TRUSTED_SENDERS", "CONSENTGATE_ALLOWED_ORIGINS", "CONSENTGATE_ANONYMISE_URL_PARAMS",
 		"CONSENTGATE_CONSENT_REDIS_ADDRS",
 	}
@@ -430,7 +433,7 @@ func TestEnvOverrides(t *testing.T) {
 	useEnv(t, map[string]string{
 		"CONSENTGATE_LISTEN":                       "127.0.0.1:8081",
 		"CONSENTGATE_ADMIN_LISTEN":                 ":0",
-		"CONSENTGATE_ADMIN_TOKEN":                  "env-token-0123456789abcdef",
+		"CONSENTGATE_ADMIN_TOKEN":                  "Hb6Tq1zWm8Kx3Rc5Vn9Lp2Yd7F",
 		"CONSENTGATE_READ_TIMEOUT":                 "7s",
 		"CONSENTGATE_WRITE_TIMEOUT":                "8s",
 		"CONSENTGATE_MAX_BODY_SIZE":                "2048",
@@ -462,7 +465,8 @@ func TestEnvOverrides(t *testing.T) {
 		"CONSENTGATE_CONSENT_RECEIPTS_TTL":         "30d",
 		"CONSENTGATE_UPSTREAM_TIMEOUT":             "1s",
 		"CONSENTGATE_UPSTREAM_MAX_CONNS":           "8",
-		"CONSENTGATE_ANONYMISE_SECRET":             "env-secret-0123456789",
+		"CONSENTGATE_ANONYMISE_SECRET":             "Zr5Nw9Qc2Lx7Tb4Mk8Hv3",
+		"CONSENTGATE_ANONYMISE_IPV6_PREFIX":        "40",
 		"CONSENTGATE_TRUSTED_PROXIES":              " 10.1.0.0/16, ,::1 ",
 		"CONSENTGATE_ALLOWED_ORIGINS":              "https://a.example.com,https://b.example.com:8443",
 		"CONSENTGATE_ANONYMISE_URL_PARAMS":         "x",
@@ -476,7 +480,7 @@ func TestEnvOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &config.Config{
-		Listen: "127.0.0.1:8081", AdminListen: ":0", AdminToken: "env-token-0123456789abcdef",
+		Listen: "127.0.0.1:8081", AdminListen: ":0", AdminToken: "Hb6Tq1zWm8Kx3Rc5Vn9Lp2Yd7F",
 		TrustedProxies: []string{"10.1.0.0/16", "::1"},
 		ReadTimeout:    7 * time.Second, WriteTimeout: 8 * time.Second,
 		MaxBodySize: 2048, AllowedOrigins: []string{"https://a.example.com", "https://b.example.com:8443"},
@@ -494,7 +498,7 @@ func TestEnvOverrides(t *testing.T) {
 		},
 		Upstream:  config.UpstreamConfig{Timeout: time.Second, MaxConns: 8},
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
-		Anonymise: config.AnonymiseConfig{Secret: "env-secret-0123456789", URLParams: []string{"x"}},
+		Anonymise: config.AnonymiseConfig{Secret: "Zr5Nw9Qc2Lx7Tb4Mk8Hv3", IPv6Prefix: 40, URLParams: []string{"x"}},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)

@@ -25,7 +25,7 @@ var (
 	consentCacheKeys = []string{"ttl", "negative_ttl", "max_entries"}
 	receiptsKeys     = []string{"max_len", "ttl"}
 	upstreamKeys     = []string{"timeout", "max_conns"}
-	anonymiseKeys    = []string{"secret", "url_params", "allow"}
+	anonymiseKeys    = []string{"secret", "ipv6_prefix", "url_params", "allow"}
 	routeKeys        = []string{"path", "host", "endpoint", "disabled"}
 	signalsKeys      = []string{"tcf", "cmp"}
 	serverSideKeys   = []string{"trusted_senders"}

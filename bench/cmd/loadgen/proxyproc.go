@@ -17,8 +17,8 @@ import (
 )
 
 const (
-	benchAdminToken = "bench-admin-token-0123456789"
-	benchSecret     = "bench-secret-0123456789abcdef"
+	benchAdminToken = "Bn5Wq9Lx2Kz7Vc3Rm8Tb1Hp4Jd6S"
+	benchSecret     = "Bs2Xk7Lq4Vz9Wn1Rc6Tm3Hb8Jp5D"
 )
 
 // Every vendor goes to the sink: the benchmark must never send a hit off the machine.
