@@ -903,21 +903,23 @@ func TestRedisStoreSubscribeHealth(t *testing.T) {
 	srv := redistest.Start(t)
 	addrs := []string{srv.Addr}
 	a, b := newRedisStore(t, addrs, nil), newRedisStore(t, addrs, nil)
-	b.healthEvery = 50 * time.Millisecond
+	// Long enough that a loaded test machine (-race, every package at once) answers each
+	// PING within its period; a missed one would be a replaced subscription, not a bug.
+	b.healthEvery = 250 * time.Millisecond
 	long := CacheOptions{TTL: time.Hour, NegativeTTL: time.Hour}
 	ca, cb := NewCache(a, long), NewCache(b, long)
 	mon := redistest.Monitor(t, srv.Addr)
 	sub := subscribe(t, b, cb)
 	sub.awaitResets(t, 1, "B subscribed")
 
-	// Ten quiet periods, each ended by a PING. B sends the next PING on the same
+	// Four quiet periods, each ended by a PING. B sends the next PING on the same
 	// connection only if the last one was answered (else it resubscribes, with a reset).
-	awaitPings(t, mon, pubsubClient(t, srv.Addr), 10)
+	awaitPings(t, mon, pubsubClient(t, srv.Addr), 4)
 	if n := sub.resetCount(); n != 1 {
 		t.Fatalf("%d resets on a quiet but healthy subscription, want 1", n)
 	}
 
-	if _, err := redistest.Do(srv.Addr, "CLIENT", "PAUSE", "500", "ALL"); err != nil {
+	if _, err := redistest.Do(srv.Addr, "CLIENT", "PAUSE", "1000", "ALL"); err != nil {
 		t.Fatal(err)
 	}
 	// Reset 2: the unanswered PING ended the subscription; 3: B subscribed again.
