@@ -119,6 +119,12 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 		applyPolicy(&policies[i], cfg.Policy.Vendors[v])
 	}
 
+	anonOpts := AnonymiseOptions{
+		URLParams:     cfg.Anonymise.URLParams,
+		PathTemplates: cfg.Anonymise.PathTemplates,
+		SiteHosts:     siteHosts(cfg),
+		DropText:      cfg.Anonymise.FreeText == "drop",
+	}
 	cat := Builtin()
 	s.Endpoints = make([]CompiledEndpoint, len(cat))
 	byName := map[string]int{}
@@ -134,7 +140,9 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 		if err := ce.setUpstream(base); err != nil {
 			fail(key, "%v", err)
 		}
-		anon, err := NewAnonymiser(ep, cfg.Anonymise.Allow[ep.Vendor], cfg.Anonymise.URLParams, hasher)
+		opts := anonOpts
+		opts.Allow = cfg.Anonymise.Allow[ep.Vendor]
+		anon, err := NewAnonymiserWith(ep, opts, hasher)
 		if err != nil {
 			fail("anonymise.allow."+ep.Vendor, "%v", err)
 		}
@@ -174,6 +182,19 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 		return nil, errors.Join(errs...)
 	}
 	return s, nil
+}
+
+// siteHosts are anonymise.site_hosts and the hosts of allowed_origins: the origins
+// that may call the consent API are the site's own, so a referrer from one of them is
+// internal navigation.
+func siteHosts(cfg *config.Config) []string {
+	hosts := slices.Clone(cfg.Anonymise.SiteHosts)
+	for _, o := range cfg.AllowedOrigins {
+		if u, err := url.Parse(o); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	return hosts
 }
 
 // jurisdictionGroups merges the configured groups into the built-in ones (or replaces

@@ -116,6 +116,9 @@ var scalarKeys = []scalarKey{
 		return setInt(&c.Upstream.MaxConns, s, 1, 100_000, "")
 	}},
 	{"anonymise.secret", "a secret", func(c *config.Config, s string) error { return setString(&c.Anonymise.Secret, s, checkAnonymiseSecret) }},
+	{"anonymise.free_text", "scrub or drop", func(c *config.Config, s string) error {
+		return setString(&c.Anonymise.FreeText, s, checkFreeText)
+	}},
 	{"signals.cmp.use_as_state", "true or false", func(c *config.Config, s string) error { return setBool(&c.Signals.CMP.UseAsState, s) }},
 	{"telemetry.otlp.endpoint", "an http(s) URL", func(c *config.Config, s string) error {
 		return setString(&c.Telemetry.OTLP.Endpoint, s, checkOTLPEndpoint)
@@ -155,6 +158,8 @@ var listKeys = []listKey{
 	{"trusted_proxies", "CIDRs or IP addresses", checkTrustedProxy, func(c *config.Config) *[]string { return &c.TrustedProxies }},
 	{"allowed_origins", "origins", checkOrigin, func(c *config.Config) *[]string { return &c.AllowedOrigins }},
 	{"anonymise.url_params", "parameter names", checkParamName, func(c *config.Config) *[]string { return &c.Anonymise.URLParams }},
+	{"anonymise.path_templates", "path templates", checkPathTemplate, func(c *config.Config) *[]string { return &c.Anonymise.PathTemplates }},
+	{"anonymise.site_hosts", "host names", checkSiteHost, func(c *config.Config) *[]string { return &c.Anonymise.SiteHosts }},
 	{"consent.redis.addrs", "host:port addresses", checkRedisAddr, func(c *config.Config) *[]string { return &c.Consent.Redis.Addrs }},
 }
 

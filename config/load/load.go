@@ -66,7 +66,8 @@ func defaultConfig() *config.Config {
 			Cache:        config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100_000},
 			Receipts:     config.ReceiptsConfig{MaxLen: 100, TTL: 790 * day},
 		},
-		Upstream: config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
+		Anonymise: config.AnonymiseConfig{FreeText: "scrub"},
 		Telemetry: config.TelemetryConfig{
 			OTLP:   config.OTLPConfig{Interval: 30 * time.Second},
 			Traces: config.TracesConfig{SampleRatio: 0.01},
