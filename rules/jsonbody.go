@@ -471,8 +471,10 @@ func (a *Anonymiser) jsonString(w *jsonWriter, dst []byte, spec *Value, raw []by
 		if a.dropText {
 			return dst, omit
 		}
-		var text []byte
-		_, text = a.appendText(s, s, spec.Max)
+		_, text, ok := a.appendText(s, s, spec.Max)
+		if !ok {
+			return dst, misfit
+		}
 		return jsonscan.AppendString(dst, text), keep
 	default:
 		buf, verd = a.appendSmall(s, s, spec)

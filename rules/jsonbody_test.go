@@ -183,7 +183,10 @@ func refFilterJSON(a *Anonymiser, n *jsonNode, v any, st *hitState) (any, bool) 
 			if a.dropText {
 				return nil, false
 			}
-			_, b = a.appendText(nil, []byte(x), spec.Max)
+			var ok bool
+			if _, b, ok = a.appendText(nil, []byte(x), spec.Max); !ok {
+				return nil, false
+			}
 		default:
 			b, verd = a.appendSmall(nil, []byte(x), spec)
 		}

@@ -94,7 +94,10 @@ func (a *Anonymiser) appendPairValue(dst, raw []byte, v *Value, scratch []byte, 
 			return dst, buf[:0], omit
 		}
 		var text []byte
-		buf, text = a.appendText(buf, val, v.Max)
+		var ok bool
+		if buf, text, ok = a.appendText(buf, val, v.Max); !ok {
+			return dst, buf[:0], misfit
+		}
 		dst = appendComponent(dst, text)
 	default:
 		buf, verd = a.appendSmall(buf, val, v)
@@ -137,13 +140,17 @@ func verdictOf(b []byte, ok bool) ([]byte, verdict) {
 }
 
 // appendText appends to buf the free text val decoded to the end (decodeFix), scrubbed
-// and cut to max bytes, and returns buf and the text.
-func (a *Anonymiser) appendText(buf, val []byte, max int) ([]byte, []byte) {
+// and cut to max bytes, and returns buf and the text; ok is false for text that stays
+// encoded past decodeFix's rounds.
+func (a *Anonymiser) appendText(buf, val []byte, max int) ([]byte, []byte, bool) {
 	start := len(buf)
-	buf = decodeFix(buf, val)
+	buf, ok := decodeFix(buf, val)
+	if !ok {
+		return buf, nil, false
+	}
 	mid := len(buf)
-	buf, _ = scrubText(buf, buf[start:mid], escNone)
-	return buf, cutText(buf[mid:], max)
+	buf, _ = scrubCut(buf, buf[start:mid], max)
+	return buf, buf[mid:], true
 }
 
 // looksIdentifying reports a name-like token the scrubber would change: one holding a

@@ -15,6 +15,7 @@
 package rules
 
 import (
+	"bytes"
 	"unicode"
 	"unicode/utf8"
 )
@@ -79,6 +80,23 @@ func (w *textWriter) bytes(dst, b []byte) []byte {
 	return dst
 }
 
+// visible writes s without its invisible runes, white space collapsed as everywhere
+// else (a numeric run can hold spaces).
+func (w *textWriter) visible(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		r, n := decodeFolded(s[i:])
+		switch {
+		case r < 0:
+		case unicode.IsSpace(r):
+			w.pending = true
+		default:
+			dst = w.bytes(dst, s[i:i+n])
+		}
+		i += n
+	}
+	return dst
+}
+
 func (w *textWriter) byte(dst []byte, c byte) []byte {
 	dst = w.flush(dst)
 	w.wrote = true
@@ -114,19 +132,92 @@ func pathSafe(c byte) bool {
 	return false
 }
 
+// maxScrubPasses bounds the passes of scrubText (see there); in practice the second
+// pass finds nothing.
+const maxScrubPasses = 8
+
 // scrubText appends s to dst with identifiers replaced by placeholders, written as esc
 // says. changed reports whether a placeholder was written.
+//
+// Invisible characters go first, so that none can split what the scrubber looks for.
+// Then it scrubs in passes until a pass replaces nothing: a placeholder splits the word
+// it was cut from, and what is left of the word is judged again on its own (a token
+// that was hidden behind a digit run is a token once the run is ":id"). So scrubbing
+// what scrubText wrote changes nothing. The passes run after dst's end, in escNone, and
+// the result is moved back and escaped.
 func scrubText(dst, s []byte, esc escMode) ([]byte, bool) {
-	w := textWriter{esc: esc}
+	start := len(dst)
+	// Taking an invisible rune out can join the bytes around it into a new one, so
+	// that repeats until none is left; every round is shorter.
+	for hasInvisible(s) {
+		from := len(dst)
+		for i := 0; i < len(s); {
+			r, n := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && n <= 1 || !invisible(r) {
+				dst = append(dst, s[i:i+n]...)
+			}
+			i += n
+		}
+		s = dst[from:]
+	}
+	changed := false
+	for pass := 0; pass < maxScrubPasses; pass++ {
+		from := len(dst)
+		var c bool
+		dst, c = scrubPass(dst, s)
+		s = dst[from:]
+		if !c {
+			break
+		}
+		changed = true
+	}
+	if esc != escNone {
+		from := len(dst)
+		w := textWriter{esc: esc}
+		for _, c := range s {
+			dst = w.raw(dst, c)
+		}
+		s = dst[from:]
+	}
+	n := copy(dst[start:], s)
+	return dst[:start+n], changed
+}
+
+// hasInvisible reports whether s holds a rune invisible drops.
+func hasInvisible(s []byte) bool {
 	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < ' ' && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				return true
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if invisible(r) {
+			return true
+		}
+		i += n
+	}
+	return false
+}
+
+// scrubPass is one pass of scrubText over text without invisible runes. A placeholder
+// a previous pass wrote is kept as it is, and is a boundary.
+func scrubPass(dst, s []byte) ([]byte, bool) {
+	w := textWriter{}
+	for i := 0; i < len(s); {
+		if s[i] == ':' {
+			if n := placeholderAt(s[i:]); n > 0 {
+				dst = w.bytes(dst, s[i:i+n])
+				i += n
+				continue
+			}
+		}
 		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size <= 1 {
 			dst = w.byte(dst, s[i])
 			i++
-			continue
-		}
-		if invisible(r) {
-			i += size
 			continue
 		}
 		switch f := fold(r); {
@@ -153,6 +244,19 @@ func scrubText(dst, s []byte, esc escMode) ([]byte, bool) {
 		i += size
 	}
 	return dst, w.changed
+}
+
+// placeholders are the placeholders of this file; none is a prefix of another.
+var placeholders = [...]string{phEmail, phPhone, phCard, phIBAN, phIP, phUUID, phToken, phID}
+
+// placeholderAt reports the length of a placeholder at the start of s.
+func placeholderAt(s []byte) int {
+	for _, p := range placeholders {
+		if len(s) >= len(p) && string(s[:len(p)]) == p {
+			return len(p)
+		}
+	}
+	return 0
 }
 
 // fold maps the look-alikes of the characters the scrubber looks for onto them.
@@ -246,6 +350,14 @@ func (w *textWriter) word(dst, s []byte) []byte {
 		end--
 	}
 	body, tail := s[:end], s[end:]
+	// key=value: each side on its own, so "key=" survives a token after it (a trailing
+	// "=" is base64 padding, part of the token).
+	if eq := bytes.IndexByte(body, '='); eq > 0 && eq < len(body)-1 && body[eq+1] != '=' {
+		dst = w.word(dst, body[:eq])
+		dst = w.byte(dst, '=')
+		dst = w.word(dst, body[eq+1:])
+		return w.bytes(dst, tail)
+	}
 	switch {
 	case isEmail(body):
 		dst = w.placeholder(dst, phEmail)
@@ -327,7 +439,7 @@ func (w *textWriter) digitRuns(dst, s []byte) []byte {
 			continue
 		}
 		if !isDigitRune(r) {
-			dst = w.bytes(dst, s[i:i+n])
+			dst = w.visible(dst, s[i:i+n])
 			i += n
 			continue
 		}
@@ -345,7 +457,7 @@ func (w *textWriter) digitRuns(dst, s []byte) []byte {
 		if digits >= minDigitRun {
 			dst = w.placeholder(dst, phID)
 		} else {
-			dst = w.bytes(dst, s[i:j])
+			dst = w.visible(dst, s[i:j])
 		}
 		i = j
 	}
@@ -450,11 +562,11 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		i, end, digits, groups, group, first, last int
 		maxGroup                                   int
 		sep                                        byte // the first separator between groups
-		plus                                       = s[0] == '+'
+		plus                                       bool
 		luhnOK, dots                               = true, true
 	)
-	if plus {
-		i = 1
+	if r, n := decodeFolded(s); r == '+' {
+		plus, i = true, n
 	}
 	endGroup := func() {
 		if groups == 0 {
@@ -484,18 +596,34 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		if group == 0 {
 			break
 		}
-		// One separator, or two around a parenthesis: "(555) 123-4567".
-		j, this := i, byte(0)
-		for j < len(s) && j-i < 2 {
-			c := s[j]
-			if c != ' ' && c != '-' && c != '.' && c != '/' && c != '(' && c != ')' ||
-				j > i && c != ' ' && c != '(' && s[j-1] != ')' {
-				break
+		// A separator: a run of white space, one of '-', '.', '/', and parentheses,
+		// up to three of these ("(555) 123", "555 - 1234"), one of "-./" at most.
+		j, this, tokens, punct := i, byte(0), 0, false
+		for j < len(s) && tokens < 3 {
+			r, n := decodeFolded(s[j:])
+			switch {
+			case r >= 0 && unicode.IsSpace(r):
+				for j < len(s) {
+					if r, n := decodeFolded(s[j:]); r < 0 || unicode.IsSpace(r) {
+						j += n
+						continue
+					}
+					break
+				}
+				if this == 0 {
+					this = ' '
+				}
+				tokens++
+				continue
+			case (r == '-' || r == '.' || r == '/') && !punct:
+				this, punct = byte(r), true
+			case r == '(' || r == ')':
+			default:
+				tokens = 3 // not a separator: stop
+				continue
 			}
-			if c != '(' && c != ')' {
-				this = c
-			}
-			j++
+			j += n
+			tokens++
 		}
 		if j == i || j >= len(s) {
 			break
@@ -536,7 +664,7 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		groups == 2 && digits == 7 && first == 3 && last == 4 && sep == '-':
 		dst = w.placeholder(dst, phPhone)
 	case maxGroup < minDigitRun:
-		dst = w.bytes(dst, run)
+		dst = w.visible(dst, run)
 	default:
 		dst = w.digitRuns(dst, run)
 	}
@@ -624,23 +752,41 @@ func ibanValid(c []byte) bool {
 func isDigitByte(c byte) bool { return '0' <= c && c <= '9' }
 func isAlnumByte(c byte) bool { return isDigitByte(c) || isASCIILetter(c) }
 
-// maxDecodeRounds bounds decodeFix: an identifier encoded three times over is as
+// maxDecodeRounds bounds decodeFix: an identifier encoded four times over is as
 // readable to whoever stores it as one encoded once, and no honest value needs more.
 const maxDecodeRounds = 4
 
-// decodeFix appends s to dst with percent-escapes decoded until none is left (or
-// maxDecodeRounds), so "jane%2540doe.com" is seen as "jane@doe.com". A '%' that starts
-// no valid escape stays ("100% cotton"); '+' stays (it was decoded once already, where
-// it meant a space). The result is dst[start:].
-func decodeFix(dst, s []byte) []byte {
+// decodeFix appends s to dst decoded until nothing is left to decode: percent-escapes
+// decoded and invisible runes removed, over and over, since either can uncover the
+// other ("%25%E2%80%8B40" is "%40" once the zero-width space goes, and "@" then). So
+// "jane%2540doe.com" is seen as "jane@doe.com". A '%' that starts no valid escape stays
+// ("100% cotton"); '+' stays (it was decoded once already, where it meant a space).
+// ok is false when escapes are left after maxDecodeRounds: the value is hiding
+// something, and goes. The result is dst[len(dst):].
+func decodeFix(dst, s []byte) ([]byte, bool) {
 	start := len(dst)
 	dst = append(dst, s...)
-	for round := 0; round < maxDecodeRounds; round++ {
+	for round := 0; ; {
 		cur := dst[start:]
-		if !hasEscape(cur) {
-			break
+		if hasInvisible(cur) { // in place: the output is never longer than the input
+			o := 0
+			for i := 0; i < len(cur); {
+				r, n := utf8.DecodeRune(cur[i:])
+				if r == utf8.RuneError && n <= 1 || !invisible(r) {
+					o += copy(cur[o:], cur[i:i+n])
+				}
+				i += n
+			}
+			dst = dst[:start+o]
+			continue
 		}
-		// Decode in place: the output is never longer than the input.
+		if !hasEscape(cur) {
+			return dst, true
+		}
+		if round == maxDecodeRounds {
+			return dst, false
+		}
+		round++
 		o := 0
 		for i := 0; i < len(cur); i++ {
 			c := cur[i]
@@ -653,7 +799,6 @@ func decodeFix(dst, s []byte) []byte {
 		}
 		dst = dst[:start+o]
 	}
-	return dst
 }
 
 func hasEscape(s []byte) bool {
@@ -663,6 +808,28 @@ func hasEscape(s []byte) bool {
 		}
 	}
 	return false
+}
+
+// scrubCut appends s scrubbed and cut to at most max bytes. Cutting can leave a piece
+// of a word that reads differently on its own (the tail of a token, shorter than the
+// run it was part of), so the cut text is scrubbed again until a pass changes nothing
+// and it fits: what scrubCut writes, scrubbed again, stays the same.
+func scrubCut(dst, s []byte, max int) ([]byte, bool) {
+	start := len(dst)
+	dst, changed := scrubText(dst, s, escNone)
+	for round := 0; round < maxScrubPasses && len(dst)-start > max; round++ {
+		cut := cutText(dst[start:], max)
+		mid := len(dst)
+		var c bool
+		dst, c = scrubText(dst, cut, escNone)
+		changed = changed || c
+		n := copy(dst[start:], dst[mid:])
+		dst = dst[:start+n]
+	}
+	if len(dst)-start > max {
+		dst = dst[:start+len(cutText(dst[start:], max))]
+	}
+	return dst, changed
 }
 
 // cutText cuts s to at most max bytes without splitting a UTF-8 sequence.
@@ -679,5 +846,5 @@ func cutText(s []byte, max int) []byte {
 			break
 		}
 	}
-	return s
+	return bytes.TrimRight(s, " ")
 }

@@ -13,6 +13,7 @@ package rules
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"strings"
 
 	"github.com/consentgate/consentgate/config"
@@ -304,7 +305,11 @@ func (a *Anonymiser) appendCleanPath(dst, path []byte) []byte {
 			dst = append(dst, a.templateNames[marks[k]-1]...)
 		case len(seg) > 0:
 			var db [256]byte
-			dst, _ = scrubText(dst, decodeFix(db[:0], seg), escPath)
+			if d, ok := decodeFix(db[:0], seg); ok {
+				dst, _ = scrubText(dst, d, escPath)
+			} else {
+				dst = append(dst, phToken...)
+			}
 		}
 		if next < 0 {
 			break
@@ -340,7 +345,9 @@ func (a *Anonymiser) matchTemplates(path []byte, marks *[maxTemplateSegs]uint8) 
 			}
 			if lit := tp.lits[k]; lit != "" {
 				var db [256]byte
-				if !bytes.EqualFold(decodeFix(db[:0], seg), []byte(lit)) {
+				// Compared as the scrubber will write it: decoded, without the
+				// white space it trims.
+				if d, _ := decodeFix(db[:0], seg); !bytes.EqualFold(bytes.TrimSpace(d), []byte(lit)) {
 					break
 				}
 			} else if len(seg) == 0 {
@@ -386,12 +393,13 @@ func (a *Anonymiser) appendCleanQuery(dst, query []byte) []byte {
 		if !ok {
 			continue
 		}
-		v = decodeFix(db[:0], v)
+		if v, ok = decodeFix(db[:0], v); !ok {
+			continue
+		}
 		if i := bytes.IndexAny(v, ";&"); i >= 0 {
 			v = v[:i]
 		}
-		clean, changed := scrubText(sb[:0], v, escNone)
-		clean = cutText(clean, maxCampaignValue)
+		clean, changed := scrubCut(sb[:0], v, maxCampaignValue)
 		if len(clean) == 0 || changed && a.dropText {
 			continue
 		}
@@ -405,17 +413,58 @@ func (a *Anonymiser) appendCleanQuery(dst, query []byte) []byte {
 	return dst
 }
 
-// validHost accepts a registered name, IPv4 or bracketed IPv6 host with an optional
-// port, and IDN bytes; anything else means the value is not a URL we understand.
+// validHost accepts a registered name (IDN bytes included), an IPv4 address or a
+// bracketed IPv6 address, with an optional numeric port; anything else means the value
+// is not a URL we understand.
 func validHost(h []byte) bool {
-	if len(h) == 0 || h[0] == ':' {
+	if len(h) == 0 {
 		return false
 	}
-	for _, c := range h {
+	host, port, hasPort := h, []byte(nil), false
+	if h[0] == '[' {
+		end := bytes.IndexByte(h, ']')
+		if end < 2 {
+			return false
+		}
+		for _, c := range h[1:end] {
+			if !isHex(c) && c != ':' && c != '.' {
+				return false
+			}
+		}
+		// The copy is an allocation, on this rare path only: ParseAddr keeps its
+		// argument in its error.
+		if ip, err := netip.ParseAddr(string(h[1:end])); err != nil || !ip.Is6() {
+			return false
+		}
+		rest := h[end+1:]
+		if len(rest) > 0 && (rest[0] != ':' || !validPort(rest[1:])) {
+			return false
+		}
+		return true
+	}
+	if i := bytes.LastIndexByte(h, ':'); i >= 0 {
+		host, port, hasPort = h[:i], h[i+1:], true
+	}
+	if len(host) == 0 || hasPort && !validPort(port) {
+		return false
+	}
+	for _, c := range host {
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c >= 0x80:
-		case c == '-', c == '.', c == '_', c == ':', c == '[', c == ']':
+		case c == '-', c == '.', c == '_':
 		default:
+			return false
+		}
+	}
+	return true
+}
+
+func validPort(p []byte) bool {
+	if len(p) == 0 || len(p) > 5 {
+		return false
+	}
+	for _, c := range p {
+		if !isDigitByte(c) {
 			return false
 		}
 	}
