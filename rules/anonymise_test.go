@@ -310,8 +310,8 @@ func TestAnonymiseURLs(t *testing.T) {
 		{"HTTP://Example.com", "http://Example.com", "http://Example.com/"},
 		{"https://www.example.com/a;jsessionid=XYZ/b;v=1?gclid=1", "https://www.example.com/a/b", "https://www.example.com/"},
 		{"https://www.example.com/#/route?gclid=1", "https://www.example.com/", "https://www.example.com/"},
-		{"https://[2001:db8::1]:8080/p", "https://[2001:db8::1]:8080/p", ""},
-		{"https://198.51.100.7/p", "https://198.51.100.7/p", ""},
+		{"https://[2001:db8::1]:8080/p", "", ""},
+		{"https://198.51.100.7/p", "", ""},
 		{"https://bücher.example/straße", "https://bücher.example/stra%C3%9Fe", "https://bücher.example/"},
 		{" https://www.example.com/ ", "https://www.example.com/", "https://www.example.com/"},
 		{"https://shop.example/reset-password/3f9a8c7d6e5f4a3b2c1d0e9f8a7b6c5d", "https://shop.example/reset-password/:token", "https://shop.example/"},
@@ -322,7 +322,8 @@ func TestAnonymiseURLs(t *testing.T) {
 		{"https://shop.example/p?utm_source=a;gclid=abc", "https://shop.example/p?utm_source=a", "https://shop.example/"},
 		{"https://shop.example/p?utm_source=a%26gclid%3Dabc", "https://shop.example/p?utm_source=a", "https://shop.example/"},
 		{"https://shop.example/p?utm_campaign=spring%20sale%202024", "https://shop.example/p?utm_campaign=spring%20sale%202024", "https://shop.example/"},
-		{"https://u48213.mail.example/inbox/18c2f", "https://u48213.mail.example/inbox/18c2f", ""},
+		{"https://u48213.mail.example/inbox/18c2f", "", ""},
+		{"https://shop12.example/p", "https://shop12.example/p", "https://shop12.example/"},
 		{"https://mail.example/#inbox/FMfcgzQXJWDtrsMJ", "https://mail.example/", "https://mail.example/"},
 		{"/relative/path?utm_source=x", "", ""},
 		{"//www.example.com/protocol-relative", "", ""},
@@ -422,6 +423,24 @@ func TestAnonymiseReferrer(t *testing.T) {
 		vals, _ := url.ParseQuery(string(out.Query))
 		if got := vals.Get("dr"); got != c.wantDR {
 			t.Errorf("%s\n got dr %q\nwant %q", c.query, got, c.wantDR)
+		}
+	}
+	// A page on a host that looks like an ID goes, unless it is one of the site's.
+	for _, c := range []struct {
+		sites []string
+		want  string
+	}{{nil, ""}, {[]string{"Shop12345.example"}, "https://shop12345.example/p"}} {
+		b, err := NewAnonymiserWith(ga4, AnonymiseOptions{SiteHosts: c.sites}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out Out
+		if err := b.Anonymise(&Hit{Query: []byte("dl=" + url.QueryEscape("https://shop12345.example/p"))}, "", &out); err != nil {
+			t.Fatal(err)
+		}
+		vals, _ := url.ParseQuery(string(out.Query))
+		if got := vals.Get("dl"); got != c.want || (c.want == "") != (out.Removed[KindURL] == 1) {
+			t.Errorf("site hosts %v: dl %q, removed %v", c.sites, got, out.Removed)
 		}
 	}
 	// The referrer of a form body is judged against the page in the query.

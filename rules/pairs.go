@@ -85,6 +85,9 @@ func (a *Anonymiser) appendPairValue(dst, raw []byte, v *Value, scratch []byte, 
 			verd = misfit
 		}
 	case KindURL:
+		if v.Role == RolePage && !st.pageKnown {
+			st.setPageHost(val) // the first page URL of the hit, as findPage would find it
+		}
 		buf, verd = a.appendCleanURL(buf, val, v.Role, st)
 		if verd == keep {
 			dst = appendComponent(dst, buf[mid:])
@@ -156,6 +159,17 @@ func (a *Anonymiser) appendText(buf, val []byte, max int) ([]byte, []byte, bool)
 // looksIdentifying reports a name-like token the scrubber would change: one holding a
 // long digit run or a token ("signup_8812734", "view_3f9a1c2e7b6d5a40").
 func looksIdentifying(v []byte) bool {
+	// Every shape the scrubber replaces needs four digits (an IPv4 address) or twelve
+	// characters (a hex token) at least; most names have neither.
+	digits := 0
+	for _, c := range v {
+		if '0' <= c && c <= '9' {
+			digits++
+		}
+	}
+	if digits < 4 && len(v) < 12 {
+		return false
+	}
 	var b [512]byte
 	_, changed := scrubText(b[:0], v, escNone)
 	return changed

@@ -152,8 +152,8 @@ func scrubText(dst, s []byte, esc escMode) ([]byte, bool) {
 	for hasInvisible(s) {
 		from := len(dst)
 		for i := 0; i < len(s); {
-			r, n := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && n <= 1 || !invisible(r) {
+			n, drop := dropAt(s[i:])
+			if !drop {
 				dst = append(dst, s[i:i+n]...)
 			}
 			i += n
@@ -193,13 +193,25 @@ func hasInvisible(s []byte) bool {
 			i++
 			continue
 		}
-		r, n := utf8.DecodeRune(s[i:])
-		if invisible(r) {
+		n, drop := dropAt(s[i:])
+		if drop {
 			return true
 		}
 		i += n
 	}
 	return false
+}
+
+// dropAt reports the length of the rune at the start of s and whether the scrubber
+// drops it: an invisible rune, or a byte that is not UTF-8. Such bytes would reach the
+// vendor as U+FFFD or as themselves, and between two halves of an address ("jane\xa0@")
+// they would otherwise hide it; text in a legacy encoding loses its accented letters.
+func dropAt(s []byte) (int, bool) {
+	r, n := utf8.DecodeRune(s)
+	if r == utf8.RuneError && n <= 1 {
+		return 1, true
+	}
+	return n, invisible(r)
 }
 
 // scrubPass is one pass of scrubText over text without invisible runes. A placeholder
@@ -214,25 +226,31 @@ func scrubPass(dst, s []byte) ([]byte, bool) {
 				continue
 			}
 		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size <= 1 {
-			dst = w.byte(dst, s[i])
-			i++
-			continue
-		}
-		switch f := fold(r); {
-		case unicode.IsSpace(f):
-			w.pending = true
-		case wordRune(f):
-			if n := matchIBAN(s[i:]); n > 0 {
-				dst = w.placeholder(dst, phIBAN)
-				i += n
+		r, size := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			if r, size = utf8.DecodeRune(s[i:]); r == utf8.RuneError && size <= 1 {
+				dst = w.byte(dst, s[i])
+				i++
 				continue
 			}
-			if d, n := w.numericRun(dst, s[i:]); n > 0 {
-				dst = d
-				i += n
-				continue
+		}
+		switch f := fold(r); {
+		case f == ' ' || f < utf8.RuneSelf && f <= '\r' && f >= '\t' || f >= utf8.RuneSelf && unicode.IsSpace(f):
+			w.pending = true
+		case wordRune(f):
+			if isASCIILetter(byte(f)) {
+				if n := matchIBAN(s[i:]); n > 0 {
+					dst = w.placeholder(dst, phIBAN)
+					i += n
+					continue
+				}
+			}
+			if f == '+' || isDigitRune(f) {
+				if d, n := w.numericRun(dst, s[i:]); n > 0 {
+					dst = d
+					i += n
+					continue
+				}
 			}
 			n := wordLen(s[i:])
 			dst = w.word(dst, s[i:i+n])
@@ -295,8 +313,16 @@ func invisible(r rune) bool {
 	return r >= 0x80 && unicode.Is(unicode.Cf, r)
 }
 
+// isDigitRune: a digit of any script, and the other numerals a digit can be written
+// with (superscripts, circled digits): all of them spell a number to a reader.
 func isDigitRune(r rune) bool {
-	return '0' <= r && r <= '9' || r >= 0x80 && unicode.IsDigit(r)
+	return '0' <= r && r <= '9' || r >= 0x80 && unicode.IsNumber(r)
+}
+
+// isMark: a combining mark. Inside a run of digits it is skipped over, not a break:
+// "1̸2̸3̸4̸5̸" is still five digits.
+func isMark(r rune) bool {
+	return r >= 0x300 && (unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r))
 }
 
 func isAlnumRune(r rune) bool {
@@ -318,6 +344,12 @@ func wordRune(r rune) bool {
 // decodeFolded decodes the rune at s, folded; invisible runes are reported with n > 0
 // and r < 0 so callers skip them.
 func decodeFolded(s []byte) (r rune, n int) {
+	if c := s[0]; c < utf8.RuneSelf { // the common case, without a table lookup
+		if c < ' ' && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			return -1, 1
+		}
+		return rune(c), 1
+	}
 	r, n = utf8.DecodeRune(s)
 	if r == utf8.RuneError && n <= 1 {
 		return utf8.RuneError, 1
@@ -350,6 +382,10 @@ func (w *textWriter) word(dst, s []byte) []byte {
 		end--
 	}
 	body, tail := s[:end], s[end:]
+	if plainWord(body) {
+		dst = w.bytes(dst, body)
+		return w.bytes(dst, tail)
+	}
 	// key=value: each side on its own, so "key=" survives a token after it (a trailing
 	// "=" is base64 padding, part of the token).
 	if eq := bytes.IndexByte(body, '='); eq > 0 && eq < len(body)-1 && body[eq+1] != '=' {
@@ -371,8 +407,30 @@ func (w *textWriter) word(dst, s []byte) []byte {
 	return w.bytes(dst, tail)
 }
 
-// isEmail: an '@' (or a look-alike, or a literal "%40") with something on both sides.
+// plainWord reports a word that cannot hold anything the scrubber replaces: shorter
+// than any token or UUID, ASCII, without digits, '@' or '%'. Most words of a title.
+func plainWord(s []byte) bool {
+	if len(s) >= 12 {
+		return false
+	}
+	for _, c := range s {
+		if c >= utf8.RuneSelf || '0' <= c && c <= '9' || c == '@' || c == '%' {
+			return false
+		}
+	}
+	return true
+}
+
+// isEmail: an '@' (or a look-alike, or a literal "%40") with something on both sides,
+// or a word that starts with '@' and goes on with a domain ("@doe.com": what is left
+// when the local part was split off, by a space or a byte the scrubber dropped); a
+// handle without a dot ("@consentgate") is not an address.
 func isEmail(s []byte) bool {
+	if r, n := decodeFolded(s); r == '@' && n < len(s) {
+		if dot := bytes.IndexByte(s[n:], '.'); dot > 0 && n+dot+1 < len(s) {
+			return true
+		}
+	}
 	before := false
 	for i := 0; i < len(s); {
 		r, n := decodeFolded(s[i:])
@@ -446,10 +504,10 @@ func (w *textWriter) digitRuns(dst, s []byte) []byte {
 		j, digits := i, 0
 		for j < len(s) {
 			r, n := decodeFolded(s[j:])
-			if r >= 0 && !isDigitRune(r) {
+			if r >= 0 && !isDigitRune(r) && !isMark(r) {
 				break
 			}
-			if r >= 0 {
+			if r >= 0 && !isMark(r) {
 				digits++
 			}
 			j += n
@@ -579,6 +637,11 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		r, n := decodeFolded(s[i:])
 		if r < 0 {
 			i += n
+			continue
+		}
+		if group > 0 && isMark(r) {
+			i += n
+			end = i
 			continue
 		}
 		if isDigitRune(r) {
@@ -771,8 +834,8 @@ func decodeFix(dst, s []byte) ([]byte, bool) {
 		if hasInvisible(cur) { // in place: the output is never longer than the input
 			o := 0
 			for i := 0; i < len(cur); {
-				r, n := utf8.DecodeRune(cur[i:])
-				if r == utf8.RuneError && n <= 1 || !invisible(r) {
+				n, drop := dropAt(cur[i:])
+				if !drop {
 					o += copy(cur[o:], cur[i:i+n])
 				}
 				i += n

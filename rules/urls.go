@@ -179,6 +179,11 @@ func (a *Anonymiser) sameSite(host []byte, st *hitState) bool {
 	if page := a.pageHostOf(st); len(page) > 0 && bytes.EqualFold(page, host) {
 		return true
 	}
+	return a.siteHost(host)
+}
+
+// siteHost reports whether host (without port) is one of the site's hosts.
+func (a *Anonymiser) siteHost(host []byte) bool {
 	if len(a.siteHosts) == 0 || len(host) > maxHostLen {
 		return false
 	}
@@ -253,6 +258,11 @@ func (a *Anonymiser) appendCleanURL(dst, u []byte, role URLRole, st *hitState) (
 		dst = append(dst, scheme...)
 		dst = append(dst, host...)
 		return append(dst, '/'), keep
+	}
+	// A page or link on a host that names someone ("u48213.mail.example") cannot be
+	// kept in part: a host has no placeholder. The site's own hosts are trusted.
+	if role != RoleReferrer && identifyingHost(stripPort(host)) && !a.siteHost(stripPort(host)) {
+		return dst, misfit
 	}
 	dst = append(dst, scheme...)
 	dst = append(dst, host...)
