@@ -620,6 +620,8 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		i, end, digits, groups, group, first, last int
 		maxGroup                                   int
 		sep                                        byte // the first separator between groups
+		seps                                       [2]byte
+		lens                                       [2]int
 		plus                                       bool
 		luhnOK, dots                               = true, true
 	)
@@ -627,6 +629,9 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		plus, i = true, n
 	}
 	endGroup := func() {
+		if groups < len(lens) {
+			lens[groups] = group
+		}
 		if groups == 0 {
 			first = group
 		}
@@ -694,6 +699,14 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		if nr, _ := decodeFolded(s[j:]); !isDigitRune(nr) {
 			break
 		}
+		// A date ends the run at the space after it: "2024-04-05 10:30" is a date and a
+		// time, not a phone number.
+		if groups == 2 && this == ' ' && !plus && isDate(lens[0], lens[1], group, seps[0], seps[1]) {
+			break
+		}
+		if groups < len(seps) {
+			seps[groups] = this
+		}
 		endGroup()
 		dots = dots && this == '.'
 		if sep == 0 {
@@ -732,6 +745,15 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		dst = w.digitRuns(dst, run)
 	}
 	return dst, end
+}
+
+// isDate reports three groups of digits written as a date: 2024-04-05, 05.04.2024,
+// 5/4/24 (one separator throughout).
+func isDate(a, b, c int, s1, s2 byte) bool {
+	if s1 != s2 || s1 != '-' && s1 != '.' && s1 != '/' || b > 2 || b == 0 {
+		return false
+	}
+	return a == 4 && c <= 2 || a <= 2 && (c == 4 || c == 2)
 }
 
 func luhnValid(d []byte) bool {

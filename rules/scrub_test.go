@@ -33,6 +33,9 @@ func TestScrubText(t *testing.T) {
 		{"Follow @consentgate", "Follow @consentgate"},
 		{"Mission:identity", "Mission:identity"},
 		{"12:30 pm", "12:30 pm"},
+		{"Placed 2024-04-05 10:30", "Placed 2024-04-05 10:30"},
+		{"Placed 05.04.2024 12 items", "Placed 05.04.2024 12 items"},
+		{"Prices from 1.234.567,89", "Prices from 1.234.567,89"},
 		{"", ""},
 	} {
 		check(t, c.in, c.want, false)
@@ -58,6 +61,7 @@ func TestScrubText(t *testing.T) {
 		{"Call 555-123-4567", "Call :phone"},
 		{"Call 555.123.4567", "Call :phone"},
 		{"Call 555-1234", "Call :phone"},
+		{"On 05.04.2024 call 030 12345678", "On 05.04.2024 call :phone"},
 		{"Tel +4930123456", "Tel :phone"},
 		{"Tel ＋４４ ２０ ７９４６ ０９５８", "Tel :phone"}, // full-width digits and plus
 		{"Tel ٠١٢٣٤٥٦٧٨٩", "Tel :id"},          // Arabic-Indic digits
