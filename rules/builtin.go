@@ -29,16 +29,16 @@ import "github.com/consentgate/consentgate/consent"
 const (
 	csDigits     = "0-9"
 	csAlnum      = "A-Za-z0-9"
-	csTagID      = "A-Za-z0-9-"             // G-ABC123XYZ9, AW-123456789
-	csWord       = "A-Za-z0-9_-"            // conversion labels, secrets, tag-manager markers
-	csVersion    = "A-Za-z0-9._-"           // 2.9.156, pixel.js
-	csHost       = "A-Za-z0-9._-"           // host names (punycode)
-	csHostList   = "A-Za-z0-9.,_-"          // Plausible: comma-separated domains
-	csEventName  = "A-Za-z0-9_"             // GA4: letters, digits, underscores
-	csCustomName = "A-Za-z0-9_ .-"          // Meta, TikTok custom event names
-	csSKU        = "A-Za-z0-9 _.:/#+-"      // product IDs
-	csContentIDs = "A-Za-z0-9 _.:/#+,\"[]-" // Meta cd[content_ids]: ["SKU1","SKU2"] or SKU1,SKU2
-	csISOTime    = "0-9TZ:.+-"              // 2024-04-05T12:00:00.000Z
+	csTagID      = "A-Z0-9-"               // G-ABC123XYZ9, AW-123456789 (capitals only)
+	csWord       = "A-Za-z0-9_-"           // conversion labels, secrets, tag-manager markers
+	csVersion    = "A-Za-z0-9._-"          // 2.9.156, pixel.js
+	csHost       = "A-Za-z0-9._-"          // host names (punycode)
+	csHostList   = "A-Za-z0-9.,_-"         // Plausible: comma-separated domains
+	csEventName  = "A-Za-z0-9_"            // GA4: letters, digits, underscores
+	csCustomName = "A-Za-z0-9_ .-"         // Meta, TikTok custom event names
+	csSKU        = "A-Za-z0-9_.:/#+-"      // product IDs (no spaces: "customer 8812734" is not one)
+	csContentIDs = "A-Za-z0-9_.:/#+,\"[]-" // Meta cd[content_ids]: ["SKU1","SKU2"] or SKU1,SKU2
+	csISOTime    = "0-9TZ:.+-"             // 2024-04-05T12:00:00.000Z
 )
 
 var builtin = []Endpoint{

@@ -391,7 +391,11 @@ func (w *textWriter) word(dst, s []byte) []byte {
 	if eq := bytes.IndexByte(body, '='); eq > 0 && eq < len(body)-1 && body[eq+1] != '=' {
 		dst = w.word(dst, body[:eq])
 		dst = w.byte(dst, '=')
-		dst = w.word(dst, body[eq+1:])
+		if isClickID(body[:eq]) { // "gclid=…" in a title or a path segment: a click ID
+			dst = w.placeholder(dst, phToken)
+		} else {
+			dst = w.word(dst, body[eq+1:])
+		}
 		return w.bytes(dst, tail)
 	}
 	switch {
@@ -405,6 +409,16 @@ func (w *textWriter) word(dst, s []byte) []byte {
 		dst = w.parts(dst, body)
 	}
 	return w.bytes(dst, tail)
+}
+
+// isClickID reports a click ID parameter name (ClickIDParams), in any case.
+func isClickID(name []byte) bool {
+	for _, c := range ClickIDParams {
+		if bytes.EqualFold(name, []byte(c)) {
+			return true
+		}
+	}
+	return false
 }
 
 // plainWord reports a word that cannot hold anything the scrubber replaces: shorter
