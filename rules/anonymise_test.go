@@ -1027,3 +1027,34 @@ func checkJSON(t *testing.T, a *Anonymiser, ep *Endpoint, v any, path string) {
 		t.Errorf("%s: JSON path %q is not allowed", ep.Name, path)
 	}
 }
+
+// TestOutRemovedIsPerHit: Removed describes the last rewrite only, so an Out reused
+// across hits (the proxy pools them) never reports an earlier hit's removals.
+func TestOutRemovedIsPerHit(t *testing.T) {
+	a := testAnonymiser(t, "ga4_collect", nil, nil)
+	var out Out
+	if err := a.Anonymise(&Hit{Query: []byte("cu=euro&sr=x&en=a")}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Removed[KindCurrency] != 1 || out.Removed[KindScreen] != 1 {
+		t.Fatalf("removed %v", out.Removed)
+	}
+	if err := a.Anonymise(&Hit{Query: []byte("en=b")}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Removed != [NumKinds]uint32{} {
+		t.Errorf("second hit: removed %v", out.Removed)
+	}
+	if err := a.Anonymise(&Hit{Query: []byte("cu=euro")}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RewriteForward(&Hit{Query: []byte("cu=euro")}, "198.51.100.7", &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Removed != [NumKinds]uint32{} {
+		t.Errorf("forward: removed %v", out.Removed)
+	}
+	if err := a.Anonymise(&Hit{Query: []byte("cu=euro"), Body: []byte("x"), ContentType: []byte("multipart/form-data")}, "", &out); err == nil || out.Removed != [NumKinds]uint32{} {
+		t.Errorf("failed rewrite: %v, removed %v", err, out.Removed)
+	}
+}
