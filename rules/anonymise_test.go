@@ -1058,3 +1058,32 @@ func TestOutRemovedIsPerHit(t *testing.T) {
 		t.Errorf("failed rewrite: %v, removed %v", err, out.Removed)
 	}
 }
+
+// TestAnonymiseCorpusAllocs: every query, form and lines hit of the leak corpus, the
+// scrubbed ones included, is anonymised without allocating.
+func TestAnonymiseCorpusAllocs(t *testing.T) {
+	n := 0
+	for _, h := range loadCorpus(t) {
+		ep, ok := EndpointByName(h.Endpoint)
+		if !ok || ep.Body == BodyJSON {
+			continue
+		}
+		n++
+		a := testAnonymiser(t, h.Endpoint, nil, nil)
+		hit := &Hit{Query: []byte(h.Query), Body: []byte(h.Body), ContentType: []byte(h.ContentType)}
+		var out Out
+		if err := a.Anonymise(hit, "203.0.113.0", &out); err != nil {
+			t.Fatal(err)
+		}
+		if got := testing.AllocsPerRun(100, func() {
+			if err := a.Anonymise(hit, "203.0.113.0", &out); err != nil {
+				t.Fatal(err)
+			}
+		}); got != 0 {
+			t.Errorf("%s: %.1f allocs per hit, want 0", h.Name, got)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no query or form hits in the corpus")
+	}
+}
