@@ -116,3 +116,17 @@ func appendQueryEscapeByte(dst []byte, c byte) []byte {
 	}
 	return append(dst, c)
 }
+
+// appendComponent appends s encoded as encodeURIComponent does for the bytes that
+// matter: everything but unreserved bytes is percent-encoded, a space as "%20" (what
+// gtag.js and the other tags send, where '+' would be ambiguous to some parsers).
+func appendComponent(dst, s []byte) []byte {
+	for _, c := range s {
+		if shouldEscape(c) {
+			dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
