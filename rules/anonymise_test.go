@@ -1014,6 +1014,29 @@ func BenchmarkAnonymiseGA4MP(b *testing.B) {
 	b.Fatal("no ga4_mp_purchase in corpus")
 }
 
+// BenchmarkAnonymiseGA4Scrub is a GET hit that gives every scrubber work: a title with
+// an address and a phone number, a path token, a smuggled click ID, a webmail referrer.
+func BenchmarkAnonymiseGA4Scrub(b *testing.B) {
+	for _, h := range loadCorpus(b) {
+		if h.Name == "ga4_scrub_path_title_utm" {
+			benchAnonymise(b, "ga4_collect", h.Query, "")
+			return
+		}
+	}
+	b.Fatal("no ga4_scrub_path_title_utm in corpus")
+}
+
+// BenchmarkScrubText is the free-text scrubber alone on a typical title.
+func BenchmarkScrubText(b *testing.B) {
+	title := []byte("Running shoe, size 42 – Order confirmation for jane.doe@example.com | Shop")
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(title)))
+	for b.Loop() {
+		buf, _ = scrubText(buf[:0], title, escNone)
+	}
+}
+
 func BenchmarkRewriteForwardGA4(b *testing.B) {
 	a := testAnonymiser(b, "ga4_collect", nil, nil)
 	hit := &Hit{Query: []byte(benchGA4Query)}

@@ -16,6 +16,7 @@ package rules
 
 import (
 	"bytes"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -57,6 +58,9 @@ type textWriter struct {
 	// before the next character if something came before it, so runs collapse to one
 	// space and leading and trailing space goes.
 	pending, wrote bool
+	// fragment: a placeholder replaced part of a word, so what is left of the word
+	// needs another pass (scrubText).
+	fragment bool
 }
 
 func (w *textWriter) flush(dst []byte) []byte {
@@ -74,6 +78,14 @@ func (w *textWriter) placeholder(dst []byte, p string) []byte {
 }
 
 func (w *textWriter) bytes(dst, b []byte) []byte {
+	if len(b) == 0 {
+		return dst
+	}
+	if w.esc == escNone {
+		dst = w.flush(dst)
+		w.wrote = true
+		return append(dst, b...)
+	}
 	for _, c := range b {
 		dst = w.byte(dst, c)
 	}
@@ -164,12 +176,13 @@ func scrubText(dst, s []byte, esc escMode) ([]byte, bool) {
 	for pass := 0; pass < maxScrubPasses; pass++ {
 		from := len(dst)
 		var c bool
-		dst, c = scrubPass(dst, s)
+		var frag bool
+		dst, c, frag = scrubPass(dst, s)
 		s = dst[from:]
-		if !c {
+		changed = changed || c
+		if !frag {
 			break
 		}
-		changed = true
 	}
 	if esc != escNone {
 		from := len(dst)
@@ -216,7 +229,7 @@ func dropAt(s []byte) (int, bool) {
 
 // scrubPass is one pass of scrubText over text without invisible runes. A placeholder
 // a previous pass wrote is kept as it is, and is a boundary.
-func scrubPass(dst, s []byte) ([]byte, bool) {
+func scrubPass(dst, s []byte) ([]byte, bool, bool) {
 	w := textWriter{}
 	for i := 0; i < len(s); {
 		if s[i] == ':' {
@@ -261,7 +274,7 @@ func scrubPass(dst, s []byte) ([]byte, bool) {
 		}
 		i += size
 	}
-	return dst, w.changed
+	return dst, w.changed, w.fragment
 }
 
 // placeholders are the placeholders of this file; none is a prefix of another.
@@ -316,7 +329,10 @@ func invisible(r rune) bool {
 // isDigitRune: a digit of any script, and the other numerals a digit can be written
 // with (superscripts, circled digits): all of them spell a number to a reader.
 func isDigitRune(r rune) bool {
-	return '0' <= r && r <= '9' || r >= 0x80 && unicode.IsNumber(r)
+	if r < utf8.RuneSelf {
+		return '0' <= r && r <= '9'
+	}
+	return unicode.IsNumber(r)
 }
 
 // isMark: a combining mark. Inside a run of digits it is skipped over, not a break:
@@ -326,20 +342,37 @@ func isMark(r rune) bool {
 }
 
 func isAlnumRune(r rune) bool {
-	return isDigitRune(r) || 'a' <= r|0x20 && r|0x20 <= 'z' || r >= 0x80 && (unicode.IsLetter(r) || unicode.IsMark(r))
+	if r < utf8.RuneSelf {
+		return r >= 0 && asciiClass[r]&clsAlnum != 0
+	}
+	return unicode.IsNumber(r) || unicode.IsLetter(r) || unicode.IsMark(r)
 }
 
 // wordRune: what a word (an e-mail address, a token, a slug) is made of.
 func wordRune(r rune) bool {
-	if isAlnumRune(r) {
-		return true
+	if r < utf8.RuneSelf {
+		return r >= 0 && asciiClass[r]&clsWord != 0
 	}
-	switch r {
-	case '.', '-', '_', '+', '@', '%', '~', '=', '/':
-		return true
-	}
-	return false
+	return isAlnumRune(r)
 }
+
+// asciiClass classifies the ASCII bytes for isAlnumRune and wordRune.
+var asciiClass = func() (c [utf8.RuneSelf]uint8) {
+	for b := range c {
+		switch {
+		case '0' <= b && b <= '9', 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z':
+			c[b] = clsAlnum | clsWord
+		case strings.IndexByte(".-_+@%~=/", byte(b)) >= 0:
+			c[b] = clsWord
+		}
+	}
+	return c
+}()
+
+const (
+	clsAlnum = 1 << iota
+	clsWord
+)
 
 // decodeFolded decodes the rune at s, folded; invisible runes are reported with n > 0
 // and r < 0 so callers skip them.
@@ -382,12 +415,25 @@ func (w *textWriter) word(dst, s []byte) []byte {
 		end--
 	}
 	body, tail := s[:end], s[end:]
+	// A leading '=' is what a key=value split (below, or a placeholder in an earlier
+	// pass) leaves in front of a value: the value is judged without it.
+	for len(body) > 0 && body[0] == '=' {
+		dst = w.byte(dst, '=')
+		body = body[1:]
+	}
 	if plainWord(body) {
 		dst = w.bytes(dst, body)
 		return w.bytes(dst, tail)
 	}
+	switch {
+	case isEmail(body):
+		return w.bytes(w.placeholder(dst, phEmail), tail)
+	case len(body) == 36 && uuidAt(body) == 36:
+		return w.bytes(w.placeholder(dst, phUUID), tail)
+	}
 	// key=value: each side on its own, so "key=" survives a token after it (a trailing
-	// "=" is base64 padding, part of the token).
+	// "=" is base64 padding, part of the token). An address was found whole above: a
+	// side of the word holds one only if the word does.
 	if eq := bytes.IndexByte(body, '='); eq > 0 && eq < len(body)-1 && body[eq+1] != '=' {
 		dst = w.word(dst, body[:eq])
 		dst = w.byte(dst, '=')
@@ -398,14 +444,9 @@ func (w *textWriter) word(dst, s []byte) []byte {
 		}
 		return w.bytes(dst, tail)
 	}
-	switch {
-	case isEmail(body):
-		dst = w.placeholder(dst, phEmail)
-	case len(body) == 36 && uuidAt(body) == 36:
-		dst = w.placeholder(dst, phUUID)
-	case tokenLike(body):
+	if tokenLike(body) {
 		dst = w.placeholder(dst, phToken)
-	default:
+	} else {
 		dst = w.parts(dst, body)
 	}
 	return w.bytes(dst, tail)
@@ -435,7 +476,8 @@ func plainWord(s []byte) bool {
 	return true
 }
 
-// isEmail: an '@' (or a look-alike, or a literal "%40") with something on both sides,
+// isEmail: an '@' (or a look-alike, or a literal "%40") with a letter or digit on both
+// sides,
 // or a word that starts with '@' and goes on with a domain ("@doe.com": what is left
 // when the local part was split off, by a space or a byte the scrubber dropped); a
 // handle without a dot ("@consentgate") is not an address.
@@ -452,11 +494,22 @@ func isEmail(s []byte) bool {
 		if r == '%' && i+2 < len(s) && s[i+1] == '4' && s[i+2] == '0' {
 			at, n = true, 3
 		}
-		if at && before && i+n < len(s) {
+		if at && before && hasAlnum(s[i+n:]) {
 			return true
 		}
 		if r >= 0 && isAlnumRune(r) {
 			before = true
+		}
+		i += n
+	}
+	return false
+}
+
+func hasAlnum(s []byte) bool {
+	for i := 0; i < len(s); {
+		r, n := decodeFolded(s[i:])
+		if r >= 0 && isAlnumRune(r) {
+			return true
 		}
 		i += n
 	}
@@ -469,6 +522,7 @@ func (w *textWriter) parts(dst, s []byte) []byte {
 	for i := 0; i < len(s); {
 		if n := uuidAt(s[i:]); n > 0 {
 			dst = w.placeholder(dst, phUUID)
+			w.fragment = true
 			i += n
 			continue
 		}
@@ -493,6 +547,7 @@ func (w *textWriter) parts(dst, s []byte) []byte {
 		part := s[i:j]
 		if hexToken(part) || len(part) >= 16 && tokenLike(part) {
 			dst = w.placeholder(dst, phToken)
+			w.fragment = true
 		} else {
 			dst = w.digitRuns(dst, part)
 		}
@@ -528,6 +583,7 @@ func (w *textWriter) digitRuns(dst, s []byte) []byte {
 		}
 		if digits >= minDigitRun {
 			dst = w.placeholder(dst, phID)
+			w.fragment = true
 		} else {
 			dst = w.visible(dst, s[i:j])
 		}
@@ -633,6 +689,7 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		luhn                                       [19]byte
 		i, end, digits, groups, group, first, last int
 		maxGroup                                   int
+		prevEnd                                    int  // where the run ends without its last group
 		sep                                        byte // the first separator between groups
 		seps                                       [2]byte
 		lens                                       [2]int
@@ -721,6 +778,7 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 		if groups < len(seps) {
 			seps[groups] = this
 		}
+		prevEnd = end
 		endGroup()
 		dots = dots && this == '.'
 		if sep == 0 {
@@ -733,15 +791,20 @@ func (w *textWriter) numericRun(dst, s []byte) ([]byte, int) {
 	}
 	endGroup()
 	// The run must end where a word would: "12345abc" and "12345@x.example" are words.
+	// If it does not, the run without its last group may ("+44 20 7946 0958x" holds a
+	// phone number, and so does what is left of it once the word after it is replaced).
 	if end < len(s) {
 		r, n := decodeFolded(s[end:])
-		if r >= 0 && r != '.' && r != '-' && wordRune(r) {
-			return dst, 0
+		word := r >= 0 && r != '.' && r != '-' && wordRune(r)
+		if !word && (r == '.' || r == '-') && end+n < len(s) {
+			r2, _ := decodeFolded(s[end+n:])
+			word = r2 >= 0 && isAlnumRune(r2)
 		}
-		if (r == '.' || r == '-') && end+n < len(s) {
-			if r2, _ := decodeFolded(s[end+n:]); r2 >= 0 && isAlnumRune(r2) {
-				return dst, 0
+		if word {
+			if prevEnd > 0 && prevEnd < end {
+				return w.numericRun(dst, s[:prevEnd])
 			}
+			return dst, 0
 		}
 	}
 	run := s[:end]
@@ -786,46 +849,80 @@ func luhnValid(d []byte) bool {
 }
 
 // matchIBAN reports the length of an IBAN at the start of s: two letters, two check
-// digits and 11 to 30 letters or digits, compact or in groups of four, whose ISO 13616
-// checksum (mod 97) holds. In the grouped form the IBAN may end at any group, so each
-// group boundary is tried, longest first.
+// digits and 11 to 30 letters or digits, compact or in groups of four (separated by '-'
+// or white space, the last group shorter), whose ISO 13616 checksum (mod 97) holds. In
+// the grouped form the IBAN may end after any group, so each is tried, longest first.
 func matchIBAN(s []byte) int {
 	if len(s) < 15 || !isASCIILetter(s[0]) || !isASCIILetter(s[1]) || !isDigitByte(s[2]) || !isDigitByte(s[3]) {
 		return 0
 	}
 	var chars [34]byte
-	var ends [10]int // byte length of s after each complete group of four
-	n, i, groupsEnded := 0, 0, 0
-	grouped := s[4] == ' ' || s[4] == '-'
-	for i < len(s) && n < len(chars) {
-		c := s[i]
-		if isAlnumByte(c) {
-			chars[n] = c
-			n++
-			i++
-			continue
+	n, i := 0, 0
+	dash, spaced := s[4] == '-', spaceRun(s[4:]) > 0
+	if !dash && !spaced { // compact: the whole run of letters and digits
+		for i < len(s) && isAlnumByte(s[i]) {
+			if n == len(chars) {
+				return 0
+			}
+			chars[n] = s[i]
+			n, i = n+1, i+1
 		}
-		if !grouped || n%4 != 0 || c != s[4] || i+1 >= len(s) || !isAlnumByte(s[i+1]) {
-			break
+		if n >= 15 && ibanValid(chars[:n]) {
+			return i
 		}
-		if groupsEnded < len(ends) {
-			ends[groupsEnded] = i
-			groupsEnded++
-		}
-		i++
-	}
-	if i < len(s) && isAlnumByte(s[i]) {
 		return 0
 	}
-	if n >= 15 && ibanValid(chars[:n]) {
-		return i
+	type cut struct{ n, end int }
+	var cuts [9]cut
+	k := 0
+	for k < len(cuts) {
+		g := 0
+		for i < len(s) && g < 4 && isAlnumByte(s[i]) && n < len(chars) {
+			chars[n] = s[i]
+			n, i, g = n+1, i+1, g+1
+		}
+		if g == 0 {
+			break
+		}
+		if i < len(s) && isAlnumByte(s[i]) { // a group longer than four: not this layout
+			break
+		}
+		cuts[k] = cut{n, i}
+		k++
+		if g < 4 {
+			break
+		}
+		sep := 0
+		switch {
+		case dash && i < len(s) && s[i] == '-':
+			sep = 1
+		case spaced:
+			sep = spaceRun(s[i:])
+		}
+		if sep == 0 || i+sep >= len(s) || !isAlnumByte(s[i+sep]) {
+			break
+		}
+		i += sep
 	}
-	for g := groupsEnded - 1; g >= 0; g-- {
-		if m := (g + 1) * 4; m >= 15 && ibanValid(chars[:m]) {
-			return ends[g]
+	for k--; k >= 0; k-- {
+		if c := cuts[k]; c.n >= 15 && ibanValid(chars[:c.n]) {
+			return c.end
 		}
 	}
 	return 0
+}
+
+// spaceRun is the byte length of the white space at the start of s.
+func spaceRun(s []byte) int {
+	i := 0
+	for i < len(s) {
+		r, n := decodeFolded(s[i:])
+		if r < 0 || !unicode.IsSpace(r) {
+			break
+		}
+		i += n
+	}
+	return i
 }
 
 func ibanValid(c []byte) bool {

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/consentgate/consentgate/config"
 )
@@ -461,10 +463,16 @@ func validHost(h []byte) bool {
 	if len(host) == 0 || hasPort && !validPort(port) {
 		return false
 	}
-	for _, c := range host {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c >= 0x80:
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
 		case c == '-', c == '.', c == '_':
+		case c >= utf8.RuneSelf: // an IDN label: letters, digits and marks only
+			r, n := utf8.DecodeRune(host[i:])
+			if r == utf8.RuneError && n <= 1 || !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) {
+				return false
+			}
+			i += n - 1
 		default:
 			return false
 		}
