@@ -179,8 +179,24 @@ type AnonymiseConfig struct {
 	// URLParams extends the query parameters kept in URLs (page location, referrer) when
 	// anonymising; utm_* are kept by default.
 	URLParams []string `yaml:"url_params"`
-	// Allow extends a vendor's parameter allow-list: vendor → parameter names kept as is.
+	// Allow extends a vendor's parameter allow-list: vendor → parameter names kept as
+	// free text (scrubbed, or dropped under FreeText "drop").
 	Allow map[string][]string `yaml:"allow"`
+	// FreeText says what happens to free text (page titles, event labels, campaign
+	// values, extension parameters) when anonymising: "scrub" replaces e-mail
+	// addresses, phone numbers, card numbers, IBANs, long digit runs and tokens by
+	// placeholders; "drop" removes free text (a campaign value stays only if there was
+	// nothing to scrub). Default "scrub".
+	FreeText string `yaml:"free_text"`
+	// PathTemplates are URL path templates such as "/users/{id}": a path that starts
+	// with a template's segments has each "{name}" segment replaced by ":name", on top
+	// of the built-in scrubbing (which only sees shapes: an ID of four digits or a user
+	// name needs a template).
+	PathTemplates []string `yaml:"path_templates"`
+	// SiteHosts are the site's own host names: a referrer from one of them (or from the
+	// page's own host) keeps its scrubbed path; any other referrer keeps its origin only.
+	// The hosts of AllowedOrigins count too.
+	SiteHosts []string `yaml:"site_hosts"`
 }
 
 // PolicyConfig overrides cells of the decision table: regime → status → purpose → action,

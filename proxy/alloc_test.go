@@ -90,6 +90,10 @@ func TestHitPathAllocationBudget(t *testing.T) {
 		budget float64
 	}{
 		{"anonymise ga4 eea", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, ""), 0},
+		// Every scrubber at work: a title with an address and a phone number, a path
+		// with a token, a campaign value with a smuggled click ID, a webmail referrer,
+		// values that do not fit their kind (counted).
+		{"anonymise ga4 eea scrubbed", newHitCtx("GET", "/g/collect?"+ga4ScrubQuery, ipSE, ""), 0},
 		{"forward ga4 consented", newHitCtx("GET", "/g/collect?"+ga4Query, ipSE, granted), 0},
 		// Every signal at once: a TC string (decoded once, then from the cache), GPP,
 		// US Privacy, Consent Mode gcd/npa and both CMP cookies.
@@ -126,3 +130,8 @@ func TestHitPathAllocationBudget(t *testing.T) {
 		}
 	}
 }
+
+const ga4ScrubQuery = "v=2&tid=G-ABC123XYZ9&cid=1186384312.1712340000&en=page_view&sct=17&_s=4&ul=de-CH&sr=390x844" +
+	"&dl=https%3A%2F%2Fshop.example.com%2Faccount%2Freset-password%2F3f9a8c7d6e5f4a3b2c1d0e9f%3Futm_source%3Dnews%26utm_content%3Djohn.doe%2540example.com%3Bgclid%3DSmuggled42" +
+	"&dr=https%3A%2F%2Fmail.example.org%2Fmail%2Fu%2F0%2F%23inbox%2FFMfcgzQXJWDtrsMJ" +
+	"&dt=Order%20for%20jane%40doe.com%20%E2%80%93%20call%20%2B44%2020%207946%200958&cu=jane%40doe.com"

@@ -290,6 +290,13 @@ func (s *Server) prepare(rt *runtime, req *fasthttp.Request, h *hit) {
 			return
 		}
 		h.rewritten = true
+		if !h.explain {
+			for k, n := range h.out.Removed {
+				if n > 0 {
+					s.metrics.AnonymiseRemoved(h.ep.VendorIndex, k, uint64(n))
+				}
+			}
+		}
 	}
 }
 

@@ -81,7 +81,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		return nil, err
 	}
-	mopts = append(mopts, telemetry.WithSignals(signals.KindNames()...))
+	mopts = append(mopts, telemetry.WithSignals(signals.KindNames()...), telemetry.WithRemovedKinds(rules.KindNames()...))
 	m, err := telemetry.New(opts.Build, rules.VendorNames(), rules.ActionNames(), rules.ReasonNames(), mopts...)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 type statsCounts struct {
@@ -280,5 +283,60 @@ func TestConfigVersionLeavesSecretsOut(t *testing.T) {
 	}
 	if load("max_body_size: 2048\n") == base {
 		t.Error("version did not change with max_body_size")
+	}
+}
+
+// removedCount reads consentgate_anonymise_removed_total for one vendor and kind from
+// the real /metrics output.
+func (p *testProxy) removedCount(t *testing.T, vendor, kind string) int {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(p.metricsText(t)))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	for _, m := range fams["consentgate_anonymise_removed_total"].GetMetric() {
+		got := map[string]string{}
+		for _, l := range m.GetLabel() {
+			got[l.GetName()] = l.GetValue()
+		}
+		if got["vendor"] == vendor && got["kind"] == kind {
+			return int(m.GetCounter().GetValue())
+		}
+	}
+	t.Fatalf("no consentgate_anonymise_removed_total{vendor=%q,kind=%q}: every series is exported from zero", vendor, kind)
+	return 0
+}
+
+// TestAnonymiseRemovedCounted: values an anonymised hit loses for not fitting their
+// kind are counted by vendor and kind, the hit still goes out without them, and
+// explain counts nothing.
+func TestAnonymiseRemovedCounted(t *testing.T) {
+	up := startSink(t)
+	p := startProxy(t, testConfig(up.URL(), ""))
+	if n := p.removedCount(t, "ga4", "currency"); n != 0 {
+		t.Fatalf("before any hit: %d", n)
+	}
+	hit := "/g/collect?v=2&tid=G-1&cid=1.2&en=page_view&cu=jane%40doe.com&sr=wide&dl=javascript%3Aalert(1)&dt=Hi%20jane%40doe.com"
+	r := p.do("GET", hit, "", "X-Forwarded-For", ipSE)
+	if r.Status != 204 {
+		t.Fatalf("status %d", r.Status)
+	}
+	got := up.one(t)
+	if strings.Contains(got.Query, "cu=") || strings.Contains(got.Query, "sr=") || strings.Contains(got.Query, "dl=") ||
+		!strings.Contains(got.Query, "dt=Hi%20%3Aemail") || !strings.Contains(got.Query, "en=page_view") {
+		t.Errorf("upstream query %q", got.Query)
+	}
+	auth := []string{"Authorization", "Bearer " + testToken}
+	if r := p.adminDo("POST", "/admin/explain", `{"method":"GET","url":"`+hit+`","headers":{"X-Forwarded-For":"`+ipSE+`"},"remote_addr":"127.0.0.1"}`, auth...); r.Status != 200 {
+		t.Fatalf("explain: %d %s", r.Status, r.Body)
+	}
+	for kind, want := range map[string]int{"currency": 1, "screen": 1, "url": 1, "text": 0, "id": 0} {
+		if n := p.removedCount(t, "ga4", kind); n != want {
+			t.Errorf("ga4 %s: %d removed, want %d", kind, n, want)
+		}
+	}
+	if n := p.removedCount(t, "meta", "currency"); n != 0 {
+		t.Errorf("meta currency: %d", n)
 	}
 }

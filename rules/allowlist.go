@@ -14,8 +14,9 @@ import (
 	"strings"
 )
 
-// DefaultURLParams are the query parameters a KeepURL value keeps: campaign tags say
-// which campaign brought a visit, not who made it. anonymise.url_params adds more.
+// DefaultURLParams are the query parameters a URL value keeps: campaign tags say which
+// campaign brought a visit, not who made it (their values are scrubbed as free text all
+// the same). anonymise.url_params adds more.
 var DefaultURLParams = []string{"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm_id"}
 
 // ClickIDParams are URL query parameters that identify one ad click, and so one person.
@@ -26,67 +27,101 @@ var ClickIDParams = []string{
 	"li_fat_id", "twclid", "yclid", "mc_eid", "igshid", "epik", "sccid", "irclid", "_kx",
 }
 
-// ruleDrop marks, in the compiled name table, a name that the rewrite sets itself (Set
-// or the IP parameter): the hit's own value is always removed, whatever a prefix says.
-const ruleDrop Rule = 0xff
-
-type prefixRule struct {
+type prefixValue struct {
 	prefix string
-	rule   Rule
+	value  *Value
 }
 
-// jsonNode is one step of the JSON allow-list tree: the rule for a scalar at this
-// path, the allowed fields of an object, the element node of an array.
+// jsonNode is one step of the JSON allow-list tree: the kind of a scalar at this path,
+// the allowed fields of an object, the element node of an array.
 type jsonNode struct {
-	rule   Rule
+	value  *Value
 	fields map[string]*jsonNode
 	elem   *jsonNode
 	// order and index are fields sorted for output and each name's place in order,
-	// filled by finish (jsonbody.go) once the tree is complete.
+	// filled by finish (jsonbody.go) once the tree is complete; pages are the places
+	// in order of page URLs, which a referrer member is judged against.
 	order []jsonField
 	index map[string]int
+	pages []int
 }
 
-// NewAnonymiser compiles the anonymiser of ep.
+// AnonymiseOptions are the anonymise.* settings an anonymiser is compiled with.
+type AnonymiseOptions struct {
+	// Allow (anonymise.allow.<vendor>) adds names kept as free text: query or form
+	// parameter names, and for JSON endpoints also dotted JSON paths.
+	Allow []string
+	// URLParams (anonymise.url_params) adds query parameters kept inside URL values,
+	// besides DefaultURLParams; a click ID is an error.
+	URLParams []string
+	// PathTemplates (anonymise.path_templates) replace URL path segments always
+	// ("/users/{id}" writes "/users/:id"), before the built-in scrubbing.
+	PathTemplates []string
+	// SiteHosts are the site's own host names (anonymise.site_hosts and the hosts of
+	// allowed_origins): a referrer from one of them keeps its path.
+	SiteHosts []string
+	// DropText (anonymise.free_text: drop) removes free text instead of scrubbing it.
+	DropText bool
+}
+
+// NewAnonymiser compiles the anonymiser of ep with the default options, plus extraAllow
+// and urlParams (see AnonymiseOptions).
+func NewAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*Anonymiser, error) {
+	return NewAnonymiserWith(ep, AnonymiseOptions{Allow: extraAllow, URLParams: urlParams}, h)
+}
+
+// NewAnonymiserWith compiles the anonymiser of ep.
 //
-// extraAllow (config anonymise.allow[vendor]) adds names kept as is: query or form
-// parameter names, and for JSON endpoints also dotted JSON paths. Naming an identifier
-// of the endpoint is an error: an operator cannot switch anonymisation off by config.
-// A name that already has a rule keeps it (a URL stays cleaned).
-// urlParams (config anonymise.url_params) adds query parameters kept inside KeepURL
-// values, besides DefaultURLParams; a click ID is an error.
+// A name o.Allow adds is kept as free text. Naming an identifier of the endpoint is an
+// error: an operator cannot switch anonymisation off by config. A name that already has
+// a kind keeps it (a URL stays a URL, a hashed ID stays hashed).
 //
 // ep.SetJSON values are JSON scalar literals: `"DENIED"` is a string, `true` a
 // boolean, `1` a number, `null` null.
-func NewAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*Anonymiser, error) {
-	a, err := newAnonymiser(ep, extraAllow, urlParams, h)
+func NewAnonymiserWith(ep *Endpoint, o AnonymiseOptions, h *Hasher) (*Anonymiser, error) {
+	a, err := newAnonymiser(ep, o, h)
 	if err != nil {
 		return nil, fmt.Errorf("rules: anonymiser %s: %w", ep.Name, err)
 	}
 	return a, nil
 }
 
-func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*Anonymiser, error) {
+func newAnonymiser(ep *Endpoint, o AnonymiseOptions, h *Hasher) (*Anonymiser, error) {
 	if h == nil {
 		return nil, errors.New("no hasher")
 	}
 	if err := CheckAllowList(ep); err != nil {
 		return nil, err
 	}
+	extraAllow, urlParams := o.Allow, o.URLParams
 	a := &Anonymiser{
 		name: ep.Name, body: ep.Body, h: h, scope: h.Scope(ep.Vendor), property: ep.Property,
-		exact:   make(map[string]Rule, len(ep.Allow)+len(extraAllow)+len(ep.Set)+1),
+		exact:   make(map[string]*Value, len(ep.Allow)+len(extraAllow)+len(ep.Set)+1),
 		urlKeep: map[string]struct{}{},
 		json:    &jsonNode{},
 		ipParam: ep.IP.Param, ipJSON: ep.IP.JSONField,
+		dropText: o.DropText,
 	}
-	for n, r := range ep.Allow {
-		a.exact[n] = r
-		a.hashes = a.hashes || r == Hash
+	var err error
+	if a.templates, a.templateNames, err = compileTemplates(o.PathTemplates); err != nil {
+		return nil, err
 	}
-	for p, r := range ep.AllowPrefix {
-		a.prefixes = append(a.prefixes, prefixRule{p, r})
-		a.hashes = a.hashes || r == Hash
+	for _, host := range o.SiteHosts {
+		if host == "" {
+			return nil, errors.New("site_hosts: empty host")
+		}
+		if a.siteHosts == nil {
+			a.siteHosts = map[string]struct{}{}
+		}
+		a.siteHosts[strings.ToLower(host)] = struct{}{}
+	}
+	for n, v := range ep.Allow {
+		a.exact[n] = &v
+		a.hashes = a.hashes || v.Kind == KindID
+	}
+	for p, v := range ep.AllowPrefix {
+		a.prefixes = append(a.prefixes, prefixValue{p, &v})
+		a.hashes = a.hashes || v.Kind == KindID
 	}
 	sort.Slice(a.prefixes, func(i, j int) bool {
 		pi, pj := a.prefixes[i].prefix, a.prefixes[j].prefix
@@ -95,11 +130,11 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 		}
 		return pi < pj
 	})
-	for p, r := range ep.AllowJSON {
-		if err := a.json.add(p, r); err != nil {
+	for p, v := range ep.AllowJSON {
+		if err := a.json.add(p, &v); err != nil {
 			return nil, err
 		}
-		a.hashes = a.hashes || r == Hash
+		a.hashes = a.hashes || v.Kind == KindID
 	}
 	for _, p := range ep.Property {
 		if p == "" {
@@ -125,24 +160,24 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 		if slices.Contains(ep.ReplyParams, n) {
 			return nil, fmt.Errorf("allow: %q asks the vendor for its answer, which an anonymised hit never relays; it is never kept", n)
 		}
-		// An extension never weakens a built-in rule: "dl" stays KeepURL, "cid" Hash.
+		// An extension never weakens a built-in kind: "dl" stays a URL, "cid" an ID.
 		if _, ok := a.exact[n]; !ok {
-			a.exact[n] = Keep
+			a.exact[n] = &extensionValue
 		}
 		if ep.Body == BodyJSON {
-			if err := a.json.add(n, Keep); err != nil {
+			if err := a.json.add(n, &extensionValue); err != nil {
 				return nil, fmt.Errorf("allow: %w", err)
 			}
 		}
 	}
 	for _, n := range ep.ReplyParams {
-		a.exact[n] = ruleDrop // before Set: Set may still write its own value
+		a.exact[n] = dropValue // before Set: Set may still write its own value
 	}
 	for _, p := range ep.Set {
 		if p.Name == "" {
 			return nil, errors.New("set: empty name")
 		}
-		a.exact[p.Name] = ruleDrop
+		a.exact[p.Name] = dropValue
 		if len(a.setQuery) > 0 {
 			a.setQuery = append(a.setQuery, '&')
 		}
@@ -151,7 +186,7 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 		a.setQuery = appendQueryEscape(a.setQuery, p.Value)
 	}
 	if a.ipParam != "" {
-		a.exact[a.ipParam] = ruleDrop
+		a.exact[a.ipParam] = dropValue
 		a.ipName = appendQueryEscape(nil, a.ipParam)
 	}
 	a.set = &setNode{kind: setObject, keepInput: true}
@@ -208,39 +243,46 @@ func newAnonymiser(ep *Endpoint, extraAllow, urlParams []string, h *Hasher) (*An
 	return a, nil
 }
 
-// CheckAllowList reports an allow-list rule that is unknown or that keeps an identifier
-// of ep as is (Keep or KeepURL); Hash is the only rule an identifier may have. A reply
-// parameter may have no rule at all.
+// CheckAllowList reports an allow-list value that cannot be satisfied or that keeps an
+// identifier of ep: KindID (hashed) is the only kind an identifier may have, and every
+// KindID must be a listed identifier, so that config can never keep it. A reply
+// parameter may have no value at all.
 func CheckAllowList(ep *Endpoint) error {
-	check := func(kind, name string, r Rule, prefix bool) error {
-		if r < Keep || r > Hash {
-			return fmt.Errorf("%s %q: unknown rule %d", kind, name, r)
+	check := func(kind, name string, v Value, prefix bool) error {
+		if err := v.check(); err != nil {
+			return fmt.Errorf("%s %q: %w", kind, name, err)
 		}
-		if r == Hash {
+		if v.Kind == KindID {
+			if prefix {
+				return fmt.Errorf("%s %q: an identifier is hashed by name, never by prefix", kind, name)
+			}
+			if _, ok := ep.identifies(name); !ok {
+				return fmt.Errorf("%s %q is hashed but not listed as an identifier", kind, name)
+			}
 			return nil
 		}
 		for _, id := range ep.Identifiers {
 			if prefix && prefixMayMatch(name, id) || !prefix && identifierCovers(id, name) {
-				return fmt.Errorf("%s %q keeps identifier %q as is", kind, name, id)
+				return fmt.Errorf("%s %q keeps identifier %q", kind, name, id)
 			}
 		}
 		return nil
 	}
-	for n, r := range ep.Allow {
-		if err := check("allow", n, r, false); err != nil {
+	for n, v := range ep.Allow {
+		if err := check("allow", n, v, false); err != nil {
 			return err
 		}
 		if slices.Contains(ep.ReplyParams, n) {
 			return fmt.Errorf("allow %q keeps reply parameter %q", n, n)
 		}
 	}
-	for n, r := range ep.AllowPrefix {
-		if err := check("allow prefix", n, r, true); err != nil {
+	for n, v := range ep.AllowPrefix {
+		if err := check("allow prefix", n, v, true); err != nil {
 			return err
 		}
 	}
-	for n, r := range ep.AllowJSON {
-		if err := check("allow json", n, r, false); err != nil {
+	for n, v := range ep.AllowJSON {
+		if err := check("allow json", n, v, false); err != nil {
 			return err
 		}
 	}
@@ -279,9 +321,9 @@ func prefixMayMatch(prefix, id string) bool {
 	return strings.HasPrefix(id, prefix)
 }
 
-// add puts rule r at the dotted path p ("events[].params.page_location"), unless the
-// path already has a rule: the first (built-in) rule wins.
-func (n *jsonNode) add(p string, r Rule) error {
+// add puts the kind v at the dotted path p ("events[].params.page_location"), unless
+// the path already has one: the first (built-in) kind wins.
+func (n *jsonNode) add(p string, v *Value) error {
 	if p == "" {
 		return errors.New("empty JSON path")
 	}
@@ -309,8 +351,8 @@ func (n *jsonNode) add(p string, r Rule) error {
 			n = n.elem
 		}
 	}
-	if n.rule == 0 {
-		n.rule = r
+	if n.value == nil {
+		n.value = v
 	}
 	return nil
 }

@@ -2,7 +2,8 @@
 // hands each part of a hit (query, form or line body, JSON body) to the file that owns
 // that concern. The anonymiser is split by concern so that each rule of "anonymise by
 // allow-list, build, never copy" can be read and tested on its own: allowlist.go
-// compiles, pairs.go filters query pairs, escape.go encodes, urls.go cleans URLs,
+// compiles, kinds.go checks each kept value against its declared kind, pairs.go filters
+// query pairs, escape.go encodes, urls.go scrubs URLs, scrub.go scrubs free text,
 // jsonbody.go rebuilds JSON bodies, forward.go prepares consented hits.
 
 package rules
@@ -29,6 +30,10 @@ type Hit struct {
 type Out struct {
 	Query []byte
 	Body  []byte
+	// Removed counts, by kind, the allow-listed values Anonymise removed because they
+	// did not fit their kind (a currency that is not three letters, a URL that is not
+	// one). The proxy adds them to consentgate_anonymise_removed_total.
+	Removed [NumKinds]uint32
 }
 
 // Anonymiser rewrites the hits of one endpoint by its allow-list. It is compiled once
@@ -37,8 +42,8 @@ type Anonymiser struct {
 	name     string
 	body     BodyKind
 	h        *Hasher
-	exact    map[string]Rule
-	prefixes []prefixRule // longest first
+	exact    map[string]*Value
+	prefixes []prefixValue // longest first
 	urlKeep  map[string]struct{}
 	json     *jsonNode
 	set      *setNode // SetJSON and the IP field, written over the filtered JSON body
@@ -61,6 +66,13 @@ type Anonymiser struct {
 	// longest property name.
 	propertyFirst   [256]bool
 	propertyNameMax int
+
+	// siteHosts are the site's hosts, lower-cased (AnonymiseOptions.SiteHosts).
+	siteHosts map[string]struct{}
+	// templates are anonymise.path_templates; templateNames their placeholders.
+	templates     []pathTemplate
+	templateNames []string
+	dropText      bool // anonymise.free_text: drop
 }
 
 // scratchSize is the stack buffer for decoded values (URLs to clean, IDs to hash); a
@@ -69,16 +81,17 @@ type Anonymiser struct {
 const scratchSize = 1024
 
 // Anonymise rewrites hit by the allow-list into out. Parameters and JSON fields with no
-// rule are removed; Keep keeps them; KeepURL keeps scheme://host/path and the URL
-// allow-list's query parameters (no fragment, user info or path parameters) and removes
-// a value that is not an absolute http(s) URL; Hash replaces them by the daily salted
-// hash, keyed by the vendor and the hit's property (a hit naming two properties is an
-// error). Then Set/SetJSON replace whatever the hit said, and ip (already truncated; ""
-// omits it) is passed as IP.Param / IP.JSONField. The body is rewritten by its kind:
-// BodyNone drops it; BodyForm and BodyLines must be form-encoded; BodyJSON must be a
-// JSON object. An error means the hit cannot be rewritten safely: drop it.
+// kind are removed; every other value is checked against its kind (kinds.go) and kept
+// in the form the kind writes: numbers, tokens and enums as they are, IDs as the daily
+// salted hash keyed by the vendor, the hit's property and its site (a hit naming two
+// properties is an error), languages as the primary subtag, screen sizes rounded down,
+// URLs and free text scrubbed. A value that does not fit is removed and counted in
+// out.Removed. Then Set/SetJSON replace whatever the hit said, and ip (already
+// truncated; "" omits it) is passed as IP.Param / IP.JSONField. The body is rewritten by
+// its kind: BodyNone drops it; BodyForm and BodyLines must be form-encoded; BodyJSON
+// must be a JSON object. An error means the hit cannot be rewritten safely: drop it.
 func (a *Anonymiser) Anonymise(hit *Hit, ip string, out *Out) error {
-	out.Query, out.Body = out.Query[:0], out.Body[:0]
+	out.Query, out.Body, out.Removed = out.Query[:0], out.Body[:0], [NumKinds]uint32{}
 	if (a.body == BodyForm || a.body == BodyLines) && len(hit.Body) > 0 && !formContentType(hit.ContentType) {
 		return fmt.Errorf("rules: anonymise %s: %w", a.name, errContentType)
 	}
@@ -90,7 +103,8 @@ func (a *Anonymiser) Anonymise(hit *Hit, ip string, out *Out) error {
 		}
 	}
 	var sbuf [scratchSize]byte
-	q, scratch := a.filterPairs(out.Query, hit.Query, sbuf[:0], &key)
+	st := hitState{hit: hit, key: &key}
+	q, scratch := a.filterPairs(out.Query, hit.Query, sbuf[:0], &st)
 	if len(a.setQuery) > 0 {
 		if len(q) > 0 {
 			q = append(q, '&')
@@ -101,17 +115,18 @@ func (a *Anonymiser) Anonymise(hit *Hit, ip string, out *Out) error {
 
 	switch a.body {
 	case BodyForm:
-		out.Body, _ = a.filterPairs(out.Body, bytes.TrimRight(hit.Body, "\r\n"), scratch, &key)
+		out.Body, _ = a.filterPairs(out.Body, bytes.TrimRight(hit.Body, "\r\n"), scratch, &st)
 	case BodyLines:
-		out.Body = a.filterLines(out.Body, hit.Body, scratch, &key)
+		out.Body = a.filterLines(out.Body, hit.Body, scratch, &st)
 	case BodyJSON:
-		b, err := a.anonymiseJSON(out.Body, hit.Body, ip, scratch, &key)
+		b, err := a.anonymiseJSON(out.Body, hit.Body, ip, scratch, &st)
 		if err != nil {
 			out.Query, out.Body = out.Query[:0], out.Body[:0]
 			return fmt.Errorf("rules: anonymise %s: %w", a.name, err)
 		}
 		out.Body = b
 	}
+	out.Removed = st.removed
 	return nil
 }
 
@@ -127,18 +142,18 @@ func (a *Anonymiser) appendIPParam(q []byte, ip string) []byte {
 	return appendQueryEscape(q, ip)
 }
 
-// rule is the rule for a decoded parameter name; 0 removes it.
-func (a *Anonymiser) rule(name []byte) Rule {
-	if r, ok := a.exact[string(name)]; ok {
-		if r == ruleDrop {
-			return 0
+// value is the kind of a decoded parameter name; nil removes it.
+func (a *Anonymiser) value(name []byte) *Value {
+	if v, ok := a.exact[string(name)]; ok {
+		if v == dropValue {
+			return nil
 		}
-		return r
+		return v
 	}
 	for _, p := range a.prefixes {
 		if len(name) >= len(p.prefix) && string(name[:len(p.prefix)]) == p.prefix {
-			return p.rule
+			return p.value
 		}
 	}
-	return 0
+	return nil
 }

@@ -144,10 +144,16 @@ func TestAnonymiseQuery(t *testing.T) {
 			wantQ: "en=a&en=b&cid=" + hv("ga4", "", "c1") + "&cid=" + hv("ga4", "", "c2") + gs,
 		},
 		{
-			name:  "kept values keep their encoding, unsafe bytes escaped",
+			name:  "values are written in their kind's canonical form",
 			ep:    "ga4_collect",
-			query: "dt=Caf%C3%A9+%26+co&tid=G;1&ul=en us&sr=1#2",
-			wantQ: "dt=Caf%C3%A9+%26+co&tid=G%3B1&ul=en%20us&sr=1%232" + gs,
+			query: "dt=Caf%C3%A9+%26+co&tid=G-1&ul=en-US&sr=1366x768&cu=eur&en=page_view",
+			wantQ: "dt=Caf%C3%A9%20%26%20co&tid=G-1&ul=en&sr=1280x768&cu=EUR&en=page_view" + gs,
+		},
+		{
+			name:  "values that do not fit their kind are removed",
+			ep:    "ga4_collect",
+			query: "tid=G;1&ul=en us&sr=1#2&cu=jane@doe.com&v=3&en=signup_8812734&_et=12a&frm=7&epn.value=1e9&dl=javascript:alert(1)",
+			wantQ: gs[1:],
 		},
 		{
 			name:  "bad escapes: name dropped, kept value dropped",
@@ -158,8 +164,26 @@ func TestAnonymiseQuery(t *testing.T) {
 		{
 			name:  "flag without value, empty hash stays empty",
 			ep:    "ga4_collect",
-			query: "_fv&cid=&en=",
-			wantQ: "_fv&cid=&en=" + gs,
+			query: "richsstsse&cid=&en=",
+			wantQ: "cid=&en=" + gs, // richsstsse is a reply parameter (reply_test.go)
+		},
+		{
+			name:  "ga4 cross-day linkers go",
+			ep:    "ga4_collect",
+			query: "en=page_view&sct=3&_s=7&_fv=1&_ss=1&_nsi=1&seg=1",
+			wantQ: "en=page_view&seg=1" + gs,
+		},
+		{
+			name:  "matomo cross-day linkers go, page view ID is hashed short",
+			ep:    "matomo_track",
+			query: "idsite=1&h=23&m=59&s=58&_idvc=12&_idn=0&_idts=1712000001&_viewts=1712300002&pv_id=Xa3bC9",
+			wantQ: "idsite=1&pv_id=" + hv("matomo", "1", "Xa3bC9")[:6],
+		},
+		{
+			name:  "free text is scrubbed",
+			ep:    "ga4_collect",
+			query: "dt=Order%20for%20jane%40doe.com%2C%20call%20%2B44%2020%207946%200958&en=x",
+			wantQ: "dt=Order%20for%20%3Aemail%2C%20call%20%3Aphone&en=x" + gs,
 		},
 		{
 			name:  "hash of the decoded value",
@@ -181,12 +205,24 @@ func TestAnonymiseQuery(t *testing.T) {
 			wantQ: "ti=1&Ver=2&vid=" + hv("bing", "1", "V1") + "&sid=" + hv("bing", "1", "S1") + "&p=https%3A%2F%2Fa.example%2F&evt=pageLoad",
 		},
 		{
+			name:  "bing page view GUID hashed as a GUID",
+			ep:    "bing_action",
+			query: "mid=6f1f5a0e-3c1b-4d6e-9b59-2a8cb9f1a3d4",
+			wantQ: "mid=" + guid(hv("bing", "", "6f1f5a0e-3c1b-4d6e-9b59-2a8cb9f1a3d4")),
+		},
+		{
 			name:  "google ads: set appended, body dropped",
 			ep:    "google_ads_conversion",
 			query: "label=L&gclaw=G&auid=1.2&oid=O&url=https%3A%2F%2Fa.example%2Fx%3Fgclid%3DG&value=1&currency_code=EUR&npa=0&gcs=G111",
 			body:  "gclid=G",
 			ct:    "application/x-www-form-urlencoded",
 			wantQ: "label=L&url=https%3A%2F%2Fa.example%2Fx&value=1&currency_code=EUR" + gs,
+		},
+		{
+			name:  "google ads title is scrubbed, screen bucketed",
+			ep:    "google_ads_conversion",
+			query: "tiba=Thanks%20jane.doe%40example.com&u_w=414&u_h=896",
+			wantQ: "tiba=Thanks%20%3Aemail&u_w=360&u_h=768" + gs,
 		},
 		{
 			name:  "matomo hashes _id, drops uid cid cip token_auth",
@@ -202,6 +238,11 @@ func TestAnonymiseQuery(t *testing.T) {
 			wantQ: "pid=1&url=https%3A%2F%2Fa.example%2F&fmt=gif",
 		},
 	})
+}
+
+// guid writes 32 hex characters as a GUID.
+func guid(h string) string {
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func TestAnonymiseBodies(t *testing.T) {
@@ -281,39 +322,58 @@ func TestAnonymiseBodies(t *testing.T) {
 	})
 }
 
-// TestAnonymiseKeepURL runs URL values through every KeepURL parameter of every endpoint.
-func TestAnonymiseKeepURL(t *testing.T) {
-	cases := []struct{ in, want string }{ // want "" = removed
+// TestAnonymiseURLs runs URL values through every URL parameter of every endpoint:
+// page and link URLs keep their scrubbed path, a referrer is judged against the page
+// (here the hit has none, so it is cross-site and keeps its origin).
+func TestAnonymiseURLs(t *testing.T) {
+	cases := []struct{ in, want, wantRef string }{ // want "" = removed
 		{"https://www.example.com/p?utm_source=a&utm_medium=b&utm_campaign=c&utm_term=d&utm_content=e&utm_id=f&gclid=1&dclid=2&gbraid=3&wbraid=4&fbclid=5&msclkid=6&ttclid=7&li_fat_id=8&twclid=9&yclid=10&mc_eid=11#frag",
-			"https://www.example.com/p?utm_source=a&utm_medium=b&utm_campaign=c&utm_term=d&utm_content=e&utm_id=f"},
-		{"https://www.example.com/p?gclid=1&utm_source=a%20b&fbclid=2", "https://www.example.com/p?utm_source=a%20b"},
-		{"https://www.example.com/?gclid=x", "https://www.example.com/"},
-		{"https://www.example.com/p?UTM_SOURCE=x&utm%5Fsource=y&email=j%40example.com", "https://www.example.com/p?utm%5Fsource=y"},
-		{"https://user:pw@www.example.com:8443/a/b", "https://www.example.com:8443/a/b"},
-		{"https://j%40example.com@www.example.com/", "https://www.example.com/"},
-		{"HTTP://Example.com", "http://Example.com"},
-		{"https://www.example.com/a;jsessionid=XYZ/b;v=1?gclid=1", "https://www.example.com/a/b"},
-		{"https://www.example.com/#/route?gclid=1", "https://www.example.com/"},
-		{"https://[2001:db8::1]:8080/p", "https://[2001:db8::1]:8080/p"},
-		{"https://bücher.example/straße", "https://bücher.example/straße"},
-		{" https://www.example.com/ ", "https://www.example.com/"},
-		{"/relative/path?utm_source=x", ""},
-		{"//www.example.com/protocol-relative", ""},
-		{"not a url", ""},
-		{"", ""},
-		{"javascript:alert(1)", ""},
-		{"ftp://www.example.com/f", ""},
-		{"android-app://com.google.android.gm/", ""},
-		{"https:///nohost", ""},
-		{"https://:80/", ""},
-		{"https://exa mple.com/", ""},
-		{"https://www.example.com\\@evil.example/", ""},
+			"https://www.example.com/p?utm_source=a&utm_medium=b&utm_campaign=c&utm_term=d&utm_content=e&utm_id=f", "https://www.example.com/"},
+		{"https://www.example.com/p?gclid=1&utm_source=a%20b&fbclid=2", "https://www.example.com/p?utm_source=a%20b", "https://www.example.com/"},
+		{"https://www.example.com/?gclid=x", "https://www.example.com/", "https://www.example.com/"},
+		{"https://www.example.com/p?UTM_SOURCE=x&utm%5Fsource=y&email=j%40example.com", "https://www.example.com/p?utm_source=y", "https://www.example.com/"},
+		{"https://user:pw@www.example.com:8443/a/b", "https://www.example.com:8443/a/b", "https://www.example.com:8443/"},
+		{"https://j%40example.com@www.example.com/", "https://www.example.com/", "https://www.example.com/"},
+		{"HTTP://Example.com", "http://Example.com", "http://Example.com/"},
+		{"https://www.example.com/a;jsessionid=XYZ/b;v=1?gclid=1", "https://www.example.com/a/b", "https://www.example.com/"},
+		{"https://www.example.com/#/route?gclid=1", "https://www.example.com/", "https://www.example.com/"},
+		{"https://[2001:db8::1]:8080/p", "", ""},
+		{"https://198.51.100.7/p", "", ""},
+		{"https://bücher.example/straße", "https://bücher.example/stra%C3%9Fe", "https://bücher.example/"},
+		{" https://www.example.com/ ", "https://www.example.com/", "https://www.example.com/"},
+		{"https://shop.example/reset-password/3f9a8c7d6e5f4a3b2c1d0e9f8a7b6c5d", "https://shop.example/reset-password/:token", "https://shop.example/"},
+		{"https://shop.example/users/12345/orders/2024", "https://shop.example/users/:id/orders/2024", "https://shop.example/"},
+		{"https://shop.example/confirm/john.doe@example.com", "https://shop.example/confirm/:email", "https://shop.example/"},
+		{"https://shop.example/confirm/john.doe%2540example.com?utm_content=john%40example.com", "https://shop.example/confirm/:email?utm_content=:email", "https://shop.example/"},
+		{"https://shop.example/o/6f1f5a0e-3c1b-4d6e-9b59-2a8cb9f1a3d4/", "https://shop.example/o/:uuid/", "https://shop.example/"},
+		{"https://shop.example/p?utm_source=a;gclid=abc", "https://shop.example/p?utm_source=a", "https://shop.example/"},
+		{"https://shop.example/p?utm_source=a%26gclid%3Dabc", "https://shop.example/p?utm_source=a", "https://shop.example/"},
+		{"https://shop.example/p?utm_campaign=spring%20sale%202024", "https://shop.example/p?utm_campaign=spring%20sale%202024", "https://shop.example/"},
+		{"https://u48213.mail.example/inbox/18c2f", "", ""},
+		{"https://shop12.example/p", "https://shop12.example/p", "https://shop12.example/"},
+		{"https://mail.example/#inbox/FMfcgzQXJWDtrsMJ", "https://mail.example/", "https://mail.example/"},
+		{"/relative/path?utm_source=x", "", ""},
+		{"//www.example.com/protocol-relative", "", ""},
+		{"not a url", "", ""},
+		{"javascript:alert(1)", "", ""},
+		{"ftp://www.example.com/f", "", ""},
+		{"android-app://com.google.android.gm/", "", ""},
+		{"https:///nohost", "", ""},
+		{"https://:80/", "", ""},
+		{"https://exa mple.com/", "", ""},
+		{"https://www.example.com\\@evil.example/", "", ""},
 	}
 	for i := range builtin {
 		ep := &builtin[i]
 		a := testAnonymiser(t, ep.Name, nil, nil)
-		for name, r := range ep.Allow {
-			if r != KeepURL {
+		want := func(v Value, c struct{ in, want, wantRef string }) string {
+			if v.Role == RoleReferrer {
+				return c.wantRef
+			}
+			return c.want
+		}
+		for name, v := range ep.Allow {
+			if v.Kind != KindURL {
 				continue
 			}
 			for _, c := range cases {
@@ -326,13 +386,17 @@ func TestAnonymiseKeepURL(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: output %q does not parse: %v", ep.Name, out.Query, err)
 				}
-				if got, present := vals[name]; c.want == "" && present || c.want != "" && (len(got) != 1 || got[0] != c.want) {
-					t.Errorf("%s %s=%q\n got %q\nwant %q", ep.Name, name, c.in, got, c.want)
+				w := want(v, c)
+				if got, present := vals[name]; w == "" && present || w != "" && (len(got) != 1 || got[0] != w) {
+					t.Errorf("%s %s=%q\n got %q\nwant %q", ep.Name, name, c.in, got, w)
+				}
+				if removed := out.Removed[KindURL]; (w == "" && c.in != "") != (removed == 1) {
+					t.Errorf("%s %s=%q: removed count %d", ep.Name, name, c.in, removed)
 				}
 			}
 		}
-		for path, r := range ep.AllowJSON {
-			if r != KeepURL {
+		for path, v := range ep.AllowJSON {
+			if v.Kind != KindURL {
 				continue
 			}
 			for _, c := range cases {
@@ -345,11 +409,133 @@ func TestAnonymiseKeepURL(t *testing.T) {
 				if err := json.Unmarshal(out.Body, &doc); err != nil {
 					t.Fatalf("%s: output %q: %v", ep.Name, out.Body, err)
 				}
+				w := want(v, c)
 				got, present := dig(doc, path)
-				if c.want == "" && present || c.want != "" && got != c.want {
-					t.Errorf("%s %s=%q\n got %q\nwant %q", ep.Name, path, c.in, got, c.want)
+				if w == "" && present || w != "" && got != w {
+					t.Errorf("%s %s=%q\n got %q\nwant %q", ep.Name, path, c.in, got, w)
 				}
 			}
+		}
+	}
+}
+
+// TestAnonymiseReferrer: a referrer keeps its scrubbed path when it comes from the
+// page's own host or one of the site's hosts, and its origin otherwise.
+func TestAnonymiseReferrer(t *testing.T) {
+	h := testHasher(testDay)
+	ga4, _ := EndpointByName("ga4_collect")
+	mp, _ := EndpointByName("ga4_mp")
+	tiktok, _ := EndpointByName("tiktok_pixel")
+	a, err := NewAnonymiserWith(ga4, AnonymiseOptions{SiteHosts: []string{"Blog.Example"}}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := "dl=" + url.QueryEscape("https://Shop.Example/p/1")
+	for _, c := range []struct{ query, wantDR string }{
+		{page + "&dr=" + url.QueryEscape("https://shop.example/cart/12345?utm_source=x"), "https://shop.example/cart/:id?utm_source=x"},
+		{"dr=" + url.QueryEscape("https://shop.example/cart/12345") + "&" + page, "https://shop.example/cart/:id"}, // the page comes later
+		{page + "&dr=" + url.QueryEscape("https://blog.example/post/7"), "https://blog.example/post/7"},
+		{page + "&dr=" + url.QueryEscape("https://mail.example.org/mail/u/0/#inbox/FMfcgzQXJWDtrs"), "https://mail.example.org/"},
+		{page + "&dr=" + url.QueryEscape("https://www.social.example/jane.doe.1987"), "https://www.social.example/"},
+		{page + "&dr=" + url.QueryEscape("https://www.google.com/search?q=jane+doe"), "https://www.google.com/"},
+		{page + "&dr=" + url.QueryEscape("https://shop.example.evil.example/x"), "https://shop.example.evil.example/"},
+		{"dr=" + url.QueryEscape("https://shop.example/cart"), "https://shop.example/"}, // no page: cross-site
+		{page + "&dr=" + url.QueryEscape("http://10.0.0.12/intranet"), ""},
+		{page + "&dr=" + url.QueryEscape("https://3f9a8c7d6e5f4a3b.preview.example/x"), ""},
+	} {
+		var out Out
+		if err := a.Anonymise(&Hit{Query: []byte(c.query)}, "", &out); err != nil {
+			t.Fatal(err)
+		}
+		vals, _ := url.ParseQuery(string(out.Query))
+		if got := vals.Get("dr"); got != c.wantDR {
+			t.Errorf("%s\n got dr %q\nwant %q", c.query, got, c.wantDR)
+		}
+	}
+	// A page on a host that looks like an ID goes, unless it is one of the site's.
+	for _, c := range []struct {
+		sites []string
+		want  string
+	}{{nil, ""}, {[]string{"Shop12345.example"}, "https://shop12345.example/p"}} {
+		b, err := NewAnonymiserWith(ga4, AnonymiseOptions{SiteHosts: c.sites}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out Out
+		if err := b.Anonymise(&Hit{Query: []byte("dl=" + url.QueryEscape("https://shop12345.example/p"))}, "", &out); err != nil {
+			t.Fatal(err)
+		}
+		vals, _ := url.ParseQuery(string(out.Query))
+		if got := vals.Get("dl"); got != c.want || (c.want == "") != (out.Removed[KindURL] == 1) {
+			t.Errorf("site hosts %v: dl %q, removed %v", c.sites, got, out.Removed)
+		}
+	}
+	// The referrer of a form body is judged against the page in the query.
+	meta := testAnonymiser(t, "meta_tr", nil, nil)
+	var out Out
+	err = meta.Anonymise(&Hit{Query: []byte("dl=" + url.QueryEscape("https://shop.example/a")), Body: []byte("rl=" + url.QueryEscape("https://shop.example/b/98765")), ContentType: []byte("text/plain")}, "", &out)
+	if err != nil || string(out.Body) != "rl="+url.QueryEscape("https://shop.example/b/:id") {
+		t.Errorf("meta form referrer: %q, %v", out.Body, err)
+	}
+	// JSON: the page is the referrer's sibling, per object.
+	ma, err := NewAnonymiserWith(mp, AnonymiseOptions{}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"events":[{"name":"a","params":{"page_referrer":"https://shop.example/r/55555","page_location":"https://shop.example/p"}},{"name":"b","params":{"page_referrer":"https://shop.example/r/55555"}}]}`
+	if err := ma.Anonymise(&Hit{Body: []byte(body)}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"consent":{"ad_personalization":"DENIED","ad_user_data":"DENIED"},"events":[{"name":"a","params":{"page_location":"https://shop.example/p","page_referrer":"https://shop.example/r/:id"}},{"name":"b","params":{"page_referrer":"https://shop.example/"}}],"non_personalized_ads":true}`
+	if string(out.Body) != want {
+		t.Errorf("mp referrer\n got %s\nwant %s", out.Body, want)
+	}
+	ta, err := NewAnonymiserWith(tiktok, AnonymiseOptions{}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = `{"event":"Pageview","context":{"page":{"url":"https://shop.example/p","referrer":"https://shop.example/orders/123456"}}}`
+	if err := ta.Anonymise(&Hit{Body: []byte(body)}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"context":{"page":{"referrer":"https://shop.example/orders/:id","url":"https://shop.example/p"}},"event":"Pageview"}`; string(out.Body) != want {
+		t.Errorf("tiktok referrer\n got %s\nwant %s", out.Body, want)
+	}
+}
+
+// TestAnonymisePathTemplates: operator templates replace whole segments before the
+// built-in scrubbing, matched decoded and without regard to case.
+func TestAnonymisePathTemplates(t *testing.T) {
+	h := testHasher(testDay)
+	ga4, _ := EndpointByName("ga4_collect")
+	a, err := NewAnonymiserWith(ga4, AnonymiseOptions{PathTemplates: []string{"/users/{id}", "/u/{user}/orders/{order}", "/*/profile/{name}"}}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{"/users/42", "/users/:id"},
+		{"/users/42/settings", "/users/:id/settings"},
+		{"/Users/%34%32", "/Users/:id"},
+		{"/users/", "/users/"},
+		{"/users", "/users"},
+		{"/u/jane/orders/7", "/u/:user/orders/:order"},
+		{"/u/jane/invoices/7", "/u/jane/invoices/7"},
+		{"/de/profile/jane-doe", "/de/profile/:name"},
+		{"/users;jsessionid=1/42", "/users/:id"},
+		{"/other/12345", "/other/:id"},
+	} {
+		var out Out
+		if err := a.Anonymise(&Hit{Query: []byte("dl=" + url.QueryEscape("https://shop.example"+c.path))}, "", &out); err != nil {
+			t.Fatal(err)
+		}
+		vals, _ := url.ParseQuery(string(out.Query))
+		if got := vals.Get("dl"); got != "https://shop.example"+c.want {
+			t.Errorf("%s: got %q, want %q", c.path, got, "https://shop.example"+c.want)
+		}
+	}
+	for _, bad := range []string{"users/{id}", "/users/{}", "/users/{ID}", "/users//{id}", "/users/x", "/a b/{id}", "/users/{id", "/%41/{id}"} {
+		if _, err := NewAnonymiserWith(ga4, AnonymiseOptions{PathTemplates: []string{bad}}, h); err == nil {
+			t.Errorf("template %q: want error", bad)
 		}
 	}
 }
@@ -458,25 +644,30 @@ func TestAnonymiserConfig(t *testing.T) {
 func TestAnonymiseAllowPrefix(t *testing.T) {
 	h := testHasher(testDay)
 	ep := &Endpoint{
-		Name: "synthetic", Vendor: "x", Identifiers: []string{"cd[em]", "uid"},
-		Allow:       map[string]Rule{"cd[value]x": Hash},
-		AllowPrefix: map[string]Rule{"cd[v": Keep, "cd[value]": KeepURL, "h_": Hash},
+		Name: "synthetic", Vendor: "x", Identifiers: []string{"cd[em]", "uid", "xid"},
+		Allow:       map[string]Value{"xid": ID},
+		AllowPrefix: map[string]Value{"cd[v": Int(5), "cd[value]": PageURL, "h_": Text(10)},
 	}
 	if _, err := NewAnonymiser(ep, nil, nil, h); err != nil {
 		t.Fatal(err)
 	}
-	ep.AllowPrefix["cd["] = Keep
+	ep.AllowPrefix["cd["] = Text(10)
 	if _, err := NewAnonymiser(ep, nil, nil, h); err == nil {
 		t.Fatal(`prefix "cd[" keeps identifier cd[em]: want error`)
 	}
 	delete(ep.AllowPrefix, "cd[")
+	ep.AllowPrefix["id_"] = ID
+	if _, err := NewAnonymiser(ep, nil, nil, h); err == nil {
+		t.Fatal(`prefix "id_" hashes by prefix: want error`)
+	}
+	delete(ep.AllowPrefix, "id_")
 	a, _ := NewAnonymiser(ep, nil, nil, h)
 	var out Out
-	in := "cd%5Bvx%5D=1&cd[value]y=https%3A%2F%2Fa.example%2F%3Fgclid%3D1&cd[value]x=2&h_a=3&cd[em]=4&uid=5"
+	in := "cd%5Bvx%5D=1&cd[value]y=https%3A%2F%2Fa.example%2F%3Fgclid%3D1&xid=2&h_a=3%20x%2012345&cd[em]=4&uid=5&cd[vz]=x"
 	if err := a.Anonymise(&Hit{Query: []byte(in)}, "", &out); err != nil {
 		t.Fatal(err)
 	}
-	want := "cd%5Bvx%5D=1&cd[value]y=https%3A%2F%2Fa.example%2F&cd[value]x=" + hv("x", "", "2") + "&h_a=" + hv("x", "", "3")
+	want := "cd%5Bvx%5D=1&cd[value]y=https%3A%2F%2Fa.example%2F&xid=" + hv("x", "", "2") + "&h_a=3%20x%20%3Aid"
 	if string(out.Query) != want {
 		t.Errorf("\n got %s\nwant %s", out.Query, want)
 	}
@@ -484,18 +675,25 @@ func TestAnonymiseAllowPrefix(t *testing.T) {
 
 func TestAnonymiseCheckAllowList(t *testing.T) {
 	for _, ep := range []*Endpoint{
-		{Name: "a", Identifiers: []string{"cid"}, Allow: map[string]Rule{"cid": Keep}},
-		{Name: "b", Identifiers: []string{"ud[*]"}, Allow: map[string]Rule{"ud[em]": KeepURL}},
-		{Name: "c", Identifiers: []string{"user"}, AllowJSON: map[string]Rule{"user.email": Keep}},
-		{Name: "d", Identifiers: []string{"up.*"}, AllowPrefix: map[string]Rule{"u": Keep}},
-		{Name: "e", Allow: map[string]Rule{"x": 0}},
-		{Name: "f", Allow: map[string]Rule{"x": 9}},
+		{Name: "a", Identifiers: []string{"cid"}, Allow: map[string]Value{"cid": Token(csAlnum, 10)}},
+		{Name: "b", Identifiers: []string{"ud[*]"}, Allow: map[string]Value{"ud[em]": PageURL}},
+		{Name: "c", Identifiers: []string{"user"}, AllowJSON: map[string]Value{"user.email": Text(10)}},
+		{Name: "d", Identifiers: []string{"up.*"}, AllowPrefix: map[string]Value{"u": Enum("1")}},
+		{Name: "e", Allow: map[string]Value{"x": {}}},
+		{Name: "f", Allow: map[string]Value{"x": {Kind: 99}}},
+		{Name: "g", Allow: map[string]Value{"x": ID}},
+		{Name: "h", Allow: map[string]Value{"x": Int(0)}},
+		{Name: "i", Allow: map[string]Value{"x": {Kind: KindToken, Max: 5}}},
+		{Name: "j", Allow: map[string]Value{"x": Text(0)}},
+		{Name: "k", Allow: map[string]Value{"x": {Kind: KindURL, Role: 7}}},
+		{Name: "l", Identifiers: []string{"x"}, Allow: map[string]Value{"x": {Kind: KindID, Max: 40}}},
+		{Name: "m", Identifiers: []string{"x"}, AllowPrefix: map[string]Value{"x": ID}},
 	} {
 		if err := CheckAllowList(ep); err == nil {
 			t.Errorf("%s: want error", ep.Name)
 		}
 	}
-	ok := &Endpoint{Identifiers: []string{"user", "ud[*]"}, AllowJSON: map[string]Rule{"user.id": Hash, "username": Keep}, Allow: map[string]Rule{"udx": Keep}}
+	ok := &Endpoint{Identifiers: []string{"user", "ud[*]"}, AllowJSON: map[string]Value{"user.id": ID, "username": Text(20)}, Allow: map[string]Value{"udx": Enum("1")}}
 	if err := CheckAllowList(ok); err != nil {
 		t.Error(err)
 	}
@@ -816,6 +1014,29 @@ func BenchmarkAnonymiseGA4MP(b *testing.B) {
 	b.Fatal("no ga4_mp_purchase in corpus")
 }
 
+// BenchmarkAnonymiseGA4Scrub is a GET hit that gives every scrubber work: a title with
+// an address and a phone number, a path token, a smuggled click ID, a webmail referrer.
+func BenchmarkAnonymiseGA4Scrub(b *testing.B) {
+	for _, h := range loadCorpus(b) {
+		if h.Name == "ga4_scrub_path_title_utm" {
+			benchAnonymise(b, "ga4_collect", h.Query, "")
+			return
+		}
+	}
+	b.Fatal("no ga4_scrub_path_title_utm in corpus")
+}
+
+// BenchmarkScrubText is the free-text scrubber alone on a typical title.
+func BenchmarkScrubText(b *testing.B) {
+	title := []byte("Running shoe, size 42 – Order confirmation for jane.doe@example.com | Shop")
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(title)))
+	for b.Loop() {
+		buf, _ = scrubText(buf[:0], title, escNone)
+	}
+}
+
 func BenchmarkRewriteForwardGA4(b *testing.B) {
 	a := testAnonymiser(b, "ga4_collect", nil, nil)
 	hit := &Hit{Query: []byte(benchGA4Query)}
@@ -930,7 +1151,7 @@ func checkPairs(t *testing.T, a *Anonymiser, ep *Endpoint, q string, query bool)
 		if err != nil {
 			t.Fatalf("name %q: %v", raw, err)
 		}
-		if a.rule([]byte(name)) != 0 {
+		if a.value([]byte(name)) != nil {
 			continue
 		}
 		if query && (name == ep.IP.Param || setNamed(ep.Set, name)) {
@@ -970,5 +1191,65 @@ func checkJSON(t *testing.T, a *Anonymiser, ep *Endpoint, v any, path string) {
 			return
 		}
 		t.Errorf("%s: JSON path %q is not allowed", ep.Name, path)
+	}
+}
+
+// TestOutRemovedIsPerHit: Removed describes the last rewrite only, so an Out reused
+// across hits (the proxy pools them) never reports an earlier hit's removals.
+func TestOutRemovedIsPerHit(t *testing.T) {
+	a := testAnonymiser(t, "ga4_collect", nil, nil)
+	var out Out
+	if err := a.Anonymise(&Hit{Query: []byte("cu=euro&sr=x&en=a")}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Removed[KindCurrency] != 1 || out.Removed[KindScreen] != 1 {
+		t.Fatalf("removed %v", out.Removed)
+	}
+	if err := a.Anonymise(&Hit{Query: []byte("en=b")}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Removed != [NumKinds]uint32{} {
+		t.Errorf("second hit: removed %v", out.Removed)
+	}
+	if err := a.Anonymise(&Hit{Query: []byte("cu=euro")}, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RewriteForward(&Hit{Query: []byte("cu=euro")}, "198.51.100.7", &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Removed != [NumKinds]uint32{} {
+		t.Errorf("forward: removed %v", out.Removed)
+	}
+	if err := a.Anonymise(&Hit{Query: []byte("cu=euro"), Body: []byte("x"), ContentType: []byte("multipart/form-data")}, "", &out); err == nil || out.Removed != [NumKinds]uint32{} {
+		t.Errorf("failed rewrite: %v, removed %v", err, out.Removed)
+	}
+}
+
+// TestAnonymiseCorpusAllocs: every query, form and lines hit of the leak corpus, the
+// scrubbed ones included, is anonymised without allocating.
+func TestAnonymiseCorpusAllocs(t *testing.T) {
+	n := 0
+	for _, h := range loadCorpus(t) {
+		ep, ok := EndpointByName(h.Endpoint)
+		if !ok || ep.Body == BodyJSON {
+			continue
+		}
+		n++
+		a := testAnonymiser(t, h.Endpoint, nil, nil)
+		hit := &Hit{Query: []byte(h.Query), Body: []byte(h.Body), ContentType: []byte(h.ContentType)}
+		var out Out
+		if err := a.Anonymise(hit, "203.0.113.0", &out); err != nil {
+			t.Fatal(err)
+		}
+		if got := testing.AllocsPerRun(100, func() {
+			if err := a.Anonymise(hit, "203.0.113.0", &out); err != nil {
+				t.Fatal(err)
+			}
+		}); got != 0 {
+			t.Errorf("%s: %.1f allocs per hit, want 0", h.Name, got)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no query or form hits in the corpus")
 	}
 }

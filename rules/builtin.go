@@ -7,14 +7,40 @@ import "github.com/consentgate/consentgate/consent"
 // endpoint, Source says so and names what the shape was cross-checked against.
 //
 // How to read an allow-list: a parameter not listed is removed when anonymising (a new
-// identifier a vendor invents cannot leak). Identifiers lists every parameter known to
-// identify a person or device ("*" = any text, and a JSON path covers its subtree); they
-// are removed or, where the vendor needs them to count (client IDs), hashed with a salt
-// that rotates daily. Custom event parameters, user properties and client hints are
-// deliberately absent: they are free-form or fingerprinting, and operators who vetted
-// theirs can add names through anonymise.allow.<vendor>.
+// identifier a vendor invents cannot leak), and a listed one declares the kind of its
+// value (kinds.go): a value that does not fit is removed too. Identifiers lists every
+// parameter known to identify a person or device ("*" = any text, and a JSON path covers
+// its subtree), and the cross-day linkers: counters and timestamps that count up per
+// visitor (session count, visit count, first-visit flags, local time, first and last
+// visit), which would chain yesterday's daily pseudonym to today's. Identifiers are
+// removed or, where the vendor needs them to count (client IDs), replaced by a hash with
+// a salt that rotates daily (KindID). Custom event parameters, user properties and
+// client hints are deliberately absent: they are free-form or fingerprinting, and
+// operators who vetted theirs can add names through anonymise.allow.<vendor> (kept as
+// scrubbed free text).
+//
+// Kinds follow the vendors' documentation where there is one (cited per endpoint);
+// bounds are the vendor's own limits where documented, and otherwise generous for the
+// values the tags send and tight enough that nothing else fits.
 //
 // SetJSON values are JSON literals (`"DENIED"`, `true`).
+
+// Charsets of the tokens below.
+const (
+	csDigits     = "0-9"
+	csAlnum      = "A-Za-z0-9"
+	csTagID      = "A-Z0-9-"               // G-ABC123XYZ9, AW-123456789 (capitals only)
+	csWord       = "A-Za-z0-9_-"           // conversion labels, secrets, tag-manager markers
+	csVersion    = "A-Za-z0-9._-"          // 2.9.156, pixel.js
+	csHost       = "A-Za-z0-9._-"          // host names (punycode)
+	csHostList   = "A-Za-z0-9.,_-"         // Plausible: comma-separated domains
+	csEventName  = "A-Za-z0-9_"            // GA4: letters, digits, underscores
+	csCustomName = "A-Za-z0-9_ .-"         // Meta, TikTok custom event names
+	csSKU        = "A-Za-z0-9_.:/#+-"      // product IDs (no spaces: "customer 8812734" is not one)
+	csContentIDs = "A-Za-z0-9_.:/#+,\"[]-" // Meta cd[content_ids]: ["SKU1","SKU2"] or SKU1,SKU2
+	csISOTime    = "0-9TZ:.+-"             // 2024-04-05T12:00:00.000Z
+)
+
 var builtin = []Endpoint{
 	{
 		Name:         "ga4_collect",
@@ -34,15 +60,24 @@ var builtin = []Endpoint{
 			"em",            // user-provided data (hashed email/phone, "tv.1~em.…")
 			"up.*", "upn.*", // user properties
 			"ep.user_id", "ep.email", "ep.transaction_id",
+			// Cross-day linkers: the session count, the hit counter that goes on across
+			// midnight, the first-visit, session-start and new-session flags.
+			"sct", "_s", "_fv", "_ss", "_nsi",
 		},
-		Allow: map[string]Rule{
-			"v": Keep, "tid": Keep, "gtm": Keep, "tfd": Keep, "frm": Keep,
-			"cid": Hash, "sid": Hash,
-			"sct": Keep, "seg": Keep, "_s": Keep, "_fv": Keep, "_ss": Keep, "_nsi": Keep, "_ee": Keep,
-			"en": Keep, "_et": Keep,
-			"dl": KeepURL, "dr": KeepURL, "dt": Keep,
-			"ul": Keep, "sr": Keep,
-			"cu": Keep, "epn.value": Keep,
+		// Kinds: the /g/collect reference of d8a-tech/d8a (docs/.../tracking-protocols/
+		// ga4-gtag.md, after the thyngster.com cheat sheet): v "2", tid G-XXXXXXXXXX, sr
+		// "1920x1080", ul "en-us", seg, _ee and frm flags, _et milliseconds; event names
+		// and the 300-character page title limit from support.google.com/analytics/answer/9267744
+		// (names: 40 characters of letters, digits, underscores).
+		Allow: map[string]Value{
+			"v": Enum("2"), "tid": Token(csTagID, 20), "gtm": Token(csAlnum, 64), "tfd": Int(10),
+			"frm": Enum("0", "1", "2"),
+			"cid": ID, "sid": ID,
+			"seg": Enum("0", "1"), "_ee": Enum("1"),
+			"en": Name(csEventName, 40), "_et": Int(10),
+			"dl": PageURL, "dr": Referrer, "dt": Text(300),
+			"ul": Lang, "sr": Screen,
+			"cu": Currency, "epn.value": Dec(20),
 		},
 		Set: []Param{{Name: "gcs", Value: "G100"}, {Name: "npa", Value: "1"}},
 		// richsstsse asks for the answer as a server-sent event stream whose events tell
@@ -71,29 +106,37 @@ var builtin = []Endpoint{
 			"ip_override", "user_location",
 			"events[].params.session_id", "events[].params.user_id", "events[].params.transaction_id",
 		},
-		Allow: map[string]Rule{"measurement_id": Keep, "firebase_app_id": Keep, "api_secret": Keep},
-		AllowJSON: map[string]Rule{
-			"client_id":                             Hash,
-			"app_instance_id":                       Hash,
-			"timestamp_micros":                      Keep,
-			"device.category":                       Keep,
-			"device.language":                       Keep,
-			"device.screen_resolution":              Keep,
-			"events[].name":                         Keep,
-			"events[].params.page_location":         KeepURL,
-			"events[].params.page_referrer":         KeepURL,
-			"events[].params.page_title":            Keep,
-			"events[].params.engagement_time_msec":  Keep,
-			"events[].params.session_id":            Hash,
-			"events[].params.currency":              Keep,
-			"events[].params.value":                 Keep,
-			"events[].params.language":              Keep,
-			"events[].params.screen_resolution":     Keep,
-			"events[].params.items[].item_id":       Keep,
-			"events[].params.items[].item_name":     Keep,
-			"events[].params.items[].item_category": Keep,
-			"events[].params.items[].price":         Keep,
-			"events[].params.items[].quantity":      Keep,
+		// Kinds: the Measurement Protocol reference (timestamp_micros a number of
+		// microseconds; device.category desktop, mobile, tablet, smart TV; device.language
+		// ISO 639-1; device.screen_resolution WIDTHxHEIGHT); event names of 40
+		// characters, parameter values of 100 and page_title of 300
+		// (support.google.com/analytics/answer/9267744).
+		Allow: map[string]Value{
+			"measurement_id": Token(csTagID, 20), "firebase_app_id": Token("A-Za-z0-9:_-", 100),
+			"api_secret": Token(csWord, 64),
+		},
+		AllowJSON: map[string]Value{
+			"client_id":                             ID,
+			"app_instance_id":                       ID,
+			"timestamp_micros":                      Int(20),
+			"device.category":                       Enum("desktop", "mobile", "tablet", "smart TV"),
+			"device.language":                       Lang,
+			"device.screen_resolution":              Screen,
+			"events[].name":                         Name(csEventName, 40),
+			"events[].params.page_location":         PageURL,
+			"events[].params.page_referrer":         Referrer,
+			"events[].params.page_title":            Text(300),
+			"events[].params.engagement_time_msec":  Int(10),
+			"events[].params.session_id":            ID,
+			"events[].params.currency":              Currency,
+			"events[].params.value":                 Dec(20),
+			"events[].params.language":              Lang,
+			"events[].params.screen_resolution":     Screen,
+			"events[].params.items[].item_id":       Token(csSKU, 100),
+			"events[].params.items[].item_name":     Text(100),
+			"events[].params.items[].item_category": Text(100),
+			"events[].params.items[].price":         Dec(20),
+			"events[].params.items[].quantity":      Int(6),
 		},
 		SetJSON: []Param{
 			{Name: "consent.ad_user_data", Value: `"DENIED"`},
@@ -128,12 +171,22 @@ var builtin = []Endpoint{
 			"cd[order_id]", // links to the purchaser in the shop
 			"cd[external_id]",
 		},
-		Allow: map[string]Rule{
-			"id": Keep, "ev": Keep, "dl": KeepURL, "rl": KeepURL, "if": Keep, "ts": Keep,
-			"sw": Keep, "sh": Keep, "v": Keep, "r": Keep, "a": Keep, "ec": Keep, "o": Keep,
-			"it": Keep, "coo": Keep, "rqm": Keep, "plt": Keep, "noscript": Keep,
-			"cd[value]": Keep, "cd[currency]": Keep, "cd[content_ids]": Keep, "cd[content_type]": Keep,
-			"cd[content_name]": Keep, "cd[content_category]": Keep, "cd[num_items]": Keep,
+		// Kinds: the standard events' object properties per
+		// developers.facebook.com/docs/meta-pixel/reference (value a number, currency an
+		// ISO 4217 code, content_ids an array of IDs, content_type "product" or
+		// "product_group", content_name and content_category text, num_items a count);
+		// custom event names up to 50 characters; the short names from fbevents.js
+		// traffic (ts and it millisecond timestamps, sw and sh screen size, if and coo
+		// booleans, plt page load time).
+		Allow: map[string]Value{
+			"id": Token(csDigits, 20), "ev": Name(csCustomName, 50), "dl": PageURL, "rl": Referrer,
+			"if": Enum("true", "false"), "ts": Int(13),
+			"sw": Screen, "sh": Screen, "v": Token(csVersion, 20), "r": Token(csWord, 20), "a": Token(csVersion, 64),
+			"ec": Int(4), "o": Int(10), "it": Int(13), "coo": Enum("true", "false"), "rqm": Token("A-Z", 8),
+			"plt": Dec(12), "noscript": Enum("1"),
+			"cd[value]": Dec(20), "cd[currency]": Currency, "cd[content_ids]": Token(csContentIDs, 500),
+			"cd[content_type]": Enum("product", "product_group"),
+			"cd[content_name]": Text(200), "cd[content_category]": Text(200), "cd[num_items]": Int(6),
 		},
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  GIF,
@@ -170,12 +223,19 @@ var builtin = []Endpoint{
 			"msclkid", // click ID
 			"pid",     // enhanced conversions: hashed email/phone
 			"uid",
+			"mid", // page view GUID: it outlives midnight with the page, so it is hashed daily too
 		},
-		Allow: map[string]Rule{
-			"ti": Keep, "Ver": Keep, "tm": Keep, "mid": Keep, "rn": Keep,
-			"vid": Hash, "sid": Hash,
-			"evt": Keep, "ea": Keep, "ec": Keep, "el": Keep, "ev": Keep, "gv": Keep, "gc": Keep,
-			"p": KeepURL, "r": KeepURL, "tl": Keep, "lg": Keep, "sw": Keep, "sh": Keep, "lt": Keep,
+		// Kinds: the UET parameters table, learn.microsoft.com/advertising/msa-help
+		// hlp_ba_conc_uet_parameters_table (mid a GUID per page, evt pageLoad or custom,
+		// rn a random 6-digit number, ec/ea/el advertiser-defined text, ev and gv values,
+		// gc the revenue currency, p and r the page and referrer URLs); tl the page
+		// title, lg the language, sw/sh the screen, lt the load time from bat.js traffic.
+		Allow: map[string]Value{
+			"ti": Token(csDigits, 20), "Ver": Token(csVersion, 10), "tm": Token(csWord, 20), "mid": GUIDID,
+			"rn": Int(10), "vid": ID, "sid": ID,
+			"evt": Enum("pageLoad", "custom"), "ea": Text(100), "ec": Text(100), "el": Text(100),
+			"ev": Dec(20), "gv": Dec(20), "gc": Currency,
+			"p": PageURL, "r": Referrer, "tl": Text(300), "lg": Lang, "sw": Screen, "sh": Screen, "lt": Int(10),
 		},
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  GIF,
@@ -196,8 +256,12 @@ var builtin = []Endpoint{
 			"li_giant",  // LinkedIn ID sync
 			"li_adsId",  // first-party ads ID cookie
 		},
-		Allow: map[string]Rule{
-			"pid": Keep, "conversionId": Keep, "time": Keep, "v": Keep, "url": KeepURL,
+		// Kinds: the Insight Tag's documented image pixel (pid the numeric partner ID,
+		// conversionId numeric; fmt is a reply parameter); time (milliseconds) and v from insight.min.js
+		// traffic.
+		Allow: map[string]Value{
+			"pid": Token(csDigits, 20), "conversionId": Token(csDigits, 20),
+			"time": Int(13), "v": Token(csVersion, 10), "url": PageURL,
 		},
 		// fmt picks the answer: "gif" (the documented image pixel) or "js" (a script the
 		// Insight Tag runs). An anonymised hit is the image pixel, whatever it asked for.
@@ -224,26 +288,31 @@ var builtin = []Endpoint{
 			"context.session_id", "context.pageview_id",
 			"event_id", "message_id", "properties.order_id",
 		},
-		AllowJSON: map[string]Rule{
-			"event": Keep, "timestamp": Keep, "is_onsite": Keep, "pixel_code": Keep,
-			"context.pixel.code":                 Keep,
-			"context.user.anonymous_id":          Hash,
-			"context.session_id":                 Hash,
-			"context.page.url":                   KeepURL,
-			"context.page.referrer":              KeepURL,
-			"context.library.name":               Keep,
-			"context.library.version":            Keep,
-			"context.device.platform":            Keep,
-			"properties.value":                   Keep,
-			"properties.currency":                Keep,
-			"properties.content_type":            Keep,
-			"properties.content_id":              Keep,
-			"properties.content_name":            Keep,
-			"properties.contents[].content_id":   Keep,
-			"properties.contents[].content_type": Keep,
-			"properties.contents[].content_name": Keep,
-			"properties.contents[].quantity":     Keep,
-			"properties.contents[].price":        Keep,
+		// Kinds: the TikTok parameters (ads.tiktok.com/help/article/about-parameters and
+		// the Business API SDK's PixelContent/PixelProperties: content_type "product" or
+		// "product_group", currency an ISO 4217 code, value and price numbers, quantity
+		// an integer, content_name text); timestamp ISO 8601; event names as Meta's.
+		AllowJSON: map[string]Value{
+			"event": Name(csCustomName, 50), "timestamp": Token(csISOTime, 40), "is_onsite": Enum("true", "false"),
+			"pixel_code":                         Token(csAlnum, 32),
+			"context.pixel.code":                 Token(csAlnum, 32),
+			"context.user.anonymous_id":          ID,
+			"context.session_id":                 ID,
+			"context.page.url":                   PageURL,
+			"context.page.referrer":              Referrer,
+			"context.library.name":               Token(csVersion, 40),
+			"context.library.version":            Token(csVersion, 40),
+			"context.device.platform":            Token(csWord, 20),
+			"properties.value":                   Dec(20),
+			"properties.currency":                Currency,
+			"properties.content_type":            Enum("product", "product_group"),
+			"properties.content_id":              Token(csSKU, 100),
+			"properties.content_name":            Text(200),
+			"properties.contents[].content_id":   Token(csSKU, 100),
+			"properties.contents[].content_type": Enum("product", "product_group"),
+			"properties.contents[].content_name": Text(200),
+			"properties.contents[].quantity":     Int(6),
+			"properties.contents[].price":        Dec(20),
 		},
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  NoContent,
@@ -269,17 +338,27 @@ var builtin = []Endpoint{
 			"ua", "uadata", // user agent override, client hints
 			"_idts", "_viewts", // first/last visit timestamps: per-visitor, near-unique
 			"ec_id", // order ID
+			// Cross-day linkers: the visit count and new-visitor flag, the visitor's local
+			// time (h, m, s: with the truncated IP a time zone and a clock).
+			"_idvc", "_idn", "h", "m", "s",
+			"pv_id", // page view ID: it outlives midnight with the page, so it is hashed daily too
 		},
-		Allow: map[string]Rule{
-			"idsite": Keep, "rec": Keep, "apiv": Keep, "r": Keep, "h": Keep, "m": Keep, "s": Keep,
-			"send_image": Keep, "ping": Keep, "ca": Keep, "cookie": Keep, "res": Keep, "lang": Keep,
-			"_id": Hash, "_idn": Keep, "_idvc": Keep, "pv_id": Keep,
-			"url": KeepURL, "urlref": KeepURL, "link": KeepURL, "download": KeepURL, "action_name": Keep,
-			"e_c": Keep, "e_a": Keep, "e_n": Keep, "e_v": Keep,
-			"c_n": Keep, "c_p": Keep, "c_t": Keep, "c_i": Keep,
-			"idgoal": Keep, "revenue": Keep, "ec_st": Keep, "ec_tx": Keep, "ec_sh": Keep, "ec_dt": Keep,
-			"search_cat": Keep, "search_count": Keep,
-			"gt_ms": Keep, "pf_net": Keep, "pf_srv": Keep, "pf_tfr": Keep, "pf_dm1": Keep, "pf_dm2": Keep, "pf_onl": Keep,
+		// Kinds: the Tracking HTTP API reference, developer.matomo.org/api-reference/
+		// tracking-api (idsite numeric, rec=1, apiv=1, res "1280x1024", lang an
+		// Accept-Language value, pv_id six characters, e_v "a float or integer", revenue
+		// and ec_* amounts, idgoal numeric, c_t "the URL of a landing page", gt_ms and the
+		// pf_* timings in milliseconds; action_name, e_c/e_a/e_n and c_n/c_p/c_i text).
+		Allow: map[string]Value{
+			"idsite": Int(10), "rec": Enum("1"), "apiv": Enum("1"), "r": Token(csAlnum, 10),
+			"send_image": Enum("0", "1"), "ping": Enum("0", "1"), "ca": Enum("0", "1"), "cookie": Enum("0", "1"),
+			"res": Screen, "lang": Lang,
+			"_id": ID, "pv_id": ShortID(6),
+			"url": PageURL, "urlref": Referrer, "link": LinkURL, "download": LinkURL, "action_name": Text(300),
+			"e_c": Text(100), "e_a": Text(100), "e_n": Text(300), "e_v": Dec(20),
+			"c_n": Text(300), "c_p": Text(300), "c_t": LinkURL, "c_i": Text(100),
+			"idgoal": Int(10), "revenue": Dec(20), "ec_st": Dec(20), "ec_tx": Dec(20), "ec_sh": Dec(20), "ec_dt": Dec(20),
+			"search_cat": Text(100), "search_count": Int(10),
+			"gt_ms": Int(10), "pf_net": Int(10), "pf_srv": Int(10), "pf_tfr": Int(10), "pf_dm1": Int(10), "pf_dm2": Int(10), "pf_onl": Int(10),
 		},
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  GIF,
@@ -298,12 +377,18 @@ var builtin = []Endpoint{
 		Body:         BodyJSON,
 		// Plausible keeps no client ID: it derives a daily visitor hash from IP and user
 		// agent, which the proxy passes by header. Props (p, m, props) are free-form and
-		// not allowed; URLs lose click IDs through KeepURL.
+		// not allowed; URLs are scrubbed.
 		Identifiers: nil,
-		AllowJSON: map[string]Rule{
-			"name": Keep, "n": Keep, "url": KeepURL, "u": KeepURL, "domain": Keep, "d": Keep,
-			"referrer": KeepURL, "r": KeepURL, "h": Keep, "w": Keep, "interactive": Keep, "i": Keep,
-			"revenue.currency": Keep, "revenue.amount": Keep,
+		// Kinds: plausible.io/docs/events-api (name up to 120 characters, url and
+		// referrer URLs, domain a comma-separated list of domains, revenue currency an ISO
+		// 4217 code and amount a number or numeric string, interactive a boolean); h
+		// (hash mode, 1) and w (screen width) from the script's traffic.
+		AllowJSON: map[string]Value{
+			"name": Text(120), "n": Text(120), "url": PageURL, "u": PageURL,
+			"domain": Token(csHostList, 253), "d": Token(csHostList, 253),
+			"referrer": Referrer, "r": Referrer, "h": Enum("0", "1"), "w": Screen,
+			"interactive": Enum("true", "false"), "i": Enum("true", "false"),
+			"revenue.currency": Currency, "revenue.amount": Dec(20),
 		},
 		IP:     IPPass{Header: "X-Forwarded-For"},
 		Local:  NoContent,
@@ -315,12 +400,20 @@ var builtin = []Endpoint{
 
 // googleAdsAllow is shared by the Google Ads endpoints: gtag.js sends them the same
 // parameter set. Order IDs and auid (the _gcl_au first-party ID) are identifiers.
-var googleAdsAllow = map[string]Rule{
-	"random": Keep, "rnd": Keep, "cv": Keep, "fst": Keep, "num": Keep, "label": Keep,
-	"guid": Keep, "script": Keep, "bg": Keep, "en": Keep, "gtm": Keep,
-	"tid": Keep, "frm": Keep, "value": Keep, "currency_code": Keep, "bttype": Keep, "hn": Keep,
-	"tiba": Keep, "u_w": Keep, "u_h": Keep, "navt": Keep, "scrsrc": Keep,
-	"url": KeepURL, "ref": KeepURL, "dl": KeepURL, "dr": KeepURL,
+//
+// Kinds: Google documents only the noscript pixel (label, guid=ON, script=0); the rest
+// follows the conversion and remarketing requests AMP builds for the same endpoints
+// (ampproject/amphtml extensions/amp-analytics vendors/googleadwords: random, url, ref,
+// fst a page view ID, num a counter, u_h/u_w the screen, tiba the
+// title, value and currency_code, bg a colour) and gtag.js traffic for the others.
+var googleAdsAllow = map[string]Value{
+	"random": Int(20), "rnd": Int(20), "cv": Token(csVersion, 20), "fst": Int(20), "num": Int(4),
+	"label": Token(csWord, 64), "guid": Enum("ON", "OFF"), "script": Enum("0", "1"), "bg": Token("0-9A-Fa-f#", 7),
+	"en": Name(csEventName, 40), "gtm": Token(csAlnum, 64),
+	"tid": Token(csTagID, 20), "frm": Enum("0", "1", "2"), "value": Dec(20), "currency_code": Currency,
+	"bttype": Name(csWord, 40), "hn": Token(csHost, 253),
+	"tiba": Text(300), "u_w": Screen, "u_h": Screen, "navt": Token("a-z", 4), "scrsrc": Token(csHost, 253),
+	"url": PageURL, "ref": Referrer, "dl": PageURL, "dr": Referrer,
 }
 
 // googleAdsReplyParams choose the answer's format (fmt, rfmt: an image, a script, or a

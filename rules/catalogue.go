@@ -38,16 +38,6 @@ const (
 	BodyJSON                  // a JSON document
 )
 
-// Rule is how an allow-listed parameter survives anonymisation. A parameter with no rule
-// is removed: anonymisation is by allow-list, never by deny-list.
-type Rule uint8
-
-const (
-	Keep    Rule = iota + 1 // kept as is
-	KeepURL                 // a URL: kept without query parameters off the URL allow-list, fragment or user info
-	Hash                    // replaced by a salted hash whose salt rotates daily
-)
-
 // LocalResponse is what the browser gets when nothing is relayed from upstream: after a
 // drop, or when the upstream failed.
 type LocalResponse uint8
@@ -100,18 +90,19 @@ type Endpoint struct {
 	// Identifiers names the parameters (or JSON paths) that identify a person. The
 	// allow-lists never keep one of them as is; the leak tests check every one.
 	Identifiers []string
-	// Allow is the anonymise allow-list of parameter names (query, form, lines);
-	// AllowPrefix the same for name prefixes (e.g. "cd[" for Meta custom data);
-	// AllowJSON for JSON bodies, by dotted path with "[]" for array elements
-	// ("events[].params.page_location").
-	Allow       map[string]Rule
-	AllowPrefix map[string]Rule
-	AllowJSON   map[string]Rule
+	// Allow is the anonymise allow-list of parameter names (query, form, lines), each
+	// with the kind its value must have (kinds.go); a parameter not listed is removed,
+	// anonymisation is by allow-list, never by deny-list. AllowPrefix is the same for
+	// name prefixes (e.g. "cd[" for Meta custom data); AllowJSON for JSON bodies, by
+	// dotted path with "[]" for array elements ("events[].params.page_location").
+	Allow       map[string]Value
+	AllowPrefix map[string]Value
+	AllowJSON   map[string]Value
 	// Property names the parameters (query or form; for JSON bodies, PropertyJSON names
 	// dotted paths of object fields) that say which of the vendor's properties the hit is
 	// for: a GA4 measurement ID, a pixel ID, a Matomo site. Pseudonyms are keyed by
 	// vendor and property, so one visitor's ID under two properties gives two unrelated
-	// pseudonyms. Every endpoint with a Hash rule names one; a hit that names two
+	// pseudonyms. Every endpoint with a KindID value names one; a hit that names two
 	// different properties is not anonymised (errPropertyConflict).
 	Property     []string
 	PropertyJSON []string

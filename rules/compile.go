@@ -172,6 +172,12 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 		return nil, errors.Join(errs...) // the anonymisers would repeat the same names
 	}
 
+	anonOpts := AnonymiseOptions{
+		URLParams:     cfg.Anonymise.URLParams,
+		PathTemplates: cfg.Anonymise.PathTemplates,
+		SiteHosts:     siteHosts(cfg),
+		DropText:      cfg.Anonymise.FreeText == "drop",
+	}
 	cat := Builtin()
 	s.Endpoints = make([]CompiledEndpoint, len(cat))
 	byName := map[string]int{}
@@ -187,7 +193,9 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 		if err := ce.setUpstream(base); err != nil {
 			fail(key, "%v", err)
 		}
-		anon, err := NewAnonymiser(ep, cfg.Anonymise.Allow[ep.Vendor], cfg.Anonymise.URLParams, hasher)
+		opts := anonOpts
+		opts.Allow = cfg.Anonymise.Allow[ep.Vendor]
+		anon, err := NewAnonymiserWith(ep, opts, hasher)
 		if err != nil {
 			fail("anonymise.allow."+ep.Vendor, "%v", err)
 		}
@@ -285,6 +293,19 @@ func routePos(cfg *config.Config, i int, r config.RouteConfig) config.Pos {
 		return pos
 	}
 	return r.Pos
+}
+
+// siteHosts are anonymise.site_hosts and the hosts of allowed_origins: the origins
+// that may call the consent API are the site's own, so a referrer from one of them is
+// internal navigation.
+func siteHosts(cfg *config.Config) []string {
+	hosts := slices.Clone(cfg.Anonymise.SiteHosts)
+	for _, o := range cfg.AllowedOrigins {
+		if u, err := url.Parse(o); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	return hosts
 }
 
 // jurisdictionGroups merges the configured groups into the built-in ones (or replaces

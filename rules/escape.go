@@ -5,8 +5,6 @@
 
 package rules
 
-import "bytes"
-
 // maxNameLen bounds percent-encoded parameter names decoded on the stack; a longer
 // encoded name is dropped (no allow-listed name comes near it).
 const maxNameLen = 128
@@ -24,7 +22,12 @@ func decodeName(buf, raw []byte) ([]byte, bool) {
 }
 
 func needsUnescape(s []byte) bool {
-	return bytes.IndexByte(s, '%') >= 0 || bytes.IndexByte(s, '+') >= 0
+	for _, c := range s { // one pass: values are short, two IndexByte calls cost more
+		if c == '%' || c == '+' {
+			return true
+		}
+	}
+	return false
 }
 
 // appendUnescape appends s decoded as net/url.QueryUnescape does ("+" is a space).
@@ -116,3 +119,31 @@ func appendQueryEscapeByte(dst []byte, c byte) []byte {
 	}
 	return append(dst, c)
 }
+
+// appendComponent appends s encoded as encodeURIComponent does for the bytes that
+// matter: everything but unreserved bytes is percent-encoded, a space as "%20" (what
+// gtag.js and the other tags send, where '+' would be ambiguous to some parsers).
+func appendComponent(dst, s []byte) []byte {
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && unreserved[s[i]] {
+			i++
+		}
+		dst = append(dst, s[:i]...) // runs of plain bytes in one copy
+		if i == len(s) {
+			break
+		}
+		c := s[i]
+		dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
+		s = s[i+1:]
+	}
+	return dst
+}
+
+// unreserved is !shouldEscape as a table, for appendComponent's inner loop.
+var unreserved = func() (t [256]bool) {
+	for c := range t {
+		t[c] = !shouldEscape(byte(c))
+	}
+	return t
+}()

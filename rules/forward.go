@@ -20,6 +20,7 @@ import (
 // the original bytes and out is not filled. A body that cannot be rewritten safely is
 // an error: drop the hit.
 func (a *Anonymiser) RewriteForward(hit *Hit, ip string, out *Out) (changed bool, err error) {
+	out.Removed = [NumKinds]uint32{} // a forwarded hit loses nothing
 	if a.ipParam == "" && (a.ipJSON == "" || a.body != BodyJSON) {
 		return false, nil
 	}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/consentgate/consentgate/internal/jsonscan"
 )
@@ -128,8 +129,12 @@ func (n *jsonNode) finish() (slots int, err error) {
 		deepest = max(deepest, d)
 	}
 	sort.Slice(n.order, func(i, j int) bool { return n.order[i].name < n.order[j].name })
+	n.pages = n.pages[:0]
 	for i, f := range n.order {
 		n.index[f.name] = i
+		if v := f.node.value; v != nil && v.Kind == KindURL && v.Role == RolePage {
+			n.pages = append(n.pages, i)
+		}
 	}
 	if n.elem != nil {
 		d, err := n.elem.finish()
@@ -177,15 +182,23 @@ const jsonSlotsOnStack = 64
 // escape analysis does not tell fields apart.
 type jsonWriter struct {
 	ip      string
-	key     *HashKey
-	scratch []byte // decoded strings, cleaned URLs, hashes
+	scratch []byte    // decoded strings, cleaned URLs, hashes
+	st      *hitState // what was removed; the page host a referrer is judged against
 	keyBuf  [maxNameLen]byte
+}
+
+// count records what became of a value of kind v and reports whether it was kept.
+func (w *jsonWriter) count(v *Value, verd verdict) bool {
+	if verd == misfit {
+		w.st.removed[v.Kind]++
+	}
+	return verd == keep
 }
 
 // anonymiseJSON appends to dst the JSON body reduced to the allow-listed paths, with
 // SetJSON and the IP field applied. An empty body stays empty. scratch is working
 // space, as in filterPairs.
-func (a *Anonymiser) anonymiseJSON(dst, body []byte, ip string, scratch []byte, key *HashKey) ([]byte, error) {
+func (a *Anonymiser) anonymiseJSON(dst, body []byte, ip string, scratch []byte, st *hitState) ([]byte, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return dst, nil
 	}
@@ -201,7 +214,7 @@ func (a *Anonymiser) anonymiseJSON(dst, body []byte, ip string, scratch []byte, 
 	if a.jsonSlots > len(slots) {
 		slots = make([]jsonSlot, a.jsonSlots)
 	}
-	w := jsonWriter{ip: ip, key: key, scratch: scratch}
+	w := jsonWriter{ip: ip, scratch: scratch, st: st}
 	base := len(dst)
 	// The root walk validates the whole body before anything is written.
 	out, _, end, err := a.jsonObject(&w, slots, dst, a.json, body[i:], a.set)
@@ -282,6 +295,9 @@ func (a *Anonymiser) jsonObject(w *jsonWriter, free []jsonSlot, dst []byte, n *j
 			dst, ok, err = a.jsonSet(w, free, dst, sf.node, f, slot)
 		} else {
 			dst = append(dst, f.key...)
+			if v := f.node.value; v != nil && v.Kind == KindURL && v.Role == RoleReferrer {
+				jsonPageHost(w, n, slots)
+			}
 			dst, ok, err = a.jsonValue(w, free, dst, f.node, slot.val, slot.kind)
 		}
 		if err != nil {
@@ -335,19 +351,48 @@ func (a *Anonymiser) jsonSet(w *jsonWriter, free []jsonSlot, dst []byte, s *setN
 	return dst, true, err
 }
 
+// jsonPageHost records, for a referrer about to be written, the host of the page URL
+// among its siblings (MP's page_location next to page_referrer, TikTok's page.url next
+// to page.referrer); none, if the object has none.
+func jsonPageHost(w *jsonWriter, n *jsonNode, slots []jsonSlot) {
+	w.st.pageKnown, w.st.pageLen = true, 0
+	for _, i := range n.pages {
+		sl := slots[i]
+		if sl.val == nil || sl.kind != jsonscan.String {
+			continue
+		}
+		// Only the host is needed: decode the start of the URL.
+		var ub [512]byte
+		u, raw := ub[:0], sl.val[1:len(sl.val)-1]
+		for len(raw) > 0 && len(u) < len(ub)-utf8.UTFMax {
+			r, size := jsonscan.NextRune(raw)
+			u, raw = utf8.AppendRune(u, r), raw[size:]
+		}
+		w.st.setPageHost(u)
+		return
+	}
+}
+
 // jsonValue writes the hit's value v of kind k filtered by n, and reports whether anything
-// is left of it. Rules apply to scalars only: an object or array survives only through
-// allowed children, so allowing a path never keeps an unreviewed subtree wholesale.
+// is left of it. Kinds apply to scalars only: an object or array survives only through
+// allowed children, so allowing a path never keeps an unreviewed subtree wholesale (a
+// container where a scalar is declared is a misfit).
 func (a *Anonymiser) jsonValue(w *jsonWriter, free []jsonSlot, dst []byte, n *jsonNode, v []byte, k jsonscan.Kind) ([]byte, bool, error) {
 	switch k {
 	case jsonscan.Object:
 		if len(n.order) == 0 {
+			if n.value != nil {
+				w.count(n.value, misfit)
+			}
 			return dst, false, nil
 		}
 		dst, ok, _, err := a.jsonObject(w, free, dst, n, v, nil)
 		return dst, ok, err
 	case jsonscan.Array:
 		if n.elem == nil {
+			if n.value != nil {
+				w.count(n.value, misfit)
+			}
 			return dst, false, nil
 		}
 		dst = append(dst, '[')
@@ -374,54 +419,105 @@ func (a *Anonymiser) jsonValue(w *jsonWriter, free []jsonSlot, dst []byte, n *js
 			return dst[:start-1], false, nil
 		}
 		return append(dst, ']'), true, nil
+	}
+	spec := n.value
+	if spec == nil {
+		return dst, false, nil
+	}
+	var verd verdict
+	switch k {
 	case jsonscan.String:
-		raw := v[1 : len(v)-1]
-		switch n.rule {
-		case Keep:
-			return w.appendKeptString(dst, raw), true, nil
-		case KeepURL:
-			s := jsonscan.Unescape(w.scratch[:0], raw)
-			clean, ok := a.appendCleanURL(s[len(s):], s)
-			if !ok {
-				return dst, false, nil
-			}
-			return jsonscan.AppendString(dst, clean), true, nil
-		case Hash:
-			s := jsonscan.Unescape(w.scratch[:0], raw)
-			return a.appendJSONHash(w, dst, s), true, nil
-		}
+		dst, verd = a.jsonString(w, dst, spec, v[1:len(v)-1])
 	case jsonscan.Number:
-		switch n.rule {
-		case Keep:
-			return append(dst, v...), true, nil
-		case Hash:
-			return a.appendJSONHash(w, dst, append(w.scratch[:0], v...)), true, nil
+		dst, verd = a.jsonNumber(w, dst, spec, v)
+	case jsonscan.Bool:
+		switch {
+		case spec.Kind == KindEnum && checkEnum(v, spec.Enum):
+			dst, verd = append(dst, v...), keep
+		case spec.Kind == KindText && a.dropText:
+			verd = omit
+		case spec.Kind == KindText: // one bit of an operator's extension
+			dst, verd = append(dst, v...), keep
+		default:
+			verd = misfit
 		}
-	case jsonscan.Bool, jsonscan.Null:
-		if n.rule == Keep {
-			return append(dst, v...), true, nil
-		}
-	}
-	return dst, false, nil
-}
-
-// appendKeptString writes a kept string as encoding/json re-encodes it after decoding:
-// text that is printable ASCII without escapes is already in that form.
-func (w *jsonWriter) appendKeptString(dst, raw []byte) []byte {
-	for _, c := range raw {
-		if c < 0x20 || c >= 0x80 || c == '\\' {
-			return jsonscan.AppendString(dst, jsonscan.Unescape(w.scratch[:0], raw))
+	case jsonscan.Null: // says nothing; an ID or a URL that is null has nothing to keep
+		if spec.Kind == KindID || spec.Kind == KindURL {
+			verd = omit
+		} else {
+			dst, verd = append(dst, v...), keep
 		}
 	}
-	dst = append(dst, '"')
-	dst = append(dst, raw...)
-	return append(dst, '"')
+	return dst, w.count(spec, verd), nil
 }
 
-// appendJSONHash writes the hash of v, which lives at the start of w.scratch's array.
-func (a *Anonymiser) appendJSONHash(w *jsonWriter, dst, v []byte) []byte {
-	h := w.key.AppendHash(v, v)
-	return jsonscan.AppendString(dst, h[len(v):])
+// jsonString applies spec to the string whose raw (escaped) contents are raw. The
+// value is decoded into w.scratch, whatever spec builds from it is appended after it,
+// and the result is written as a JSON string.
+func (a *Anonymiser) jsonString(w *jsonWriter, dst []byte, spec *Value, raw []byte) ([]byte, verdict) {
+	s := jsonscan.Unescape(w.scratch[:0], raw)
+	mid := len(s)
+	var buf []byte
+	verd := keep
+	switch spec.Kind {
+	case KindID:
+		var ok bool
+		if buf, ok = a.appendID(s, spec, s, w.st.key); !ok {
+			return dst, misfit
+		}
+	case KindURL:
+		buf, verd = a.appendCleanURL(s, s, spec.Role, w.st)
+	case KindText:
+		if a.dropText {
+			return dst, omit
+		}
+		_, text, ok := a.appendText(s, s, spec.Max)
+		if !ok {
+			return dst, misfit
+		}
+		return jsonscan.AppendString(dst, text), keep
+	default:
+		buf, verd = a.appendSmall(s, s, spec)
+	}
+	if verd != keep {
+		return dst, verd
+	}
+	return jsonscan.AppendString(dst, buf[mid:]), keep
+}
+
+// jsonNumber applies spec to a JSON number, kept as a number where its kind allows.
+func (a *Anonymiser) jsonNumber(w *jsonWriter, dst []byte, spec *Value, v []byte) ([]byte, verdict) {
+	ok := false
+	switch spec.Kind {
+	case KindEnum:
+		ok = checkEnum(v, spec.Enum)
+	case KindNumber:
+		ok = checkNumber(v, spec.Max, spec.Decimal)
+	case KindToken:
+		ok = checkToken(v, &spec.Chars, spec.Max) && !(spec.Name && looksIdentifying(v))
+	case KindID: // hashed as its text, written as a string, as a string ID would be
+		s := append(w.scratch[:0], v...)
+		h, ok := a.appendID(s, spec, s, w.st.key)
+		if !ok {
+			return dst, misfit
+		}
+		return jsonscan.AppendString(dst, h[len(s):]), keep
+	case KindScreen:
+		n, ok := parseDim(v)
+		if !ok {
+			return dst, misfit
+		}
+		return appendInt(dst, bucketScreen(n)), keep
+	case KindText:
+		if a.dropText {
+			return dst, omit
+		}
+		ok = !looksIdentifying(v) // a phone number or customer number sent as a number
+	}
+	if !ok {
+		return dst, misfit
+	}
+	return append(dst, v...), keep
 }
 
 // checkSetPath refuses a SetJSON path that is not dotted object fields.

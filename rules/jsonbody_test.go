@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // refAnonymiseJSON is the JSON path as it was before it walked the body in place:
@@ -35,7 +38,7 @@ func refAnonymiseJSON(a *Anonymiser, key *HashKey, ep *Endpoint, body []byte, ip
 	if !ok {
 		return nil, errBadJSON
 	}
-	refFilterObject(a, key, a.json, doc, true)
+	refFilterObject(a, a.json, doc, true, &hitState{key: key})
 	for _, p := range ep.SetJSON {
 		path := strings.Split(p.Name, ".")
 		d := json.NewDecoder(strings.NewReader(p.Value))
@@ -96,14 +99,18 @@ func refJSONDepth(b []byte) int {
 	return m
 }
 
-func refFilterObject(a *Anonymiser, key *HashKey, n *jsonNode, m map[string]any, root bool) bool {
+func refFilterObject(a *Anonymiser, n *jsonNode, m map[string]any, root bool, st *hitState) bool {
+	orig := maps.Clone(m) // the page URL a referrer is judged against, as the hit sent it
 	for k, v := range m {
 		c := n.fields[k]
 		if c == nil {
 			delete(m, k)
 			continue
 		}
-		nv, ok := refFilterJSON(a, key, c, v)
+		if c.value != nil && c.value.Kind == KindURL && c.value.Role == RoleReferrer {
+			refPageHost(n, orig, st)
+		}
+		nv, ok := refFilterJSON(a, c, v, st)
 		if !ok {
 			delete(m, k)
 			continue
@@ -113,48 +120,100 @@ func refFilterObject(a *Anonymiser, key *HashKey, n *jsonNode, m map[string]any,
 	return root || len(m) > 0
 }
 
-func refFilterJSON(a *Anonymiser, key *HashKey, n *jsonNode, v any) (any, bool) {
+// refPageHost is jsonPageHost over a decoded object: the first page URL member in name
+// order, its host read from at most the first 508 bytes.
+func refPageHost(n *jsonNode, m map[string]any, st *hitState) {
+	st.pageKnown, st.pageLen = true, 0
+	for _, f := range n.order {
+		if v := f.node.value; v == nil || v.Kind != KindURL || v.Role != RolePage {
+			continue
+		}
+		u, ok := m[f.name].(string)
+		if !ok {
+			continue
+		}
+		var b []byte
+		for _, r := range u {
+			if len(b) >= 512-utf8.UTFMax {
+				break
+			}
+			b = utf8.AppendRune(b, r)
+		}
+		st.setPageHost(b)
+		return
+	}
+}
+
+func refFilterJSON(a *Anonymiser, n *jsonNode, v any, st *hitState) (any, bool) {
 	switch x := v.(type) {
 	case map[string]any:
 		if n.fields == nil {
 			return nil, false
 		}
-		return x, refFilterObject(a, key, n, x, false)
+		return x, refFilterObject(a, n, x, false, st)
 	case []any:
 		if n.elem == nil {
 			return nil, false
 		}
 		out := x[:0]
 		for _, e := range x {
-			if ev, ok := refFilterJSON(a, key, n.elem, e); ok {
+			if ev, ok := refFilterJSON(a, n.elem, e, st); ok {
 				out = append(out, ev)
 			}
 		}
 		return out, len(out) > 0
+	}
+	spec := n.value
+	if spec == nil {
+		return nil, false
+	}
+	switch x := v.(type) {
 	case string:
-		switch n.rule {
-		case Keep:
-			return x, true
-		case KeepURL:
-			b, ok := a.appendCleanURL(nil, []byte(x))
-			if !ok {
+		var b []byte
+		var verd verdict
+		switch spec.Kind {
+		case KindID:
+			if len(x) > maxIDLen {
 				return nil, false
 			}
-			return string(b), true
-		case Hash:
-			return string(key.AppendHash(nil, []byte(x))), true
+			b, _ = a.appendID(nil, spec, []byte(x), st.key)
+		case KindURL:
+			b, verd = a.appendCleanURL(nil, []byte(x), spec.Role, st)
+		case KindText:
+			if a.dropText {
+				return nil, false
+			}
+			var ok bool
+			if _, b, ok = a.appendText(nil, []byte(x), spec.Max); !ok {
+				return nil, false
+			}
+		default:
+			b, verd = a.appendSmall(nil, []byte(x), spec)
 		}
+		return string(b), verd == keep
 	case json.Number:
-		switch n.rule {
-		case Keep:
-			return x, true
-		case Hash:
-			return string(key.AppendHash(nil, []byte(x))), true
+		raw := []byte(x)
+		switch spec.Kind {
+		case KindEnum:
+			return x, checkEnum(raw, spec.Enum)
+		case KindNumber:
+			return x, checkNumber(raw, spec.Max, spec.Decimal)
+		case KindToken:
+			return x, checkToken(raw, &spec.Chars, spec.Max) && !(spec.Name && looksIdentifying(raw))
+		case KindID:
+			b, ok := a.appendID(nil, spec, raw, st.key)
+			return string(b), ok
+		case KindScreen:
+			d, ok := parseDim(raw)
+			return json.Number(strconv.Itoa(bucketScreen(d))), ok
+		case KindText:
+			return x, !a.dropText && !looksIdentifying(raw)
 		}
-	case bool, nil:
-		if n.rule == Keep {
-			return x, true
-		}
+	case bool:
+		lit := strconv.FormatBool(x)
+		return x, spec.Kind == KindEnum && checkEnum([]byte(lit), spec.Enum) || spec.Kind == KindText && !a.dropText
+	case nil:
+		return nil, spec.Kind != KindID && spec.Kind != KindURL
 	}
 	return nil, false
 }
@@ -164,11 +223,11 @@ func refFilterJSON(a *Anonymiser, key *HashKey, n *jsonNode, v any) (any, bool) 
 func jsonTestEndpoints(t testing.TB) []*Endpoint {
 	eps := []*Endpoint{
 		{
-			Name: "overlay", Body: BodyJSON,
-			AllowJSON: map[string]Rule{
-				"a.b": Keep, "a.c": Keep, "x": Keep, "arr[]": Keep, "arr2[][]": Keep, "o.p[].q": Hash,
-				"u": KeepURL, "n": Hash, "s.t": Keep, "k.l.m": Keep, "e": Keep, "é": Keep, "a\u2028": Keep,
-				"zz.deep.er": Keep,
+			Name: "overlay", Body: BodyJSON, Identifiers: []string{"o.p[].q", "n"},
+			AllowJSON: map[string]Value{
+				"a.b": Text(50), "a.c": Int(5), "x": Dec(10), "arr[]": Text(50), "arr2[][]": Text(50), "o.p[].q": ID,
+				"u": PageURL, "n": ID, "s.t": Enum("true", "1"), "k.l.m": Text(50), "e": Text(500), "é": Text(50), "a\u2028": Text(50),
+				"zz.deep.er": Token(csAlnum, 10), "r": Referrer, "w": Screen, "c": Currency, "l": Lang,
 			},
 			SetJSON: []Param{
 				{Name: "a.d", Value: `"S"`}, {Name: "x.y", Value: `1`}, {Name: "s", Value: `"v"`},
@@ -180,7 +239,7 @@ func jsonTestEndpoints(t testing.TB) []*Endpoint {
 		},
 		{
 			Name: "noset", Body: BodyJSON,
-			AllowJSON: map[string]Rule{"a": Keep, "b[].c": Keep, "d.e": KeepURL},
+			AllowJSON: map[string]Value{"a": Text(20), "b[].c": Text(20), "d.e": PageURL, "d.f": Referrer, "d.g": PageURL},
 		},
 	}
 	for i := range builtin {
@@ -205,6 +264,9 @@ var jsonTestBodies = []string{
 	`{"consent":"x","ip_override":"1.2.3.4","client_id":""}`,
 	`{"event":"Pageview","context":{"user":{"anonymous_id":"A1","email":"e"},"page":{"url":"https://a.example/?ttclid=T"}},"properties":{"contents":[{"content_id":"S","email":"e"}],"value":1}}`,
 	`{"n":"pageview","u":"https://a.example/p?utm_medium=m&fbclid=F#h","props":{"email":"j"},"revenue":{"currency":"EUR","amount":"1.00"},"d":"a.example","w":1920}`,
+	`{"u":"https://a.example/p/12345","r":"https://a.example/q/67890","w":"1366x768","c":"eur","l":"de-CH","e":"call +44 20 7946 0958 or jane%2540doe.com","a":{"b":true,"c":"123"},"x":"1e3","s":{"t":1}}`,
+	`{"d":{"g":"https://b.example/","e":"https://c.example/","f":"https://c.example/x/1"},"b":[{"c":12345678},{"c":false},{"c":null},{"c":"4111 1111 1111 1111"}]}`,
+	`{"r":"https://other.example/jane.doe","u":null,"w":0,"c":"EURO","l":"x","zz":{"deep":{"er":"ab_c"}}}`,
 	// Errors.
 	``, ` `, `[]`, `{"a":1}x`, `{"a":1}{}`, `{"a":}`, `{"a":01}`, `"a"`, `{"a":"\x01"}`, `{"a":1,}`,
 	strings.Repeat(`{"a":`, maxJSONDepth) + "1" + strings.Repeat("}", maxJSONDepth),
@@ -232,7 +294,7 @@ func checkJSONReference(t *testing.T, a *Anonymiser, ep *Endpoint, body []byte, 
 	key := a.h.Key(a.scope, []byte("G-REF"), nil)
 	want, wantErr := refAnonymiseJSON(a, &key, ep, body, ip)
 	var sbuf [scratchSize]byte
-	got, err := a.anonymiseJSON([]byte("prefix"), body, ip, sbuf[:0], &key)
+	got, err := a.anonymiseJSON([]byte("prefix"), body, ip, sbuf[:0], &hitState{key: &key})
 	if (err == nil) != (wantErr == nil) {
 		t.Fatalf("%s %q ip %q: error %v, reference %v", ep.Name, body, ip, err, wantErr)
 	}
@@ -256,7 +318,7 @@ func TestAnonymiseJSONErrors(t *testing.T) {
 		strings.Repeat(`{"a":`, maxJSONDepth+1) + "1" + strings.Repeat("}", maxJSONDepth+1): errJSONDepth,
 		`{"n":"` + strings.Repeat("x", maxJSONBody) + `"}`:                                  errJSONSize,
 	} {
-		if _, err := a.anonymiseJSON(nil, []byte(body), "", nil, &HashKey{}); err == nil || !strings.Contains(err.Error(), want.Error()) {
+		if _, err := a.anonymiseJSON(nil, []byte(body), "", nil, &hitState{}); err == nil || !strings.Contains(err.Error(), want.Error()) {
 			t.Errorf("%.40q: %v, want %v", body, err, want)
 		}
 	}

@@ -70,11 +70,11 @@ func TestReplyParamsNeverKept(t *testing.T) {
 			t.Errorf("%s is no endpoint's reply parameter", p)
 		}
 	}
-	ep := &Endpoint{Name: "synthetic", ReplyParams: []string{"stream"}, Allow: map[string]Rule{"stream": Keep}}
+	ep := &Endpoint{Name: "synthetic", ReplyParams: []string{"stream"}, Allow: map[string]Value{"stream": Int(5)}}
 	if err := CheckAllowList(ep); err == nil {
 		t.Error("Allow keeps a reply parameter: want error")
 	}
-	ep = &Endpoint{Name: "synthetic", ReplyParams: []string{"stream"}, AllowPrefix: map[string]Rule{"s": Keep}}
+	ep = &Endpoint{Name: "synthetic", ReplyParams: []string{"stream"}, AllowPrefix: map[string]Value{"s": Int(5)}}
 	a, err := NewAnonymiser(ep, nil, nil, NewHasher(testDay).WithSecret([]byte(testSecret)))
 	if err != nil {
 		t.Fatal(err)

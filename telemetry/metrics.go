@@ -116,6 +116,12 @@ type Metrics struct {
 	signalAttrs []metric.ObserveOption
 	storeUp     atomic.Bool
 
+	// removed counts anonymised values removed for not fitting their kind, by
+	// vendor*nK + kind (WithRemovedKinds); removedAttrs label them, every one from zero.
+	removed      []atomic.Uint64
+	removedAttrs []metric.ObserveOption
+	nK           uint
+
 	// nJur is read by Hit so an index not (yet) handed out by Jurisdiction cannot
 	// count into a cell that has no name.
 	nJur atomic.Uint32
@@ -202,6 +208,19 @@ func New(build BuildInfo, vendors, actions, reasons []string, opts ...Option) (*
 	m.signals = make([]atomic.Uint64, len(o.signals))
 	for _, name := range o.signals {
 		m.signalAttrs = append(m.signalAttrs, metric.WithAttributeSet(attribute.NewSet(attribute.String("signal", name))))
+	}
+	if len(o.kinds) > 0 { // none is allowed: nothing is counted by kind
+		if err := checkNames(o.kinds); err != nil {
+			return nil, fmt.Errorf("telemetry: removed kinds: %w", err)
+		}
+	}
+	m.nK = uint(len(o.kinds))
+	m.removed = make([]atomic.Uint64, len(vendors)*len(o.kinds))
+	for _, name := range m.vendors {
+		for _, k := range o.kinds {
+			m.removedAttrs = append(m.removedAttrs, metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("vendor", name), attribute.String("kind", k))))
+		}
 	}
 	for _, name := range m.vendors {
 		vkv := attribute.String("vendor", name)
@@ -375,6 +394,13 @@ func (m *Metrics) register(meter metric.Meter) error {
 				o.Observe(clampInt64(m.saltFallbacks.Load()))
 				return nil
 			}),
+		counter("consentgate_anonymise_removed_total", "Values of anonymised hits removed because they did not fit the kind their allow-list declares (a currency that is not three letters, a URL that is not one, a counter that is not a number), by vendor and kind.", "{value}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				for i := range m.removed {
+					o.Observe(clampInt64(m.removed[i].Load()), m.removedAttrs[i])
+				}
+				return nil
+			}),
 		gauge("consentgate_consent_store_up", "1 if the consent store answered its last health check, else 0 (hits are then decided fail-closed).", "1", observeBool(&m.storeUp)),
 		counter("consentgate_telemetry_dropped_observations_total", "Observations ignored because an index was out of range (a caller bug).", "{observation}",
 			func(_ context.Context, o metric.Int64Observer) error {
@@ -525,6 +551,24 @@ func (m *Metrics) SignalError(k int) {
 		return
 	}
 	m.signals[k].Add(1)
+}
+
+// AnonymiseRemoved counts n values of an anonymised hit for vendor removed for not
+// fitting their kind; kind indexes the names given to WithRemovedKinds.
+func (m *Metrics) AnonymiseRemoved(vendor, kind int, n uint64) {
+	if uint(vendor) >= m.nV || uint(kind) >= m.nK {
+		m.dropped.Add(1)
+		return
+	}
+	m.removed[uint(vendor)*m.nK+uint(kind)].Add(n)
+}
+
+// AnonymiseRemovedCount reads one removed-value counter; 0 for an out-of-range index.
+func (m *Metrics) AnonymiseRemovedCount(vendor, kind int) uint64 {
+	if uint(vendor) >= m.nV || uint(kind) >= m.nK {
+		return 0
+	}
+	return m.removed[uint(vendor)*m.nK+uint(kind)].Load()
 }
 
 // LookupSource is where a consent lookup was answered.

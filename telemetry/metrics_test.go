@@ -26,6 +26,8 @@ import (
 var (
 	// testSignals are the signal labels, as consent/signals names them.
 	testSignals = []string{"tcf", "gpp", "gpp_sid", "usp", "gcs", "gcd", "mp_consent", "cookiebot", "onetrust"}
+	// testKinds are the kinds of anonymised values, as rules names them.
+	testKinds   = []string{"enum", "number", "token", "id", "language", "screen", "currency", "url", "text"}
 	testVendors = []string{"ga4", "meta_pixel", "matomo"}
 	testActions = []string{"forward", "anonymise", "drop"}
 	testReasons = []string{"consent_granted", "consent_missing", "gpc_opt_out"}
@@ -34,7 +36,7 @@ var (
 
 func newTestMetrics(t testing.TB) *Metrics {
 	t.Helper()
-	m, err := New(testBuild, testVendors, testActions, testReasons, WithSignals(testSignals...))
+	m, err := New(testBuild, testVendors, testActions, testReasons, WithSignals(testSignals...), WithRemovedKinds(testKinds...))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -209,6 +211,9 @@ func baseline() map[string]float64 {
 		s[fmt.Sprintf(`consentgate_signal_errors_total{signal=%q}`, sig)] = 0
 	}
 	for _, v := range testVendors {
+		for _, k := range testKinds {
+			s[fmt.Sprintf(`consentgate_anonymise_removed_total{kind=%q,vendor=%q}`, k, v)] = 0
+		}
 		s[fmt.Sprintf(`consentgate_upstream_requests_total{vendor=%q}`, v)] = 0
 		for _, k := range []string{"timeout", "connect", "status", "other"} {
 			s[fmt.Sprintf(`consentgate_upstream_errors_total{kind=%q,vendor=%q}`, k, v)] = 0
@@ -352,6 +357,27 @@ func TestScrapeExactSeries(t *testing.T) {
 				s[`consentgate_signal_errors_total{signal="tcf"}`] = 2
 				s[`consentgate_signal_errors_total{signal="cookiebot"}`] = 1
 				s[`consentgate_telemetry_dropped_observations_total`] = 1
+				return s
+			},
+		},
+		{
+			name: "anonymised values removed",
+			record: func(t *testing.T, m *Metrics) {
+				m.AnonymiseRemoved(0, 8, 2) // ga4 text
+				m.AnonymiseRemoved(0, 8, 1)
+				m.AnonymiseRemoved(2, 6, 1)  // matomo currency
+				m.AnonymiseRemoved(0, 9, 1)  // dropped: no such kind
+				m.AnonymiseRemoved(3, 0, 1)  // dropped: no such vendor
+				m.AnonymiseRemoved(-1, 0, 1) // dropped
+				if got := m.AnonymiseRemovedCount(0, 8); got != 3 {
+					t.Errorf("AnonymiseRemovedCount = %d, want 3", got)
+				}
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_anonymise_removed_total{kind="text",vendor="ga4"}`] = 3
+				s[`consentgate_anonymise_removed_total{kind="currency",vendor="matomo"}`] = 1
+				s[`consentgate_telemetry_dropped_observations_total`] = 3
 				return s
 			},
 		},
@@ -558,6 +584,7 @@ func TestFamilyTypesAndHelp(t *testing.T) {
 		"consentgate_consent_store_up":                             dto.MetricType_GAUGE,
 		"consentgate_anonymise_salt_fallbacks_total":               dto.MetricType_COUNTER,
 		"consentgate_signal_errors_total":                          dto.MetricType_COUNTER,
+		"consentgate_anonymise_removed_total":                      dto.MetricType_COUNTER,
 	}
 	for _, name := range slices.Sorted(maps.Keys(got)) {
 		typ, ok := want[name]
@@ -928,6 +955,7 @@ func TestRecordingAllocatesNothing(t *testing.T) {
 		{"HitCount", func() { _ = m.HitCount(1, 2, 1, 1) }},
 		{"ConsentLookup", func() { m.ConsentLookup(LookupCache, LookupHit) }},
 		{"SignalError", func() { m.SignalError(1) }},
+		{"AnonymiseRemoved", func() { m.AnonymiseRemoved(1, 3, 2) }},
 		{"UpstreamDone ok", func() { m.UpstreamDone(2, UpstreamOK, 42*time.Millisecond) }},
 		{"UpstreamDone error", func() { m.UpstreamDone(0, UpstreamTimeout.Outcome(), 5*time.Second) }},
 		{"UpstreamDone out of range", func() { m.UpstreamDone(7, UpstreamOK, time.Millisecond) }},

@@ -46,6 +46,7 @@ type Option func(*options)
 type options struct {
 	otlp    *OTLP
 	signals []string
+	kinds   []string
 }
 
 // WithSignals names the consent signals whose unreadable values are counted, in the index
@@ -53,6 +54,13 @@ type options struct {
 // consentgate_signal_errors_total.
 func WithSignals(names ...string) Option {
 	return func(opts *options) { opts.signals = names }
+}
+
+// WithRemovedKinds names the kinds of anonymised values (rules.KindNames), in the index
+// order AnonymiseRemoved takes: the kind label values of
+// consentgate_anonymise_removed_total.
+func WithRemovedKinds(names ...string) Option {
+	return func(opts *options) { opts.kinds = names }
 }
 
 // WithOTLP adds a periodic OTLP/HTTP push of every metric. Recording stays the same atomic

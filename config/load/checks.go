@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/consentgate/consentgate/config"
 )
 
 func checkHostPort(s string) error {
@@ -266,6 +268,27 @@ func checkUpstreamURL(s string) error {
 func checkParamName(s string) error {
 	if strings.TrimSpace(s) == "" {
 		return fmt.Errorf("want a parameter name, got %s", quote(s))
+	}
+	return nil
+}
+
+func checkFreeText(s string) error {
+	if s != "scrub" && s != "drop" {
+		return fmt.Errorf("want scrub or drop, got %s", quote(s))
+	}
+	return nil
+}
+
+// checkPathTemplate accepts what rules compiles: "/users/{id}", "/orders/*/{token}".
+func checkPathTemplate(s string) error {
+	_, err := config.ParsePathTemplate(s)
+	return err
+}
+
+// checkSiteHost wants a bare host name, as a referrer's host is compared without port.
+func checkSiteHost(s string) error {
+	if !validHostname(strings.ToLower(s)) {
+		return fmt.Errorf("bad host %s: want a host name without scheme or port, e.g. \"www.example.com\"", quote(s))
 	}
 	return nil
 }

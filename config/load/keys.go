@@ -122,6 +122,9 @@ var scalarKeys = []scalarKey{
 	{"anonymise.ipv6_prefix", "a prefix length", func(c *config.Config, s string) error {
 		return setInt(&c.Anonymise.IPv6Prefix, s, 32, 64, " (bits of an IPv6 address kept)")
 	}},
+	{"anonymise.free_text", "scrub or drop", func(c *config.Config, s string) error {
+		return setString(&c.Anonymise.FreeText, s, checkFreeText)
+	}},
 	{"signals.cmp.use_as_state", "true or false", func(c *config.Config, s string) error { return setBool(&c.Signals.CMP.UseAsState, s) }},
 	{"telemetry.otlp.endpoint", "an http(s) URL", func(c *config.Config, s string) error {
 		return setString(&c.Telemetry.OTLP.Endpoint, s, checkOTLPEndpoint)
@@ -162,6 +165,8 @@ var listKeys = []listKey{
 	{"server_side.trusted_senders", "CIDRs or IP addresses", checkTrustedProxy, func(c *config.Config) *[]string { return &c.ServerSide.TrustedSenders }},
 	{"allowed_origins", "origins", checkOrigin, func(c *config.Config) *[]string { return &c.AllowedOrigins }},
 	{"anonymise.url_params", "parameter names", checkParamName, func(c *config.Config) *[]string { return &c.Anonymise.URLParams }},
+	{"anonymise.path_templates", "path templates", checkPathTemplate, func(c *config.Config) *[]string { return &c.Anonymise.PathTemplates }},
+	{"anonymise.site_hosts", "host names", checkSiteHost, func(c *config.Config) *[]string { return &c.Anonymise.SiteHosts }},
 	{"consent.redis.addrs", "host:port addresses", checkRedisAddr, func(c *config.Config) *[]string { return &c.Consent.Redis.Addrs }},
 }
 

@@ -68,7 +68,7 @@ func defaultConfig() *config.Config {
 		},
 		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
-		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48},
+		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48, FreeText: "scrub"},
 		Telemetry: config.TelemetryConfig{
 			OTLP:   config.OTLPConfig{Interval: 30 * time.Second},
 			Traces: config.TracesConfig{SampleRatio: 0.01},

@@ -187,10 +187,13 @@ func TestLoadGoodFull(t *testing.T) {
 			"matomo": "https://analytics.example.com/matomo/",
 		},
 		Anonymise: config.AnonymiseConfig{
-			Secret:     "Xp4Lq8zRw2Nc7Vt5Kj9M",
-			IPv6Prefix: 56,
-			URLParams:  []string{"lang", "page"},
-			Allow:      map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
+			Secret:        "Xp4Lq8zRw2Nc7Vt5Kj9M",
+			IPv6Prefix:    56,
+			URLParams:     []string{"lang", "page"},
+			Allow:         map[string][]string{"ga4": {"ep.page_type", "ep.section"}},
+			FreeText:      "drop",
+			PathTemplates: []string{"/users/{id}", "/orders/*/{token}"},
+			SiteHosts:     []string{"blog.example.com", "Shop.Example.com"},
 		},
 		Policy: config.PolicyConfig{
 			Table: config.PolicyTable{
@@ -200,9 +203,9 @@ func TestLoadGoodFull(t *testing.T) {
 			Vendors: map[string]config.PolicyTable{"matomo": {"opt_in": {"unset": {"statistics": "forward"}}}},
 		},
 		Routes: []config.RouteConfig{
-			{Path: "/ads/*", Endpoint: "google_ads_conversion", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 93, Col: 5}},
-			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 95, Col: 5}},
-			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 98, Col: 5}},
+			{Path: "/ads/*", Endpoint: "google_ads_conversion", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 96, Col: 5}},
+			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 98, Col: 5}},
+			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 101, Col: 5}},
 		},
 		Signals: config.SignalsConfig{
 			TCF: config.TCFConfig{
@@ -237,10 +240,10 @@ func TestLoadGoodFull(t *testing.T) {
 		"consent.receipts.ttl":                          "testdata/config/good/full.yaml:61:10",
 		"upstreams.matomo":                              "testdata/config/good/full.yaml:69:11",
 		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:76:25",
-		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:81:19",
-		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:90:23",
-		"routes.1":                                      "testdata/config/good/full.yaml:95:5",
-		"routes.1.host":                                 "testdata/config/good/full.yaml:96:11",
+		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:84:19",
+		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:93:23",
+		"routes.1":                                      "testdata/config/good/full.yaml:98:5",
+		"routes.1.host":                                 "testdata/config/good/full.yaml:99:11",
 	})
 }
 
@@ -393,7 +396,7 @@ func TestDefault(t *testing.T) {
 		},
 		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
-		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48},
+		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48, FreeText: "scrub"},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)
@@ -418,8 +421,9 @@ func TestEnvNames(t *testing.T) {
 		"CONSENTGATE_CONSENT_CACHE_TTL", "CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL", "CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES",
 		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN", "CONSENTGATE_CONSENT_RECEIPTS_TTL",
 		"CONSENTGATE_UPSTREAM_TIMEOUT", "CONSENTGATE_UPSTREAM_MAX_CONNS", "CONSENTGATE_ANONYMISE_SECRET",
-		"CONSENTGATE_ANONYMISE_IPV6_PREFIX",
+		"CONSENTGATE_ANONYMISE_IPV6_PREFIX", "CONSENTGATE_ANONYMISE_FREE_TEXT",
 		"CONSENTGATE_TRUSTED_PROXIES", "CONSENTGATE_SERVER_SIDE_TRUSTED_SENDERS", "CONSENTGATE_ALLOWED_ORIGINS", "CONSENTGATE_ANONYMISE_URL_PARAMS",
+		"CONSENTGATE_ANONYMISE_PATH_TEMPLATES", "CONSENTGATE_ANONYMISE_SITE_HOSTS",
 		"CONSENTGATE_CONSENT_REDIS_ADDRS",
 	}
 	if got := envKeys(); !slices.Equal(got, want) {
@@ -470,6 +474,9 @@ func TestEnvOverrides(t *testing.T) {
 		"CONSENTGATE_TRUSTED_PROXIES":              " 10.1.0.0/16, ,::1 ",
 		"CONSENTGATE_ALLOWED_ORIGINS":              "https://a.example.com,https://b.example.com:8443",
 		"CONSENTGATE_ANONYMISE_URL_PARAMS":         "x",
+		"CONSENTGATE_ANONYMISE_FREE_TEXT":          "drop",
+		"CONSENTGATE_ANONYMISE_PATH_TEMPLATES":     "/u/{id},/p/{slug}",
+		"CONSENTGATE_ANONYMISE_SITE_HOSTS":         "www.example.com",
 	})
 	// The file's redis values are all replaced: cluster: true would clash with the
 	// environment's master_name and db, so the test shows the environment wins before the
@@ -496,9 +503,10 @@ func TestEnvOverrides(t *testing.T) {
 			Cache:    config.ConsentCacheConfig{TTL: 10 * time.Second, NegativeTTL: 10 * time.Second, MaxEntries: 3000},
 			Receipts: config.ReceiptsConfig{MaxLen: 7, TTL: 30 * 24 * time.Hour},
 		},
-		Upstream:  config.UpstreamConfig{Timeout: time.Second, MaxConns: 8},
-		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
-		Anonymise: config.AnonymiseConfig{Secret: "Zr5Nw9Qc2Lx7Tb4Mk8Hv3", IPv6Prefix: 40, URLParams: []string{"x"}},
+		Upstream: config.UpstreamConfig{Timeout: time.Second, MaxConns: 8},
+		Signals:  config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
+		Anonymise: config.AnonymiseConfig{Secret: "Zr5Nw9Qc2Lx7Tb4Mk8Hv3", IPv6Prefix: 40, URLParams: []string{"x"}, FreeText: "drop",
+			PathTemplates: []string{"/u/{id}", "/p/{slug}"}, SiteHosts: []string{"www.example.com"}},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 	}
 	checkConfig(t, cfg, want)

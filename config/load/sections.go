@@ -25,7 +25,7 @@ var (
 	consentCacheKeys = []string{"ttl", "negative_ttl", "max_entries"}
 	receiptsKeys     = []string{"max_len", "ttl"}
 	upstreamKeys     = []string{"timeout", "max_conns"}
-	anonymiseKeys    = []string{"secret", "ipv6_prefix", "url_params", "allow"}
+	anonymiseKeys    = []string{"secret", "ipv6_prefix", "url_params", "allow", "free_text", "path_templates", "site_hosts"}
 	routeKeys        = []string{"path", "host", "endpoint", "disabled"}
 	signalsKeys      = []string{"tcf", "cmp"}
 	serverSideKeys   = []string{"trusted_senders"}
