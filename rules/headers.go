@@ -388,26 +388,12 @@ func appendOrigin(dst, v []byte, slash bool) ([]byte, bool) {
 	dst = hdrAppendLower(dst, host)
 	if len(port) > 0 && !(scheme == "https" && p == 443 || scheme == "http" && p == 80) {
 		dst = append(dst, ':')
-		dst = hdrAppendUint(dst, p)
+		dst = appendInt(dst, p)
 	}
 	if slash {
 		dst = append(dst, '/')
 	}
 	return dst, true
-}
-
-func hdrAppendUint(dst []byte, n int) []byte {
-	var b [5]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return append(dst, b[i:]...)
 }
 
 func hdrHasPrefixFold(v []byte, prefix string) bool {
