@@ -16,10 +16,11 @@ run: build
 	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
 
 ## test: the allocation budgets, which need a build without the race detector (it makes
-## sync.Pool drop items on purpose), then every test with it, then the browser tests when
-## Chromium is installed
+## sync.Pool drop items on purpose), and the generative leak test (100k+ hits, ten times
+## slower under it), then every test with it, then the browser tests when Chromium is
+## installed
 test: vet
-	$(GO) test -count=1 -run 'Alloc' ./...
+	$(GO) test -count=1 -run 'Alloc|LeakGenerative' ./...
 	$(GO) test -race -count=1 ./...
 	@if command -v chromium >/dev/null 2>&1; then \
 	  $(MAKE) test-browser; \

@@ -94,7 +94,7 @@ func (c *recordingConn) take() []byte {
 // sink is a real upstream on a loopback port that records what reaches it. It answers
 // like a vendor would, with a Set-Cookie the proxy must never relay.
 type sink struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 	mu   sync.Mutex
 	got  []received
@@ -109,7 +109,7 @@ type sink struct {
 	count   atomic.Int64
 }
 
-func startSink(t *testing.T) *sink {
+func startSink(t testing.TB) *sink {
 	t.Helper()
 	s := &sink{t: t}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -236,19 +236,19 @@ func pinnedHasher(t testing.TB) *rules.Hasher {
 
 type testProxy struct {
 	*Server
-	t      *testing.T
+	t      testing.TB
 	public string // http://host:port
 	admin  string
 	client *http.Client
 }
 
-func startProxy(t *testing.T, yaml string) *testProxy {
+func startProxy(t testing.TB, yaml string) *testProxy {
 	t.Helper()
 	return startProxyLog(t, yaml, io.Discard)
 }
 
 // startProxyLog is startProxy with the JSON log (debug level) written to logw.
-func startProxyLog(t *testing.T, yaml string, logw io.Writer) *testProxy {
+func startProxyLog(t testing.TB, yaml string, logw io.Writer) *testProxy {
 	t.Helper()
 	cfg, err := testLoader.LoadBytes("test.yaml", []byte(yaml))
 	if err != nil {
@@ -259,7 +259,7 @@ func startProxyLog(t *testing.T, yaml string, logw io.Writer) *testProxy {
 }
 
 // startProxyWith starts a server on a loaded config with opts.
-func startProxyWith(t *testing.T, cfg *config.Config, opts Options) *testProxy {
+func startProxyWith(t testing.TB, cfg *config.Config, opts Options) *testProxy {
 	t.Helper()
 	srv, err := New(cfg, opts)
 	if err != nil {

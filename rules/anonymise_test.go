@@ -116,7 +116,7 @@ func TestAnonymiseQuery(t *testing.T) {
 			ep:    "ga4_collect",
 			query: "v=2&tid=G-1&cid=555.666&uid=u1&dl=https%3A%2F%2Fwww.example.com%2Fp%3Futm_source%3Dx%26gclid%3Dabc%23frag&dr=&en=page_view&ep.foo=bar&up.x=1&uaa=x86&uap=Windows&gcs=G111&gcd=13l3&npa=0&_uip=1.2.3.4&_p=998877",
 			ip:    "203.0.113.0",
-			wantQ: "v=2&tid=G-1&cid=" + hv("ga4", "G-1", "555.666") + "&dl=https%3A%2F%2Fwww.example.com%2Fp%3Futm_source%3Dx&en=page_view" + gs + "&_uip=203.0.113.0",
+			wantQ: "v=2&tid=G-1&cid=" + hv("ga4", "G-1", "555.666") + "&dl=https%3A%2F%2Fexample.com%2Fp%3Futm_source%3Dx&en=page_view" + gs + "&_uip=203.0.113.0",
 		},
 		{
 			name:  "ga4 ipv6 is escaped, no ip omits _uip",
@@ -328,19 +328,19 @@ func TestAnonymiseBodies(t *testing.T) {
 func TestAnonymiseURLs(t *testing.T) {
 	cases := []struct{ in, want, wantRef string }{ // want "" = removed
 		{"https://www.example.com/p?utm_source=a&utm_medium=b&utm_campaign=c&utm_term=d&utm_content=e&utm_id=f&gclid=1&dclid=2&gbraid=3&wbraid=4&fbclid=5&msclkid=6&ttclid=7&li_fat_id=8&twclid=9&yclid=10&mc_eid=11#frag",
-			"https://www.example.com/p?utm_source=a&utm_medium=b&utm_campaign=c&utm_term=d&utm_content=e&utm_id=f", "https://www.example.com/"},
-		{"https://www.example.com/p?gclid=1&utm_source=a%20b&fbclid=2", "https://www.example.com/p?utm_source=a%20b", "https://www.example.com/"},
-		{"https://www.example.com/?gclid=x", "https://www.example.com/", "https://www.example.com/"},
-		{"https://www.example.com/p?UTM_SOURCE=x&utm%5Fsource=y&email=j%40example.com", "https://www.example.com/p?utm_source=y", "https://www.example.com/"},
-		{"https://user:pw@www.example.com:8443/a/b", "https://www.example.com:8443/a/b", "https://www.example.com:8443/"},
-		{"https://j%40example.com@www.example.com/", "https://www.example.com/", "https://www.example.com/"},
+			"https://example.com/p?utm_source=a&utm_medium=b&utm_campaign=c&utm_term=d&utm_content=e&utm_id=f", "https://example.com/"},
+		{"https://www.example.com/p?gclid=1&utm_source=a%20b&fbclid=2", "https://example.com/p?utm_source=a%20b", "https://example.com/"},
+		{"https://www.example.com/?gclid=x", "https://example.com/", "https://example.com/"},
+		{"https://www.example.com/p?UTM_SOURCE=x&utm%5Fsource=y&email=j%40example.com", "https://example.com/p?utm_source=y", "https://example.com/"},
+		{"https://user:pw@www.example.com:8443/a/b", "https://example.com/a/b", "https://example.com/"},
+		{"https://j%40example.com@www.example.com/", "https://example.com/", "https://example.com/"},
 		{"HTTP://Example.com", "http://Example.com", "http://Example.com/"},
-		{"https://www.example.com/a;jsessionid=XYZ/b;v=1?gclid=1", "https://www.example.com/a/b", "https://www.example.com/"},
-		{"https://www.example.com/#/route?gclid=1", "https://www.example.com/", "https://www.example.com/"},
+		{"https://www.example.com/a;jsessionid=XYZ/b;v=1?gclid=1", "https://example.com/a/b", "https://example.com/"},
+		{"https://www.example.com/#/route?gclid=1", "https://example.com/", "https://example.com/"},
 		{"https://[2001:db8::1]:8080/p", "", ""},
 		{"https://198.51.100.7/p", "", ""},
 		{"https://bücher.example/straße", "https://bücher.example/stra%C3%9Fe", "https://bücher.example/"},
-		{" https://www.example.com/ ", "https://www.example.com/", "https://www.example.com/"},
+		{" https://www.example.com/ ", "https://example.com/", "https://example.com/"},
 		{"https://shop.example/reset-password/3f9a8c7d6e5f4a3b2c1d0e9f8a7b6c5d", "https://shop.example/reset-password/:token", "https://shop.example/"},
 		{"https://shop.example/users/12345/orders/2024", "https://shop.example/users/:id/orders/2024", "https://shop.example/"},
 		{"https://shop.example/confirm/john.doe@example.com", "https://shop.example/confirm/:email", "https://shop.example/"},
@@ -435,12 +435,15 @@ func TestAnonymiseReferrer(t *testing.T) {
 		{page + "&dr=" + url.QueryEscape("https://shop.example/cart/12345?utm_source=x"), "https://shop.example/cart/:id?utm_source=x"},
 		{"dr=" + url.QueryEscape("https://shop.example/cart/12345") + "&" + page, "https://shop.example/cart/:id"}, // the page comes later
 		{page + "&dr=" + url.QueryEscape("https://blog.example/post/7"), "https://blog.example/post/7"},
-		{page + "&dr=" + url.QueryEscape("https://mail.example.org/mail/u/0/#inbox/FMfcgzQXJWDtrs"), "https://mail.example.org/"},
-		{page + "&dr=" + url.QueryEscape("https://www.social.example/jane.doe.1987"), "https://www.social.example/"},
-		{page + "&dr=" + url.QueryEscape("https://www.google.com/search?q=jane+doe"), "https://www.google.com/"},
-		{page + "&dr=" + url.QueryEscape("https://shop.example.evil.example/x"), "https://shop.example.evil.example/"},
+		{page + "&dr=" + url.QueryEscape("https://mail.example.org/mail/u/0/#inbox/FMfcgzQXJWDtrs"), "https://example.org/"},
+		{page + "&dr=" + url.QueryEscape("https://www.social.example/jane.doe.1987"), "https://social.example/"},
+		{page + "&dr=" + url.QueryEscape("https://www.google.com/search?q=jane+doe"), "https://google.com/"},
+		{page + "&dr=" + url.QueryEscape("https://shop.example.evil.example/x"), "https://evil.example/"},
 		{"dr=" + url.QueryEscape("https://shop.example/cart"), "https://shop.example/"}, // no page: cross-site
 		{page + "&dr=" + url.QueryEscape("http://10.0.0.12/intranet"), ""},
+		// Labels in front of a registrable domain are free for whoever writes the URL.
+		{page + "&dr=" + url.QueryEscape("https://jane-doe.shop.example/x"), "https://shop.example/"},
+		{page + "&dr=" + url.QueryEscape("https://velmora.quast.blog.example/post/7"), "https://blog.example/"},
 		{page + "&dr=" + url.QueryEscape("https://3f9a8c7d6e5f4a3b.preview.example/x"), ""},
 	} {
 		var out Out

@@ -70,7 +70,7 @@ var builtin = []Endpoint{
 		// and the 300-character page title limit from support.google.com/analytics/answer/9267744
 		// (names: 40 characters of letters, digits, underscores).
 		Allow: map[string]Value{
-			"v": Enum("2"), "tid": Token(csTagID, 20), "gtm": Token(csAlnum, 64), "tfd": Int(10),
+			"v": Enum("2"), "tid": VendorID(csTagID, 20), "tfd": Int(10),
 			"frm": Enum("0", "1", "2"),
 			"cid": ID, "sid": ID,
 			"seg": Enum("0", "1"), "_ee": Enum("1"),
@@ -112,8 +112,8 @@ var builtin = []Endpoint{
 		// characters, parameter values of 100 and page_title of 300
 		// (support.google.com/analytics/answer/9267744).
 		Allow: map[string]Value{
-			"measurement_id": Token(csTagID, 20), "firebase_app_id": Token("A-Za-z0-9:_-", 100),
-			"api_secret": Token(csWord, 64),
+			"measurement_id": VendorID(csTagID, 20), "firebase_app_id": VendorID("A-Za-z0-9:_-", 100),
+			"api_secret": VendorID(csWord, 64),
 		},
 		AllowJSON: map[string]Value{
 			"client_id":                             ID,
@@ -132,7 +132,7 @@ var builtin = []Endpoint{
 			"events[].params.value":                 Dec(20),
 			"events[].params.language":              Lang,
 			"events[].params.screen_resolution":     Screen,
-			"events[].params.items[].item_id":       Token(csSKU, 100),
+			"events[].params.items[].item_id":       SKU(csSKU, 100),
 			"events[].params.items[].item_name":     Text(100),
 			"events[].params.items[].item_category": Text(100),
 			"events[].params.items[].price":         Dec(20),
@@ -179,12 +179,12 @@ var builtin = []Endpoint{
 		// traffic (ts and it millisecond timestamps, sw and sh screen size, if and coo
 		// booleans, plt page load time).
 		Allow: map[string]Value{
-			"id": Token(csDigits, 20), "ev": Name(csCustomName, 50), "dl": PageURL, "rl": Referrer,
+			"id": VendorID(csDigits, 20), "ev": Name(csCustomName, 50), "dl": PageURL, "rl": Referrer,
 			"if": Enum("true", "false"), "ts": Int(13),
 			"sw": Screen, "sh": Screen, "v": Token(csVersion, 20), "r": Token(csWord, 20), "a": Token(csVersion, 64),
 			"ec": Int(4), "o": Int(10), "it": Int(13), "coo": Enum("true", "false"), "rqm": Token("A-Z", 8),
 			"plt": Dec(12), "noscript": Enum("1"),
-			"cd[value]": Dec(20), "cd[currency]": Currency, "cd[content_ids]": Token(csContentIDs, 500),
+			"cd[value]": Dec(20), "cd[currency]": Currency, "cd[content_ids]": SKU(csContentIDs, 500),
 			"cd[content_type]": Enum("product", "product_group"),
 			"cd[content_name]": Text(200), "cd[content_category]": Text(200), "cd[num_items]": Int(6),
 		},
@@ -231,7 +231,7 @@ var builtin = []Endpoint{
 		// gc the revenue currency, p and r the page and referrer URLs); tl the page
 		// title, lg the language, sw/sh the screen, lt the load time from bat.js traffic.
 		Allow: map[string]Value{
-			"ti": Token(csDigits, 20), "Ver": Token(csVersion, 10), "tm": Token(csWord, 20), "mid": GUIDID,
+			"ti": VendorID(csDigits, 20), "Ver": Token(csVersion, 10), "tm": Token(csWord, 20), "mid": GUIDID,
 			"rn": Int(10), "vid": ID, "sid": ID,
 			"evt": Enum("pageLoad", "custom"), "ea": Text(100), "ec": Text(100), "el": Text(100),
 			"ev": Dec(20), "gv": Dec(20), "gc": Currency,
@@ -260,7 +260,7 @@ var builtin = []Endpoint{
 		// conversionId numeric; fmt is a reply parameter); time (milliseconds) and v from insight.min.js
 		// traffic.
 		Allow: map[string]Value{
-			"pid": Token(csDigits, 20), "conversionId": Token(csDigits, 20),
+			"pid": VendorID(csDigits, 20), "conversionId": VendorID(csDigits, 20),
 			"time": Int(13), "v": Token(csVersion, 10), "url": PageURL,
 		},
 		// fmt picks the answer: "gif" (the documented image pixel) or "js" (a script the
@@ -294,8 +294,8 @@ var builtin = []Endpoint{
 		// an integer, content_name text); timestamp ISO 8601; event names as Meta's.
 		AllowJSON: map[string]Value{
 			"event": Name(csCustomName, 50), "timestamp": Token(csISOTime, 40), "is_onsite": Enum("true", "false"),
-			"pixel_code":                         Token(csAlnum, 32),
-			"context.pixel.code":                 Token(csAlnum, 32),
+			"pixel_code":                         VendorID(csAlnum, 32),
+			"context.pixel.code":                 VendorID(csAlnum, 32),
 			"context.user.anonymous_id":          ID,
 			"context.session_id":                 ID,
 			"context.page.url":                   PageURL,
@@ -306,9 +306,9 @@ var builtin = []Endpoint{
 			"properties.value":                   Dec(20),
 			"properties.currency":                Currency,
 			"properties.content_type":            Enum("product", "product_group"),
-			"properties.content_id":              Token(csSKU, 100),
+			"properties.content_id":              SKU(csSKU, 100),
 			"properties.content_name":            Text(200),
-			"properties.contents[].content_id":   Token(csSKU, 100),
+			"properties.contents[].content_id":   SKU(csSKU, 100),
 			"properties.contents[].content_type": Enum("product", "product_group"),
 			"properties.contents[].content_name": Text(200),
 			"properties.contents[].quantity":     Int(6),
@@ -385,7 +385,7 @@ var builtin = []Endpoint{
 		// (hash mode, 1) and w (screen width) from the script's traffic.
 		AllowJSON: map[string]Value{
 			"name": Text(120), "n": Text(120), "url": PageURL, "u": PageURL,
-			"domain": Token(csHostList, 253), "d": Token(csHostList, 253),
+			"domain": VendorID(csHostList, 253), "d": VendorID(csHostList, 253),
 			"referrer": Referrer, "r": Referrer, "h": Enum("0", "1"), "w": Screen,
 			"interactive": Enum("true", "false"), "i": Enum("true", "false"),
 			"revenue.currency": Currency, "revenue.amount": Dec(20),
@@ -408,9 +408,9 @@ var builtin = []Endpoint{
 // title, value and currency_code, bg a colour) and gtag.js traffic for the others.
 var googleAdsAllow = map[string]Value{
 	"random": Int(20), "rnd": Int(20), "cv": Token(csVersion, 20), "fst": Int(20), "num": Int(4),
-	"label": Token(csWord, 64), "guid": Enum("ON", "OFF"), "script": Enum("0", "1"), "bg": Token("0-9A-Fa-f#", 7),
-	"en": Name(csEventName, 40), "gtm": Token(csAlnum, 64),
-	"tid": Token(csTagID, 20), "frm": Enum("0", "1", "2"), "value": Dec(20), "currency_code": Currency,
+	"label": VendorID(csWord, 64), "guid": Enum("ON", "OFF"), "script": Enum("0", "1"), "bg": Token("0-9A-Fa-f#", 7),
+	"en":  Name(csEventName, 40),
+	"tid": VendorID(csTagID, 20), "frm": Enum("0", "1", "2"), "value": Dec(20), "currency_code": Currency,
 	"bttype": Name(csWord, 40), "hn": Token(csHost, 253),
 	"tiba": Text(300), "u_w": Screen, "u_h": Screen, "navt": Token("a-z", 4), "scrsrc": Token(csHost, 253),
 	"url": PageURL, "ref": Referrer, "dl": PageURL, "dr": Referrer,

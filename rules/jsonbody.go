@@ -494,7 +494,7 @@ func (a *Anonymiser) jsonNumber(w *jsonWriter, dst []byte, spec *Value, v []byte
 	case KindNumber:
 		ok = checkNumber(v, spec.Max, spec.Decimal)
 	case KindToken:
-		ok = checkToken(v, &spec.Chars, spec.Max) && !(spec.Name && looksIdentifying(v))
+		ok = tokenOK(spec, v)
 	case KindID: // hashed as its text, written as a string, as a string ID would be
 		s := append(w.scratch[:0], v...)
 		h, ok := a.appendID(s, spec, s, w.st.key)

@@ -64,9 +64,17 @@ type Value struct {
 	Decimal bool
 	// Chars are the bytes a KindToken may hold.
 	Chars Charset
-	// Name makes a KindToken also refuse a value that looks like an identifier (a long
-	// digit run, a high-entropy token): for names the site makes up, such as event names.
+	// Name marks a KindToken the site makes up, such as an event name. Like every
+	// token that is not Opaque, it is refused when it looks like an identifier (a long
+	// digit run, a high-entropy token, an IP address, a UUID, a phone number).
 	Name bool
+	// Opaque marks the vendor's own IDs (tag, pixel, property IDs, conversion labels,
+	// API secrets): random-looking by nature, so only the charset, the length and "not
+	// an IP address" are checked. PRIVACY.md lists them as a bounded channel.
+	Opaque bool
+	// Digits lets a token that is all digits (up to 14: an EAN/GTIN product number)
+	// through the identifier check that would take it for a long digit run.
+	Digits bool
 	// Role is a KindURL's place in the hit.
 	Role URLRole
 	// GUID writes a KindID's hash as a GUID (8-4-4-4-12), for vendors that expect one.
@@ -82,9 +90,25 @@ func Int(max int) Value { return Value{Kind: KindNumber, Max: max} }
 // Dec accepts a decimal ("-12.50", "3") of at most max bytes.
 func Dec(max int) Value { return Value{Kind: KindNumber, Max: max, Decimal: true} }
 
-// Token accepts up to max bytes from chars, a charset spec such as "A-Za-z0-9_-".
+// Token accepts up to max bytes from chars, a charset spec such as "A-Za-z0-9_-",
+// that do not look like an identifier.
 func Token(chars string, max int) Value {
 	return Value{Kind: KindToken, Chars: MustCharset(chars), Max: max}
+}
+
+// VendorID is a Token that is the vendor's own opaque ID (Value.Opaque).
+func VendorID(chars string, max int) Value {
+	v := Token(chars, max)
+	v.Opaque = true
+	return v
+}
+
+// SKU is a Token that names a product: identifier-shaped values are refused, except a
+// number of up to 14 digits (EAN/GTIN).
+func SKU(chars string, max int) Value {
+	v := Token(chars, max)
+	v.Digits = true
+	return v
 }
 
 // Name is a Token the site makes up (an event name) that must not look like an
@@ -225,6 +249,29 @@ func checkNumber(v []byte, max int, decimal bool) bool {
 		}
 	}
 	return digits > 0
+}
+
+// tokenOK checks a KindToken value against its spec: charset and length, then its
+// shape (see Value.Opaque and Value.Digits).
+func tokenOK(spec *Value, v []byte) bool {
+	switch {
+	case !checkToken(v, &spec.Chars, spec.Max):
+		return false
+	case spec.Opaque:
+		return !holdsIP(v)
+	case spec.Digits && len(v) <= 14 && allDigits(v):
+		return true
+	}
+	return !looksIdentifying(v)
+}
+
+func allDigits(v []byte) bool {
+	for _, c := range v {
+		if !isDigitByte(c) {
+			return false
+		}
+	}
+	return len(v) > 0
 }
 
 func checkToken(v []byte, cs *Charset, max int) bool {

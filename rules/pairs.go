@@ -121,7 +121,7 @@ func (a *Anonymiser) appendSmall(buf, val []byte, v *Value) ([]byte, verdict) {
 	case KindNumber:
 		ok = checkNumber(val, v.Max, v.Decimal)
 	case KindToken:
-		ok = checkToken(val, &v.Chars, v.Max) && !(v.Name && looksIdentifying(val))
+		ok = tokenOK(v, val)
 	case KindLanguage:
 		return verdictOf(appendLanguage(buf, val))
 	case KindScreen:

@@ -238,6 +238,13 @@ func scrubPass(dst, s []byte) ([]byte, bool, bool) {
 				continue
 			}
 		}
+		if isHex(s[i]) || s[i] == ':' {
+			if n := ipAt(s[i:]); n > 0 {
+				dst = w.placeholder(dst, phIP)
+				i += n
+				continue
+			}
+		}
 		r, size := rune(s[i]), 1
 		if r >= utf8.RuneSelf {
 			if r, size = utf8.DecodeRune(s[i:]); r == utf8.RuneError && size <= 1 {
@@ -265,6 +272,18 @@ func scrubPass(dst, s []byte) ([]byte, bool, bool) {
 				}
 			}
 			n := wordLen(s[i:])
+			if i+n < len(s) && s[i+n] == ':' {
+				// An IPv6 address glued to the end of a word ("for+2001:db8::1"):
+				// ':' ends the word, so the address starts inside it.
+				if k, m := ipv6InWord(s[i:], n); m > 0 {
+					if k > 0 {
+						dst = w.word(dst, s[i:i+k])
+					}
+					dst = w.placeholder(dst, phIP)
+					i += k + m
+					continue
+				}
+			}
 			dst = w.word(dst, s[i:i+n])
 			i += n
 			continue

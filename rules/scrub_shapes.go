@@ -92,6 +92,12 @@ func (w *textWriter) parts(dst, s []byte) []byte {
 			i += n
 			continue
 		}
+		if n := ipv4At(s[i:]); n > 0 {
+			dst = w.placeholder(dst, phIP)
+			w.fragment = true
+			i += n
+			continue
+		}
 		j := i
 		for j < len(s) {
 			r, n := decodeFolded(s[j:])

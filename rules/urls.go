@@ -15,8 +15,11 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/consentgate/consentgate/config"
 )
@@ -201,6 +204,58 @@ func (a *Anonymiser) siteHost(host []byte) bool {
 	return ok
 }
 
+// registrableDomain is host's registrable domain (eTLD+1, by the public suffix list):
+// "www.shop.example.co.uk" → "example.co.uk". A host that is a public suffix itself,
+// or has none, has no registrable domain.
+func registrableDomain(host []byte) ([]byte, bool) {
+	if len(host) == 0 || len(host) > maxHostLen {
+		return nil, false
+	}
+	var lb [maxHostLen]byte
+	l := lb[:len(host)]
+	for i, c := range host {
+		l[i] = lower(c)
+	}
+	n := registrable.suffixLen(l)
+	if n <= 0 {
+		return nil, false
+	}
+	return host[len(host)-n:], true
+}
+
+// registrable caches the length of hosts' registrable domains: publicsuffix's lookup
+// allocates (it first tries the name as an IP address), and a site's hits name the
+// same few hosts over and over. The cache is bounded; when full it starts again, so a
+// flood of made-up hosts costs allocations, never memory.
+var registrable = &suffixCache{m: map[string]int{}}
+
+const maxSuffixCache = 8192
+
+type suffixCache struct {
+	mu sync.RWMutex
+	m  map[string]int // lower-cased host → length of its registrable domain; -1: none
+}
+
+func (c *suffixCache) suffixLen(host []byte) int {
+	c.mu.RLock()
+	n, ok := c.m[string(host)]
+	c.mu.RUnlock()
+	if ok {
+		return n
+	}
+	n = -1
+	if d, err := publicsuffix.EffectiveTLDPlusOne(string(host)); err == nil && d != "" {
+		n = len(d)
+	}
+	c.mu.Lock()
+	if len(c.m) >= maxSuffixCache {
+		clear(c.m)
+	}
+	c.m[string(host)] = n
+	c.mu.Unlock()
+	return n
+}
+
 // identifyingHost reports a host that names a person or a device by itself: an IP
 // literal, or a label holding a long digit run or a token ("u48213.mail.example",
 // "3f9a1c2e7b6d5a40.preview.example"). Such a referrer is removed, not cut to its origin.
@@ -256,21 +311,28 @@ func (a *Anonymiser) appendCleanURL(dst, u []byte, role URLRole, st *hitState) (
 	if !ok {
 		return dst, misfit
 	}
-	if role == RoleReferrer && !a.sameSite(stripPort(host), st) {
-		if identifyingHost(stripPort(host)) {
+	bare := stripPort(host)
+	site := a.siteHost(bare)
+	// A host that names someone ("u48213.mail.example") cannot be kept in part: a host
+	// has no placeholder. The site's own hosts are trusted.
+	if !site && identifyingHost(bare) {
+		return dst, misfit
+	}
+	// Any other host keeps its registrable domain only: the labels in front of it are
+	// free for whoever writes the URL ("jane-doe.shop.example", a personal subdomain),
+	// and no scrubber recognises a name. anonymise.site_hosts keeps the site's own.
+	if !site {
+		reg, ok := registrableDomain(bare)
+		if !ok {
 			return dst, misfit
 		}
-		dst = append(dst, scheme...)
-		dst = append(dst, host...)
-		return append(dst, '/'), keep
-	}
-	// A page or link on a host that names someone ("u48213.mail.example") cannot be
-	// kept in part: a host has no placeholder. The site's own hosts are trusted.
-	if role != RoleReferrer && identifyingHost(stripPort(host)) && !a.siteHost(stripPort(host)) {
-		return dst, misfit
+		host = reg
 	}
 	dst = append(dst, scheme...)
 	dst = append(dst, host...)
+	if role == RoleReferrer && !a.sameSite(bare, st) {
+		return append(dst, '/'), keep
+	}
 	end := len(rest)
 	for j, c := range rest {
 		if c == '?' || c == '#' {
