@@ -53,6 +53,7 @@ var leakRegimes = []leakRegime{
 	{name: "anonymise/eea-unset", ip: ipSE, action: "anonymise"},
 	{name: "drop/eea-denied", ip: ipSE, cookie: "denied", action: "drop"},
 	{name: "forward/none", ip: ipUSWA, action: "forward"},
+	{name: "forward/opt-out-unset", ip: ipUSCA, action: "forward"},
 	{name: "anonymise/unknown-location", ip: ipUnknown, action: "anonymise"},
 }
 
@@ -342,6 +343,10 @@ func judgeLeak(c *leakCase, rg leakRegime, r received) (leakFinding, bool) {
 		line, headers, _ := strings.Cut(head, "\r\n")
 		path, _, _ := strings.Cut(line, "?")
 		hay = path + "\n" + headers
+	}
+	if rg.action == "anonymise" && strings.Contains(r.Raw, rg.ip) {
+		// The visitor's own IP, which anonymisation truncates, in full.
+		return leakFinding{c: c, needle: rg.ip, form: "visitor IP", where: whereFound(r, rg.ip), sent: r.Raw}, true
 	}
 	needle, form, found := canary.Find([]byte(hay), c.canary)
 	if !found || knownLimit(c, rg) {

@@ -37,7 +37,7 @@ var ClickIDs = []string{
 
 // Kinds are the identifier shapes planted, besides one click-ID kind per name in
 // ClickIDs ("click:gclid").
-var Kinds = []string{"email", "phone", "token", "uuid", "name", "ipv4", "ipv6", "ipv6_6to4", "ipv6_mapped"}
+var Kinds = []string{"email", "phone", "token", "uuid", "name", "ipv4", "ipv6", "ipv6_6to4", "ipv6_mapped", "ipv6_teredo", "ipv6_nat64"}
 
 // AllKinds is Kinds followed by the click-ID kinds.
 func AllKinds() []string {
@@ -90,6 +90,20 @@ func New(kind string, n int) Canary {
 		v4 := ipv4(n)
 		c.Value = "::ffff:" + v4
 		c.Needles = []string{v4, ipv4Groups(v4)}
+	case kind == "ipv6_teredo":
+		// RFC 4380: the client's IPv4 address in the last 32 bits, every bit inverted.
+		v4 := ipv4(n)
+		var o [4]int
+		fmt.Sscanf(v4, "%d.%d.%d.%d", &o[0], &o[1], &o[2], &o[3])
+		g := fmt.Sprintf("%02x%02x:%02x%02x", 255-o[0], 255-o[1], 255-o[2], 255-o[3])
+		c.Value = "2001:0:4136:e378:8000:63bf:" + g
+		c.Needles = []string{g, v4}
+	case kind == "ipv6_nat64":
+		// RFC 6052: the well-known prefix 64:ff9b::/96 with the IPv4 address after it.
+		v4 := ipv4(n)
+		g := ipv4Groups(v4)
+		c.Value = "64:ff9b::" + g
+		c.Needles = []string{g, v4}
 	case strings.HasPrefix(kind, "click:"):
 		c.Click = strings.TrimPrefix(kind, "click:")
 		tail := base36(n, 6) + h[:16]
