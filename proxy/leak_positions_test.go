@@ -239,7 +239,9 @@ var leakHeaders = []struct {
 		return "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36 " + c.Value
 	}},
 	{"Accept-Language", func(c canary.Canary) string { return "en-US,en;q=0.9," + c.Value }},
-	{"Referer", func(c canary.Canary) string { return "https://shop.example.com/reset/" + c.Value + "?t=" + url.QueryEscape(c.Value) }},
+	{"Referer", func(c canary.Canary) string {
+		return "https://shop.example.com/reset/" + c.Value + "?t=" + url.QueryEscape(c.Value)
+	}},
 	{"Origin", func(c canary.Canary) string { return "https://" + hostLabel(c.Value) + ".example.com" }},
 	{"Content-Type", func(c canary.Canary) string { return "text/plain; charset=utf-8; uid=" + c.Value }},
 	{"X-Forwarded-Email", nil},
