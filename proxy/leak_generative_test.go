@@ -61,10 +61,13 @@ var leakRegimes = []leakRegime{
 func encodingsFor(p position) []string {
 	switch p.Where {
 	case inQuery:
-		return []string{canary.Plain, canary.Percent, canary.Double, canary.Semicolon}
+		return []string{canary.Plain, canary.Percent, canary.Double, canary.Semicolon, canary.Duplicate, canary.NamePct}
 	case inBody:
-		return []string{canary.Plain, canary.Percent, canary.Double, canary.Semicolon, canary.Gzip}
+		return []string{canary.Plain, canary.Percent, canary.Double, canary.Semicolon, canary.Gzip, canary.Duplicate, canary.NamePct}
 	case inJSON:
+		if !strings.ContainsAny(p.Name, ".[") {
+			return []string{canary.Plain, canary.JSONEsc, canary.Gzip, canary.Duplicate}
+		}
 		return []string{canary.Plain, canary.JSONEsc, canary.Gzip}
 	case inHeader:
 		return []string{canary.Plain, canary.Percent}
@@ -430,10 +433,15 @@ func whereFound(r received, needle string) string {
 // the count and an example, and writes every finding to -leakreport.
 func reportLeaks(t *testing.T, cases []leakCase, findings []leakFinding, counts map[string]int) {
 	t.Helper()
-	endpoints := map[string]bool{}
+	endpoints, positions, combos := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i := range cases {
-		endpoints[cases[i].ep.Name] = true
+		c := &cases[i]
+		endpoints[c.ep.Name] = true
+		p := c.ep.Name + " " + c.pos.Class + " " + c.pos.Where + " " + c.pos.Name
+		positions[p] = true
+		combos[p+" "+c.enc] = true
 	}
+	t.Logf("%d positions, %d (endpoint × position × encoding) combinations", len(positions), len(combos))
 	var outcomes []string
 	for k, v := range counts {
 		outcomes = append(outcomes, fmt.Sprintf("%s=%d", k, v))

@@ -290,14 +290,28 @@ func buildLeakRequest(ep *rules.Endpoint, base corpus.Hit, pos position, c canar
 		name = c.Click
 	}
 	pair := func() string {
-		if enc == canary.Percent || enc == canary.Double {
-			return name + "=" + canary.Encode(enc, val)
+		n := name
+		if enc == canary.NamePct {
+			n = canary.Encode(canary.Percent, name)
 		}
-		return name + "=" + canary.Encode(canary.Plain, val)
+		if enc == canary.Percent || enc == canary.Double {
+			return n + "=" + canary.Encode(enc, val)
+		}
+		return n + "=" + canary.Encode(canary.Plain, val)
 	}
 	sep := "&"
 	if enc == canary.Semicolon {
 		sep = ";"
+	}
+	setPair := setPair
+	if enc == canary.Duplicate {
+		// The hit's own pair stays (or a plain one is made up) and the canary comes second.
+		setPair = func(q, name, pair, sep string) string {
+			if q == "" {
+				return name + "=1&" + pair
+			}
+			return q + "&" + name + "=1&" + pair
+		}
 	}
 	switch pos.Where {
 	case inQuery:
@@ -323,6 +337,15 @@ func buildLeakRequest(ep *rules.Endpoint, base corpus.Hit, pos position, c canar
 		b, err := setJSONPath(body, name, canary.JSONString(enc, val))
 		if err != nil {
 			return r, err
+		}
+		if enc == canary.Duplicate {
+			// A second member of the same name, which a parser that keeps the first
+			// (or the last) would judge differently: "k":"harmless", then "k":canary.
+			b, err = setJSONPath(body, name, `"1"`)
+			if err != nil {
+				return r, err
+			}
+			b = append(b[:len(b)-1], []byte(`,"`+name+`":`+canary.JSONString(canary.Plain, val)+`}`)...)
 		}
 		body = b
 	case inPath:

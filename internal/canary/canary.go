@@ -157,6 +157,8 @@ const (
 	Semicolon = "semicolon" // the pair joined to the one before with ';', not '&'
 	Gzip      = "gzip"      // the body gzip-compressed
 	JSONEsc   = "jsonesc"   // in a JSON string, every character as \u00XX
+	Duplicate = "duplicate" // a second pair (or JSON member) of the same name after the hit's own
+	NamePct   = "name-pct"  // the parameter's name percent-encoded, every byte
 )
 
 // Encode writes v for a query or form value in encoding enc (Plain for Semicolon and
