@@ -27,8 +27,12 @@ var transparentGIF = []byte{
 func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	rt := s.rt.Load()
 	path := ctx.Path()
-	if string(path) == "/consent" {
+	switch string(path) {
+	case "/consent":
 		s.handleConsentAPI(ctx, rt)
+		return
+	case consentScriptPath:
+		s.handleConsentScript(ctx, rt)
 		return
 	}
 	idx, tailAt := rt.Router.LookupRoute(hostOnly(ctx.Host()), path)

@@ -19,6 +19,8 @@ type runtime struct {
 	// jur maps a geo.GroupID to its telemetry index.
 	jur     []int
 	clients []*fasthttp.HostClient // by endpoint index
+	// script is consentgate.js compiled for this config.
+	script *consentScript
 }
 
 // upstreamClients gives every endpoint a long-lived HostClient, one per upstream
