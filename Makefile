@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 CONFIG   ?=
 FUZZTIME ?= 20s
 
-.PHONY: build run test test-browser vet bench bench-go bench-load bench-load-redis fuzz clean
+.PHONY: build run demo test test-browser vet bench bench-go bench-load bench-load-redis fuzz clean
 
 build:
 	$(GO) build -trimpath -tags grpcnotrace -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consentgate
@@ -14,6 +14,12 @@ build:
 ## run: start the proxy on embedded defaults (or CONFIG=file.yaml)
 run: build
 	./$(BIN) serve $(if $(CONFIG),--config $(CONFIG))
+
+## demo: the proxy with a demo config, a sink standing in for every vendor and a demo
+## shop on 127.0.0.1:8000 whose tags go through the proxy; no network; Ctrl-C stops it
+demo: build
+	$(GO) build -o bin/consentgate-demo ./cmd/demo
+	./bin/consentgate-demo -binary $(BIN) $(DEMOFLAGS)
 
 ## test: the allocation budgets, which need a build without the race detector (it makes
 ## sync.Pool drop items on purpose), and the generative leak test (100k+ hits, ten times

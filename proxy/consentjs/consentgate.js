@@ -322,13 +322,20 @@
   // and the ad types to marketing, as the proxy reads gcs/gcd: marketing is granted
   // only when every ad type set is granted. Defaults count towards the state but post
   // nothing: only an update is the visitor's choice.
-  var cmState = {};
+  var cmState = {}, cmUpdated = {};
   function cmCommand(e) {
     if (!e || typeof e !== 'object' || e[0] !== 'consent' || !e[2] || typeof e[2] !== 'object') return false;
-    if (e[1] !== 'default' && e[1] !== 'update') return false;
-    if (e[1] === 'default' && e[2].region) return false; // for other regions than ours, perhaps
-    for (var t in CM_PURPOSE) if (e[2][t] === 'granted' || e[2][t] === 'denied') cmState[t] = e[2][t];
-    return e[1] === 'update';
+    var update = e[1] === 'update';
+    if (!update && e[1] !== 'default') return false;
+    if (!update && e[2].region) return false; // for other regions than ours, perhaps
+    for (var t in CM_PURPOSE) {
+      var v = e[2][t];
+      if (v !== 'granted' && v !== 'denied') continue;
+      // A default never overrides an update, whatever the order they were pushed in.
+      if (update || !cmUpdated[t]) cmState[t] = v;
+      if (update) cmUpdated[t] = true;
+    }
+    return update;
   }
   function cmChoice() {
     bridge('consent_mode');
@@ -380,4 +387,6 @@
   var again = function () { cookiebot(); tcf(); gpp(); };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', again);
   w.addEventListener('load', again);
+  // ready settles once the choices found at load have been posted (or failed).
+  w.consentgate.ready = queue.then(function () {});
 })();
