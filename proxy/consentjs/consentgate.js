@@ -28,7 +28,8 @@
   var confirmed = fromState(cfg.stored);
   var wanted = confirmed;
   var queue = Promise.resolve();
-  var ownPush = false; // set while this script pushes to the dataLayer itself
+  // The dataLayer commands this script pushed itself: they are not the visitor's choice.
+  var own = typeof WeakSet === 'function' ? new WeakSet() : { add: function () {}, has: function () { return false; } };
 
   function fromState(st) {
     var c = { purposes: {}, tcf: '' };
@@ -141,8 +142,8 @@
 
   function gtag() {
     w.dataLayer = w.dataLayer || [];
-    ownPush = true;
-    try { w.dataLayer.push(arguments); } finally { ownPush = false; }
+    own.add(arguments);
+    w.dataLayer.push(arguments);
   }
 
   function cmValues(purposes, fallback) {
@@ -335,7 +336,7 @@
       if (update || !cmUpdated[t]) cmState[t] = v;
       if (update) cmUpdated[t] = true;
     }
-    return update;
+    return update && !own.has(e);
   }
   function cmChoice() {
     bridge('consent_mode');
@@ -355,7 +356,7 @@
     dl.push = function () {
       var r = push.apply(dl, arguments);
       var any = false;
-      for (var j = 0; j < arguments.length; j++) if (cmCommand(arguments[j]) && !ownPush) any = true;
+      for (var j = 0; j < arguments.length; j++) if (cmCommand(arguments[j])) any = true;
       if (any) cmChoice();
       return r;
     };

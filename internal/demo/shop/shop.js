@@ -39,7 +39,7 @@
       var img = new Image();
       img.onload = img.onerror = function () {
         w.pending = false;
-        var t = { n: n, cid: cid, fbp: fbp, title: title };
+        var t = { n: n, cid: cid, fbp: fbp, title: title, event: event };
         tracked.push(t);
         resolve(t);
         refresh();
@@ -114,14 +114,22 @@
         if (h.vendor !== 'ga4' && h.vendor !== 'meta') return;
         var q = new URLSearchParams(h.query);
         var view = h.vendor === 'meta' ? q.get('cd[view]') : ((q.get('dt') || '').match(/(\d+)$/) || [])[1];
-        rows.unshift({ view: view || '?', vendor: h.vendor, event: q.get('en') || q.get('ev') || '', who: identity(h), ip: q.get('_uip') || h.forwarded_for || '', page: q.get('dl') || '' });
+        var page = (q.get('dl') || '').replace(/^https?:\/\/[^/]*/, '');
+        rows.unshift({ view: view || '?', vendor: h.vendor, event: q.get('en') || q.get('ev') || '', who: identity(h), ip: q.get('_uip') || h.forwarded_for || '', page: page });
+      });
+      // A pixel the proxy dropped left no trace at the sink: say so.
+      tracked.forEach(function (t) {
+        if (t.shown) return;
+        t.shown = true;
+        var seen = rows.some(function (r) { return r.vendor === 'meta' && r.view === String(t.n); });
+        if (!seen) rows.unshift({ view: String(t.n), vendor: 'meta', event: t.event === 'add_to_cart' ? 'AddToCart' : 'PageView', who: 'none', ip: '', page: 'dropped by the proxy' });
       });
       var body = testid('hits').tBodies[0];
       body.textContent = '';
       rows.slice(0, 14).forEach(function (r) {
         var tr = body.insertRow();
         tr.setAttribute('data-testid', 'hit-' + r.vendor + '-' + r.view);
-        tr.className = r.who === 'as sent' ? 'sent' : 'anon';
+        tr.className = r.who === 'as sent' ? 'sent' : r.who === 'none' ? 'none' : 'anon';
         [r.view, r.vendor, r.event, r.who, r.ip, r.page].forEach(function (v, i) {
           var td = tr.insertCell();
           td.textContent = v;
