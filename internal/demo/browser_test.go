@@ -429,3 +429,50 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestBrowserScriptAPI checks consentgate.js's own API in the page: set refuses what the
+// consent API would, get and withdraw answer, the consentgate:change event fires, and
+// data-consent-mode-defaults puts the regime's defaults into the dataLayer first, then
+// every choice as an update.
+func TestBrowserScriptAPI(t *testing.T) {
+	browser := startBrowser(t, nil)
+	for _, tc := range []struct {
+		regime, dflt string
+	}{{"opt_in", "denied"}, {"opt_out", "granted"}} {
+		t.Run(tc.regime, func(t *testing.T) {
+			d := startDemo(t, Options{UnknownRegime: tc.regime})
+			p := openPage(t, browser)
+			p.sinkBase = len(d.Sink.Hits())
+			allowExpected(p)
+			p.Navigate(d.ShopURL + "/")
+			Await[bool](p, "demo.waitTrack(1).then(() => true)", 20*time.Second)
+			for _, bad := range []string{`null`, `{foo: true}`, `{statistics: 'yes'}`, `{marketing: 1}`} {
+				got := Await[string](p, `consentgate.set(`+bad+`).then(() => 'stored', (e) => e.name)`, 5*time.Second)
+				expect(t, "set("+bad+")", got, "TypeError")
+			}
+			expect(t, "get before any choice", Await[string](p, `consentgate.get().then((s) => JSON.stringify(s))`, 5*time.Second), "null")
+			Eval[bool](p, `window.changes = [], addEventListener('consentgate:change', (e) => changes.push(e.detail.action + ':' + e.detail.source)), true`)
+			st := Await[map[string]any](p, `consentgate.set({statistics: true, marketing: false})`, 5*time.Second)
+			if ps, _ := st["purposes"].(map[string]any); ps["statistics"] != "granted" || ps["marketing"] != "denied" || ps["preferences"] != "unset" {
+				t.Errorf("set answered %v", st)
+			}
+			got := Await[map[string]any](p, `consentgate.get()`, 5*time.Second)
+			if ps, _ := got["purposes"].(map[string]any); ps["statistics"] != "granted" {
+				t.Errorf("get answered %v", got)
+			}
+			if _, ok := got["id"]; ok {
+				t.Error("get names the consent ID")
+			}
+			w := Await[map[string]any](p, `consentgate.withdraw()`, 5*time.Second)
+			expect(t, "withdraw", w["withdrawn"], any(true))
+			expect(t, "events", Eval[string](p, `changes.join(',')`), "set:api,withdraw:api")
+			expect(t, "get after withdrawal", Await[string](p, `consentgate.get().then((s) => JSON.stringify(s))`, 5*time.Second), "null")
+
+			// The dataLayer: the defaults first, then the set (statistics granted, ads
+			// denied) and the withdrawal (back to the defaults) as updates.
+			dl := Eval[[]string](p, `dataLayer.filter((e) => e[0] === 'consent').map((e) => e[1] + ' ' + e[2].analytics_storage + ' ' + e[2].ad_storage)`)
+			want := []string{"default " + tc.dflt + " " + tc.dflt, "update granted denied", "update " + tc.dflt + " " + tc.dflt}
+			expectList(t, "Consent Mode commands", dl, want)
+		})
+	}
+}

@@ -93,6 +93,9 @@ type pageSettings struct {
 	Prior     string `json:"prior"` // the stand-in banner's choice from an "earlier visit": accept, reject or ""
 	Late      bool   `json:"late"`  // load consentgate.js after the page, not before the tags
 	Dashboard string `json:"dashboard"`
+	// Since is how many hits the sink held when the page was served: the page's panel
+	// shows the ones after.
+	Since int `json:"since"`
 }
 
 func (s *Shop) index(w http.ResponseWriter, r *http.Request) {
@@ -102,6 +105,9 @@ func (s *Shop) index(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	st := pageSettings{Proxy: s.proxyOrigin(r), CMP: q.Get("cmp"), Prior: q.Get("prior"), Late: q.Get("late") == "1", Dashboard: s.o.Dashboard}
+	if s.o.Sink != nil {
+		st.Since = len(s.o.Sink.Hits())
+	}
 	if !contains(CMPs, st.CMP) {
 		st.CMP = "own"
 	}

@@ -99,7 +99,7 @@
 
   // ---- the panels ------------------------------------------------------------------
   var rows = [];
-  var lastSeq = 0;
+  var lastSeq = D.since || 0;
   function identity(h) {
     var q = new URLSearchParams(h.query);
     var got = h.vendor === 'meta' ? q.get('fbp') : q.get('cid');
