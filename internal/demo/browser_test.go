@@ -294,6 +294,8 @@ window.ready = true;
 	d := startDemo(t, Options{Extra: mux})
 	proxy, _ = url.Parse(d.ProxyURL)
 	browser := startBrowser(t, nil)
+	// seen are the sink's hits a subtest has taken already (the subtests share the sink).
+	seen := map[int]bool{}
 
 	for _, tc := range []struct {
 		origin  string
@@ -350,10 +352,6 @@ window.ready = true;
 		})
 	}
 }
-
-// seen are the sink hits a Plausible subtest has taken already (the two subtests share
-// one sink).
-var seen = map[int]bool{}
 
 // TestBrowserCrossOrigin: the page and the proxy are two origins of one site. With the
 // page's origin in allowed_origins (here www.shop.test and t.shop.test, both on this
@@ -473,6 +471,17 @@ func TestBrowserScriptAPI(t *testing.T) {
 			dl := Eval[[]string](p, `dataLayer.filter((e) => e[0] === 'consent').map((e) => e[1] + ' ' + e[2].analytics_storage + ' ' + e[2].ad_storage)`)
 			want := []string{"default " + tc.dflt + " " + tc.dflt, "update granted denied", "update " + tc.dflt + " " + tc.dflt}
 			expectList(t, "Consent Mode commands", dl, want)
+
+			// A second copy of the script on the page stands aside.
+			Await[bool](p, `new Promise((resolve, reject) => {
+				window.firstCopy = consentgate;
+				const s = document.createElement('script');
+				s.src = consentgate.endpoint.replace(/consent$/, 'consentgate.js');
+				s.onload = () => resolve(window.consentgate === window.firstCopy);
+				s.onerror = reject;
+				document.head.appendChild(s);
+			})`, 10*time.Second)
+			expect(t, "the first copy stays", Eval[bool](p, "window.consentgate === window.firstCopy"), true)
 		})
 	}
 }

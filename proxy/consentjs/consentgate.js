@@ -12,6 +12,8 @@
  */
 (function () {
   'use strict';
+  // Loaded twice, the second copy would post every choice again.
+  if (window.consentgate && window.consentgate.version) return;
   var cfg = __CONSENTGATE_CONFIG__;
   var PURPOSES = ['necessary', 'preferences', 'statistics', 'marketing'];
   var VALUE = { granted: true, denied: false };
