@@ -48,11 +48,11 @@ type Demo struct {
 }
 
 // Start starts the sink, the proxy and the shop, and waits until the proxy is ready.
-func Start(ctx context.Context, o Options) (d *Demo, err error) {
-	d = &Demo{dir: o.Dir}
+func Start(ctx context.Context, o Options) (_ *Demo, err error) {
+	d := &Demo{dir: o.Dir}
 	defer func() {
 		if err != nil {
-			d.Stop()
+			d.Stop() // what was started before the error
 		}
 	}()
 	if d.dir == "" {

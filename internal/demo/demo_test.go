@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -73,4 +74,24 @@ func TestSinkRecords(t *testing.T) {
 	if _, err := s.Wait(short, 2, func(Hit) bool { return true }); err == nil {
 		t.Error("Wait returned a hit that never came")
 	}
+}
+
+// A demo that cannot start says why, and stops what it had started: the sink's port is
+// free again.
+func TestStartFailsCleanly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinkAddr := ln.Addr().String()
+	ln.Close()
+	_, err = Start(context.Background(), Options{Binary: "/nonexistent/consentgate", SinkAddr: sinkAddr})
+	if err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("Start with no binary: %v", err)
+	}
+	ln, err = net.Listen("tcp", sinkAddr)
+	if err != nil {
+		t.Fatalf("the sink was left running: %v", err)
+	}
+	ln.Close()
 }
