@@ -110,7 +110,9 @@ func (s *scraper) fetch() (scrape, error) {
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(s.url)
-	if err := s.client.DoTimeout(req, resp, 10*time.Second); err != nil {
+	// A guard against a hang, not a timing: 21k series under -race on a loaded
+	// machine took over 10 s once.
+	if err := s.client.DoTimeout(req, resp, 60*time.Second); err != nil {
 		return scrape{}, fmt.Errorf("GET %s: %w", s.url, err)
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
