@@ -74,8 +74,8 @@ func defaultConfig() *config.Config {
 			OTLP:   config.OTLPConfig{Interval: 30 * time.Second},
 			Traces: config.TracesConfig{SampleRatio: 0.01},
 		},
-		Limits:    DefaultLimits(),
-		Pos:       map[string]config.Pos{},
+		Limits: DefaultLimits(),
+		Pos:    map[string]config.Pos{},
 	}
 }
 
