@@ -21,6 +21,10 @@ type Request interface {
 type Hit struct {
 	Stored      *consent.State // the stored state, nil when none was found
 	StoreErr    bool           // the store lookup failed
+	// StoredTCFUnknown: the store did not answer, the signed snapshot decided instead, and
+	// the state it stands for held a TC string the snapshot does not carry. For a vendor
+	// that string would decide, its purposes count as no consent (cause store_error).
+	StoredTCFUnknown bool
 	OptIn       bool           // the visitor's regime is opt_in
 	GPC         bool           // the visitor's jurisdiction honours Global Privacy Control
 	VendorIndex int            // the endpoint's vendor, an index into the vendors Compile was given
