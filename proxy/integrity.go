@@ -18,11 +18,11 @@ import (
 // limiters are the token buckets of limits.*, nil where a limit is off. They are kept
 // across reloads that leave limits.* as they were, so a reload does not refill them.
 type limiters struct {
-	cfg                   config.LimitsConfig
-	writesIP, writesNet   *ratelimit.Limiter
-	newIDsIP, newIDsNet   *ratelimit.Limiter
-	hitsIP, hitsNet       *ratelimit.Limiter
-	hitsOn                bool // either hit limit is on: the hit path looks no further otherwise
+	cfg                 config.LimitsConfig
+	writesIP, writesNet *ratelimit.Limiter
+	newIDsIP, newIDsNet *ratelimit.Limiter
+	hitsIP, hitsNet     *ratelimit.Limiter
+	hitsOn              bool // either hit limit is on: the hit path looks no further otherwise
 }
 
 func newLimiters(c config.LimitsConfig) *limiters {

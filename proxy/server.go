@@ -44,17 +44,17 @@ type Options struct {
 
 // Server is one consentgate process: the public and admin listeners around one runtime.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	rt      atomic.Pointer[runtime]
-	store   *consentStore
-	hasher  *rules.Hasher // the process's: its day salts outlive reloads
-	now     func() time.Time
+	opts   Options
+	log    *slog.Logger
+	rt     atomic.Pointer[runtime]
+	store  *consentStore
+	hasher *rules.Hasher // the process's: its day salts outlive reloads
+	now    func() time.Time
 	// randomKeys sign consent snapshots when consent.snapshot.keys is not set: made once,
 	// so a reload keeps them.
 	randomKeys *consent.SnapshotKeys
-	metrics *telemetry.Metrics
-	tracing *tracing.Tracing
+	metrics    *telemetry.Metrics
+	tracing    *tracing.Tracing
 	// tracer is set only when traces are on, so the hit path tests one pointer.
 	tracer trace.Tracer
 	stats  *stats.Stats
