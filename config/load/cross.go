@@ -83,6 +83,16 @@ func (d *decoder) crossChecks() {
 			"consent.receipts.ttl: %s%s is less than consent.ttl (%s): the proof of a consent must outlive the consent",
 			fmtDuration(r.TTL), d.ifDefault("consent.receipts.ttl"), fmtDuration(c.TTL))
 	}
+	// A key listed twice is a copy-paste slip, and would leave two keys with one key ID.
+	first := map[string]int{}
+	for i, k := range c.Snapshot.Keys {
+		if j, dup := first[k]; dup {
+			sub := "consent.snapshot.keys." + strconv.Itoa(i)
+			d.problemAtFirst([]string{sub, "consent.snapshot.keys"}, "%s: the same key as consent.snapshot.keys.%d (not repeated here); list each key once", sub, j)
+			continue
+		}
+		first[k] = i
+	}
 	d.limitChecks()
 	// Replacing the built-in jurisdictions with nothing puts every visitor in "other",
 	// where no consent rules apply: fail closed rather than track Europe without consent.
