@@ -56,24 +56,28 @@ func crossSite(h *fasthttp.RequestHeader, rt *runtime) (telemetry.WriteRefusal, 
 // sameOrigin reports whether origin ("https://t.example.com[:port]") names the host the
 // request was sent to. The scheme is not compared: the proxy usually sits behind a TLS
 // terminator and sees plain HTTP, and a page served over http on the tracking host itself
-// is the site's own. A default port written out on either side is ignored.
+// is the site's own. A default port (80, 443) written out on either side is ignored.
 func sameOrigin(origin, host []byte) bool {
 	var rest []byte
-	var port string
 	switch {
 	case bytes.HasPrefix(origin, []byte("https://")):
-		rest, port = origin[len("https://"):], ":443"
+		rest = origin[len("https://"):]
 	case bytes.HasPrefix(origin, []byte("http://")):
-		rest, port = origin[len("http://"):], ":80"
+		rest = origin[len("http://"):]
 	default:
 		return false
 	}
-	if len(host) == 0 || len(rest) == 0 {
-		return false
+	rest, host = withoutDefaultPort(rest), withoutDefaultPort(host)
+	return len(host) > 0 && bytes.EqualFold(rest, host)
+}
+
+func withoutDefaultPort(hostport []byte) []byte {
+	for _, p := range [...]string{":443", ":80"} {
+		if h, ok := bytes.CutSuffix(hostport, []byte(p)); ok {
+			return h
+		}
 	}
-	rest = bytes.TrimSuffix(rest, []byte(port))
-	host = bytes.TrimSuffix(host, []byte(port))
-	return bytes.EqualFold(rest, host)
+	return hostport
 }
 
 // refererOrigin cuts a Referer URL to its origin: scheme, "://", host and port. A
