@@ -235,6 +235,10 @@ func newTCFCache(gvl []int) *tcfCache {
 // allowed returns the mask of TCF purposes the vendor in slot may process for under raw,
 // and whether raw decodes at all.
 func (c *tcfCache) allowed(raw []byte, slot int) (uint32, bool) {
+	if len(raw) > tcf.MaxLength {
+		// Refused unread, and not cached: a key may not cost more than a TC string.
+		return 0, false
+	}
 	c.mu.RLock()
 	e, ok := c.m[b2s(raw)]
 	c.mu.RUnlock()
