@@ -71,6 +71,7 @@ type Config struct {
 	Signals       SignalsConfig       `yaml:"signals"`
 	ServerSide    ServerSideConfig    `yaml:"server_side"`
 	Telemetry     TelemetryConfig     `yaml:"telemetry"`
+	Limits        LimitsConfig        `yaml:"limits"`
 
 	// Positions of values that Compile checks against each other (set by the loader).
 	Pos map[string]Pos `yaml:"-"`
@@ -115,6 +116,21 @@ type ConsentConfig struct {
 	Cache ConsentCacheConfig `yaml:"cache"`
 	// Receipts bound the proof-of-consent records kept per consent ID.
 	Receipts ReceiptsConfig `yaml:"receipts"`
+	// MaxBytes bounds the memory store by the bytes its states and receipts hold (about
+	// half each), besides MaxEntries: a TC string can make one entry kilobytes. Default
+	// 256 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+	// Snapshot signs the copy of the visitor's choices that the consent cookie carries.
+	Snapshot SnapshotConfig `yaml:"snapshot"`
+}
+
+// SnapshotConfig keys the signed consent snapshot in the consent cookie, which decides a
+// hit when the store has no record or cannot answer (README "How it decides").
+type SnapshotConfig struct {
+	// Keys are HMAC secrets: the first signs, every one verifies, so a key is rotated by
+	// putting the new one first and dropping the old one a consent TTL later. Empty: a
+	// random key per process, which other instances and a restart cannot verify.
+	Keys []string `yaml:"keys"`
 }
 
 // RedisConfig is the consent store in Redis: one node, Redis Cluster or Sentinel.
@@ -142,6 +158,10 @@ type RedisConfig struct {
 	// KeyPrefix starts every key and the invalidation channel, default "consentgate:".
 	// Non-empty, without whitespace or braces: keys put the consent ID in a {hash tag}.
 	KeyPrefix string `yaml:"key_prefix"`
+	// WriteTimeout is the budget of each call a consent write makes (the read of the
+	// previous state, the transaction) and of the admin API's calls, default 250ms,
+	// 1ms..60s, at least Timeout: a write must not fail on a hit-sized budget.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
 // ConsentCacheConfig bounds the per-instance cache of consent states in front of Redis.
@@ -150,6 +170,7 @@ type ConsentCacheConfig struct {
 	TTL         time.Duration `yaml:"ttl"`          // cached states, default 5s, at most 1h
 	NegativeTTL time.Duration `yaml:"negative_ttl"` // cached "no consent stored", default 1s, at most TTL
 	MaxEntries  int           `yaml:"max_entries"`  // default 100,000, at least 1000
+	MaxBytes    int           `yaml:"max_bytes"`    // bytes the cached states hold, default 64 MiB
 }
 
 // ReceiptsConfig bounds the proof-of-consent receipts (GDPR Art. 7(1)) kept per consent ID.
@@ -158,6 +179,9 @@ type ReceiptsConfig struct {
 	// TTL is how long receipts are kept, default 790d, at most 3650d. It must be at least
 	// consent.ttl: the proof of a consent must outlive the consent.
 	TTL time.Duration `yaml:"ttl"`
+	// MaxBytes bounds the receipts of one consent ID by their size (field names and
+	// values), default 64 KiB; the oldest go first, the newest always stays.
+	MaxBytes int `yaml:"max_bytes"`
 }
 
 type UpstreamConfig struct {
@@ -277,6 +301,29 @@ type TracesConfig struct {
 // jurisdiction; never an IP or an ID).
 type DecisionLogConfig struct {
 	SampleRatio float64 `yaml:"sample_ratio"` // share of hits logged, 0..1, default 0 (off)
+}
+
+// LimitsConfig are the token buckets in front of the consent API (and, optionally, hits),
+// per client IP and per network (/24 IPv4, /48 IPv6). A zero PerMinute turns one off.
+type LimitsConfig struct {
+	ConsentWrites RateLimits `yaml:"consent_writes"` // POST and DELETE /consent
+	NewIDs        RateLimits `yaml:"new_ids"`        // consent IDs minted
+	Hits          RateLimits `yaml:"hits"`           // tracking hits; off by default
+	// MaxClients bounds the clients each limiter tracks (a fixed table, about 24 bytes a
+	// client); default 65,536.
+	MaxClients int `yaml:"max_clients"`
+}
+
+// RateLimits are one limit per client IP and one per network.
+type RateLimits struct {
+	PerIP  RateLimit `yaml:"per_ip"`
+	PerNet RateLimit `yaml:"per_net"`
+}
+
+// RateLimit is a token bucket: PerMinute tokens a minute, at most Burst at once.
+type RateLimit struct {
+	PerMinute int `yaml:"per_minute"` // 0 = no limit
+	Burst     int `yaml:"burst"`
 }
 
 type RouteConfig struct {

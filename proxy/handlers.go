@@ -41,6 +41,9 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 		s.preflight(ctx, rt, ep)
 		return
 	}
+	if rt.limits.hitsOn && !s.allowHit(ctx, rt, ep) {
+		return
+	}
 	defer s.recoverHit(ctx, rt, ep)
 	h := acquireHit()
 	defer releaseHit(h)

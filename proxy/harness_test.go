@@ -340,6 +340,16 @@ func (p *testProxy) consentCookie(purposes string) string {
 	return ""
 }
 
+// cookieID is the consent ID of a "cg_id=<id>[.<snapshot>]" cookie.
+func cookieID(t testing.TB, cookie string) string {
+	t.Helper()
+	v := strings.TrimPrefix(cookie, "cg_id=")
+	if len(v) < 22 {
+		t.Fatalf("cookie %q holds no consent ID", cookie)
+	}
+	return v[:22]
+}
+
 // Visitor IPs from the MaxMind GeoIP2-City test database.
 const (
 	ipSE      = "89.160.20.112"   // SE → eea, opt_in

@@ -25,7 +25,7 @@ type component interface {
 
 // components are the server's, in the order they prepare.
 func (s *Server) components() []component {
-	return []component{listeners{}, telemetryPart{s}, storePart{}, &geoPart{s: s}, upstreams{}}
+	return []component{listeners{}, telemetryPart{s}, storePart{}, &geoPart{s: s}, upstreams{}, integrityPart{s}}
 }
 
 // apply compiles cfg and has every component prepare its part, then swaps the new runtime
@@ -98,7 +98,7 @@ type storePart struct{ nop }
 
 func (storePart) prepare(prev, next *runtime) error {
 	if prev != nil && !reflect.DeepEqual(storeSettings(next.Config), storeSettings(prev.Config)) {
-		return errors.New("consent.store, consent.redis, consent.cache and consent.max_entries cannot change on reload: restart the process")
+		return errors.New("consent.store, consent.redis, consent.cache, consent.receipts, consent.max_entries and consent.max_bytes cannot change on reload: restart the process")
 	}
 	return nil
 }
@@ -106,7 +106,7 @@ func (storePart) prepare(prev, next *runtime) error {
 // storeSettings is the part of the config that is bound when the store is opened.
 func storeSettings(cfg *config.Config) []any {
 	c := cfg.Consent
-	return []any{c.Store, c.Redis, c.Cache, c.MaxEntries, c.Receipts}
+	return []any{c.Store, c.Redis, c.Cache, c.MaxEntries, c.Receipts, c.MaxBytes}
 }
 
 // geoPart opens the GeoIP database, or on reload re-reads it in place (the file may have

@@ -30,7 +30,8 @@ type Options struct {
 	Logger     *slog.Logger
 	// Store overrides the store the config names (tests).
 	Store consent.Store
-	// Now is the clock of the anonymiser's daily salt (tests); nil = time.Now.
+	// Now is the clock of the anonymiser's daily salt, of the consent API (state times,
+	// snapshot issue times) and of the rate limits (tests); nil = time.Now.
 	Now   func() time.Time
 	Build telemetry.BuildInfo
 	// DrainDelay is how long /readyz fails before the listeners stop on Shutdown, so a
@@ -43,13 +44,17 @@ type Options struct {
 
 // Server is one consentgate process: the public and admin listeners around one runtime.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	rt      atomic.Pointer[runtime]
-	store   *consentStore
-	hasher  *rules.Hasher // the process's: its day salts outlive reloads
-	metrics *telemetry.Metrics
-	tracing *tracing.Tracing
+	opts   Options
+	log    *slog.Logger
+	rt     atomic.Pointer[runtime]
+	store  *consentStore
+	hasher *rules.Hasher // the process's: its day salts outlive reloads
+	now    func() time.Time
+	// randomKeys sign consent snapshots when consent.snapshot.keys is not set: made once,
+	// so a reload keeps them.
+	randomKeys *consent.SnapshotKeys
+	metrics    *telemetry.Metrics
+	tracing    *tracing.Tracing
 	// tracer is set only when traces are on, so the hit path tests one pointer.
 	tracer trace.Tracer
 	stats  *stats.Stats
@@ -99,6 +104,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
+	}
+	s.now = now
+	if s.randomKeys, err = consent.RandomSnapshotKeys(); err != nil {
+		return fail(err)
 	}
 	if s.hasher == nil {
 		s.hasher = rules.NewHasher(now)

@@ -137,6 +137,8 @@ type Metrics struct {
 
 	saltFallbacks atomic.Uint64 // local anonymiser salts made while the shared one was unknown
 
+	integrity integrity // integrity.go
+
 	// duration is synchronous: it is recorded per upstream round trip, and measured at 0
 	// allocations with a precomputed attribute set (see UpstreamDone).
 	duration metric.Float64Histogram
@@ -407,6 +409,7 @@ func (m *Metrics) register(meter metric.Meter) error {
 				o.Observe(clampInt64(m.dropped.Load()))
 				return nil
 			}),
+		m.registerIntegrity(meter),
 	)
 }
 

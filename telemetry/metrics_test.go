@@ -203,6 +203,18 @@ func baseline() map[string]float64 {
 		`consentgate_geoip_reload_errors_total`:                                        0,
 		`consentgate_geoip_last_reload_success_timestamp_seconds`:                      0,
 		`consentgate_geoip_database_build_timestamp_seconds`:                           0,
+		`consentgate_consent_store_bytes`:                                              0,
+	}
+	for label, names := range map[string][]string{
+		"consentgate_consent_snapshot_used_total{when=%q}":       {"no_record", "store_error", "newer_than_store", "id_proven"},
+		"consentgate_consent_snapshot_rejected_total{reason=%q}": {"malformed", "unknown_key", "forged", "expired", "future"},
+		"consentgate_rate_limited_total{limit=%q}":               {"consent_writes_ip", "consent_writes_net", "new_ids_ip", "new_ids_net", "hits_ip", "hits_net"},
+		"consentgate_consent_writes_refused_total{reason=%q}":    {"origin", "null_origin", "referer", "fetch_site"},
+		"consentgate_consent_ids_issued_total{why=%q}":           {"new_visitor", "unknown_id"},
+	} {
+		for _, n := range names {
+			s[fmt.Sprintf(label, n)] = 0
+		}
 	}
 	for _, src := range []string{"cache", "redis", "memory"} {
 		for _, res := range []string{"hit", "miss", "error"} {
@@ -587,6 +599,12 @@ func TestFamilyTypesAndHelp(t *testing.T) {
 		"consentgate_anonymise_salt_fallbacks_total":               dto.MetricType_COUNTER,
 		"consentgate_signal_errors_total":                          dto.MetricType_COUNTER,
 		"consentgate_anonymise_removed_total":                      dto.MetricType_COUNTER,
+		"consentgate_consent_snapshot_used_total":                  dto.MetricType_COUNTER,
+		"consentgate_consent_snapshot_rejected_total":              dto.MetricType_COUNTER,
+		"consentgate_rate_limited_total":                           dto.MetricType_COUNTER,
+		"consentgate_consent_writes_refused_total":                 dto.MetricType_COUNTER,
+		"consentgate_consent_ids_issued_total":                     dto.MetricType_COUNTER,
+		"consentgate_consent_store_bytes":                          dto.MetricType_GAUGE,
 	}
 	for _, name := range slices.Sorted(maps.Keys(got)) {
 		typ, ok := want[name]

@@ -177,6 +177,9 @@ func defaultsInForce(cfg *config.Config, path string) [][2]string {
 	if cfg.Anonymise.Secret == "" {
 		out = append(out, [2]string{"anonymise.secret", "random per process: hashed IDs differ between instances"})
 	}
+	if len(cfg.Consent.Snapshot.Keys) == 0 {
+		out = append(out, [2]string{"consent.snapshot.keys", "random per process: consent snapshots in cookies do not survive a restart and other instances cannot verify them"})
+	}
 	out = append(out, [2]string{"catalogue", "built-in: " + strings.Join(rules.VendorNames(), ", ")})
 	out = append(out, [2]string{"policy", "built-in decision table"})
 	return out

@@ -96,6 +96,9 @@ var scalarKeys = []scalarKey{
 	{"consent.redis.key_prefix", "a key prefix", func(c *config.Config, s string) error {
 		return setString(&c.Consent.Redis.KeyPrefix, s, checkKeyPrefix)
 	}},
+	{"consent.redis.write_timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.Consent.Redis.WriteTimeout, s, time.Millisecond, time.Minute)
+	}},
 	{"consent.cache.ttl", "a duration", func(c *config.Config, s string) error {
 		return setDurationIn(&c.Consent.Cache.TTL, s, 0, time.Hour)
 	}},
@@ -105,11 +108,22 @@ var scalarKeys = []scalarKey{
 	{"consent.cache.max_entries", "a number", func(c *config.Config, s string) error {
 		return setInt(&c.Consent.Cache.MaxEntries, s, 1000, maxInt, "")
 	}},
+	{"consent.cache.max_bytes", "a number of bytes", func(c *config.Config, s string) error {
+		return setInt(&c.Consent.Cache.MaxBytes, s, 1<<20, 1<<40, " (1 MiB..1 TiB)")
+	}},
 	{"consent.receipts.max_len", "a number", func(c *config.Config, s string) error {
 		return setInt(&c.Consent.Receipts.MaxLen, s, 1, 10_000, "")
 	}},
 	{"consent.receipts.ttl", "a duration", func(c *config.Config, s string) error {
 		return setDurationIn(&c.Consent.Receipts.TTL, s, 0, maxReceiptsTTL)
+	}},
+	// At least two of the largest receipts (a TC string of 4 KiB and the rest), so that a
+	// write never trims the receipt before it.
+	{"consent.receipts.max_bytes", "a number of bytes", func(c *config.Config, s string) error {
+		return setInt(&c.Consent.Receipts.MaxBytes, s, 16<<10, 16<<20, " (16 KiB..16 MiB)")
+	}},
+	{"consent.max_bytes", "a number of bytes", func(c *config.Config, s string) error {
+		return setInt(&c.Consent.MaxBytes, s, 16<<20, 1<<40, " (16 MiB..1 TiB)")
 	}},
 	{"upstream.timeout", "a duration", func(c *config.Config, s string) error { return setDuration(&c.Upstream.Timeout, s, 0) }},
 	{"upstream.max_conns", "a number", func(c *config.Config, s string) error {
@@ -139,6 +153,38 @@ var scalarKeys = []scalarKey{
 	{"telemetry.decision_log.sample_ratio", "a ratio from 0 to 1", func(c *config.Config, s string) error {
 		return setRatio(&c.Telemetry.DecisionLog.SampleRatio, s)
 	}},
+	{"limits.max_clients", "a number", func(c *config.Config, s string) error {
+		return setInt(&c.Limits.MaxClients, s, 1024, 1<<26, " (clients tracked per limiter)")
+	}},
+}
+
+// rateLimitKeys are the scalar keys of the limits.* buckets, made once per bucket.
+func init() {
+	for _, l := range []struct {
+		name string
+		lim  func(c *config.Config) *config.RateLimits
+	}{
+		{"consent_writes", func(c *config.Config) *config.RateLimits { return &c.Limits.ConsentWrites }},
+		{"new_ids", func(c *config.Config) *config.RateLimits { return &c.Limits.NewIDs }},
+		{"hits", func(c *config.Config) *config.RateLimits { return &c.Limits.Hits }},
+	} {
+		for _, w := range []struct {
+			name string
+			one  func(r *config.RateLimits) *config.RateLimit
+		}{
+			{"per_ip", func(r *config.RateLimits) *config.RateLimit { return &r.PerIP }},
+			{"per_net", func(r *config.RateLimits) *config.RateLimit { return &r.PerNet }},
+		} {
+			base := "limits." + l.name + "." + w.name
+			scalarKeys = append(scalarKeys,
+				scalarKey{base + ".per_minute", "a number per minute", func(c *config.Config, s string) error {
+					return setInt(&w.one(l.lim(c)).PerMinute, s, 0, 100_000_000, " (0 = no limit)")
+				}},
+				scalarKey{base + ".burst", "a number", func(c *config.Config, s string) error {
+					return setInt(&w.one(l.lim(c)).Burst, s, 1, 100_000_000, "")
+				}})
+		}
+	}
 }
 
 // setRatio parses a share from 0 to 1.
@@ -168,6 +214,7 @@ var listKeys = []listKey{
 	{"anonymise.path_templates", "path templates", checkPathTemplate, func(c *config.Config) *[]string { return &c.Anonymise.PathTemplates }},
 	{"anonymise.site_hosts", "host names", checkSiteHost, func(c *config.Config) *[]string { return &c.Anonymise.SiteHosts }},
 	{"consent.redis.addrs", "host:port addresses", checkRedisAddr, func(c *config.Config) *[]string { return &c.Consent.Redis.Addrs }},
+	{"consent.snapshot.keys", "secrets", checkSnapshotKey, func(c *config.Config) *[]string { return &c.Consent.Snapshot.Keys }},
 }
 
 const maxInt = int(^uint(0) >> 1)

@@ -62,9 +62,10 @@ func defaultConfig() *config.Config {
 			Cookie:       "cg_id",
 			TTL:          395 * day,
 			MaxEntries:   1_000_000,
-			Redis:        config.RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:"},
-			Cache:        config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100_000},
-			Receipts:     config.ReceiptsConfig{MaxLen: 100, TTL: 790 * day},
+			Redis:        config.RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:", WriteTimeout: 250 * time.Millisecond},
+			Cache:        config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100_000, MaxBytes: 64 << 20},
+			Receipts:     config.ReceiptsConfig{MaxLen: 100, TTL: 790 * day, MaxBytes: 64 << 10},
+			MaxBytes:     256 << 20,
 		},
 		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
@@ -73,7 +74,30 @@ func defaultConfig() *config.Config {
 			OTLP:   config.OTLPConfig{Interval: 30 * time.Second},
 			Traces: config.TracesConfig{SampleRatio: 0.01},
 		},
-		Pos: map[string]config.Pos{},
+		Limits: DefaultLimits(),
+		Pos:    map[string]config.Pos{},
+	}
+}
+
+// DefaultLimits are limits no real visitor reaches, even behind a company's or a mobile
+// carrier's NAT: a visitor writes consent a few times a session and gets one ID, ever.
+// The consent API's flood (thousands of new IDs a second from one address) is cut to a
+// trickle; hits are not limited unless configured.
+func DefaultLimits() config.LimitsConfig {
+	return config.LimitsConfig{
+		ConsentWrites: config.RateLimits{
+			PerIP:  config.RateLimit{PerMinute: 600, Burst: 200},
+			PerNet: config.RateLimit{PerMinute: 6000, Burst: 2000},
+		},
+		NewIDs: config.RateLimits{
+			PerIP:  config.RateLimit{PerMinute: 300, Burst: 100},
+			PerNet: config.RateLimit{PerMinute: 3000, Burst: 1000},
+		},
+		Hits: config.RateLimits{
+			PerIP:  config.RateLimit{Burst: 1000},
+			PerNet: config.RateLimit{Burst: 10000},
+		},
+		MaxClients: 65536,
 	}
 }
 
