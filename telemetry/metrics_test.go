@@ -201,6 +201,10 @@ func baseline() map[string]float64 {
 		`consentgate_geoip_reload_errors_total`:                                        0,
 		`consentgate_geoip_last_reload_success_timestamp_seconds`:                      0,
 		`consentgate_geoip_database_build_timestamp_seconds`:                           0,
+		`consentgate_public_connections`:                                               0,
+	}
+	for _, r := range RefusalNames() {
+		s[fmt.Sprintf(`consentgate_requests_refused_total{reason=%q}`, r)] = 0
 	}
 	for _, src := range []string{"cache", "redis", "memory"} {
 		for _, res := range []string{"hit", "miss", "error"} {
@@ -341,6 +345,26 @@ func TestScrapeExactSeries(t *testing.T) {
 				s[`consentgate_consent_lookups_total{result="error",source="redis"}`] = 1
 				s[`consentgate_telemetry_dropped_observations_total`] = 1
 				s[`consentgate_consent_store_up`] = 1
+				return s
+			},
+		},
+		{
+			name: "refused requests and open connections",
+			record: func(t *testing.T, m *Metrics) {
+				m.Refused(RefusedHeaderTooLarge)
+				m.Refused(RefusedHeaderTooLarge)
+				m.Refused(RefusedTooManyConnections)
+				m.Refused(numRefusals) // dropped
+				m.PublicConnOpened()
+				m.PublicConnOpened()
+				m.PublicConnClosed()
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_requests_refused_total{reason="header_too_large"}`] = 2
+				s[`consentgate_requests_refused_total{reason="too_many_connections"}`] = 1
+				s[`consentgate_telemetry_dropped_observations_total`] = 1
+				s[`consentgate_public_connections`] = 1
 				return s
 			},
 		},
@@ -585,6 +609,8 @@ func TestFamilyTypesAndHelp(t *testing.T) {
 		"consentgate_anonymise_salt_fallbacks_total":               dto.MetricType_COUNTER,
 		"consentgate_signal_errors_total":                          dto.MetricType_COUNTER,
 		"consentgate_anonymise_removed_total":                      dto.MetricType_COUNTER,
+		"consentgate_requests_refused_total":                       dto.MetricType_COUNTER,
+		"consentgate_public_connections":                           dto.MetricType_GAUGE,
 	}
 	for _, name := range slices.Sorted(maps.Keys(got)) {
 		typ, ok := want[name]
