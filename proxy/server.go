@@ -138,20 +138,28 @@ func (s *Server) instance() stats.Instance {
 func (s *Server) Start() error {
 	cfg := s.rt.Load().Config
 	s.public = &fasthttp.Server{
-		Handler:                       s.handlePublic,
-		ErrorHandler:                  s.handleBadRequest,
-		Name:                          "consentgate",
-		ReadTimeout:                   cfg.ReadTimeout,
-		WriteTimeout:                  cfg.WriteTimeout,
-		IdleTimeout:                   60 * time.Second,
+		Handler:        s.handlePublic,
+		ErrorHandler:   s.handleBadRequest,
+		HeaderReceived: headerReceived,
+		Name:           "consentgate",
+		// ReadTimeout bounds a whole request from its first byte (from accept for a new
+		// connection), so a head sent a byte at a time (slowloris) is cut off with 408.
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		IdleTimeout:  cfg.IdleTimeout,
+		// The read buffer bounds the request head: real cookie headers run to many KB.
+		ReadBufferSize:                cfg.MaxHeaderSize,
 		MaxRequestBodySize:            cfg.MaxBodySize,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: false,
-		ReduceMemoryUsage:             false,
-		CloseOnShutdown:               true,
-		Logger:                        listenerLog{s.log, "public"},
-		SecureErrorLogMessage:         true,
+		// Idle keep-alive connections hand their read and write buffers back between
+		// requests: with a read buffer of max_header_size each, thousands of idle
+		// connections would otherwise hold tens of MB (bench: BenchmarkConnectionStorm).
+		ReduceMemoryUsage:     true,
+		CloseOnShutdown:       true,
+		Logger:                listenerLog{s.log, "public"},
+		SecureErrorLogMessage: true,
 	}
 	s.admin = &fasthttp.Server{
 		Handler:               s.handleAdmin,
@@ -163,10 +171,11 @@ func (s *Server) Start() error {
 		Logger:                listenerLog{s.log, "admin"},
 		SecureErrorLogMessage: true,
 	}
-	var err error
-	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	s.publicLn = newPublicListener(ln, s, cfg.MaxConnsPerIP)
 	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		s.publicLn.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
