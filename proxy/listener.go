@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -125,7 +126,18 @@ type publicConn struct {
 
 	read   int64 // bytes read so far
 	lastLF int64 // offset just past the last line feed read, 0 = none yet
+	// linger is set when a request is refused with part of it unread (a head or body over
+	// its bound): Close then reads the rest away before closing, so the client sees the
+	// answer instead of a reset.
+	linger bool
 }
+
+// Lingering is bounded in bytes and time, as net/http bounds it: a client that keeps
+// sending past either gets the reset.
+const (
+	lingerBytes = 1 << 20
+	lingerTime  = 500 * time.Millisecond
+)
 
 func (c *publicConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
@@ -144,12 +156,21 @@ func (c *publicConn) Read(p []byte) (int, error) {
 // request line itself did not fit.
 func (c *publicConn) lineFed(n int) bool { return c.lastLF > c.read-int64(n) }
 
+// Close closes the connection once. Closing a socket with unread bytes makes the kernel
+// send a reset, which can reach the client before the answer it was sent and discard
+// it; a refused request's remaining bytes are read away first (linger).
 func (c *publicConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		c.l.s.metrics.PublicConnClosed()
-		if c.capped {
-			c.l.release(c.key)
-		}
+	if !c.closed.CompareAndSwap(false, true) {
+		return c.Conn.Close()
+	}
+	c.l.s.metrics.PublicConnClosed()
+	if c.capped {
+		c.l.release(c.key)
+	}
+	if tc, ok := c.Conn.(*net.TCPConn); ok && c.linger {
+		tc.CloseWrite()
+		tc.SetReadDeadline(time.Now().Add(lingerTime))
+		io.CopyN(io.Discard, tc, lingerBytes)
 	}
 	return c.Conn.Close()
 }

@@ -25,6 +25,12 @@ func (s *Server) handleBadRequest(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.As(err, &small):
+		if pc != nil {
+			pc.linger = true // the rest of the request is still on its way
+		}
+	}
+	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		rt := s.rt.Load()
 		if idx := rt.Router.Lookup(hostOnly(ctx.Host()), ctx.Path()); idx >= 0 {
@@ -177,6 +183,6 @@ var tchar = func() (t [256]bool) {
 // closed, since what follows on it may have been framed differently by whoever sent it.
 func (s *Server) refuseHead(ctx *fasthttp.RequestCtx, r telemetry.Refusal) {
 	s.metrics.Refused(r)
+	ctx.Error("bad request", fasthttp.StatusBadRequest) // resets the response: first
 	ctx.SetConnectionClose()
-	ctx.Error("bad request", fasthttp.StatusBadRequest)
 }
