@@ -95,32 +95,30 @@ func checkHead(req *fasthttp.Request) (telemetry.Refusal, bool) {
 	raw := req.Header.RawHeaders()
 	var te, cl, chunked bool
 	for len(raw) > 0 {
-		var line []byte
-		line, raw, _ = bytes.Cut(raw, lf)
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
+		// The name: token bytes up to the colon. A line that starts with a space or a tab
+		// is a folded continuation (obs-fold); an empty line ends the head.
+		i := 0
+		for i < len(raw) && tchar[raw[i]] {
+			i++
 		}
-		if len(line) == 0 {
+		if i == 0 && (raw[0] == '\r' || raw[0] == '\n') {
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return telemetry.RefusedBadHeader, false // obs-fold
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
+		if i == 0 || i == len(raw) || raw[i] != ':' {
 			return telemetry.RefusedBadHeader, false
 		}
-		name := line[:colon]
-		for _, c := range name {
-			if !tchar[c] {
-				return telemetry.RefusedBadHeader, false
-			}
+		name := raw[:i]
+		end := len(raw)
+		if j := bytes.IndexByte(raw[i:], '\n'); j >= 0 {
+			end = i + j
 		}
+		value := raw[i+1 : end]
+		raw = raw[min(end+1, len(raw)):]
 		switch {
 		case len(name) == len("Transfer-Encoding") && hdrFold(name, "transfer-encoding"):
 			te = true
-			v := bytes.Trim(line[colon+1:], " \t")
-			chunked = len(v) == len("chunked") && hdrFold(v, "chunked")
+			v := bytes.Trim(value, " \t\r")
+			chunked = hdrFold(v, "chunked")
 		case len(name) == len("Content-Length") && hdrFold(name, "content-length"):
 			cl = true
 		}
@@ -149,8 +147,6 @@ func hasTrailers(h *fasthttp.RequestHeader) bool {
 	}
 	return false
 }
-
-var lf = []byte{'\n'}
 
 // hdrFold compares ASCII b with lower-case s, ignoring case; the lengths must match.
 func hdrFold(b []byte, s string) bool {

@@ -185,3 +185,69 @@ func TestCheckHeadAllocatesNothing(t *testing.T) {
 		t.Errorf("checkHead: %.1f allocations, want 0", n)
 	}
 }
+
+// BenchmarkCheckHead: the head checks over a browser's head of about 1.5 KB (client
+// hints, a cookie header with analytics cookies and a consent ID).
+func BenchmarkCheckHead(b *testing.B) {
+	var req fasthttp.Request
+	raw := "GET /g/collect?v=2&tid=G-1&cid=1.2 HTTP/1.1\r\nHost: t.example.com\r\n" +
+		"User-Agent: " + chromeUA + "\r\nAccept: */*\r\nAccept-Language: de-CH,de;q=0.9,en;q=0.8\r\n" +
+		"Sec-Ch-Ua: \"Chromium\";v=\"126\", \"Google Chrome\";v=\"126\"\r\nSec-Ch-Ua-Mobile: ?0\r\nSec-Ch-Ua-Platform: \"macOS\"\r\n" +
+		"Referer: https://www.example.com/pricing\r\nOrigin: https://www.example.com\r\nSec-Fetch-Site: same-site\r\n" +
+		"Cookie: " + fillerCookies(800) + "; cg_id=0123456789abcdef0123456789abcdef\r\n\r\n"
+	if err := req.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := checkHead(&req); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
+
+// FuzzCheckHead: any head fasthttp reads is judged without a panic, exactly as a plain
+// reading of RFC 9112 judges it: every field name a token, no folded line, and
+// Transfer-Encoding only alone and only as chunked.
+func FuzzCheckHead(f *testing.F) {
+	for _, h := range []string{
+		"Host: x\r\n", "Host: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n", "Host: x\r\nTransfer-Encoding: identity\r\n",
+		"Host: x\r\nFoo Bar: 1\r\n", "Host: x\r\nA: 1\r\n  b\r\n", "Host: x\r\nTransfer-Encoding:  CHUNKED \r\n", "Host: x\r\nX-!#$%&'*+-.^_`|~: 1\r\n",
+	} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, hdrs string) {
+		var req fasthttp.Request
+		raw := "POST /g/collect HTTP/1.1\r\n" + hdrs + "\r\n"
+		if req.Header.Read(bufio.NewReader(strings.NewReader(raw))) != nil {
+			return
+		}
+		_, ok := checkHead(&req)
+		if want := plainHeadOK(string(req.Header.RawHeaders())); ok != want {
+			t.Errorf("checkHead(%q) = %v, the plain reading says %v", req.Header.RawHeaders(), ok, want)
+		}
+	})
+}
+
+// plainHeadOK is checkHead written for reading, not speed (no body, so no trailers).
+func plainHeadOK(raw string) bool {
+	var te, cl bool
+	chunked := false
+	for line := range strings.Lines(raw) {
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if line == "" {
+			break
+		}
+		name, value, found := strings.Cut(line, ":")
+		if !found || name == "" || strings.ContainsFunc(name, func(r rune) bool { return r > 0x7f || !tchar[r] }) {
+			return false
+		}
+		switch strings.ToLower(name) {
+		case "transfer-encoding":
+			te, chunked = true, strings.EqualFold(strings.Trim(value, " \t"), "chunked")
+		case "content-length":
+			cl = true
+		}
+	}
+	return !te || !cl && chunked
+}

@@ -67,6 +67,9 @@ func (m *Metrics) RefusedCount(r Refusal) uint64 {
 func (m *Metrics) PublicConnOpened() { m.publicConns.Add(1) }
 func (m *Metrics) PublicConnClosed() { m.publicConns.Add(-1) }
 
+// OpenPublicConns reads the count of open public connections.
+func (m *Metrics) OpenPublicConns() int64 { return m.publicConns.Load() }
+
 func (m *Metrics) observeRefused(_ context.Context, o metric.Int64Observer) error {
 	for r := range numRefusals {
 		o.Observe(clampInt64(m.refused[r].Load()), refusalAttrs[r])
