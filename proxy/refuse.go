@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 
 	"github.com/valyala/fasthttp"
 
@@ -57,7 +58,7 @@ func (s *Server) handleBadRequest(ctx *fasthttp.RequestCtx, err error) {
 		}
 		s.metrics.Refused(telemetry.RefusedReadTimeout)
 		ctx.Error("request timeout", fasthttp.StatusRequestTimeout)
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
 		s.metrics.Refused(telemetry.RefusedIncomplete)
 		ctx.Error("incomplete request", fasthttp.StatusBadRequest)
 	case errors.Is(err, fasthttp.ErrDuplicateContentLength) || errors.Is(err, fasthttp.ErrUnsupportedTransferEncoding) ||

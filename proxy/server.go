@@ -171,6 +171,10 @@ func (s *Server) Start() error {
 		Logger:                listenerLog{s.log, "public"},
 		SecureErrorLogMessage: true,
 	}
+	// Past its Concurrency (256Ki connections) fasthttp answers 503 and closes by
+	// itself; those count as too_many_connections too.
+	public := s.public
+	s.metrics.CountOverflow(func() uint64 { return uint64(public.GetRejectedConnectionsCount()) })
 	s.admin = &fasthttp.Server{
 		Handler:               s.handleAdmin,
 		Name:                  "consentgate-admin",

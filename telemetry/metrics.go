@@ -139,6 +139,7 @@ type Metrics struct {
 
 	refused     [numRefusals]atomic.Uint64 // by Refusal (refused.go)
 	publicConns atomic.Int64               // open public connections
+	overflow    atomic.Pointer[func() uint64]
 
 	// duration is synchronous: it is recorded per upstream round trip, and measured at 0
 	// allocations with a precomputed attribute set (see UpstreamDone).

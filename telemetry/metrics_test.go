@@ -354,7 +354,8 @@ func TestScrapeExactSeries(t *testing.T) {
 				m.Refused(RefusedHeaderTooLarge)
 				m.Refused(RefusedHeaderTooLarge)
 				m.Refused(RefusedTooManyConnections)
-				m.Refused(numRefusals) // dropped
+				m.CountOverflow(func() uint64 { return 5 }) // the server's own refusals
+				m.Refused(numRefusals)                      // dropped
 				m.PublicConnOpened()
 				m.PublicConnOpened()
 				m.PublicConnClosed()
@@ -362,7 +363,7 @@ func TestScrapeExactSeries(t *testing.T) {
 			want: func() map[string]float64 {
 				s := baseline()
 				s[`consentgate_requests_refused_total{reason="header_too_large"}`] = 2
-				s[`consentgate_requests_refused_total{reason="too_many_connections"}`] = 1
+				s[`consentgate_requests_refused_total{reason="too_many_connections"}`] = 6
 				s[`consentgate_telemetry_dropped_observations_total`] = 1
 				s[`consentgate_public_connections`] = 1
 				return s

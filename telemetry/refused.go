@@ -25,7 +25,7 @@ const (
 	RefusedReadTimeout                       // the request was not received within read_timeout (408): a slow or stalled client
 	RefusedBodyTooLarge                      // body over max_body_size on a request that is not a routed hit (413)
 	RefusedIncomplete                        // the client closed the connection mid-request
-	RefusedTooManyConnections                // a connection over max_conns_per_ip, closed at once (429)
+	RefusedTooManyConnections                // a connection over max_conns_per_ip (429) or over the listener's total limit (503), closed at once
 	numRefusals
 )
 
@@ -70,9 +70,18 @@ func (m *Metrics) PublicConnClosed() { m.publicConns.Add(-1) }
 // OpenPublicConns reads the count of open public connections.
 func (m *Metrics) OpenPublicConns() int64 { return m.publicConns.Load() }
 
+// CountOverflow adds to too_many_connections what f reports: the connections the
+// listener's server turned away on its own, past its total concurrency limit, which it
+// answers (503) and closes without the proxy seeing them.
+func (m *Metrics) CountOverflow(f func() uint64) { m.overflow.Store(&f) }
+
 func (m *Metrics) observeRefused(_ context.Context, o metric.Int64Observer) error {
 	for r := range numRefusals {
-		o.Observe(clampInt64(m.refused[r].Load()), refusalAttrs[r])
+		n := m.refused[r].Load()
+		if f := m.overflow.Load(); f != nil && r == RefusedTooManyConnections {
+			n += (*f)()
+		}
+		o.Observe(clampInt64(n), refusalAttrs[r])
 	}
 	return nil
 }
