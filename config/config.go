@@ -52,9 +52,21 @@ type Config struct {
 	AdminListen    string        `yaml:"admin_listen"` // admin listener, default "127.0.0.1:9090"
 	AdminToken     string        `yaml:"admin_token"`  // bearer token for /admin/*; empty disables the admin API
 	TrustedProxies []string      `yaml:"trusted_proxies"`
-	ReadTimeout    time.Duration `yaml:"read_timeout"`  // public listener, default 5s
-	WriteTimeout   time.Duration `yaml:"write_timeout"` // public listener, default 5s
+	ReadTimeout    time.Duration `yaml:"read_timeout"`  // public listener: a whole request, head and body, default 5s, 100ms..5m
+	WriteTimeout   time.Duration `yaml:"write_timeout"` // public listener: a response, default 5s, 100ms..5m
 	MaxBodySize    int           `yaml:"max_body_size"` // bytes, default 64 KiB
+	// IdleTimeout is how long a public keep-alive connection may wait for its next
+	// request, default 60s, 1s..1h.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderSize bounds a public request's head (request line and headers) in bytes,
+	// default 32 KiB, 4 KiB..1 MiB: real sites send cookie headers of many KB. It is the
+	// listener's read buffer, held per connection while a request is read. A larger head
+	// gets 431, a request line alone larger 414, each counted.
+	MaxHeaderSize int `yaml:"max_header_size"`
+	// MaxConnsPerIP caps the public connections one client address holds at once (an IPv6
+	// client: its /64), default 256, 0 = no cap. Peers in TrustedProxies are exempt: their
+	// connections carry many visitors.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 	// AllowedOrigins are the site origins whose pages may call the consent API from the
 	// browser with credentials (CORS). Exact origins, e.g. "https://www.example.com".
 	AllowedOrigins []string `yaml:"allowed_origins"`
@@ -75,6 +87,9 @@ type Config struct {
 
 	// Positions of values that Compile checks against each other (set by the loader).
 	Pos map[string]Pos `yaml:"-"`
+	// Warnings are what the loader found valid but risky (config/load guards.go): `check`
+	// prints them, `serve` logs them at start and on every reload. Not part of Version.
+	Warnings []Problem `yaml:"-" json:"-"`
 }
 
 type GeoConfig struct {
@@ -185,7 +200,7 @@ type ReceiptsConfig struct {
 }
 
 type UpstreamConfig struct {
-	Timeout  time.Duration `yaml:"timeout"`   // per request read+write, default 5s
+	Timeout  time.Duration `yaml:"timeout"`   // per request read+write, default 5s, 1ms..1m
 	MaxConns int           `yaml:"max_conns"` // per upstream host, default 512
 }
 

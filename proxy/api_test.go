@@ -225,7 +225,7 @@ func TestFailedReloadKeepsTheHashSecret(t *testing.T) {
 		t.Errorf("cid hashed %q after a failed reload, %q before: the rejected secret leaked in", after, before)
 	}
 	// The next good reload, same secret as before, still hashes alike.
-	if err := os.WriteFile(path, []byte(good+"max_body_size: 32768\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(good+"allowed_origins: [\"https://www.example.com\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Reload(); err != nil {

@@ -59,14 +59,28 @@ type nop struct{}
 func (nop) commit(*runtime) {}
 func (nop) abort(*runtime)  {}
 
-// listeners are bound once: their addresses cannot change on reload.
+// listeners are bound once: their addresses cannot change on reload, nor the settings
+// fasthttp reads while it serves (timeouts, buffer and body sizes), which it reads
+// without a lock.
 type listeners struct{ nop }
 
 func (listeners) prepare(prev, next *runtime) error {
 	if prev != nil && (next.Config.Listen != prev.Config.Listen || next.Config.AdminListen != prev.Config.AdminListen) {
 		return errors.New("listen and admin_listen cannot change on reload: restart the process")
 	}
+	if prev != nil && listenerSettings(next.Config) != listenerSettings(prev.Config) {
+		return errors.New("read_timeout, write_timeout, idle_timeout, max_header_size, max_body_size and max_conns_per_ip cannot change on reload: restart the process")
+	}
 	return nil
+}
+
+type listenerConfig struct {
+	read, write, idle        time.Duration
+	header, body, connsPerIP int
+}
+
+func listenerSettings(c *config.Config) listenerConfig {
+	return listenerConfig{c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.MaxHeaderSize, c.MaxBodySize, c.MaxConnsPerIP}
 }
 
 // telemetryPart: the exporters are set up once; the jurisdictions of the config get

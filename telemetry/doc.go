@@ -16,6 +16,8 @@
 //	consentgate_upstream_request_duration_seconds{vendor,outcome}       histogram, series seen so far
 //	consentgate_consent_lookups_total{source,result}                    counter, every source × result
 //	consentgate_consent_store_up                                        gauge 0/1
+//	consentgate_requests_refused_total{reason}                          counter, every reason
+//	consentgate_public_connections                                      gauge
 //	consentgate_anonymise_salt_fallbacks_total                          counter
 //	consentgate_signal_errors_total{signal}                             counter, every signal
 //	consentgate_config_last_reload_successful                           gauge 0/1

@@ -204,6 +204,7 @@ func baseline() map[string]float64 {
 		`consentgate_geoip_last_reload_success_timestamp_seconds`:                      0,
 		`consentgate_geoip_database_build_timestamp_seconds`:                           0,
 		`consentgate_consent_store_bytes`:                                              0,
+		`consentgate_public_connections`:                                               0,
 	}
 	for label, names := range map[string][]string{
 		"consentgate_consent_snapshot_used_total{when=%q}":       {"no_record", "store_error", "newer_than_store", "id_proven"},
@@ -215,6 +216,9 @@ func baseline() map[string]float64 {
 		for _, n := range names {
 			s[fmt.Sprintf(label, n)] = 0
 		}
+	}
+	for _, r := range RefusalNames() {
+		s[fmt.Sprintf(`consentgate_requests_refused_total{reason=%q}`, r)] = 0
 	}
 	for _, src := range []string{"cache", "redis", "memory"} {
 		for _, res := range []string{"hit", "miss", "error"} {
@@ -355,6 +359,27 @@ func TestScrapeExactSeries(t *testing.T) {
 				s[`consentgate_consent_lookups_total{result="error",source="redis"}`] = 1
 				s[`consentgate_telemetry_dropped_observations_total`] = 1
 				s[`consentgate_consent_store_up`] = 1
+				return s
+			},
+		},
+		{
+			name: "refused requests and open connections",
+			record: func(t *testing.T, m *Metrics) {
+				m.Refused(RefusedHeaderTooLarge)
+				m.Refused(RefusedHeaderTooLarge)
+				m.Refused(RefusedTooManyConnections)
+				m.CountOverflow(func() uint64 { return 5 }) // the server's own refusals
+				m.Refused(numRefusals)                      // dropped
+				m.PublicConnOpened()
+				m.PublicConnOpened()
+				m.PublicConnClosed()
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_requests_refused_total{reason="header_too_large"}`] = 2
+				s[`consentgate_requests_refused_total{reason="too_many_connections"}`] = 6
+				s[`consentgate_telemetry_dropped_observations_total`] = 1
+				s[`consentgate_public_connections`] = 1
 				return s
 			},
 		},
@@ -605,6 +630,8 @@ func TestFamilyTypesAndHelp(t *testing.T) {
 		"consentgate_consent_writes_refused_total":                 dto.MetricType_COUNTER,
 		"consentgate_consent_ids_issued_total":                     dto.MetricType_COUNTER,
 		"consentgate_consent_store_bytes":                          dto.MetricType_GAUGE,
+		"consentgate_requests_refused_total":                       dto.MetricType_COUNTER,
+		"consentgate_public_connections":                           dto.MetricType_GAUGE,
 	}
 	for _, name := range slices.Sorted(maps.Keys(got)) {
 		typ, ok := want[name]

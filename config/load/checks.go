@@ -211,7 +211,10 @@ func checkTrustedProxy(s string) error {
 	t := strings.TrimSpace(s)
 	var err error
 	if strings.Contains(t, "/") {
-		_, err = netip.ParsePrefix(t)
+		var p netip.Prefix
+		if p, err = netip.ParsePrefix(t); err == nil {
+			return checkNotWholeInternet(s, p)
+		}
 	} else if a, perr := netip.ParseAddr(t); perr != nil {
 		err = perr
 	} else if a.Zone() != "" {

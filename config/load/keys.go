@@ -21,6 +21,12 @@ const maxTTL = 760 * day
 // long as a claim about it can be brought, not forever.
 const maxReceiptsTTL = 3650 * day
 
+// maxListenerTimeout bounds read_timeout and write_timeout. A request or response that
+// takes longer is a stalled client, and every such connection holds a read buffer
+// (max_header_size) and a goroutine for as long as the timeout lets it: an unbounded
+// timeout is a slowloris's best friend.
+const maxListenerTimeout = 5 * time.Minute
+
 // scalarKey is a config value written as one YAML scalar. The file and the environment
 // both set it through set, so a value is validated the same way wherever it comes from.
 type scalarKey struct {
@@ -53,10 +59,23 @@ var scalarKeys = []scalarKey{
 	{"listen", "host:port", func(c *config.Config, s string) error { return setString(&c.Listen, s, checkHostPort) }},
 	{"admin_listen", "host:port", func(c *config.Config, s string) error { return setString(&c.AdminListen, s, checkHostPort) }},
 	{"admin_token", "a token", func(c *config.Config, s string) error { return setString(&c.AdminToken, s, checkAdminToken) }},
-	{"read_timeout", "a duration", func(c *config.Config, s string) error { return setDuration(&c.ReadTimeout, s, 0) }},
-	{"write_timeout", "a duration", func(c *config.Config, s string) error { return setDuration(&c.WriteTimeout, s, 0) }},
+	{"read_timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.ReadTimeout, s, 100*time.Millisecond, maxListenerTimeout)
+	}},
+	{"write_timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.WriteTimeout, s, 100*time.Millisecond, maxListenerTimeout)
+	}},
 	{"max_body_size", "a number of bytes", func(c *config.Config, s string) error {
 		return setInt(&c.MaxBodySize, s, 1<<10, 10<<20, " (1 KiB..10 MiB)")
+	}},
+	{"idle_timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.IdleTimeout, s, time.Second, time.Hour)
+	}},
+	{"max_header_size", "a number of bytes", func(c *config.Config, s string) error {
+		return setInt(&c.MaxHeaderSize, s, 4<<10, 1<<20, " (4 KiB..1 MiB)")
+	}},
+	{"max_conns_per_ip", "a number", func(c *config.Config, s string) error {
+		return setInt(&c.MaxConnsPerIP, s, 0, 1_000_000, " (0 = no cap)")
 	}},
 	{"log_level", "a log level", func(c *config.Config, s string) error { return setString(&c.LogLevel, s, checkLogLevel) }},
 	{"geo.database", "a file path", func(c *config.Config, s string) error { return setString(&c.Geo.Database, s, checkDatabase) }},
@@ -125,7 +144,9 @@ var scalarKeys = []scalarKey{
 	{"consent.max_bytes", "a number of bytes", func(c *config.Config, s string) error {
 		return setInt(&c.Consent.MaxBytes, s, 16<<20, 1<<40, " (16 MiB..1 TiB)")
 	}},
-	{"upstream.timeout", "a duration", func(c *config.Config, s string) error { return setDuration(&c.Upstream.Timeout, s, 0) }},
+	{"upstream.timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.Upstream.Timeout, s, time.Millisecond, time.Minute)
+	}},
 	{"upstream.max_conns", "a number", func(c *config.Config, s string) error {
 		return setInt(&c.Upstream.MaxConns, s, 1, 100_000, "")
 	}},

@@ -158,6 +158,9 @@ func TestLoadGoodFull(t *testing.T) {
 		ReadTimeout:    3 * time.Second,
 		WriteTimeout:   90 * time.Second,
 		MaxBodySize:    131072,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderSize:  65536,
+		MaxConnsPerIP:  64,
 		AllowedOrigins: []string{"https://www.example.com", "http://localhost:3000"},
 		LogLevel:       "debug",
 		Geo:            config.GeoConfig{Database: "../../testdata/geoip/GeoIP2-City-Test.mmdb", UnknownRegime: "opt_out"},
@@ -281,6 +284,7 @@ func checkConfig(t *testing.T, got, want *config.Config) {
 	t.Helper()
 	g, w := *got, *want
 	g.Pos, w.Pos = nil, nil
+	g.Warnings, w.Warnings = nil, nil // TestLoadWarnGolden
 	if !reflect.DeepEqual(g, w) {
 		t.Errorf("config differs:\n got %+v\nwant %+v", g, w)
 	}
@@ -404,6 +408,7 @@ func TestDefault(t *testing.T) {
 		Listen: ":8080", AdminListen: "127.0.0.1:9090",
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		MaxBodySize: 65536, LogLevel: "info",
+		IdleTimeout: time.Minute, MaxHeaderSize: 32768, MaxConnsPerIP: 256,
 		Geo: config.GeoConfig{UnknownRegime: "opt_in"},
 		Consent: config.ConsentConfig{Store: "memory", OnStoreError: "deny", Cookie: "cg_id", TTL: 9480 * time.Hour,
 			MaxEntries: 1000000, MaxBytes: 256 << 20,
@@ -428,6 +433,7 @@ func TestEnvNames(t *testing.T) {
 	want := []string{
 		"CONSENTGATE_LISTEN", "CONSENTGATE_ADMIN_LISTEN", "CONSENTGATE_ADMIN_TOKEN",
 		"CONSENTGATE_READ_TIMEOUT", "CONSENTGATE_WRITE_TIMEOUT", "CONSENTGATE_MAX_BODY_SIZE",
+		"CONSENTGATE_IDLE_TIMEOUT", "CONSENTGATE_MAX_HEADER_SIZE", "CONSENTGATE_MAX_CONNS_PER_IP",
 		"CONSENTGATE_LOG_LEVEL", "CONSENTGATE_GEO_DATABASE", "CONSENTGATE_GEO_UNKNOWN_REGIME",
 		"CONSENTGATE_CONSENT_STORE", "CONSENTGATE_CONSENT_ON_STORE_ERROR", "CONSENTGATE_CONSENT_COOKIE",
 		"CONSENTGATE_CONSENT_COOKIE_DOMAIN", "CONSENTGATE_CONSENT_SECURE", "CONSENTGATE_CONSENT_TTL",
@@ -512,6 +518,9 @@ func TestEnvOverrides(t *testing.T) {
 		"CONSENTGATE_ANONYMISE_FREE_TEXT":            "drop",
 		"CONSENTGATE_ANONYMISE_PATH_TEMPLATES":       "/u/{id},/p/{slug}",
 		"CONSENTGATE_ANONYMISE_SITE_HOSTS":           "www.example.com",
+		"CONSENTGATE_IDLE_TIMEOUT":                   "30s",
+		"CONSENTGATE_MAX_HEADER_SIZE":                "16384",
+		"CONSENTGATE_MAX_CONNS_PER_IP":               "0",
 	})
 	// The file's redis values are all replaced: cluster: true would clash with the
 	// environment's master_name and db, so the test shows the environment wins before the
@@ -526,6 +535,7 @@ func TestEnvOverrides(t *testing.T) {
 		TrustedProxies: []string{"10.1.0.0/16", "::1"},
 		ReadTimeout:    7 * time.Second, WriteTimeout: 8 * time.Second,
 		MaxBodySize: 2048, AllowedOrigins: []string{"https://a.example.com", "https://b.example.com:8443"},
+		IdleTimeout: 30 * time.Second, MaxHeaderSize: 16384, MaxConnsPerIP: 0,
 		LogLevel: "warn",
 		Geo:      config.GeoConfig{Database: "../../testdata/geoip/GeoIP2-Country-Test.mmdb", UnknownRegime: "none"},
 		Consent: config.ConsentConfig{Store: "redis", OnStoreError: "unset", Cookie: "__Host-id", Secure: true,

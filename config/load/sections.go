@@ -13,7 +13,7 @@ import (
 // Keys of each mapping, in config.go order; a test checks them against the yaml tags.
 var (
 	topKeys = []string{"listen", "admin_listen", "admin_token", "trusted_proxies", "read_timeout",
-		"write_timeout", "max_body_size", "allowed_origins", "log_level", "geo", "jurisdictions",
+		"write_timeout", "max_body_size", "idle_timeout", "max_header_size", "max_conns_per_ip", "allowed_origins", "log_level", "geo", "jurisdictions",
 		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "server_side", "telemetry", "limits"}
 	geoKeys           = []string{"database", "unknown_regime"}
 	jurisdictionsKeys = []string{"replace", "groups"}
