@@ -52,9 +52,21 @@ type Config struct {
 	AdminListen    string        `yaml:"admin_listen"` // admin listener, default "127.0.0.1:9090"
 	AdminToken     string        `yaml:"admin_token"`  // bearer token for /admin/*; empty disables the admin API
 	TrustedProxies []string      `yaml:"trusted_proxies"`
-	ReadTimeout    time.Duration `yaml:"read_timeout"`  // public listener, default 5s
-	WriteTimeout   time.Duration `yaml:"write_timeout"` // public listener, default 5s
+	ReadTimeout    time.Duration `yaml:"read_timeout"`  // public listener: a whole request, head and body, default 5s, 100ms..5m
+	WriteTimeout   time.Duration `yaml:"write_timeout"` // public listener: a response, default 5s, 100ms..5m
 	MaxBodySize    int           `yaml:"max_body_size"` // bytes, default 64 KiB
+	// IdleTimeout is how long a public keep-alive connection may wait for its next
+	// request, default 60s, 1s..1h.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderSize bounds a public request's head (request line and headers) in bytes,
+	// default 32 KiB, 4 KiB..1 MiB: real sites send cookie headers of many KB. It is the
+	// listener's read buffer, held per connection while a request is read. A larger head
+	// gets 431, a request line alone larger 414, each counted.
+	MaxHeaderSize int `yaml:"max_header_size"`
+	// MaxConnsPerIP caps the public connections one client address holds at once (an IPv6
+	// client: its /64), default 256, 0 = no cap. Peers in TrustedProxies are exempt: their
+	// connections carry many visitors.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 	// AllowedOrigins are the site origins whose pages may call the consent API from the
 	// browser with credentials (CORS). Exact origins, e.g. "https://www.example.com".
 	AllowedOrigins []string `yaml:"allowed_origins"`
@@ -71,9 +83,13 @@ type Config struct {
 	Signals       SignalsConfig       `yaml:"signals"`
 	ServerSide    ServerSideConfig    `yaml:"server_side"`
 	Telemetry     TelemetryConfig     `yaml:"telemetry"`
+	Limits        LimitsConfig        `yaml:"limits"`
 
 	// Positions of values that Compile checks against each other (set by the loader).
 	Pos map[string]Pos `yaml:"-"`
+	// Warnings are what the loader found valid but risky (config/load guards.go): `check`
+	// prints them, `serve` logs them at start and on every reload. Not part of Version.
+	Warnings []Problem `yaml:"-" json:"-"`
 }
 
 type GeoConfig struct {
@@ -115,6 +131,21 @@ type ConsentConfig struct {
 	Cache ConsentCacheConfig `yaml:"cache"`
 	// Receipts bound the proof-of-consent records kept per consent ID.
 	Receipts ReceiptsConfig `yaml:"receipts"`
+	// MaxBytes bounds the memory store by the bytes its states and receipts hold (about
+	// half each), besides MaxEntries: a TC string can make one entry kilobytes. Default
+	// 256 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+	// Snapshot signs the copy of the visitor's choices that the consent cookie carries.
+	Snapshot SnapshotConfig `yaml:"snapshot"`
+}
+
+// SnapshotConfig keys the signed consent snapshot in the consent cookie, which decides a
+// hit when the store has no record or cannot answer (README "How it decides").
+type SnapshotConfig struct {
+	// Keys are HMAC secrets: the first signs, every one verifies, so a key is rotated by
+	// putting the new one first and dropping the old one a consent TTL later. Empty: a
+	// random key per process, which other instances and a restart cannot verify.
+	Keys []string `yaml:"keys"`
 }
 
 // RedisConfig is the consent store in Redis: one node, Redis Cluster or Sentinel.
@@ -142,6 +173,10 @@ type RedisConfig struct {
 	// KeyPrefix starts every key and the invalidation channel, default "consentgate:".
 	// Non-empty, without whitespace or braces: keys put the consent ID in a {hash tag}.
 	KeyPrefix string `yaml:"key_prefix"`
+	// WriteTimeout is the budget of each call a consent write makes (the read of the
+	// previous state, the transaction) and of the admin API's calls, default 250ms,
+	// 1ms..60s, at least Timeout: a write must not fail on a hit-sized budget.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
 // ConsentCacheConfig bounds the per-instance cache of consent states in front of Redis.
@@ -150,6 +185,7 @@ type ConsentCacheConfig struct {
 	TTL         time.Duration `yaml:"ttl"`          // cached states, default 5s, at most 1h
 	NegativeTTL time.Duration `yaml:"negative_ttl"` // cached "no consent stored", default 1s, at most TTL
 	MaxEntries  int           `yaml:"max_entries"`  // default 100,000, at least 1000
+	MaxBytes    int           `yaml:"max_bytes"`    // bytes the cached states hold, default 64 MiB
 }
 
 // ReceiptsConfig bounds the proof-of-consent receipts (GDPR Art. 7(1)) kept per consent ID.
@@ -158,10 +194,13 @@ type ReceiptsConfig struct {
 	// TTL is how long receipts are kept, default 790d, at most 3650d. It must be at least
 	// consent.ttl: the proof of a consent must outlive the consent.
 	TTL time.Duration `yaml:"ttl"`
+	// MaxBytes bounds the receipts of one consent ID by their size (field names and
+	// values), default 64 KiB; the oldest go first, the newest always stays.
+	MaxBytes int `yaml:"max_bytes"`
 }
 
 type UpstreamConfig struct {
-	Timeout  time.Duration `yaml:"timeout"`   // per request read+write, default 5s
+	Timeout  time.Duration `yaml:"timeout"`   // per request read+write, default 5s, 1ms..1m
 	MaxConns int           `yaml:"max_conns"` // per upstream host, default 512
 }
 
@@ -277,6 +316,29 @@ type TracesConfig struct {
 // jurisdiction; never an IP or an ID).
 type DecisionLogConfig struct {
 	SampleRatio float64 `yaml:"sample_ratio"` // share of hits logged, 0..1, default 0 (off)
+}
+
+// LimitsConfig are the token buckets in front of the consent API (and, optionally, hits),
+// per client IP and per network (/24 IPv4, /48 IPv6). A zero PerMinute turns one off.
+type LimitsConfig struct {
+	ConsentWrites RateLimits `yaml:"consent_writes"` // POST and DELETE /consent
+	NewIDs        RateLimits `yaml:"new_ids"`        // consent IDs minted
+	Hits          RateLimits `yaml:"hits"`           // tracking hits; off by default
+	// MaxClients bounds the clients each limiter tracks (a fixed table, about 24 bytes a
+	// client); default 65,536.
+	MaxClients int `yaml:"max_clients"`
+}
+
+// RateLimits are one limit per client IP and one per network.
+type RateLimits struct {
+	PerIP  RateLimit `yaml:"per_ip"`
+	PerNet RateLimit `yaml:"per_net"`
+}
+
+// RateLimit is a token bucket: PerMinute tokens a minute, at most Burst at once.
+type RateLimit struct {
+	PerMinute int `yaml:"per_minute"` // 0 = no limit
+	Burst     int `yaml:"burst"`
 }
 
 type RouteConfig struct {

@@ -16,6 +16,10 @@ var secretKeys = []struct {
 	{"admin_token", func(c *Config) { c.AdminToken = "" }},
 	{"anonymise.secret", func(c *Config) { c.Anonymise.Secret = "" }},
 	{"consent.redis.password", func(c *Config) { c.Consent.Redis.Password = "" }},
+	{"consent.snapshot.keys.*", func(c *Config) {
+		// The count stays: "two keys are set" is what a reader of a redacted config needs.
+		c.Consent.Snapshot.Keys = make([]string, len(c.Consent.Snapshot.Keys))
+	}},
 	{"telemetry.otlp.headers.*", func(c *Config) {
 		h := make(map[string]string, len(c.Telemetry.OTLP.Headers))
 		for k := range c.Telemetry.OTLP.Headers {

@@ -103,9 +103,10 @@ func parseWrite(body []byte) (Write, error) {
 	return w, nil
 }
 
-// maxTCF bounds a stored TC string. Real ones are well under 1 KB; a few KB allow a
-// long vendor range list without letting a client park 16 KiB per visitor.
-const maxTCF = 4096
+// maxTCF bounds a stored TC string: tcf.MaxLength, which hits' strings are held to too.
+// Real ones are well under 1 KB; a few KB allow a long vendor range list without letting
+// a client park 16 KiB per visitor.
+const maxTCF = tcf.MaxLength
 
 // parseTCF reads the value of "tcf": a TC string that must decode.
 func parseTCF(dec *json.Decoder) (string, error) {

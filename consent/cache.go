@@ -45,8 +45,10 @@ type CacheOptions struct {
 	// NegativeTTL is how long "not found" is cached: short, because a new visitor's
 	// first write must show quickly. Negative: "not found" is not cached.
 	NegativeTTL time.Duration
-	// MaxEntries bounds the number of cached IDs.
+	// MaxEntries bounds the number of cached IDs, and MaxBytes what their states weigh
+	// (default DefaultCacheMaxBytes).
 	MaxEntries int
+	MaxBytes   int
 	// Observe, if set, is called once per Get with SourceCache, and once more with
 	// SourceStore for each call the cache makes to the store. Concurrent misses of one ID
 	// share a store call, so SourceStore counts store round trips, not Gets. It runs on
@@ -89,6 +91,9 @@ func NewCache(backend Store, o CacheOptions) *Cache {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultCacheMaxEntries
 	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultCacheMaxBytes
+	}
 	if o.Observe == nil {
 		o.Observe = func(LookupSource, LookupResult) {}
 	}
@@ -97,7 +102,10 @@ func NewCache(backend Store, o CacheOptions) *Cache {
 	}
 	c := &Cache{
 		backend: backend,
-		entries: newTTLMap[cacheEntry]("NewCache", o.MaxEntries),
+		entries: newTTLMap("NewCache", o.MaxEntries, byteBound[cacheEntry]{
+			Max: o.MaxBytes, Entry: maxStateBytes,
+			Size: func(k string, e cacheEntry) int { return stateSize(k, &e.st) },
+		}),
 		ttl:     o.TTL,
 		negTTL:  o.NegativeTTL,
 		observe: o.Observe,
@@ -174,14 +182,21 @@ func (c *Cache) fill(key string, e cacheEntry, gen uint64) {
 	}
 }
 
+// GetFresh asks the backend past the cache, within its write budget: the consent and
+// admin APIs read what they are about to overwrite or show, which must be current. The
+// answer is not cached (a write follows, which invalidates it anyway).
+func (c *Cache) GetFresh(ctx context.Context, id string) (State, bool, error) {
+	return c.backend.GetFresh(ctx, id)
+}
+
 // Invalidate drops id's cached entry, and makes the next Get of id ask the backend
 // afresh even if a call for it is in flight (that call may predate the change).
 func (c *Cache) Invalidate(id string) {
 	sh := c.entries.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.m != nil {
-		delete(sh.m, id)
+	if e, ok := sh.m[id]; ok {
+		sh.removeLocked(id, e)
 	}
 	sh.gen++
 	// Under the shard lock: a Get that saw the entry missing before this point may join
@@ -229,3 +244,6 @@ func (c *Cache) Close() error {
 
 // Len returns the number of cached entries, expired ones not yet removed included.
 func (c *Cache) Len() int { return c.entries.len() }
+
+// Bytes returns what the cached entries weigh (the measure MaxBytes bounds).
+func (c *Cache) Bytes() int { return c.entries.size() }

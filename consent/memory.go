@@ -10,32 +10,71 @@ import (
 
 // MemoryStore is a bounded, in-process Store: the default for a single instance and the
 // store the tests use. States and receipts live in two sharded maps, each bounded by
-// maxEntries IDs; an operation on both takes the state shard's lock, then the receipt
-// shard's, always in that order.
+// MaxEntries IDs and half of MaxBytes; an operation on both takes the state shard's lock,
+// then the receipt shard's, always in that order.
 type MemoryStore struct {
 	states   *ttlMap[State]
 	receipts *ttlMap[[]Receipt]
 	closed   atomic.Bool
 	now      func() time.Time // the clock; tests replace it
 
-	receiptsMaxLen int
-	receiptsTTL    time.Duration
+	receiptsMaxLen   int
+	receiptsMaxBytes int
+	receiptsTTL      time.Duration
 }
 
 var _ Store = (*MemoryStore)(nil)
 
+// MemoryOptions configures a MemoryStore. Zero values take the defaults, except
+// MaxEntries, which is required.
+type MemoryOptions struct {
+	MaxEntries int // IDs whose state, and IDs whose receipts, are kept
+	// MaxBytes bounds what the states and the receipts weigh (about half each);
+	// default DefaultMemoryMaxBytes.
+	MaxBytes int
+	// Receipts per ID: at most ReceiptsMaxLen (default DefaultReceiptsMaxLen) and
+	// ReceiptsMaxBytes by ReceiptSize (default DefaultReceiptsMaxBytes), the oldest going
+	// first, kept for ReceiptsTTL (default DefaultReceiptsTTL) after the last one.
+	ReceiptsMaxLen   int
+	ReceiptsMaxBytes int
+	ReceiptsTTL      time.Duration
+}
+
 // NewMemoryStore returns a store that holds the states of at most maxEntries IDs, and
-// the receipts of at most maxEntries IDs (DefaultReceiptsMaxLen each, kept for
-// DefaultReceiptsTTL after the last one). It panics if maxEntries < 1: a store that can
-// hold nothing is a configuration mistake that config validation must catch before this
-// point.
+// the receipts of at most maxEntries IDs, with the default byte bounds.
 func NewMemoryStore(maxEntries int) *MemoryStore {
+	return NewMemoryStoreWith(MemoryOptions{MaxEntries: maxEntries})
+}
+
+// NewMemoryStoreWith returns a store bounded as o says. It panics if o.MaxEntries < 1: a
+// store that can hold nothing is a configuration mistake that config validation must
+// catch before this point.
+func NewMemoryStoreWith(o MemoryOptions) *MemoryStore {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMemoryMaxBytes
+	}
+	if o.ReceiptsMaxLen <= 0 {
+		o.ReceiptsMaxLen = DefaultReceiptsMaxLen
+	}
+	if o.ReceiptsMaxBytes <= 0 {
+		o.ReceiptsMaxBytes = DefaultReceiptsMaxBytes
+	}
+	if o.ReceiptsTTL <= 0 {
+		o.ReceiptsTTL = DefaultReceiptsTTL
+	}
 	return &MemoryStore{
-		states:         newTTLMap[State]("NewMemoryStore", maxEntries),
-		receipts:       newTTLMap[[]Receipt]("NewMemoryStore", maxEntries),
-		now:            time.Now,
-		receiptsMaxLen: DefaultReceiptsMaxLen,
-		receiptsTTL:    DefaultReceiptsTTL,
+		states: newTTLMap("NewMemoryStore", o.MaxEntries, byteBound[State]{
+			Max: o.MaxBytes / 2, Entry: maxStateBytes,
+			Size: func(k string, st State) int { return stateSize(k, &st) },
+		}),
+		receipts: newTTLMap("NewMemoryStore", o.MaxEntries, byteBound[[]Receipt]{
+			Max: o.MaxBytes / 2, Entry: o.ReceiptsMaxBytes + o.ReceiptsMaxLen*receiptOverhead,
+			Size: receiptsSize,
+		}),
+		now:              time.Now,
+		receiptsMaxLen:   o.ReceiptsMaxLen,
+		receiptsMaxBytes: o.ReceiptsMaxBytes,
+		receiptsTTL:      o.ReceiptsTTL,
 	}
 }
 
@@ -51,6 +90,11 @@ func (s *MemoryStore) Get(_ context.Context, id string) (State, bool, error) {
 	}
 	st, ok := sh.getLocked(id, now)
 	return st, ok, nil
+}
+
+// GetFresh is Get: the memory store has no cache and no budget.
+func (s *MemoryStore) GetFresh(ctx context.Context, id string) (State, bool, error) {
+	return s.Get(ctx, id)
 }
 
 // Put stores st under id for ttl and appends the receipt, under both shard locks so
@@ -135,16 +179,26 @@ func unlockBoth(sh *ttlShard[State], rsh *ttlShard[[]Receipt]) {
 	sh.mu.Unlock()
 }
 
-// appendLocked adds r to id's receipts, dropping the oldest beyond the cap, and restarts
-// the receipts' TTL as Redis does with PEXPIRE on each append. The slice is only ever
-// touched under the shard lock (History copies), so it is safe to shift it in place.
+// appendLocked adds r to id's receipts, dropping the oldest beyond the caps (count and
+// bytes; r itself always stays), and restarts the receipts' TTL as Redis does with PEXPIRE
+// on each append. The slice is only ever touched under the shard lock (History copies), so
+// it is safe to shift it in place.
 func (s *MemoryStore) appendLocked(rsh *ttlShard[[]Receipt], id string, r Receipt, now time.Time) {
 	rs, _ := rsh.getLocked(id, now)
-	if len(rs) >= s.receiptsMaxLen {
-		n := copy(rs, rs[len(rs)-s.receiptsMaxLen+1:])
+	rs = append(rs, r)
+	keep, total := 0, 0
+	for i := len(rs) - 1; i >= 0 && keep < s.receiptsMaxLen; i-- {
+		if total += ReceiptSize(&rs[i]); total > s.receiptsMaxBytes && keep > 0 {
+			break
+		}
+		keep++
+	}
+	if drop := len(rs) - keep; drop > 0 {
+		n := copy(rs, rs[drop:])
+		clear(rs[n:]) // let the dropped receipts' strings go
 		rs = rs[:n]
 	}
-	rsh.setLocked(id, append(rs, r), now.Add(s.receiptsTTL), now)
+	rsh.setLocked(id, rs, now.Add(s.receiptsTTL), now)
 }
 
 // Ping reports whether the store can serve; the readiness probe uses it.
@@ -169,3 +223,7 @@ func (s *MemoryStore) Len() int { return s.states.len() }
 
 // receiptIDs returns the number of IDs with receipts held (tests).
 func (s *MemoryStore) receiptIDs() int { return s.receipts.len() }
+
+// Bytes returns what the states and receipts held weigh (the measure MaxBytes bounds),
+// expired ones not yet removed included; for metrics and tests.
+func (s *MemoryStore) Bytes() int { return s.states.size() + s.receipts.size() }

@@ -62,11 +62,12 @@ const (
 	CauseUSP                      // an IAB US Privacy string's opt-out of sale
 	CauseUSPInvalid               // a US Privacy string that does not decode: marketing refused
 	CauseCMP                      // a consent banner's cookie (Cookiebot, OneTrust)
+	CauseSnapshot                 // the signed snapshot in the consent cookie (snapshot.go)
 	NumCauses
 )
 
 var causeNames = enum.New("cause", NumCauses, "none", "store", "gpc", "consent_mode", "store_error",
-	"tcf", "tcf_invalid", "gpp", "gpp_invalid", "usp", "usp_invalid", "cmp")
+	"tcf", "tcf_invalid", "gpp", "gpp_invalid", "usp", "usp_invalid", "cmp", "snapshot")
 
 func (c Cause) String() string { return causeNames.String(c) }
 
@@ -106,6 +107,33 @@ func FromState(st *State) Effective {
 		}
 	}
 	return e
+}
+
+// FromSnapshot starts an Effective from a verified snapshot, which stands in for the
+// state when the store cannot answer: each purpose as the snapshot has it, caused by it.
+func FromSnapshot(s *Snapshot) Effective {
+	var e Effective
+	for i, st := range s.Purposes {
+		e.Status[i] = st
+		if st != Unset {
+			e.Cause[i] = CauseSnapshot
+		}
+	}
+	return e
+}
+
+// DenyFrom denies every purpose that s denies, with cause CauseSnapshot: a snapshot's
+// refusals, kept where the store has no record or an older one. It reports whether s
+// denied anything.
+func (e *Effective) DenyFrom(s *Snapshot) bool {
+	denied := false
+	for p, st := range s.Purposes {
+		if st == Denied {
+			e.Deny(Purpose(p), CauseSnapshot)
+			denied = true
+		}
+	}
+	return denied
 }
 
 // Deny marks purpose p denied by cause c unless it is already denied: the most protective

@@ -54,6 +54,9 @@ type RedisOptions struct {
 	// ReceiptsTTL is the receipts' lifetime after the last append; default
 	// DefaultReceiptsTTL.
 	ReceiptsTTL time.Duration
+	// ReceiptsMaxBytes bounds one ID's receipts by ReceiptSize (exactly, the oldest
+	// going first, the newest always kept); default DefaultReceiptsMaxBytes.
+	ReceiptsMaxBytes int64
 
 	// OnPublishError, if set, is told when an invalidation could not be published after
 	// a write was saved. The write still succeeds; other instances serve their cached copy
@@ -72,6 +75,7 @@ type RedisStore struct {
 	timeout         time.Duration
 	writeTimeout    time.Duration
 	maxLen          int64
+	maxBytes        int64
 	receiptsTTL     time.Duration
 	onPublishError  func(error)
 	healthEvery     time.Duration // subscribeHealthEvery; tests shorten it
@@ -124,6 +128,7 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 		timeout:        o.Timeout,
 		writeTimeout:   o.WriteTimeout,
 		maxLen:         o.ReceiptsMaxLen,
+		maxBytes:       o.ReceiptsMaxBytes,
 		receiptsTTL:    o.ReceiptsTTL,
 		onPublishError: o.OnPublishError,
 		healthEvery:    subscribeHealthEvery,
@@ -172,8 +177,8 @@ func checkRedisOptions(o *RedisOptions) error {
 	if strings.ContainsAny(o.Prefix, "{}") {
 		bad("prefix %q contains '{' or '}': the consent ID is the cluster hash tag, and the prefix must not move it", o.Prefix)
 	}
-	if o.ReceiptsMaxLen < 0 || o.ReceiptsTTL < 0 {
-		bad("receipts cap and TTL must not be negative, got %d and %v", o.ReceiptsMaxLen, o.ReceiptsTTL)
+	if o.ReceiptsMaxLen < 0 || o.ReceiptsTTL < 0 || o.ReceiptsMaxBytes < 0 {
+		bad("receipts caps and TTL must not be negative, got %d, %d bytes and %v", o.ReceiptsMaxLen, o.ReceiptsMaxBytes, o.ReceiptsTTL)
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultRedisPrefix
@@ -190,6 +195,9 @@ func checkRedisOptions(o *RedisOptions) error {
 	}
 	if o.ReceiptsTTL == 0 {
 		o.ReceiptsTTL = DefaultReceiptsTTL
+	}
+	if o.ReceiptsMaxBytes == 0 {
+		o.ReceiptsMaxBytes = DefaultReceiptsMaxBytes
 	}
 	return errors.Join(errs...)
 }
@@ -240,10 +248,19 @@ func (r *RedisStore) receiptsKey(id string) string { return r.prefix + "{" + id 
 // Get reads id's state within the Timeout budget. A state Redis holds but this version
 // cannot read is an error, which the hit path turns into fail closed.
 func (r *RedisStore) Get(ctx context.Context, id string) (State, bool, error) {
+	return r.get(ctx, id, r.timeout)
+}
+
+// GetFresh reads id's state within the WriteTimeout budget.
+func (r *RedisStore) GetFresh(ctx context.Context, id string) (State, bool, error) {
+	return r.get(ctx, id, r.writeTimeout)
+}
+
+func (r *RedisStore) get(ctx context.Context, id string, budget time.Duration) (State, bool, error) {
 	if err := checkID(id); err != nil {
 		return State{}, false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	m, err := r.client.HGetAll(ctx, r.stateKey(id)).Result()
 	if err != nil {
@@ -347,9 +364,28 @@ func receiptFields(rc *Receipt) []any {
 		fieldUAHash, rc.UAHash, fieldTime, rc.Time.UnixMilli())
 }
 
+// trimReceiptsScript drops the oldest receipts of a stream (KEYS[1]) until what the rest
+// hold, field names and values (ReceiptSize), is at most ARGV[1] bytes; the newest entry
+// always stays. XADD's MAXLEN bounds the count, and this the bytes, which a count alone
+// does not: one TC string makes a receipt kilobytes. It runs inside the write's
+// MULTI/EXEC, so the trail is never seen over its bound, and reads at most the bounded
+// stream. XDEL rather than XTRIM MINID, which needs Redis 6.2.
+const trimReceiptsScript = `
+local entries = redis.call('XREVRANGE', KEYS[1], '+', '-')
+local limit, total = tonumber(ARGV[1]), 0
+for i, e in ipairs(entries) do
+  for _, f in ipairs(e[2]) do total = total + #f end
+  if total > limit and i > 1 then
+    for j = i, #entries do redis.call('XDEL', KEYS[1], entries[j][1]) end
+    return #entries - i + 1
+  end
+end
+return 0`
+
 // appendReceipt queues the receipt append of a write transaction.
 func (r *RedisStore) appendReceipt(ctx context.Context, p redis.Pipeliner, key string, rc *Receipt) {
 	p.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: r.maxLen, Approx: true, Values: receiptFields(rc)})
+	p.Eval(ctx, trimReceiptsScript, []string{key}, r.maxBytes)
 	p.PExpire(ctx, key, r.receiptsTTL)
 }
 

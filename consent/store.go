@@ -50,7 +50,13 @@ type Receipt struct {
 // Errors must not contain the consent ID: they end up in logs, and logs carry no IDs.
 type Store interface {
 	// Get must not retain id (the caller may pass a string that aliases request memory).
+	// It is the hit path's lookup: cached where the store has a cache, and bounded by
+	// the hit's budget.
 	Get(ctx context.Context, id string) (State, bool, error)
+	// GetFresh reads id's state past any cache, within the budget of a write: the read
+	// before a write (whose version follows it) and the APIs' reads, which must be
+	// current and must not fail on a hit-sized budget.
+	GetFresh(ctx context.Context, id string) (State, bool, error)
 	// Put stores st under id for ttl (positive) AND appends r to id's receipts,
 	// atomically: both or neither. The store fills r's Action, Purposes and Version from
 	// what it writes, so the trail cannot contradict the state; a zero r.Time means now

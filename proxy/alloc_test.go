@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/internal/redistest"
 	"github.com/consentgate/consentgate/rules"
 )
@@ -20,14 +21,21 @@ func TestHitPathAllocationBudget(t *testing.T) {
 	up := startSink(t)
 	p := startProxy(t, testConfig(up.URL(), ""))
 	granted := p.consentCookie(`{"statistics":true,"marketing":true}`)
+	// A refusal whose record is gone: the signed snapshot is verified on every hit.
+	noRecord := p.snapCookie("GGGGGGGGGGGGGGGGGGGGGA", 3, consent.Purposes{consent.Marketing: consent.Denied})
+	// Hit limits on: a bucket per address and per network on every hit.
+	lp := startProxy(t, testConfig(up.URL(), "limits:\n  hits:\n    per_ip: { per_minute: 1000000, burst: 1000000 }\n    per_net: { per_minute: 1000000, burst: 1000000 }\n"))
 	cases := []struct {
 		name   string
+		p      *testProxy
 		ctx    *fasthttp.RequestCtx
 		budget float64
 	}{
-		{"drop meta eea", newHitCtx("GET", "/tr?id=1&ev=PageView&fbp=fb.1.2.3", ipSE, ""), 0},
-		{"drop gpc us-ca", newHitCtx("GET", "/tr?id=1&ev=PageView", ipUSCA, granted+"; x=1"), 0},
-		{"drop unknown", newHitCtx("GET", "/tr?id=1&ev=PageView", ipUnknown, ""), 0},
+		{"drop meta eea", p, newHitCtx("GET", "/tr?id=1&ev=PageView&fbp=fb.1.2.3", ipSE, ""), 0},
+		{"drop gpc us-ca", p, newHitCtx("GET", "/tr?id=1&ev=PageView", ipUSCA, granted+"; x=1"), 0},
+		{"drop unknown", p, newHitCtx("GET", "/tr?id=1&ev=PageView", ipUnknown, ""), 0},
+		{"drop us-ca by the snapshot, no record", p, newHitCtx("GET", "/tr?id=1&ev=PageView", ipUSCA, noRecord), 0},
+		{"drop meta eea, hit limits on", lp, newHitCtx("GET", "/tr?id=1&ev=PageView", ipSE, ""), 0},
 	}
 	cases[1].ctx.Request.Header.Set("Sec-GPC", "1")
 	// Whole round trips to a counting upstream: at most one allocation, for the rare
@@ -72,10 +80,10 @@ func TestHitPathAllocationBudget(t *testing.T) {
 	}
 	for _, c := range cases {
 		c.ctx.Response.Reset()
-		p.handlePublic(c.ctx) // warm pools
+		c.p.handlePublic(c.ctx) // warm pools
 		got := testing.AllocsPerRun(200, func() {
 			c.ctx.Response.Reset()
-			p.handlePublic(c.ctx)
+			c.p.handlePublic(c.ctx)
 		})
 		if got > c.budget {
 			t.Errorf("%s: %.1f allocs per hit, budget %.0f", c.name, got, c.budget)

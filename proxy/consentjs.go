@@ -136,11 +136,11 @@ func visitorGroup(rt *runtime, ip netip.Addr) geo.GroupID {
 // when there is none or the store cannot say: the bridges then post the banner's choice,
 // which is what they would do for a new visitor.
 func (s *Server) storedForScript(ctx *fasthttp.RequestCtx, rt *runtime) []byte {
-	id := ctx.Request.Header.Cookie(rt.Config.Consent.Cookie)
-	// A cookie that carries more after the ID (a dot and a signed part) names the ID
-	// before it.
-	id, _, _ = bytes.Cut(id, []byte{'.'})
-	if len(id) == 0 || !consent.ValidID(id) {
+	// The store's record only, as GET /consent shows it: the signed snapshot's grants
+	// decide nothing without one (snapshot.go), and a bridge that posts the banner's
+	// choice again in that case writes the record back.
+	id, _, ok := consent.SplitCookie(ctx.Request.Header.Cookie(rt.Config.Consent.Cookie))
+	if !ok || !consent.ValidID(id) {
 		return []byte("null")
 	}
 	st, ok, err := s.store.Get(storeCtx, string(id))

@@ -25,6 +25,10 @@ var transparentGIF = []byte{
 }
 
 func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
+	if r, ok := checkHead(&ctx.Request); !ok {
+		s.refuseHead(ctx, r)
+		return
+	}
 	rt := s.rt.Load()
 	path := ctx.Path()
 	switch string(path) {
@@ -43,6 +47,9 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 	ep := &rt.Endpoints[idx]
 	if ctx.IsOptions() {
 		s.preflight(ctx, rt, ep)
+		return
+	}
+	if rt.limits.hitsOn && !s.allowHit(ctx, rt, ep) {
 		return
 	}
 	defer s.recoverHit(ctx, rt, ep)
@@ -101,22 +108,6 @@ func (s *Server) logDecision(rt *runtime, h *hit) {
 		"reason", h.reason.String(), "jurisdiction", rt.Table.Group(h.group).Name, "country", country)
 }
 
-// handleBadRequest answers requests fasthttp could not read. A hit whose body is over
-// max_body_size is counted against its route (reason body_too_large) and gets 413;
-// nothing of it leaves. Anything else unreadable gets 400.
-func (s *Server) handleBadRequest(ctx *fasthttp.RequestCtx, err error) {
-	if !errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		ctx.Error("bad request", fasthttp.StatusBadRequest)
-		return
-	}
-	rt := s.rt.Load()
-	if idx := rt.Router.Lookup(hostOnly(ctx.Host()), ctx.Path()); idx >= 0 {
-		ep := &rt.Endpoints[idx]
-		s.metrics.Hit(ep.VendorIndex, int(rules.Drop), int(rules.ReasonBodyTooLarge), rt.jur[rt.Table.Unknown()])
-	}
-	ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
-}
-
 // recoverHit keeps a bug from becoming a crash or a 5xx: fasthttp does not recover
 // handler panics, and one would take every visitor's hits down with it. The hit fails
 // closed (whatever was prepared is not sent), is counted, and the log says where, without
@@ -170,20 +161,7 @@ func (s *Server) send(ctx *fasthttp.RequestCtx, rt *runtime, h *hit) {
 		localResponse(ctx, ep)
 		return
 	}
-	ctx.SetStatusCode(resp.StatusCode())
-	// Only these response headers come back: never Set-Cookie, never anything that
-	// would let the vendor reach the site's cookie jar or cache.
-	for _, k := range relayedResponseHeaders {
-		if v := resp.Header.Peek(k); len(v) > 0 {
-			ctx.Response.Header.SetBytesV(k, v)
-		}
-	}
-	ctx.SetBody(resp.Body())
-}
-
-var relayedResponseHeaders = []string{
-	fasthttp.HeaderContentType, fasthttp.HeaderContentEncoding, fasthttp.HeaderCacheControl,
-	fasthttp.HeaderExpires, fasthttp.HeaderPragma,
+	relay(ctx, ep, resp)
 }
 
 func upstreamErrorKind(err error) telemetry.UpstreamErrorKind {
@@ -205,6 +183,7 @@ func upstreamErrorKind(err error) telemetry.UpstreamErrorKind {
 
 func localResponse(ctx *fasthttp.RequestCtx, ep *rules.CompiledEndpoint) {
 	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+	ctx.Response.Header.Set(fasthttp.HeaderXContentTypeOptions, "nosniff")
 	if ep.Local == rules.GIF {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetContentType("image/gif")

@@ -117,7 +117,9 @@ func startSink(t testing.TB) *sink {
 		t.Fatalf("sink: %v", err)
 	}
 	s.addr = ln.Addr().String()
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	// The read buffer is the proxy's max_header_size default: a vendor's listener takes
+	// what the proxy's does (the fasthttp default of 4 KB would answer long hits 431).
+	srv := &fasthttp.Server{ReadBufferSize: 32 << 10, NoDefaultContentType: true, Handler: func(ctx *fasthttp.RequestCtx) {
 		s.count.Add(1)
 		var raw []byte
 		if rc, ok := ctx.Conn().(*recordingConn); ok {
@@ -338,6 +340,16 @@ func (p *testProxy) consentCookie(purposes string) string {
 	}
 	p.t.Fatalf("POST /consent set no cg_id cookie: %v", r.Header)
 	return ""
+}
+
+// cookieID is the consent ID of a "cg_id=<id>[.<snapshot>]" cookie.
+func cookieID(t testing.TB, cookie string) string {
+	t.Helper()
+	v := strings.TrimPrefix(cookie, "cg_id=")
+	if len(v) < 22 {
+		t.Fatalf("cookie %q holds no consent ID", cookie)
+	}
+	return v[:22]
 }
 
 // Visitor IPs from the MaxMind GeoIP2-City test database.

@@ -184,22 +184,24 @@ func TestConnectionListedHeaderIsHopByHop(t *testing.T) {
 // TestAnonymisedHitAnsweredLocally: whatever the vendor answers — a 200 with a body, a
 // response stream, a redirect, cookies, its own headers — an anonymised hit's browser
 // gets the endpoint's local response, byte for byte; a forwarded hit still gets the
-// vendor's answer (without its cookies).
+// vendor's answer (without its cookies) when relay allows it, else the local response
+// too (TestRelayedResponses).
 func TestAnonymisedHitAnsweredLocally(t *testing.T) {
 	up := startSink(t)
 	anonMarketing := "policy:\n  opt_in:\n    unset:\n      marketing: anonymise\n"
 	p := startProxy(t, testConfig(up.URL(), anonMarketing))
 	answers := []struct {
-		name   string
-		status int
-		body   string
-		header []string
+		name    string
+		status  int
+		body    string
+		header  []string
+		relayed bool // a forwarded hit gets the vendor's status and body
 	}{
-		{"200 with a body", 200, `{"vendor":"answer"}`, []string{"Content-Type", "application/json", "X-Vendor-Trace", "abc"}},
+		{"200 with a body", 200, `{"vendor":"answer"}`, []string{"Content-Type", "application/json", "X-Vendor-Trace", "abc"}, true},
 		{"a response stream", 200, "event: message\ndata: {\"send_pixel\":[\"https://ad.example/p?id=1\"]}\n\n",
-			[]string{"Content-Type", "text/event-stream", "Cache-Control", "max-age=3600"}},
-		{"a redirect", 302, "", []string{"Location", "https://www.google.com/pagead/1p-conversion/1/?id=jane"}},
-		{"a 404", 404, "not found", []string{"Content-Type", "text/plain"}},
+			[]string{"Content-Type", "text/event-stream", "Cache-Control", "max-age=3600"}, false},
+		{"a redirect", 302, "", []string{"Location", "https://www.google.com/pagead/1p-conversion/1/?id=jane"}, false},
+		{"a 404", 404, "not found", []string{"Content-Type", "text/plain"}, true},
 	}
 	hits := []struct {
 		name, target string
@@ -219,7 +221,10 @@ func TestAnonymisedHitAnsweredLocally(t *testing.T) {
 
 				r = p.do("GET", h.target, "", "X-Forwarded-For", ipUSCA, "User-Agent", chromeUA)
 				up.one(t)
-				if r.Status != a.status || r.Body != a.body {
+				switch {
+				case !a.relayed:
+					assertLocalResponse(t, r, h.gif)
+				case r.Status != a.status || r.Body != a.body:
 					t.Errorf("forwarded hit: %d %q, want the vendor's %d %q", r.Status, r.Body, a.status, a.body)
 				}
 				if c := r.Header.Values("Set-Cookie"); len(c) != 0 {
@@ -232,7 +237,7 @@ func TestAnonymisedHitAnsweredLocally(t *testing.T) {
 
 func assertLocalResponse(t *testing.T, r resp, gif bool) {
 	t.Helper()
-	want := http.Header{"Cache-Control": {"no-store"}}
+	want := http.Header{"Cache-Control": {"no-store"}, "X-Content-Type-Options": {"nosniff"}}
 	if gif {
 		if r.Status != 200 || r.Body != string(transparentGIF) {
 			t.Errorf("anonymised image pixel: %d %q, want 200 and the 1x1 GIF", r.Status, r.Body)

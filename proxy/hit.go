@@ -33,6 +33,10 @@ type hit struct {
 
 	hasID, stored, storeErr bool
 	state                   consent.State // the stored state, when stored
+	// snapshot is what the signed snapshot in the cookie did (snapshotHow); snapTCF: it
+	// decided for a state that held a TC string it does not carry.
+	snapshot snapshotHow
+	snapTCF  bool
 	// sig is what the in-band signals said, and sigHit what they were read against.
 	sig    signals.State
 	sigHit signals.Hit
@@ -200,11 +204,13 @@ func locateVisitor(rt *runtime, h *hit) {
 }
 
 // lookUpConsent reads the consent cookie and looks the state up in the store: at most
-// one Redis round trip, usually none (the local cache). A failed lookup denies every
-// purpose (fail closed) unless consent.on_store_error is "unset".
+// one Redis round trip, usually none (the local cache). The store decides when it has a
+// record; the signed snapshot in the cookie stands in where it cannot (snapshot.go). A
+// failed lookup without a snapshot denies every purpose (fail closed) unless
+// consent.on_store_error is "unset".
 func (s *Server) lookUpConsent(rt *runtime, req *fasthttp.Request, h *hit) {
-	id := req.Header.Cookie(rt.Config.Consent.Cookie)
-	if len(id) == 0 || !consent.ValidID(id) {
+	id, snap, ok := consent.SplitCookie(req.Header.Cookie(rt.Config.Consent.Cookie))
+	if !ok || !consent.ValidID(id) {
 		return
 	}
 	h.hasID = true
@@ -220,12 +226,18 @@ func (s *Server) lookUpConsent(rt *runtime, req *fasthttp.Request, h *hit) {
 	switch {
 	case err != nil:
 		h.storeErr = true
+		if s.snapshotDecides(rt, h, id, snap) {
+			return
+		}
 		if !rt.StoreErrorUnset {
 			h.eff.DenyAll(consent.CauseStoreError)
 		}
 	case ok:
 		h.stored = true
 		h.eff = consent.FromState(&h.state)
+		s.snapshotNewer(rt, h, id, snap)
+	default:
+		s.snapshotNoRecord(rt, h, id, snap)
 	}
 }
 
@@ -244,6 +256,7 @@ func (s *Server) readSignals(rt *runtime, req *fasthttp.Request, h *hit) {
 	if h.stored {
 		h.sigHit.Stored = &h.state
 	}
+	h.sigHit.StoredTCFUnknown = h.snapTCF
 	rt.Signals.Read(&h.req, &h.sigHit, &h.sig, &h.eff)
 	if h.sig.Errors != 0 && !h.explain {
 		for k := range signals.NumKinds {

@@ -69,6 +69,24 @@ func BenchmarkHitDrop(b *testing.B) {
 	serveN(b, p, newHitCtx("GET", "/tr?id=1234567890&ev=PageView&fbp=fb.1.2.3&dl=https%3A%2F%2Fwww.example.com%2F", ipSE, ""))
 }
 
+// BenchmarkHitDropBySnapshot: a Meta pixel from US-CA whose visitor refused marketing
+// and whose record is gone (evicted, flushed): the signed snapshot in the cookie is
+// verified (an HMAC-SHA256) and decides. BenchmarkHitDropStored is the same visitor with
+// the record there, the snapshot only decoded to see it is not newer.
+func BenchmarkHitDropBySnapshot(b *testing.B) {
+	up := benchSink()
+	p := startProxy(&testing.T{}, testConfig(up.URL(), ""))
+	cookie := p.snapCookie("GGGGGGGGGGGGGGGGGGGGGA", 3, consent.Purposes{consent.Marketing: consent.Denied})
+	serveN(b, p, newHitCtx("GET", "/tr?id=1234567890&ev=PageView", ipUSCA, cookie))
+}
+
+func BenchmarkHitDropStored(b *testing.B) {
+	up := benchSink()
+	p := startProxy(&testing.T{}, testConfig(up.URL(), ""))
+	cookie := p.consentCookie(`{"statistics":true,"marketing":false}`)
+	serveN(b, p, newHitCtx("GET", "/tr?id=1234567890&ev=PageView", ipUSCA, cookie))
+}
+
 // BenchmarkHitAnonymise: a GA4 page_view from the EEA without consent, rewritten and
 // sent to a loopback upstream.
 func BenchmarkHitAnonymise(b *testing.B) {

@@ -68,7 +68,7 @@ func TestHostilePathsNeverReachUpstream(t *testing.T) {
 		{"encoded CRLF and header", c + "123%0D%0AX-Injected:%201/?label=L", false},
 		{"overlong ID", c + strings.Repeat("7", 21) + "/?label=L", false},
 		{"very long ID", c + strings.Repeat("7", 2000) + "/?label=L", false},
-		{"request line over the read buffer", c + strings.Repeat("7", 8000) + "/?label=L", true},
+		{"request line over max_header_size", c + strings.Repeat("7", 40000) + "/?label=L", true},
 		{"non-ASCII raw", c + "123\xc3\xa9/?label=L", false},
 		{"non-ASCII encoded", c + "123%C3%A9/?label=L", false},
 		{"double-encoded ?", c + "123/%253Fgclid%253Dabc?label=L", false},
@@ -89,8 +89,8 @@ func TestHostilePathsNeverReachUpstream(t *testing.T) {
 			up.none(t)
 			got := p.hits(t, "google_ads", "drop", "bad_path", "eea") - before
 			switch {
-			case tc.listener && code != 400:
-				t.Errorf("listener answered %d, want 400", code)
+			case tc.listener && code != 400 && code != 414:
+				t.Errorf("listener answered %d, want 400 (414 for a request line too long)", code)
 			case tc.listener && got != 0:
 				t.Errorf("bad_path counted %d for a request never routed", got)
 			case !tc.listener && (code != 200 || got != 1):

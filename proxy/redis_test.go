@@ -90,15 +90,17 @@ func TestRedisClusterTwoInstances(t *testing.T) {
 	testTwoInstances(t, up, a, b)
 }
 
-// TestRedisOutage: Redis dies while hits flow. No 5xx; decisions fail closed
-// (store_unavailable); readiness says degraded; a consent write is refused with 503 and
-// leaves nothing behind; after Redis returns the proxy recovers without a restart.
+// TestRedisOutage: Redis dies while hits flow. No 5xx; a visitor whose cookie carries
+// no signed snapshot (an ID alone, as before snapshots) fails closed (store_unavailable);
+// readiness says degraded; a consent write is refused with 503 and leaves nothing
+// behind; after Redis returns the proxy recovers without a restart.
+// TestRedisStoppedSnapshotDecides covers the visitors whose cookie carries a snapshot.
 func TestRedisOutage(t *testing.T) {
 	rs := redistest.Start(t)
 	up := startSink(t)
 	cfg := strings.Replace(redisConfig(up.URL(), rs.Addr), "ttl: 30s\n    negative_ttl: 30s", "ttl: 100ms\n    negative_ttl: 100ms", 1)
 	p := startProxy(t, cfg)
-	cookie := p.consentCookie(`{"statistics":true,"marketing":true}`)
+	cookie := "cg_id=" + cookieID(t, p.consentCookie(`{"statistics":true,"marketing":true}`))
 
 	var stop atomic.Bool
 	var fivexx atomic.Int64
@@ -163,7 +165,7 @@ func TestRedisConsentAPIHistoryAndErasure(t *testing.T) {
 	p := startProxy(t, redisConfig(up.URL(), rs.Addr))
 	auth := []string{"Authorization", "Bearer " + testToken}
 	cookie := p.consentCookie(`{"statistics":true}`)
-	id := strings.TrimPrefix(cookie, "cg_id=")
+	id := cookieID(t, cookie)
 	if r := p.do("GET", "/consent", "", "Cookie", cookie); r.Status != 200 || !strings.Contains(r.Body, `"statistics":"granted"`) {
 		t.Fatalf("read back: %d %s", r.Status, r.Body)
 	}

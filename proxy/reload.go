@@ -25,7 +25,7 @@ type component interface {
 
 // components are the server's, in the order they prepare.
 func (s *Server) components() []component {
-	return []component{listeners{}, telemetryPart{s}, storePart{}, &geoPart{s: s}, upstreams{}, scriptPart{}}
+	return []component{listeners{}, telemetryPart{s}, storePart{}, &geoPart{s: s}, upstreams{}, integrityPart{s}, scriptPart{}}
 }
 
 // apply compiles cfg and has every component prepare its part, then swaps the new runtime
@@ -59,14 +59,28 @@ type nop struct{}
 func (nop) commit(*runtime) {}
 func (nop) abort(*runtime)  {}
 
-// listeners are bound once: their addresses cannot change on reload.
+// listeners are bound once: their addresses cannot change on reload, nor the settings
+// fasthttp reads while it serves (timeouts, buffer and body sizes), which it reads
+// without a lock.
 type listeners struct{ nop }
 
 func (listeners) prepare(prev, next *runtime) error {
 	if prev != nil && (next.Config.Listen != prev.Config.Listen || next.Config.AdminListen != prev.Config.AdminListen) {
 		return errors.New("listen and admin_listen cannot change on reload: restart the process")
 	}
+	if prev != nil && listenerSettings(next.Config) != listenerSettings(prev.Config) {
+		return errors.New("read_timeout, write_timeout, idle_timeout, max_header_size, max_body_size and max_conns_per_ip cannot change on reload: restart the process")
+	}
 	return nil
+}
+
+type listenerConfig struct {
+	read, write, idle        time.Duration
+	header, body, connsPerIP int
+}
+
+func listenerSettings(c *config.Config) listenerConfig {
+	return listenerConfig{c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.MaxHeaderSize, c.MaxBodySize, c.MaxConnsPerIP}
 }
 
 // telemetryPart: the exporters are set up once; the jurisdictions of the config get
@@ -98,7 +112,7 @@ type storePart struct{ nop }
 
 func (storePart) prepare(prev, next *runtime) error {
 	if prev != nil && !reflect.DeepEqual(storeSettings(next.Config), storeSettings(prev.Config)) {
-		return errors.New("consent.store, consent.redis, consent.cache and consent.max_entries cannot change on reload: restart the process")
+		return errors.New("consent.store, consent.redis, consent.cache, consent.receipts, consent.max_entries and consent.max_bytes cannot change on reload: restart the process")
 	}
 	return nil
 }
@@ -106,7 +120,7 @@ func (storePart) prepare(prev, next *runtime) error {
 // storeSettings is the part of the config that is bound when the store is opened.
 func storeSettings(cfg *config.Config) []any {
 	c := cfg.Consent
-	return []any{c.Store, c.Redis, c.Cache, c.MaxEntries, c.Receipts}
+	return []any{c.Store, c.Redis, c.Cache, c.MaxEntries, c.Receipts, c.MaxBytes}
 }
 
 // geoPart opens the GeoIP database, or on reload re-reads it in place (the file may have

@@ -5,6 +5,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/geo"
 	"github.com/consentgate/consentgate/rules"
 )
@@ -19,6 +20,10 @@ type runtime struct {
 	// jur maps a geo.GroupID to its telemetry index.
 	jur     []int
 	clients []*fasthttp.HostClient // by endpoint index
+	// snap signs and verifies the consent snapshots in cookies; limits are the token
+	// buckets of limits.* (integrity.go).
+	snap   *consent.SnapshotKeys
+	limits *limiters
 	// script is consentgate.js compiled for this config.
 	script *consentScript
 }

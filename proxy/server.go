@@ -30,7 +30,8 @@ type Options struct {
 	Logger     *slog.Logger
 	// Store overrides the store the config names (tests).
 	Store consent.Store
-	// Now is the clock of the anonymiser's daily salt (tests); nil = time.Now.
+	// Now is the clock of the anonymiser's daily salt, of the consent API (state times,
+	// snapshot issue times) and of the rate limits (tests); nil = time.Now.
 	Now   func() time.Time
 	Build telemetry.BuildInfo
 	// DrainDelay is how long /readyz fails before the listeners stop on Shutdown, so a
@@ -43,13 +44,17 @@ type Options struct {
 
 // Server is one consentgate process: the public and admin listeners around one runtime.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	rt      atomic.Pointer[runtime]
-	store   *consentStore
-	hasher  *rules.Hasher // the process's: its day salts outlive reloads
-	metrics *telemetry.Metrics
-	tracing *tracing.Tracing
+	opts   Options
+	log    *slog.Logger
+	rt     atomic.Pointer[runtime]
+	store  *consentStore
+	hasher *rules.Hasher // the process's: its day salts outlive reloads
+	now    func() time.Time
+	// randomKeys sign consent snapshots when consent.snapshot.keys is not set: made once,
+	// so a reload keeps them.
+	randomKeys *consent.SnapshotKeys
+	metrics    *telemetry.Metrics
+	tracing    *tracing.Tracing
 	// tracer is set only when traces are on, so the hit path tests one pointer.
 	tracer trace.Tracer
 	stats  *stats.Stats
@@ -59,8 +64,16 @@ type Server struct {
 	public, admin     *fasthttp.Server
 	publicLn, adminLn net.Listener
 	draining          atomic.Bool
-	reloadMu          sync.Mutex
-	serveErr          chan error
+	// applying is held while a config is applied: one at a time, and Shutdown takes it
+	// for good so nothing is applied to a server being closed. A channel, not a mutex,
+	// so Shutdown can give up waiting on it.
+	applying chan struct{}
+	// stopping is closed by Shutdown, once.
+	stopping chan struct{}
+	stopOnce sync.Once
+	// reloading is set while a StartReload runs.
+	reloading atomic.Bool
+	serveErr  chan error
 }
 
 // New builds a server from a validated config. It opens the GeoIP database and the
@@ -95,10 +108,15 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return fail(err)
 	}
 	undo = append(undo, func() { tr.Shutdown(context.Background()) })
-	s := &Server{opts: opts, log: opts.Logger, hasher: opts.Hasher, metrics: m, tracing: tr, serveErr: make(chan error, 2)}
+	s := &Server{opts: opts, log: opts.Logger, hasher: opts.Hasher, metrics: m, tracing: tr, serveErr: make(chan error, 2),
+		applying: make(chan struct{}, 1), stopping: make(chan struct{})}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
+	}
+	s.now = now
+	if s.randomKeys, err = consent.RandomSnapshotKeys(); err != nil {
+		return fail(err)
 	}
 	if s.hasher == nil {
 		s.hasher = rules.NewHasher(now)
@@ -121,6 +139,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return fail(err)
 	}
 	m.ConfigReload(true, time.Now())
+	s.logWarnings(cfg)
 	return s, nil
 }
 
@@ -138,21 +157,33 @@ func (s *Server) instance() stats.Instance {
 func (s *Server) Start() error {
 	cfg := s.rt.Load().Config
 	s.public = &fasthttp.Server{
-		Handler:                       s.handlePublic,
-		ErrorHandler:                  s.handleBadRequest,
-		Name:                          "consentgate",
-		ReadTimeout:                   cfg.ReadTimeout,
-		WriteTimeout:                  cfg.WriteTimeout,
-		IdleTimeout:                   60 * time.Second,
+		Handler:        s.handlePublic,
+		ErrorHandler:   s.handleBadRequest,
+		HeaderReceived: headerReceived,
+		Name:           "consentgate",
+		// ReadTimeout bounds a whole request from its first byte (from accept for a new
+		// connection), so a head sent a byte at a time (slowloris) is cut off with 408.
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		IdleTimeout:  cfg.IdleTimeout,
+		// The read buffer bounds the request head: real cookie headers run to many KB.
+		ReadBufferSize:                cfg.MaxHeaderSize,
 		MaxRequestBodySize:            cfg.MaxBodySize,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: false,
-		ReduceMemoryUsage:             false,
-		CloseOnShutdown:               true,
-		Logger:                        listenerLog{s.log, "public"},
-		SecureErrorLogMessage:         true,
+		// Idle keep-alive connections hand their read and write buffers back between
+		// requests: with a read buffer of max_header_size each, thousands of idle
+		// connections would otherwise hold tens of MB (bench: BenchmarkConnectionStorm).
+		ReduceMemoryUsage:     true,
+		CloseOnShutdown:       true,
+		Logger:                listenerLog{s.log, "public"},
+		SecureErrorLogMessage: true,
 	}
+	// Past its Concurrency (256Ki connections) fasthttp answers 503 and closes by
+	// itself; those count as too_many_connections too.
+	public := s.public
+	s.metrics.CountOverflow(func() uint64 { return uint64(public.GetRejectedConnectionsCount()) })
 	s.admin = &fasthttp.Server{
 		Handler:               s.handleAdmin,
 		Name:                  "consentgate-admin",
@@ -163,10 +194,11 @@ func (s *Server) Start() error {
 		Logger:                listenerLog{s.log, "admin"},
 		SecureErrorLogMessage: true,
 	}
-	var err error
-	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	s.publicLn = newPublicListener(ln, s, cfg.MaxConnsPerIP)
 	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		s.publicLn.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
@@ -189,36 +221,6 @@ func (s *Server) Errors() <-chan error { return s.serveErr }
 // Config returns the config in force.
 func (s *Server) Config() *config.Config { return s.rt.Load().Config }
 
-// Reload re-reads the config file and the GeoIP database. On any error the running
-// config stays in force and the error is returned (and counted).
-func (s *Server) Reload() error {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	err := s.reload()
-	s.metrics.ConfigReload(err == nil, time.Now())
-	if err != nil {
-		s.log.Error("reload failed, keeping the last good config", "error", err.Error())
-		return err
-	}
-	s.log.Info("reloaded", "config", s.opts.ConfigPath)
-	return nil
-}
-
-func (s *Server) reload() error {
-	ld := s.loader()
-	var cfg *config.Config
-	var err error
-	if s.opts.ConfigPath == "" {
-		cfg, err = ld.Default()
-	} else {
-		cfg, err = ld.Load(s.opts.ConfigPath)
-	}
-	if err != nil {
-		return err
-	}
-	return s.apply(cfg)
-}
-
 // loader reads the config on reload: the product's vocabulary and the environment.
 func (s *Server) loader() *load.Loader {
 	return &load.Loader{Vocabulary: rules.Vocabulary()}
@@ -228,6 +230,15 @@ func (s *Server) loader() *load.Loader {
 // in-flight requests finish (bounded by ctx).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	s.stopOnce.Do(func() {
+		close(s.stopping)
+		// No config is applied from here on. A reload applying now is let finish, within
+		// ctx: one stuck (on a GeoIP file that blocks on read) does not hold up the stop.
+		select {
+		case s.applying <- struct{}{}:
+		case <-ctx.Done():
+		}
+	})
 	if s.opts.DrainDelay > 0 {
 		select {
 		case <-time.After(s.opts.DrainDelay):

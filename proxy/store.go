@@ -37,14 +37,19 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 	c := cfg.Consent
 	if c.Store != "redis" {
 		m.StoreUp(true)
-		return &consentStore{Store: consent.NewMemoryStore(c.MaxEntries), countLookups: true, stop: func() {}}, nil
+		ms := consent.NewMemoryStoreWith(consent.MemoryOptions{
+			MaxEntries: c.MaxEntries, MaxBytes: c.MaxBytes,
+			ReceiptsMaxLen: c.Receipts.MaxLen, ReceiptsMaxBytes: c.Receipts.MaxBytes, ReceiptsTTL: c.Receipts.TTL,
+		})
+		m.SetStoreBytes(func() int64 { return int64(ms.Bytes()) })
+		return &consentStore{Store: ms, countLookups: true, stop: func() {}}, nil
 	}
 	r := c.Redis
 	rs, err := consent.NewRedisStore(consent.RedisOptions{
 		Addrs: r.Addrs, Username: r.Username, Password: r.Password, DB: r.DB, TLS: r.TLS,
-		Cluster: r.Cluster, MasterName: r.MasterName, Timeout: r.Timeout,
+		Cluster: r.Cluster, MasterName: r.MasterName, Timeout: r.Timeout, WriteTimeout: r.WriteTimeout,
 		PoolSize: r.PoolSize, MinIdleConns: r.MinIdleConns, Prefix: r.KeyPrefix,
-		ReceiptsMaxLen: int64(c.Receipts.MaxLen), ReceiptsTTL: c.Receipts.TTL,
+		ReceiptsMaxLen: int64(c.Receipts.MaxLen), ReceiptsTTL: c.Receipts.TTL, ReceiptsMaxBytes: int64(c.Receipts.MaxBytes),
 	})
 	if err != nil {
 		return nil, err
@@ -60,7 +65,7 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 		}
 	}
 	cache := consent.NewCache(rs, consent.CacheOptions{
-		TTL: c.Cache.TTL, NegativeTTL: c.Cache.NegativeTTL, MaxEntries: c.Cache.MaxEntries,
+		TTL: c.Cache.TTL, NegativeTTL: c.Cache.NegativeTTL, MaxEntries: c.Cache.MaxEntries, MaxBytes: c.Cache.MaxBytes,
 		Observe: func(src consent.LookupSource, res consent.LookupResult) {
 			s := telemetry.LookupCache
 			if src == consent.SourceStore {
@@ -69,6 +74,7 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 			m.ConsentLookup(s, lookupResult(res))
 		},
 	})
+	m.SetStoreBytes(func() int64 { return int64(cache.Bytes()) })
 	ctx, cancel := context.WithCancel(context.Background())
 	go rs.Subscribe(ctx, cache.Invalidate, func() {
 		// Invalidations may have been missed while disconnected: forget everything.

@@ -127,8 +127,11 @@ func reasonFor(regime geo.Regime, st consent.Status, cause consent.Cause) Reason
 			return ReasonConsentDenied
 		}
 	}
-	if cause == consent.CauseTCFInvalid {
+	switch cause {
+	case consent.CauseTCFInvalid:
 		return ReasonTCFInvalid // unset because the TC string was unreadable
+	case consent.CauseStoreError:
+		return ReasonStoreUnavailable // unset because the store could not say (a TC string it held)
 	}
 	switch regime {
 	case geo.OptIn:

@@ -16,6 +16,8 @@
 //	consentgate_upstream_request_duration_seconds{vendor,outcome}       histogram, series seen so far
 //	consentgate_consent_lookups_total{source,result}                    counter, every source × result
 //	consentgate_consent_store_up                                        gauge 0/1
+//	consentgate_requests_refused_total{reason}                          counter, every reason
+//	consentgate_public_connections                                      gauge
 //	consentgate_anonymise_salt_fallbacks_total                          counter
 //	consentgate_signal_errors_total{signal}                             counter, every signal
 //	consentgate_config_last_reload_successful                           gauge 0/1
@@ -27,6 +29,12 @@
 //	consentgate_geoip_database_build_timestamp_seconds                  gauge, Unix seconds
 //	consentgate_build_info{version,commit,goversion}                    gauge = 1
 //	consentgate_telemetry_dropped_observations_total                    counter
+//	consentgate_consent_snapshot_used_total{when}                       counter, every when
+//	consentgate_consent_snapshot_rejected_total{reason}                 counter, every reason
+//	consentgate_rate_limited_total{limit}                               counter, every limit
+//	consentgate_consent_writes_refused_total{reason}                    counter, every reason
+//	consentgate_consent_ids_issued_total{why}                           counter, every why
+//	consentgate_consent_store_bytes                                     gauge, bytes
 //
 // Hits are sparse because vendor × action × reason × jurisdiction is large and most
 // combinations never happen. Upstream counters are few, so they are exported from zero:

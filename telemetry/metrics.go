@@ -137,6 +137,11 @@ type Metrics struct {
 
 	saltFallbacks atomic.Uint64 // local anonymiser salts made while the shared one was unknown
 
+	integrity   integrity                  // integrity.go
+	refused     [numRefusals]atomic.Uint64 // by Refusal (refused.go)
+	publicConns atomic.Int64               // open public connections
+	overflow    atomic.Pointer[func() uint64]
+
 	// duration is synchronous: it is recorded per upstream round trip, and measured at 0
 	// allocations with a precomputed attribute set (see UpstreamDone).
 	duration metric.Float64Histogram
@@ -401,12 +406,15 @@ func (m *Metrics) register(meter metric.Meter) error {
 				}
 				return nil
 			}),
+		counter("consentgate_requests_refused_total", "Requests the public listener answered before any route saw them (an unreadable or oversized head, bad framing, a read timeout) and connections it turned away, by reason; routed hits are in consentgate_hits_total.", "{request}", m.observeRefused),
+		gauge("consentgate_public_connections", "Connections open on the public listener.", "{connection}", m.observePublicConns),
 		gauge("consentgate_consent_store_up", "1 if the consent store answered its last health check, else 0 (hits are then decided fail-closed).", "1", observeBool(&m.storeUp)),
 		counter("consentgate_telemetry_dropped_observations_total", "Observations ignored because an index was out of range (a caller bug).", "{observation}",
 			func(_ context.Context, o metric.Int64Observer) error {
 				o.Observe(clampInt64(m.dropped.Load()))
 				return nil
 			}),
+		m.registerIntegrity(meter),
 	)
 }
 

@@ -110,7 +110,9 @@ func (s *scraper) fetch() (scrape, error) {
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(s.url)
-	if err := s.client.DoTimeout(req, resp, 10*time.Second); err != nil {
+	// A guard against a hang, not a timing: 21k series under -race on a loaded
+	// machine took over 10 s once.
+	if err := s.client.DoTimeout(req, resp, 60*time.Second); err != nil {
 		return scrape{}, fmt.Errorf("GET %s: %w", s.url, err)
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
@@ -201,6 +203,22 @@ func baseline() map[string]float64 {
 		`consentgate_geoip_reload_errors_total`:                                        0,
 		`consentgate_geoip_last_reload_success_timestamp_seconds`:                      0,
 		`consentgate_geoip_database_build_timestamp_seconds`:                           0,
+		`consentgate_consent_store_bytes`:                                              0,
+		`consentgate_public_connections`:                                               0,
+	}
+	for label, names := range map[string][]string{
+		"consentgate_consent_snapshot_used_total{when=%q}":       {"no_record", "store_error", "newer_than_store", "id_proven"},
+		"consentgate_consent_snapshot_rejected_total{reason=%q}": {"malformed", "unknown_key", "forged", "expired", "future"},
+		"consentgate_rate_limited_total{limit=%q}":               {"consent_writes_ip", "consent_writes_net", "new_ids_ip", "new_ids_net", "hits_ip", "hits_net"},
+		"consentgate_consent_writes_refused_total{reason=%q}":    {"origin", "null_origin", "referer", "fetch_site"},
+		"consentgate_consent_ids_issued_total{why=%q}":           {"new_visitor", "unknown_id"},
+	} {
+		for _, n := range names {
+			s[fmt.Sprintf(label, n)] = 0
+		}
+	}
+	for _, r := range RefusalNames() {
+		s[fmt.Sprintf(`consentgate_requests_refused_total{reason=%q}`, r)] = 0
 	}
 	for _, src := range []string{"cache", "redis", "memory"} {
 		for _, res := range []string{"hit", "miss", "error"} {
@@ -341,6 +359,27 @@ func TestScrapeExactSeries(t *testing.T) {
 				s[`consentgate_consent_lookups_total{result="error",source="redis"}`] = 1
 				s[`consentgate_telemetry_dropped_observations_total`] = 1
 				s[`consentgate_consent_store_up`] = 1
+				return s
+			},
+		},
+		{
+			name: "refused requests and open connections",
+			record: func(t *testing.T, m *Metrics) {
+				m.Refused(RefusedHeaderTooLarge)
+				m.Refused(RefusedHeaderTooLarge)
+				m.Refused(RefusedTooManyConnections)
+				m.CountOverflow(func() uint64 { return 5 }) // the server's own refusals
+				m.Refused(numRefusals)                      // dropped
+				m.PublicConnOpened()
+				m.PublicConnOpened()
+				m.PublicConnClosed()
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_requests_refused_total{reason="header_too_large"}`] = 2
+				s[`consentgate_requests_refused_total{reason="too_many_connections"}`] = 6
+				s[`consentgate_telemetry_dropped_observations_total`] = 1
+				s[`consentgate_public_connections`] = 1
 				return s
 			},
 		},
@@ -585,6 +624,14 @@ func TestFamilyTypesAndHelp(t *testing.T) {
 		"consentgate_anonymise_salt_fallbacks_total":               dto.MetricType_COUNTER,
 		"consentgate_signal_errors_total":                          dto.MetricType_COUNTER,
 		"consentgate_anonymise_removed_total":                      dto.MetricType_COUNTER,
+		"consentgate_consent_snapshot_used_total":                  dto.MetricType_COUNTER,
+		"consentgate_consent_snapshot_rejected_total":              dto.MetricType_COUNTER,
+		"consentgate_rate_limited_total":                           dto.MetricType_COUNTER,
+		"consentgate_consent_writes_refused_total":                 dto.MetricType_COUNTER,
+		"consentgate_consent_ids_issued_total":                     dto.MetricType_COUNTER,
+		"consentgate_consent_store_bytes":                          dto.MetricType_GAUGE,
+		"consentgate_requests_refused_total":                       dto.MetricType_COUNTER,
+		"consentgate_public_connections":                           dto.MetricType_GAUGE,
 	}
 	for _, name := range slices.Sorted(maps.Keys(got)) {
 		typ, ok := want[name]

@@ -30,7 +30,7 @@ var version = "dev"
 const usage = `consentgate: a consent-aware tracking proxy
 
 Usage:
-  consentgate serve [--config FILE]
+  consentgate serve [--config FILE] [--drain-delay D] [--reload-timeout D]
   consentgate check --config FILE
   consentgate explain [--config FILE] --url URL [--method M] [--header 'K: V']... [--remote-addr IP] [--body B | --body-file FILE]
   consentgate version
@@ -97,6 +97,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML config file (default: embedded defaults)")
 	drain := fs.Duration("drain-delay", 5*time.Second, "how long /readyz fails before the listeners close on SIGTERM")
+	reloadTimeout := fs.Duration("reload-timeout", 30*time.Second, "how long a SIGHUP reload may take to read the config before it is abandoned")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -141,7 +142,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			return 1
 		case s := <-sig:
 			if s == syscall.SIGHUP {
-				srv.Reload() // logs and counts its own outcome
+				// In its own goroutine: a reload that hangs reading the config must not
+				// keep this loop from taking SIGTERM. It logs and counts its own outcome.
+				srv.StartReload(*reloadTimeout)
 				continue
 			}
 			log.Info("draining", "signal", s.String(), "delay", drain.String())
@@ -177,6 +180,9 @@ func defaultsInForce(cfg *config.Config, path string) [][2]string {
 	if cfg.Anonymise.Secret == "" {
 		out = append(out, [2]string{"anonymise.secret", "random per process: hashed IDs differ between instances"})
 	}
+	if len(cfg.Consent.Snapshot.Keys) == 0 {
+		out = append(out, [2]string{"consent.snapshot.keys", "random per process: consent snapshots in cookies do not survive a restart and other instances cannot verify them"})
+	}
 	out = append(out, [2]string{"catalogue", "built-in: " + strings.Join(rules.VendorNames(), ", ")})
 	out = append(out, [2]string{"policy", "built-in decision table"})
 	return out
@@ -193,29 +199,36 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "check: --config FILE is required")
 		return 2
 	}
-	if err := checkConfig(*cfgPath); err != nil {
+	warnings, err := checkConfig(*cfgPath)
+	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return 1
+	}
+	// Warnings do not fail the check: each is a setting some deployments need
+	// (README "Configuration guards"). serve logs the same lines at start.
+	for _, w := range warnings {
+		fmt.Fprintln(stdout, "warning: "+w.String())
 	}
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }
 
 // checkConfig does what serve does with a config short of listening and opening the
-// consent store: load it, compile it, and open the GeoIP database it names.
-func checkConfig(path string) error {
+// consent store: load it, compile it, and open the GeoIP database it names. It returns
+// the config's warnings.
+func checkConfig(path string) ([]config.Problem, error) {
 	cfg, err := loadConfig(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := rules.Compile(cfg, rules.CompileOptions{}); err != nil {
-		return err
+		return nil, err
 	}
 	loc, err := geo.NewLocator(cfg.Geo.Database)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return loc.Close()
+	return cfg.Warnings, loc.Close()
 }
 
 type headerFlags []string

@@ -296,3 +296,161 @@ func TestCheckRefusesWeakSecrets(t *testing.T) {
 		}
 	}
 }
+
+// serveProcess is a running `consentgate serve` and its JSON log lines.
+type serveProcess struct {
+	cmd           *exec.Cmd
+	lines         chan map[string]any
+	public, admin string
+}
+
+// startServe starts serve with args on free loopback ports and waits for both
+// listeners; the log lines before them are in seen.
+func startServe(t *testing.T, args ...string) (p *serveProcess, seen []map[string]any) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), "CONSENTGATE_LISTEN=127.0.0.1:0", "CONSENTGATE_ADMIN_LISTEN=127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	p = &serveProcess{cmd: cmd, lines: make(chan map[string]any, 100)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				p.lines <- m
+			}
+		}
+		close(p.lines)
+	}()
+	deadline := time.After(10 * time.Second)
+	for p.public == "" || p.admin == "" {
+		select {
+		case m, ok := <-p.lines:
+			if !ok {
+				t.Fatal("serve exited early")
+			}
+			seen = append(seen, m)
+			if m["msg"] == "listening" {
+				if m["listener"] == "public" {
+					p.public = m["addr"].(string)
+				} else {
+					p.admin = m["addr"].(string)
+				}
+			}
+		case <-deadline:
+			t.Fatal("serve did not start listening")
+		}
+	}
+	return p, seen
+}
+
+// TestSIGTERMWinsOverAHungReload: SIGHUP while the config path blocks on read (a FIFO
+// nobody writes) leaves the process answering signals: a second SIGHUP is refused while
+// the first runs, the reload is abandoned after --reload-timeout with the last good
+// config in force (and counted), and SIGTERM drains and exits 0 although the read is
+// still blocked.
+func TestSIGTERMWinsOverAHungReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "consentgate.yaml")
+	if err := os.WriteFile(path, []byte("log_level: info\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startServe(t, "--config", path, "--drain-delay", "100ms", "--reload-timeout", "1s")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	// Signals sent close together can merge into one, so SIGHUP is repeated until the
+	// process says it refused one: proof the first reload is still hanging.
+	ignored := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ignored:
+				return
+			case <-time.After(100 * time.Millisecond):
+				p.cmd.Process.Signal(syscall.SIGHUP)
+			}
+		}
+	}()
+	waitFor(t, p.lines, "reload requested while one is still running; ignored")
+	close(ignored)
+	waitFor(t, p.lines, "reload timed out reading the config, keeping the last good config")
+	r, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if !strings.Contains(string(body), "consentgate_config_last_reload_successful 0") {
+		t.Errorf("the abandoned reload is not counted as failed:\n%s", grepLines(string(body), "reload"))
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP) // a new reload, hung as well
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, p.lines, "draining")
+	waitFor(t, p.lines, "stopped")
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
+
+// TestConfigWarnings: check prints a warning per risky setting with its position and
+// still passes; serve logs the same warnings at start. A setting that is refused fails
+// check.
+func TestConfigWarnings(t *testing.T) {
+	open := writeFile(t, "open.yaml", "admin_listen: \"0.0.0.0:9090\"\ntrusted_proxies: [\"8.0.0.0/8\"]\n")
+	out, code := runCmd(t, nil, "check", "--config", open)
+	if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "ok") {
+		t.Errorf("check with warnings: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"warning: " + open + ":1:15: admin_listen: ", "warning: " + open + ":2:19: trusted_proxies.0: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+
+	readable := writeFile(t, "readable.yaml", "anonymise:\n  secret: \"Qm8Rz3Lw6Xv1Kc9Tn4Hb7Pj2Fs5Dy0Gk\"\n")
+	if err := os.Chmod(readable, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCmd(t, nil, "check", "--config", readable)
+	if code != 0 || !strings.Contains(out, "warning: "+readable+": readable by every user") || strings.Contains(out, "Qm8Rz3") {
+		t.Errorf("check of a world-readable file with a secret: exit %d\n%s", code, out)
+	}
+	_, seen := startServe(t, "--config", readable)
+	logged := false
+	for _, m := range seen {
+		if m["msg"] == "config warning" && m["level"] == "WARN" && strings.Contains(m["problem"].(string), "readable by every user") {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("serve did not log the warning at start: %v", seen)
+	}
+
+	whole := writeFile(t, "whole.yaml", "trusted_proxies: [\"0.0.0.0/0\"]\n")
+	if out, code := runCmd(t, nil, "check", "--config", whole); code != 1 || !strings.Contains(out, whole+":1:19: trusted_proxies.0: \"0.0.0.0/0\" covers all or much of the Internet") {
+		t.Errorf("check of trusted_proxies 0.0.0.0/0: exit %d\n%s", code, out)
+	}
+}
+
+func grepLines(text, word string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -82,6 +82,18 @@ func checkAnonymiseSecret(s string) error {
 	return checkSecretStrength(s, "with a day's salt it lets anyone test client IDs against that day's pseudonyms")
 }
 
+// checkSnapshotKey: a key of the consent snapshot signs what hits are decided by when the
+// store cannot say; a guessable one lets anyone mint a consent.
+func checkSnapshotKey(s string) error {
+	if err := checkSecretStrength(s, "with it anyone can sign a consent snapshot that grants"); err != nil {
+		return err
+	}
+	if strings.Contains(s, ",") {
+		return errors.New("must not contain a comma: CONSENTGATE_CONSENT_SNAPSHOT_KEYS separates keys with commas")
+	}
+	return nil
+}
+
 func checkLogLevel(s string) error {
 	levels := []string{"debug", "info", "warn", "error"}
 	if !slices.Contains(levels, s) {
@@ -199,7 +211,10 @@ func checkTrustedProxy(s string) error {
 	t := strings.TrimSpace(s)
 	var err error
 	if strings.Contains(t, "/") {
-		_, err = netip.ParsePrefix(t)
+		var p netip.Prefix
+		if p, err = netip.ParsePrefix(t); err == nil {
+			return checkNotWholeInternet(s, p)
+		}
 	} else if a, perr := netip.ParseAddr(t); perr != nil {
 		err = perr
 	} else if a.Zone() != "" {

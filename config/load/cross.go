@@ -3,6 +3,8 @@ package load
 import (
 	"strconv"
 	"strings"
+
+	"github.com/consentgate/consentgate/config"
 )
 
 // redisChecks are the rules among consent.redis values. Only addrs depends on the store:
@@ -42,6 +44,12 @@ func (d *decoder) redisChecks() {
 		}
 		d.problemAt("consent.redis.db", "consent.redis.db: must be 0 %s", why)
 	}
+	// A write's budget below a hit's would bring back the failed saves it exists to end.
+	if r.WriteTimeout < r.Timeout && d.valid("consent.redis.write_timeout", "consent.redis.timeout") {
+		d.problemAtFirst([]string{"consent.redis.write_timeout", "consent.redis.timeout"},
+			"consent.redis.write_timeout: %s%s is less than consent.redis.timeout (%s): a consent write must not have a smaller budget than a hit's lookup",
+			fmtDuration(r.WriteTimeout), d.ifDefault("consent.redis.write_timeout"), fmtDuration(r.Timeout))
+	}
 	if r.PoolSize > 0 && r.MinIdleConns > r.PoolSize && d.valid("consent.redis.pool_size") {
 		d.problemAtFirst([]string{"consent.redis.min_idle_conns", "consent.redis.pool_size"},
 			"consent.redis.min_idle_conns: %d is more than consent.redis.pool_size (%d)", r.MinIdleConns, r.PoolSize)
@@ -75,9 +83,36 @@ func (d *decoder) crossChecks() {
 			"consent.receipts.ttl: %s%s is less than consent.ttl (%s): the proof of a consent must outlive the consent",
 			fmtDuration(r.TTL), d.ifDefault("consent.receipts.ttl"), fmtDuration(c.TTL))
 	}
+	// A key listed twice is a copy-paste slip, and would leave two keys with one key ID.
+	first := map[string]int{}
+	for i, k := range c.Snapshot.Keys {
+		if j, dup := first[k]; dup {
+			sub := "consent.snapshot.keys." + strconv.Itoa(i)
+			d.problemAtFirst([]string{sub, "consent.snapshot.keys"}, "%s: the same key as consent.snapshot.keys.%d (not repeated here); list each key once", sub, j)
+			continue
+		}
+		first[k] = i
+	}
+	d.limitChecks()
 	// Replacing the built-in jurisdictions with nothing puts every visitor in "other",
 	// where no consent rules apply: fail closed rather than track Europe without consent.
 	if j := d.cfg.Jurisdictions; j.Replace && len(j.Groups) == 0 {
 		d.problemAt("jurisdictions.replace", "jurisdictions.replace: true with no groups would apply no consent rules anywhere; configure jurisdictions.groups")
+	}
+}
+
+// limitChecks: a bucket's burst is what a client may do at once after a quiet spell; a
+// limit on the network below the one on each of its addresses would make the address
+// limit meaningless and cut off a NAT first.
+func (d *decoder) limitChecks() {
+	for _, l := range []struct {
+		name string
+		r    config.RateLimits
+	}{{"consent_writes", d.cfg.Limits.ConsentWrites}, {"new_ids", d.cfg.Limits.NewIDs}, {"hits", d.cfg.Limits.Hits}} {
+		ip, net := "limits."+l.name+".per_ip.per_minute", "limits."+l.name+".per_net.per_minute"
+		if l.r.PerIP.PerMinute > 0 && l.r.PerNet.PerMinute > 0 && l.r.PerNet.PerMinute < l.r.PerIP.PerMinute && d.valid(ip, net) {
+			d.problemAtFirst([]string{net, ip}, "%s: %d%s is less than %s (%d): a /24 or /48 holds many addresses, so its limit is at least one address's",
+				net, l.r.PerNet.PerMinute, d.ifDefault(net), ip, l.r.PerIP.PerMinute)
+		}
 	}
 }

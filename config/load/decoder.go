@@ -408,8 +408,13 @@ func (d *decoder) checkName(s, what string, names []string) error {
 func (d *decoder) setList(lk *listKey, path string, v *yaml.Node) {
 	var items []string
 	d.list(v, path, lk.want, func(_ int, sub, s string, it *yaml.Node) {
+		secret := d.markSecret(sub, it)
 		if err := lk.check(s); err != nil {
+			i := len(d.problems)
 			d.errorf(it, "%s: %v", sub, err)
+			if secret && len(d.problems) > i {
+				delete(d.about, i) // the checks of a secret never repeat it: keep the message
+			}
 		}
 		items = append(items, s)
 	})

@@ -21,6 +21,12 @@ const maxTTL = 760 * day
 // long as a claim about it can be brought, not forever.
 const maxReceiptsTTL = 3650 * day
 
+// maxListenerTimeout bounds read_timeout and write_timeout. A request or response that
+// takes longer is a stalled client, and every such connection holds a read buffer
+// (max_header_size) and a goroutine for as long as the timeout lets it: an unbounded
+// timeout is a slowloris's best friend.
+const maxListenerTimeout = 5 * time.Minute
+
 // scalarKey is a config value written as one YAML scalar. The file and the environment
 // both set it through set, so a value is validated the same way wherever it comes from.
 type scalarKey struct {
@@ -53,10 +59,23 @@ var scalarKeys = []scalarKey{
 	{"listen", "host:port", func(c *config.Config, s string) error { return setString(&c.Listen, s, checkHostPort) }},
 	{"admin_listen", "host:port", func(c *config.Config, s string) error { return setString(&c.AdminListen, s, checkHostPort) }},
 	{"admin_token", "a token", func(c *config.Config, s string) error { return setString(&c.AdminToken, s, checkAdminToken) }},
-	{"read_timeout", "a duration", func(c *config.Config, s string) error { return setDuration(&c.ReadTimeout, s, 0) }},
-	{"write_timeout", "a duration", func(c *config.Config, s string) error { return setDuration(&c.WriteTimeout, s, 0) }},
+	{"read_timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.ReadTimeout, s, 100*time.Millisecond, maxListenerTimeout)
+	}},
+	{"write_timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.WriteTimeout, s, 100*time.Millisecond, maxListenerTimeout)
+	}},
 	{"max_body_size", "a number of bytes", func(c *config.Config, s string) error {
 		return setInt(&c.MaxBodySize, s, 1<<10, 10<<20, " (1 KiB..10 MiB)")
+	}},
+	{"idle_timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.IdleTimeout, s, time.Second, time.Hour)
+	}},
+	{"max_header_size", "a number of bytes", func(c *config.Config, s string) error {
+		return setInt(&c.MaxHeaderSize, s, 4<<10, 1<<20, " (4 KiB..1 MiB)")
+	}},
+	{"max_conns_per_ip", "a number", func(c *config.Config, s string) error {
+		return setInt(&c.MaxConnsPerIP, s, 0, 1_000_000, " (0 = no cap)")
 	}},
 	{"log_level", "a log level", func(c *config.Config, s string) error { return setString(&c.LogLevel, s, checkLogLevel) }},
 	{"geo.database", "a file path", func(c *config.Config, s string) error { return setString(&c.Geo.Database, s, checkDatabase) }},
@@ -96,6 +115,9 @@ var scalarKeys = []scalarKey{
 	{"consent.redis.key_prefix", "a key prefix", func(c *config.Config, s string) error {
 		return setString(&c.Consent.Redis.KeyPrefix, s, checkKeyPrefix)
 	}},
+	{"consent.redis.write_timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.Consent.Redis.WriteTimeout, s, time.Millisecond, time.Minute)
+	}},
 	{"consent.cache.ttl", "a duration", func(c *config.Config, s string) error {
 		return setDurationIn(&c.Consent.Cache.TTL, s, 0, time.Hour)
 	}},
@@ -105,13 +127,26 @@ var scalarKeys = []scalarKey{
 	{"consent.cache.max_entries", "a number", func(c *config.Config, s string) error {
 		return setInt(&c.Consent.Cache.MaxEntries, s, 1000, maxInt, "")
 	}},
+	{"consent.cache.max_bytes", "a number of bytes", func(c *config.Config, s string) error {
+		return setInt(&c.Consent.Cache.MaxBytes, s, 1<<20, 1<<40, " (1 MiB..1 TiB)")
+	}},
 	{"consent.receipts.max_len", "a number", func(c *config.Config, s string) error {
 		return setInt(&c.Consent.Receipts.MaxLen, s, 1, 10_000, "")
 	}},
 	{"consent.receipts.ttl", "a duration", func(c *config.Config, s string) error {
 		return setDurationIn(&c.Consent.Receipts.TTL, s, 0, maxReceiptsTTL)
 	}},
-	{"upstream.timeout", "a duration", func(c *config.Config, s string) error { return setDuration(&c.Upstream.Timeout, s, 0) }},
+	// At least two of the largest receipts (a TC string of 4 KiB and the rest), so that a
+	// write never trims the receipt before it.
+	{"consent.receipts.max_bytes", "a number of bytes", func(c *config.Config, s string) error {
+		return setInt(&c.Consent.Receipts.MaxBytes, s, 16<<10, 16<<20, " (16 KiB..16 MiB)")
+	}},
+	{"consent.max_bytes", "a number of bytes", func(c *config.Config, s string) error {
+		return setInt(&c.Consent.MaxBytes, s, 16<<20, 1<<40, " (16 MiB..1 TiB)")
+	}},
+	{"upstream.timeout", "a duration", func(c *config.Config, s string) error {
+		return setDurationIn(&c.Upstream.Timeout, s, time.Millisecond, time.Minute)
+	}},
 	{"upstream.max_conns", "a number", func(c *config.Config, s string) error {
 		return setInt(&c.Upstream.MaxConns, s, 1, 100_000, "")
 	}},
@@ -139,6 +174,38 @@ var scalarKeys = []scalarKey{
 	{"telemetry.decision_log.sample_ratio", "a ratio from 0 to 1", func(c *config.Config, s string) error {
 		return setRatio(&c.Telemetry.DecisionLog.SampleRatio, s)
 	}},
+	{"limits.max_clients", "a number", func(c *config.Config, s string) error {
+		return setInt(&c.Limits.MaxClients, s, 1024, 1<<26, " (clients tracked per limiter)")
+	}},
+}
+
+// rateLimitKeys are the scalar keys of the limits.* buckets, made once per bucket.
+func init() {
+	for _, l := range []struct {
+		name string
+		lim  func(c *config.Config) *config.RateLimits
+	}{
+		{"consent_writes", func(c *config.Config) *config.RateLimits { return &c.Limits.ConsentWrites }},
+		{"new_ids", func(c *config.Config) *config.RateLimits { return &c.Limits.NewIDs }},
+		{"hits", func(c *config.Config) *config.RateLimits { return &c.Limits.Hits }},
+	} {
+		for _, w := range []struct {
+			name string
+			one  func(r *config.RateLimits) *config.RateLimit
+		}{
+			{"per_ip", func(r *config.RateLimits) *config.RateLimit { return &r.PerIP }},
+			{"per_net", func(r *config.RateLimits) *config.RateLimit { return &r.PerNet }},
+		} {
+			base := "limits." + l.name + "." + w.name
+			scalarKeys = append(scalarKeys,
+				scalarKey{base + ".per_minute", "a number per minute", func(c *config.Config, s string) error {
+					return setInt(&w.one(l.lim(c)).PerMinute, s, 0, 100_000_000, " (0 = no limit)")
+				}},
+				scalarKey{base + ".burst", "a number", func(c *config.Config, s string) error {
+					return setInt(&w.one(l.lim(c)).Burst, s, 1, 100_000_000, "")
+				}})
+		}
+	}
 }
 
 // setRatio parses a share from 0 to 1.
@@ -168,6 +235,7 @@ var listKeys = []listKey{
 	{"anonymise.path_templates", "path templates", checkPathTemplate, func(c *config.Config) *[]string { return &c.Anonymise.PathTemplates }},
 	{"anonymise.site_hosts", "host names", checkSiteHost, func(c *config.Config) *[]string { return &c.Anonymise.SiteHosts }},
 	{"consent.redis.addrs", "host:port addresses", checkRedisAddr, func(c *config.Config) *[]string { return &c.Consent.Redis.Addrs }},
+	{"consent.snapshot.keys", "secrets", checkSnapshotKey, func(c *config.Config) *[]string { return &c.Consent.Snapshot.Keys }},
 }
 
 const maxInt = int(^uint(0) >> 1)

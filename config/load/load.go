@@ -1,6 +1,7 @@
 package load
 
 import (
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -23,7 +24,7 @@ type Loader struct {
 // file:line:col of the offending key or value. Relative paths in the file (geo.database)
 // are relative to the working directory, as they would be on the command line.
 func (l *Loader) Load(path string) (*config.Config, error) {
-	data, err := os.ReadFile(path)
+	data, info, err := readConfig(path)
 	if err != nil {
 		msg := err.Error()
 		if pe, ok := err.(*fs.PathError); ok {
@@ -31,40 +32,60 @@ func (l *Loader) Load(path string) (*config.Config, error) {
 		}
 		return nil, &config.Error{Problems: []config.Problem{{Pos: config.Pos{File: path}, Msg: msg}}}
 	}
-	return l.LoadBytes(path, data)
+	return l.load(path, data, info)
+}
+
+// readConfig reads the file and, from the same open file, its mode (guards.go warns about
+// a file every user can read that holds secrets).
+func readConfig(path string) ([]byte, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := io.ReadAll(f)
+	return data, info, err
 }
 
 // LoadBytes is Load on in-memory YAML; name is the file name used in positions.
 func (l *Loader) LoadBytes(name string, data []byte) (*config.Config, error) {
-	return l.load(name, data)
+	return l.load(name, data, nil)
 }
 
 // Default returns the built-in defaults, what `consentgate serve` runs on without
 // --config, with CONSENTGATE_* environment overrides applied.
 func (l *Loader) Default() (*config.Config, error) {
-	return l.load("(default)", nil)
+	return l.load("(default)", nil, nil)
 }
 
 // defaultConfig holds the documented defaults; decoding overwrites what the file sets, so
 // an explicit value (even a bad one, such as 0s) is never mistaken for "unset".
 func defaultConfig() *config.Config {
 	return &config.Config{
-		Listen:       ":8080",
-		AdminListen:  "127.0.0.1:9090",
-		ReadTimeout:  5 * time.Second,
-		WriteTimeout: 5 * time.Second,
-		MaxBodySize:  64 << 10,
-		LogLevel:     "info",
-		Geo:          config.GeoConfig{UnknownRegime: "opt_in"},
+		Listen:        ":8080",
+		AdminListen:   "127.0.0.1:9090",
+		ReadTimeout:   5 * time.Second,
+		WriteTimeout:  5 * time.Second,
+		MaxBodySize:   64 << 10,
+		IdleTimeout:   60 * time.Second,
+		MaxHeaderSize: 32 << 10,
+		MaxConnsPerIP: 256,
+		LogLevel:      "info",
+		Geo:           config.GeoConfig{UnknownRegime: "opt_in"},
 		Consent: config.ConsentConfig{
 			Store:        "memory",
 			OnStoreError: "deny",
 			Cookie:       "cg_id",
 			TTL:          395 * day,
 			MaxEntries:   1_000_000,
-			Redis:        config.RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:"},
-			Cache:        config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100_000},
-			Receipts:     config.ReceiptsConfig{MaxLen: 100, TTL: 790 * day},
+			Redis:        config.RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:", WriteTimeout: 250 * time.Millisecond},
+			Cache:        config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100_000, MaxBytes: 64 << 20},
+			Receipts:     config.ReceiptsConfig{MaxLen: 100, TTL: 790 * day, MaxBytes: 64 << 10},
+			MaxBytes:     256 << 20,
 		},
 		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
@@ -73,11 +94,34 @@ func defaultConfig() *config.Config {
 			OTLP:   config.OTLPConfig{Interval: 30 * time.Second},
 			Traces: config.TracesConfig{SampleRatio: 0.01},
 		},
-		Pos: map[string]config.Pos{},
+		Limits: DefaultLimits(),
+		Pos:    map[string]config.Pos{},
 	}
 }
 
-func (l *Loader) load(name string, data []byte) (*config.Config, error) {
+// DefaultLimits are limits no real visitor reaches, even behind a company's or a mobile
+// carrier's NAT: a visitor writes consent a few times a session and gets one ID, ever.
+// The consent API's flood (thousands of new IDs a second from one address) is cut to a
+// trickle; hits are not limited unless configured.
+func DefaultLimits() config.LimitsConfig {
+	return config.LimitsConfig{
+		ConsentWrites: config.RateLimits{
+			PerIP:  config.RateLimit{PerMinute: 600, Burst: 200},
+			PerNet: config.RateLimit{PerMinute: 6000, Burst: 2000},
+		},
+		NewIDs: config.RateLimits{
+			PerIP:  config.RateLimit{PerMinute: 300, Burst: 100},
+			PerNet: config.RateLimit{PerMinute: 3000, Burst: 1000},
+		},
+		Hits: config.RateLimits{
+			PerIP:  config.RateLimit{Burst: 1000},
+			PerNet: config.RateLimit{Burst: 10000},
+		},
+		MaxClients: 65536,
+	}
+}
+
+func (l *Loader) load(name string, data []byte, info fs.FileInfo) (*config.Config, error) {
 	env := l.Getenv
 	if env == nil {
 		env = os.Getenv
@@ -92,5 +136,7 @@ func (l *Loader) load(name string, data []byte) (*config.Config, error) {
 	if len(d.problems) > 0 {
 		return nil, &config.Error{Problems: sortProblems(d.problems)}
 	}
+	d.warnings(info)
+	d.cfg.Warnings = sortProblems(d.cfg.Warnings)
 	return d.cfg, nil
 }

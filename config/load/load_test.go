@@ -158,6 +158,9 @@ func TestLoadGoodFull(t *testing.T) {
 		ReadTimeout:    3 * time.Second,
 		WriteTimeout:   90 * time.Second,
 		MaxBodySize:    131072,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderSize:  65536,
+		MaxConnsPerIP:  64,
 		AllowedOrigins: []string{"https://www.example.com", "http://localhost:3000"},
 		LogLevel:       "debug",
 		Geo:            config.GeoConfig{Database: "../../testdata/geoip/GeoIP2-City-Test.mmdb", UnknownRegime: "opt_out"},
@@ -176,10 +179,12 @@ func TestLoadGoodFull(t *testing.T) {
 				Addrs:    []string{"10.0.0.5:26379", "sentinel-2.internal:26379"},
 				Username: "consentgate", Password: "redis-pass-0123", DB: 2, TLS: true,
 				MasterName: "consent-master", Timeout: 20 * time.Millisecond,
-				PoolSize: 64, MinIdleConns: 8, KeyPrefix: "cg:prod:",
+				PoolSize: 64, MinIdleConns: 8, KeyPrefix: "cg:prod:", WriteTimeout: 500 * time.Millisecond,
 			},
-			Cache:    config.ConsentCacheConfig{TTL: 30 * time.Second, NegativeTTL: 2 * time.Second, MaxEntries: 20000},
-			Receipts: config.ReceiptsConfig{MaxLen: 25, TTL: 400 * 24 * time.Hour},
+			Cache:    config.ConsentCacheConfig{TTL: 30 * time.Second, NegativeTTL: 2 * time.Second, MaxEntries: 20000, MaxBytes: 2 << 20},
+			Receipts: config.ReceiptsConfig{MaxLen: 25, TTL: 400 * 24 * time.Hour, MaxBytes: 32 << 10},
+			MaxBytes: 32 << 20,
+			Snapshot: config.SnapshotConfig{Keys: []string{"Qm7Tz2Kv9Wx4Lc8Rn3Hb6Pd", "Jy5Fs1Ng8Vk3Xq7Mz2Bw4Ct"}},
 		},
 		Upstream: config.UpstreamConfig{Timeout: 2500 * time.Millisecond, MaxConns: 64},
 		Upstreams: map[string]string{
@@ -203,9 +208,9 @@ func TestLoadGoodFull(t *testing.T) {
 			Vendors: map[string]config.PolicyTable{"matomo": {"opt_in": {"unset": {"statistics": "forward"}}}},
 		},
 		Routes: []config.RouteConfig{
-			{Path: "/ads/*", Endpoint: "google_ads_conversion", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 96, Col: 5}},
-			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 98, Col: 5}},
-			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 101, Col: 5}},
+			{Path: "/ads/*", Endpoint: "google_ads_conversion", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 102, Col: 5}},
+			{Path: "/g/collect", Host: "t.example.com", Endpoint: "ga4_collect", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 104, Col: 5}},
+			{Path: "/tr", Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 107, Col: 5}},
 		},
 		Signals: config.SignalsConfig{
 			TCF: config.TCFConfig{
@@ -220,6 +225,12 @@ func TestLoadGoodFull(t *testing.T) {
 			OTLP:        config.OTLPConfig{Endpoint: "https://otel.example.com:4318", Headers: map[string]string{"x-api-key": "k-123"}, Interval: 15 * time.Second},
 			Traces:      config.TracesConfig{Enabled: true, SampleRatio: 0.25},
 			DecisionLog: config.DecisionLogConfig{SampleRatio: 0.001},
+		},
+		Limits: config.LimitsConfig{
+			ConsentWrites: config.RateLimits{PerIP: config.RateLimit{PerMinute: 60, Burst: 20}, PerNet: config.RateLimit{PerMinute: 600, Burst: 300}},
+			NewIDs:        config.RateLimits{PerIP: config.RateLimit{PerMinute: 30, Burst: 10}, PerNet: config.RateLimit{PerMinute: 300, Burst: 100}},
+			Hits:          config.RateLimits{PerIP: config.RateLimit{PerMinute: 6000, Burst: 600}, PerNet: config.RateLimit{PerMinute: 60000, Burst: 6000}},
+			MaxClients:    4096,
 		},
 	}
 	checkConfig(t, cfg, want)
@@ -236,14 +247,14 @@ func TestLoadGoodFull(t *testing.T) {
 		"consent.redis":                                 "testdata/config/good/full.yaml:42:3",
 		"consent.redis.addrs.1":                         "testdata/config/good/full.yaml:45:31",
 		"consent.redis.db":                              "testdata/config/good/full.yaml:48:9",
-		"consent.cache.negative_ttl":                    "testdata/config/good/full.yaml:57:19",
-		"consent.receipts.ttl":                          "testdata/config/good/full.yaml:61:10",
-		"upstreams.matomo":                              "testdata/config/good/full.yaml:69:11",
-		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:76:25",
-		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:84:19",
-		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:93:23",
-		"routes.1":                                      "testdata/config/good/full.yaml:98:5",
-		"routes.1.host":                                 "testdata/config/good/full.yaml:99:11",
+		"consent.cache.negative_ttl":                    "testdata/config/good/full.yaml:58:19",
+		"consent.receipts.ttl":                          "testdata/config/good/full.yaml:63:10",
+		"upstreams.matomo":                              "testdata/config/good/full.yaml:75:11",
+		"anonymise.allow.ga4.1":                         "testdata/config/good/full.yaml:82:25",
+		"policy.opt_in.unset.statistics":                "testdata/config/good/full.yaml:90:19",
+		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:99:23",
+		"routes.1":                                      "testdata/config/good/full.yaml:104:5",
+		"routes.1.host":                                 "testdata/config/good/full.yaml:105:11",
 	})
 }
 
@@ -273,6 +284,7 @@ func checkConfig(t *testing.T, got, want *config.Config) {
 	t.Helper()
 	g, w := *got, *want
 	g.Pos, w.Pos = nil, nil
+	g.Warnings, w.Warnings = nil, nil // TestLoadWarnGolden
 	if !reflect.DeepEqual(g, w) {
 		t.Errorf("config differs:\n got %+v\nwant %+v", g, w)
 	}
@@ -342,6 +354,10 @@ func TestConfigKeys(t *testing.T) {
 		{otlpKeys, config.OTLPConfig{}},
 		{tracesKeys, config.TracesConfig{}},
 		{decisionLogKeys, config.DecisionLogConfig{}},
+		{snapshotKeys, config.SnapshotConfig{}},
+		{limitsKeys, config.LimitsConfig{}},
+		{rateLimitsKeys, config.RateLimits{}},
+		{rateLimitKeys, config.RateLimit{}},
 	} {
 		typ := reflect.TypeOf(c.typ)
 		var tags []string
@@ -358,7 +374,12 @@ func TestConfigKeys(t *testing.T) {
 		"consent": consentKeys, "consent.redis": redisKeys, "consent.cache": consentCacheKeys,
 		"consent.receipts": receiptsKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys,
 		"signals.tcf": tcfKeys, "server_side": serverSideKeys, "signals.cmp": cmpKeys, "telemetry.otlp": otlpKeys, "telemetry.traces": tracesKeys,
-		"telemetry.decision_log": decisionLogKeys}
+		"telemetry.decision_log": decisionLogKeys, "consent.snapshot": snapshotKeys, "limits": limitsKeys}
+	for _, l := range []string{"consent_writes", "new_ids", "hits"} {
+		for _, w := range rateLimitsKeys {
+			sections["limits."+l+"."+w] = rateLimitKeys
+		}
+	}
 	var tableKeys []string
 	for _, sk := range scalarKeys {
 		tableKeys = append(tableKeys, sk.key)
@@ -387,13 +408,15 @@ func TestDefault(t *testing.T) {
 		Listen: ":8080", AdminListen: "127.0.0.1:9090",
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		MaxBodySize: 65536, LogLevel: "info",
+		IdleTimeout: time.Minute, MaxHeaderSize: 32768, MaxConnsPerIP: 256,
 		Geo: config.GeoConfig{UnknownRegime: "opt_in"},
 		Consent: config.ConsentConfig{Store: "memory", OnStoreError: "deny", Cookie: "cg_id", TTL: 9480 * time.Hour,
-			MaxEntries: 1000000,
-			Redis:      config.RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:"},
-			Cache:      config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100000},
-			Receipts:   config.ReceiptsConfig{MaxLen: 100, TTL: 790 * 24 * time.Hour},
+			MaxEntries: 1000000, MaxBytes: 256 << 20,
+			Redis:    config.RedisConfig{Timeout: 5 * time.Millisecond, KeyPrefix: "consentgate:", WriteTimeout: 250 * time.Millisecond},
+			Cache:    config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100000, MaxBytes: 64 << 20},
+			Receipts: config.ReceiptsConfig{MaxLen: 100, TTL: 790 * 24 * time.Hour, MaxBytes: 64 << 10},
 		},
+		Limits:    defaultLimitsForTest,
 		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
 		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48, FreeText: "scrub"},
@@ -410,6 +433,7 @@ func TestEnvNames(t *testing.T) {
 	want := []string{
 		"CONSENTGATE_LISTEN", "CONSENTGATE_ADMIN_LISTEN", "CONSENTGATE_ADMIN_TOKEN",
 		"CONSENTGATE_READ_TIMEOUT", "CONSENTGATE_WRITE_TIMEOUT", "CONSENTGATE_MAX_BODY_SIZE",
+		"CONSENTGATE_IDLE_TIMEOUT", "CONSENTGATE_MAX_HEADER_SIZE", "CONSENTGATE_MAX_CONNS_PER_IP",
 		"CONSENTGATE_LOG_LEVEL", "CONSENTGATE_GEO_DATABASE", "CONSENTGATE_GEO_UNKNOWN_REGIME",
 		"CONSENTGATE_CONSENT_STORE", "CONSENTGATE_CONSENT_ON_STORE_ERROR", "CONSENTGATE_CONSENT_COOKIE",
 		"CONSENTGATE_CONSENT_COOKIE_DOMAIN", "CONSENTGATE_CONSENT_SECURE", "CONSENTGATE_CONSENT_TTL",
@@ -417,14 +441,23 @@ func TestEnvNames(t *testing.T) {
 		"CONSENTGATE_CONSENT_REDIS_USERNAME", "CONSENTGATE_CONSENT_REDIS_PASSWORD", "CONSENTGATE_CONSENT_REDIS_DB",
 		"CONSENTGATE_CONSENT_REDIS_TLS", "CONSENTGATE_CONSENT_REDIS_CLUSTER", "CONSENTGATE_CONSENT_REDIS_MASTER_NAME",
 		"CONSENTGATE_CONSENT_REDIS_TIMEOUT", "CONSENTGATE_CONSENT_REDIS_POOL_SIZE",
-		"CONSENTGATE_CONSENT_REDIS_MIN_IDLE_CONNS", "CONSENTGATE_CONSENT_REDIS_KEY_PREFIX",
+		"CONSENTGATE_CONSENT_REDIS_MIN_IDLE_CONNS", "CONSENTGATE_CONSENT_REDIS_KEY_PREFIX", "CONSENTGATE_CONSENT_REDIS_WRITE_TIMEOUT",
 		"CONSENTGATE_CONSENT_CACHE_TTL", "CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL", "CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES",
-		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN", "CONSENTGATE_CONSENT_RECEIPTS_TTL",
+		"CONSENTGATE_CONSENT_CACHE_MAX_BYTES",
+		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN", "CONSENTGATE_CONSENT_RECEIPTS_TTL", "CONSENTGATE_CONSENT_RECEIPTS_MAX_BYTES",
+		"CONSENTGATE_CONSENT_MAX_BYTES",
 		"CONSENTGATE_UPSTREAM_TIMEOUT", "CONSENTGATE_UPSTREAM_MAX_CONNS", "CONSENTGATE_ANONYMISE_SECRET",
 		"CONSENTGATE_ANONYMISE_IPV6_PREFIX", "CONSENTGATE_ANONYMISE_FREE_TEXT",
+		"CONSENTGATE_LIMITS_MAX_CLIENTS",
+		"CONSENTGATE_LIMITS_CONSENT_WRITES_PER_IP_PER_MINUTE", "CONSENTGATE_LIMITS_CONSENT_WRITES_PER_IP_BURST",
+		"CONSENTGATE_LIMITS_CONSENT_WRITES_PER_NET_PER_MINUTE", "CONSENTGATE_LIMITS_CONSENT_WRITES_PER_NET_BURST",
+		"CONSENTGATE_LIMITS_NEW_IDS_PER_IP_PER_MINUTE", "CONSENTGATE_LIMITS_NEW_IDS_PER_IP_BURST",
+		"CONSENTGATE_LIMITS_NEW_IDS_PER_NET_PER_MINUTE", "CONSENTGATE_LIMITS_NEW_IDS_PER_NET_BURST",
+		"CONSENTGATE_LIMITS_HITS_PER_IP_PER_MINUTE", "CONSENTGATE_LIMITS_HITS_PER_IP_BURST",
+		"CONSENTGATE_LIMITS_HITS_PER_NET_PER_MINUTE", "CONSENTGATE_LIMITS_HITS_PER_NET_BURST",
 		"CONSENTGATE_TRUSTED_PROXIES", "CONSENTGATE_SERVER_SIDE_TRUSTED_SENDERS", "CONSENTGATE_ALLOWED_ORIGINS", "CONSENTGATE_ANONYMISE_URL_PARAMS",
 		"CONSENTGATE_ANONYMISE_PATH_TEMPLATES", "CONSENTGATE_ANONYMISE_SITE_HOSTS",
-		"CONSENTGATE_CONSENT_REDIS_ADDRS",
+		"CONSENTGATE_CONSENT_REDIS_ADDRS", "CONSENTGATE_CONSENT_SNAPSHOT_KEYS",
 	}
 	if got := envKeys(); !slices.Equal(got, want) {
 		t.Errorf("env vars:\n got %v\nwant %v", got, want)
@@ -435,48 +468,59 @@ func TestEnvNames(t *testing.T) {
 // where the value came from.
 func TestEnvOverrides(t *testing.T) {
 	useEnv(t, map[string]string{
-		"CONSENTGATE_LISTEN":                       "127.0.0.1:8081",
-		"CONSENTGATE_ADMIN_LISTEN":                 ":0",
-		"CONSENTGATE_ADMIN_TOKEN":                  "Hb6Tq1zWm8Kx3Rc5Vn9Lp2Yd7F",
-		"CONSENTGATE_READ_TIMEOUT":                 "7s",
-		"CONSENTGATE_WRITE_TIMEOUT":                "8s",
-		"CONSENTGATE_MAX_BODY_SIZE":                "2048",
-		"CONSENTGATE_LOG_LEVEL":                    "warn",
-		"CONSENTGATE_GEO_DATABASE":                 "../../testdata/geoip/GeoIP2-Country-Test.mmdb",
-		"CONSENTGATE_GEO_UNKNOWN_REGIME":           "none",
-		"CONSENTGATE_CONSENT_STORE":                "redis",
-		"CONSENTGATE_CONSENT_ON_STORE_ERROR":       "unset",
-		"CONSENTGATE_CONSENT_COOKIE":               "__Host-id",
-		"CONSENTGATE_CONSENT_COOKIE_DOMAIN":        "",
-		"CONSENTGATE_CONSENT_SECURE":               "true",
-		"CONSENTGATE_CONSENT_TTL":                  "30d",
-		"CONSENTGATE_CONSENT_MAX_ENTRIES":          "2000",
-		"CONSENTGATE_CONSENT_REDIS_ADDRS":          "a.redis.internal:6379, b.redis.internal:6379,",
-		"CONSENTGATE_CONSENT_REDIS_USERNAME":       "env-user",
-		"CONSENTGATE_CONSENT_REDIS_PASSWORD":       "env-pass",
-		"CONSENTGATE_CONSENT_REDIS_DB":             "5",
-		"CONSENTGATE_CONSENT_REDIS_TLS":            "true",
-		"CONSENTGATE_CONSENT_REDIS_CLUSTER":        "false",
-		"CONSENTGATE_CONSENT_REDIS_MASTER_NAME":    "env-master",
-		"CONSENTGATE_CONSENT_REDIS_TIMEOUT":        "15ms",
-		"CONSENTGATE_CONSENT_REDIS_POOL_SIZE":      "20",
-		"CONSENTGATE_CONSENT_REDIS_MIN_IDLE_CONNS": "20",
-		"CONSENTGATE_CONSENT_REDIS_KEY_PREFIX":     "env:",
-		"CONSENTGATE_CONSENT_CACHE_TTL":            "10s",
-		"CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL":   "10s",
-		"CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES":    "3000",
-		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN":     "7",
-		"CONSENTGATE_CONSENT_RECEIPTS_TTL":         "30d",
-		"CONSENTGATE_UPSTREAM_TIMEOUT":             "1s",
-		"CONSENTGATE_UPSTREAM_MAX_CONNS":           "8",
-		"CONSENTGATE_ANONYMISE_SECRET":             "Zr5Nw9Qc2Lx7Tb4Mk8Hv3",
-		"CONSENTGATE_ANONYMISE_IPV6_PREFIX":        "40",
-		"CONSENTGATE_TRUSTED_PROXIES":              " 10.1.0.0/16, ,::1 ",
-		"CONSENTGATE_ALLOWED_ORIGINS":              "https://a.example.com,https://b.example.com:8443",
-		"CONSENTGATE_ANONYMISE_URL_PARAMS":         "x",
-		"CONSENTGATE_ANONYMISE_FREE_TEXT":          "drop",
-		"CONSENTGATE_ANONYMISE_PATH_TEMPLATES":     "/u/{id},/p/{slug}",
-		"CONSENTGATE_ANONYMISE_SITE_HOSTS":         "www.example.com",
+		"CONSENTGATE_LISTEN":                         "127.0.0.1:8081",
+		"CONSENTGATE_ADMIN_LISTEN":                   ":0",
+		"CONSENTGATE_ADMIN_TOKEN":                    "Hb6Tq1zWm8Kx3Rc5Vn9Lp2Yd7F",
+		"CONSENTGATE_READ_TIMEOUT":                   "7s",
+		"CONSENTGATE_WRITE_TIMEOUT":                  "8s",
+		"CONSENTGATE_MAX_BODY_SIZE":                  "2048",
+		"CONSENTGATE_LOG_LEVEL":                      "warn",
+		"CONSENTGATE_GEO_DATABASE":                   "../../testdata/geoip/GeoIP2-Country-Test.mmdb",
+		"CONSENTGATE_GEO_UNKNOWN_REGIME":             "none",
+		"CONSENTGATE_CONSENT_STORE":                  "redis",
+		"CONSENTGATE_CONSENT_ON_STORE_ERROR":         "unset",
+		"CONSENTGATE_CONSENT_COOKIE":                 "__Host-id",
+		"CONSENTGATE_CONSENT_COOKIE_DOMAIN":          "",
+		"CONSENTGATE_CONSENT_SECURE":                 "true",
+		"CONSENTGATE_CONSENT_TTL":                    "30d",
+		"CONSENTGATE_CONSENT_MAX_ENTRIES":            "2000",
+		"CONSENTGATE_CONSENT_REDIS_ADDRS":            "a.redis.internal:6379, b.redis.internal:6379,",
+		"CONSENTGATE_CONSENT_REDIS_USERNAME":         "env-user",
+		"CONSENTGATE_CONSENT_REDIS_PASSWORD":         "env-pass",
+		"CONSENTGATE_CONSENT_REDIS_DB":               "5",
+		"CONSENTGATE_CONSENT_REDIS_TLS":              "true",
+		"CONSENTGATE_CONSENT_REDIS_CLUSTER":          "false",
+		"CONSENTGATE_CONSENT_REDIS_MASTER_NAME":      "env-master",
+		"CONSENTGATE_CONSENT_REDIS_TIMEOUT":          "15ms",
+		"CONSENTGATE_CONSENT_REDIS_POOL_SIZE":        "20",
+		"CONSENTGATE_CONSENT_REDIS_MIN_IDLE_CONNS":   "20",
+		"CONSENTGATE_CONSENT_REDIS_KEY_PREFIX":       "env:",
+		"CONSENTGATE_CONSENT_CACHE_TTL":              "10s",
+		"CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL":     "10s",
+		"CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES":      "3000",
+		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN":       "7",
+		"CONSENTGATE_CONSENT_RECEIPTS_TTL":           "30d",
+		"CONSENTGATE_CONSENT_RECEIPTS_MAX_BYTES":     "20000",
+		"CONSENTGATE_CONSENT_REDIS_WRITE_TIMEOUT":    "1s",
+		"CONSENTGATE_CONSENT_CACHE_MAX_BYTES":        "1048576",
+		"CONSENTGATE_CONSENT_MAX_BYTES":              "20000000",
+		"CONSENTGATE_CONSENT_SNAPSHOT_KEYS":          "Rw8Kp3Vz6Qn1Tx5Lm9Hc2Jb, Gf4Sd7Yk2Nw9Pq5Xv3Mt8Z",
+		"CONSENTGATE_LIMITS_MAX_CLIENTS":             "2048",
+		"CONSENTGATE_LIMITS_NEW_IDS_PER_IP_BURST":    "7",
+		"CONSENTGATE_LIMITS_HITS_PER_NET_PER_MINUTE": "100",
+		"CONSENTGATE_UPSTREAM_TIMEOUT":               "1s",
+		"CONSENTGATE_UPSTREAM_MAX_CONNS":             "8",
+		"CONSENTGATE_ANONYMISE_SECRET":               "Zr5Nw9Qc2Lx7Tb4Mk8Hv3",
+		"CONSENTGATE_ANONYMISE_IPV6_PREFIX":          "40",
+		"CONSENTGATE_TRUSTED_PROXIES":                " 10.1.0.0/16, ,::1 ",
+		"CONSENTGATE_ALLOWED_ORIGINS":                "https://a.example.com,https://b.example.com:8443",
+		"CONSENTGATE_ANONYMISE_URL_PARAMS":           "x",
+		"CONSENTGATE_ANONYMISE_FREE_TEXT":            "drop",
+		"CONSENTGATE_ANONYMISE_PATH_TEMPLATES":       "/u/{id},/p/{slug}",
+		"CONSENTGATE_ANONYMISE_SITE_HOSTS":           "www.example.com",
+		"CONSENTGATE_IDLE_TIMEOUT":                   "30s",
+		"CONSENTGATE_MAX_HEADER_SIZE":                "16384",
+		"CONSENTGATE_MAX_CONNS_PER_IP":               "0",
 	})
 	// The file's redis values are all replaced: cluster: true would clash with the
 	// environment's master_name and db, so the test shows the environment wins before the
@@ -491,6 +535,7 @@ func TestEnvOverrides(t *testing.T) {
 		TrustedProxies: []string{"10.1.0.0/16", "::1"},
 		ReadTimeout:    7 * time.Second, WriteTimeout: 8 * time.Second,
 		MaxBodySize: 2048, AllowedOrigins: []string{"https://a.example.com", "https://b.example.com:8443"},
+		IdleTimeout: 30 * time.Second, MaxHeaderSize: 16384, MaxConnsPerIP: 0,
 		LogLevel: "warn",
 		Geo:      config.GeoConfig{Database: "../../testdata/geoip/GeoIP2-Country-Test.mmdb", UnknownRegime: "none"},
 		Consent: config.ConsentConfig{Store: "redis", OnStoreError: "unset", Cookie: "__Host-id", Secure: true,
@@ -498,11 +543,18 @@ func TestEnvOverrides(t *testing.T) {
 			Redis: config.RedisConfig{
 				Addrs:    []string{"a.redis.internal:6379", "b.redis.internal:6379"},
 				Username: "env-user", Password: "env-pass", DB: 5, TLS: true, MasterName: "env-master",
-				Timeout: 15 * time.Millisecond, PoolSize: 20, MinIdleConns: 20, KeyPrefix: "env:",
+				Timeout: 15 * time.Millisecond, PoolSize: 20, MinIdleConns: 20, KeyPrefix: "env:", WriteTimeout: time.Second,
 			},
-			Cache:    config.ConsentCacheConfig{TTL: 10 * time.Second, NegativeTTL: 10 * time.Second, MaxEntries: 3000},
-			Receipts: config.ReceiptsConfig{MaxLen: 7, TTL: 30 * 24 * time.Hour},
+			Cache:    config.ConsentCacheConfig{TTL: 10 * time.Second, NegativeTTL: 10 * time.Second, MaxEntries: 3000, MaxBytes: 1 << 20},
+			Receipts: config.ReceiptsConfig{MaxLen: 7, TTL: 30 * 24 * time.Hour, MaxBytes: 20000},
+			MaxBytes: 20000000,
+			Snapshot: config.SnapshotConfig{Keys: []string{"Rw8Kp3Vz6Qn1Tx5Lm9Hc2Jb", "Gf4Sd7Yk2Nw9Pq5Xv3Mt8Z"}},
 		},
+		Limits: func() config.LimitsConfig {
+			l := defaultLimitsForTest
+			l.MaxClients, l.NewIDs.PerIP.Burst, l.Hits.PerNet.PerMinute = 2048, 7, 100
+			return l
+		}(),
 		Upstream: config.UpstreamConfig{Timeout: time.Second, MaxConns: 8},
 		Signals:  config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
 		Anonymise: config.AnonymiseConfig{Secret: "Zr5Nw9Qc2Lx7Tb4Mk8Hv3", IPv6Prefix: 40, URLParams: []string{"x"}, FreeText: "drop",
@@ -649,7 +701,7 @@ consent:
 	})
 	t.Run("unknown key through an alias", func(t *testing.T) {
 		bad(t, "upstream: &u {timeout: 2s}\nconsent: *u\n",
-			`t.yaml:1:15: unknown key "timeout" in consent (known: store, on_store_error, cookie, cookie_domain, secure, ttl, max_entries, redis, cache, receipts)`)
+			`t.yaml:1:15: unknown key "timeout" in consent (known: store, on_store_error, cookie, cookie_domain, secure, ttl, max_entries, redis, cache, receipts, max_bytes, snapshot)`)
 	})
 	t.Run("merge of a scalar", func(t *testing.T) {
 		bad(t, "consent:\n  <<: 5\n", `t.yaml:2:7: consent: a merge key (<<) needs a mapping or a list of mappings, got "5"`)
@@ -806,4 +858,13 @@ func TestOTLPHeaderAliasNotQuoted(t *testing.T) {
 	if !strings.Contains(err.Error(), "t.yaml:5:18: bad value, not repeated because it is also telemetry.otlp.headers.X-Api-Key") {
 		t.Errorf("error = %v", err)
 	}
+}
+
+// defaultLimitsForTest are the documented limits (README), written out so a change of
+// DefaultLimits shows here.
+var defaultLimitsForTest = config.LimitsConfig{
+	ConsentWrites: config.RateLimits{PerIP: config.RateLimit{PerMinute: 600, Burst: 200}, PerNet: config.RateLimit{PerMinute: 6000, Burst: 2000}},
+	NewIDs:        config.RateLimits{PerIP: config.RateLimit{PerMinute: 300, Burst: 100}, PerNet: config.RateLimit{PerMinute: 3000, Burst: 1000}},
+	Hits:          config.RateLimits{PerIP: config.RateLimit{Burst: 1000}, PerNet: config.RateLimit{Burst: 10000}},
+	MaxClients:    65536,
 }

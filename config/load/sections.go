@@ -13,17 +13,21 @@ import (
 // Keys of each mapping, in config.go order; a test checks them against the yaml tags.
 var (
 	topKeys = []string{"listen", "admin_listen", "admin_token", "trusted_proxies", "read_timeout",
-		"write_timeout", "max_body_size", "allowed_origins", "log_level", "geo", "jurisdictions",
-		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "server_side", "telemetry"}
+		"write_timeout", "max_body_size", "idle_timeout", "max_header_size", "max_conns_per_ip", "allowed_origins", "log_level", "geo", "jurisdictions",
+		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "server_side", "telemetry", "limits"}
 	geoKeys           = []string{"database", "unknown_regime"}
 	jurisdictionsKeys = []string{"replace", "groups"}
 	groupKeys         = []string{"regime", "codes", "gpc"}
 	consentKeys       = []string{"store", "on_store_error", "cookie", "cookie_domain", "secure", "ttl", "max_entries",
-		"redis", "cache", "receipts"}
+		"redis", "cache", "receipts", "max_bytes", "snapshot"}
 	redisKeys = []string{"addrs", "username", "password", "db", "tls", "cluster", "master_name", "timeout",
-		"pool_size", "min_idle_conns", "key_prefix"}
-	consentCacheKeys = []string{"ttl", "negative_ttl", "max_entries"}
-	receiptsKeys     = []string{"max_len", "ttl"}
+		"pool_size", "min_idle_conns", "key_prefix", "write_timeout"}
+	consentCacheKeys = []string{"ttl", "negative_ttl", "max_entries", "max_bytes"}
+	receiptsKeys     = []string{"max_len", "ttl", "max_bytes"}
+	snapshotKeys     = []string{"keys"}
+	limitsKeys       = []string{"consent_writes", "new_ids", "hits", "max_clients"}
+	rateLimitsKeys   = []string{"per_ip", "per_net"}
+	rateLimitKeys    = []string{"per_minute", "burst"}
 	upstreamKeys     = []string{"timeout", "max_conns"}
 	anonymiseKeys    = []string{"secret", "ipv6_prefix", "url_params", "allow", "free_text", "path_templates", "site_hosts"}
 	routeKeys        = []string{"path", "host", "endpoint", "disabled"}
@@ -57,7 +61,18 @@ func (d *decoder) top(root *yaml.Node) {
 					d.mapping(v, sub, "key", consentCacheKeys, d.tableOnly)
 				case "receipts":
 					d.mapping(v, sub, "key", receiptsKeys, d.tableOnly)
+				case "snapshot":
+					d.mapping(v, sub, "key", snapshotKeys, d.tableOnly)
 				}
+			})
+		case "limits":
+			d.mapping(v, sub, "key", limitsKeys, func(key, sub string, _, v *yaml.Node) {
+				if d.table(sub, v) {
+					return
+				}
+				d.mapping(v, sub, "key", rateLimitsKeys, func(_, sub string, _, v *yaml.Node) {
+					d.mapping(v, sub, "key", rateLimitKeys, d.tableOnly)
+				})
 			})
 		case "upstream":
 			d.mapping(v, sub, "key", upstreamKeys, d.tableOnly)

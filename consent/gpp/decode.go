@@ -37,6 +37,16 @@ func (r *bitReader[T]) read(n int) (uint32, bool) {
 	return v, true
 }
 
+// end reports whether the text stops within the 24-bit group holding the last field read,
+// or extra bits beyond it (see ErrTrailingData).
+func (r *bitReader[T]) end(extra int) bool { return len(r.s) <= (r.pos+extra+23)/24*4 }
+
+// draftGPCBits are the fields the draft US layouts put at the end of the core, before the
+// GPC sub-section replaced them (GpcSegmentType, 2 bits, and Gpc, 1): strings written to
+// that draft still circulate (go-gpp's vectors hold some), so a version-1 core without a
+// sub-section may run on that far.
+const draftGPCBits = 3
+
 func checkB64[T ~string | ~[]byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if b64[s[i]] == 0xFF {
@@ -72,6 +82,9 @@ func (r *bitReader[T]) readFib() (int, error) {
 // '~'-separated sections than the header lists IDs. Fewer is not a header error: the
 // callers report the missing sections one by one (ErrMissingSection).
 func parseHeader[T ~string | ~[]byte](s T, ids *[maxSections]uint16) (int, error) {
+	if len(s) > MaxLength {
+		return 0, ErrTooLong
+	}
 	h := s[:headerLen(s)]
 	if !checkB64(h) {
 		return 0, errHeaderBase64
@@ -112,6 +125,9 @@ func parseHeader[T ~string | ~[]byte](s T, ids *[maxSections]uint16) (int, error
 			n++
 		}
 		max = end
+	}
+	if !r.end(0) {
+		return 0, errHeaderTrailing
 	}
 	if countParts(s) > n {
 		return 0, ErrMalformedHeader
@@ -286,6 +302,13 @@ func decodeUS[T ~string | ~[]byte](p T, id int, c *usCore, strictVersion bool) e
 			}
 		}
 	}
+	extra := 0
+	if lay.gpc && !hasSub && (c.version == 1 || !strictVersion) {
+		extra = draftGPCBits
+	}
+	if !r.end(extra) {
+		return ErrTrailingData
+	}
 	if hasSub {
 		if !lay.gpc {
 			return ErrMalformedSection
@@ -298,6 +321,9 @@ func decodeUS[T ~string | ~[]byte](p T, id int, c *usCore, strictVersion bool) e
 		}
 		if typ != 1 {
 			return ErrMalformedSection
+		}
+		if !r.end(0) {
+			return ErrTrailingData
 		}
 		c.gpcSegmentIncluded, c.gpc = true, g == 1
 	}

@@ -9,7 +9,7 @@ import (
 	gogpp "github.com/prebid/go-gpp"
 )
 
-var sentinels = []error{ErrMalformedHeader, ErrMissingSection, ErrUnsupportedSection, ErrUnsupportedVersion, ErrMalformedSection, ErrBadBase64, ErrTruncated}
+var sentinels = []error{ErrMalformedHeader, ErrMissingSection, ErrUnsupportedSection, ErrUnsupportedVersion, ErrMalformedSection, ErrBadBase64, ErrTruncated, ErrTrailingData, ErrTooLong}
 
 // FuzzParse: Parse and OptOut never panic, agree on success/failure, OptOut's error is
 // of a class Parse reports too, OptOut's answer matches the sections Parse decoded

@@ -43,7 +43,17 @@ var (
 	ErrBadBase64 = errors.New("gpp: bad base64")
 	// ErrTruncated: the encoded bits end before the last field.
 	ErrTruncated = errors.New("gpp: truncated")
+	// ErrTrailingData: the header or a decoded section goes on past the group of four
+	// characters (24 bits) that holds its last field. Encoders pad to a byte, to six bits
+	// or to 24 bits, never further.
+	ErrTrailingData = errors.New("gpp: data after the last field")
+	// ErrTooLong: the string is longer than MaxLength.
+	ErrTooLong = errors.New("gpp: string too long")
 )
+
+// MaxLength bounds a GPP string: room for a TC string of tcf.MaxLength and every US
+// section besides. Longer strings are refused unread (OptOut fails closed).
+const MaxLength = 8192
 
 // bothErr matches two sentinels with errors.Is; preallocated so OptOut stays
 // allocation-free.
@@ -55,6 +65,7 @@ func (e *bothErr) Unwrap() []error { return []error{e.a, e.b} }
 var (
 	errHeaderTruncated = &bothErr{ErrMalformedHeader, ErrTruncated}
 	errHeaderBase64    = &bothErr{ErrMalformedHeader, ErrBadBase64}
+	errHeaderTrailing  = &bothErr{ErrMalformedHeader, ErrTrailingData}
 )
 
 // What is wrong with a listed section (sectionError.kind): absent from the string (it
@@ -67,10 +78,11 @@ const (
 	kindBadBase64
 	kindMalformed
 	kindVersion
+	kindTrailing
 	numKinds
 )
 
-var kindErrs = [numKinds]error{ErrMissingSection, ErrMissingSection, ErrTruncated, ErrBadBase64, ErrMalformedSection, ErrUnsupportedVersion}
+var kindErrs = [numKinds]error{ErrMissingSection, ErrMissingSection, ErrTruncated, ErrBadBase64, ErrMalformedSection, ErrUnsupportedVersion, ErrTrailingData}
 
 // kindOf maps a section decoder's sentinel to its kind.
 func kindOf(err error) uint8 {
@@ -81,6 +93,8 @@ func kindOf(err error) uint8 {
 		return kindBadBase64
 	case ErrUnsupportedVersion:
 		return kindVersion
+	case ErrTrailingData:
+		return kindTrailing
 	}
 	return kindMalformed
 }

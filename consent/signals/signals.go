@@ -19,13 +19,17 @@ type Request interface {
 
 // Hit is what the journey has established before the signals are read.
 type Hit struct {
-	Stored      *consent.State // the stored state, nil when none was found
-	StoreErr    bool           // the store lookup failed
-	OptIn       bool           // the visitor's regime is opt_in
-	GPC         bool           // the visitor's jurisdiction honours Global Privacy Control
-	VendorIndex int            // the endpoint's vendor, an index into the vendors Compile was given
-	ConsentMode bool           // the endpoint carries Google Consent Mode
-	JSONBody    bool           // the endpoint's body is JSON (Measurement Protocol consent{})
+	Stored   *consent.State // the stored state, nil when none was found
+	StoreErr bool           // the store lookup failed
+	// StoredTCFUnknown: the store did not answer, the signed snapshot decided instead, and
+	// the state it stands for held a TC string the snapshot does not carry. For a vendor
+	// that string would decide, its purposes count as no consent (cause store_error).
+	StoredTCFUnknown bool
+	OptIn            bool // the visitor's regime is opt_in
+	GPC              bool // the visitor's jurisdiction honours Global Privacy Control
+	VendorIndex      int  // the endpoint's vendor, an index into the vendors Compile was given
+	ConsentMode      bool // the endpoint carries Google Consent Mode
+	JSONBody         bool // the endpoint's body is JSON (Measurement Protocol consent{})
 }
 
 // State is what the signals of one hit said, kept for explain. Raw values alias the request

@@ -43,6 +43,7 @@ var tcfSourceNames = enum.New("source", numTCFSources, "gdpr_consent", "euconsen
 const (
 	tcfNothing uint8 = iota
 	tcfGrant
+	tcfUnknown // the stored string could not be read (Hit.StoredTCFUnknown)
 	tcfInvalid
 	tcfDeny
 )
@@ -187,8 +188,18 @@ func (r *Reader) readTCF(req Request, h *Hit, st *State, eff *consent.Effective)
 			t.verdict[p] = max(t.verdict[p], v)
 		}
 	}
+	if h.StoredTCFUnknown {
+		t.applied = true
+		for p := range consent.NumPurposes {
+			if r.tcf.need[p] != 0 {
+				t.verdict[p] = max(t.verdict[p], tcfUnknown)
+			}
+		}
+	}
 	for p, v := range t.verdict {
 		switch v {
+		case tcfUnknown:
+			eff.NoConsent(consent.Purpose(p), consent.CauseStoreError)
 		case tcfGrant:
 			eff.Grant(consent.Purpose(p), consent.CauseTCF)
 		case tcfInvalid:
@@ -224,6 +235,10 @@ func newTCFCache(gvl []int) *tcfCache {
 // allowed returns the mask of TCF purposes the vendor in slot may process for under raw,
 // and whether raw decodes at all.
 func (c *tcfCache) allowed(raw []byte, slot int) (uint32, bool) {
+	if len(raw) > tcf.MaxLength {
+		// Refused unread, and not cached: a key may not cost more than a TC string.
+		return 0, false
+	}
 	c.mu.RLock()
 	e, ok := c.m[b2s(raw)]
 	c.mu.RUnlock()

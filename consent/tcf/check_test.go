@@ -31,6 +31,9 @@ func Check(s []byte, vendorID, purpose int) (consent, li bool, err error) {
 	if err != nil {
 		return false, false, err
 	}
+	if err := r.end(); err != nil {
+		return false, false, err
+	}
 	if err := otherSegments(s, next, nil); err != nil {
 		return false, false, err
 	}

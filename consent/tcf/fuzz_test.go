@@ -23,7 +23,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(padEach(encode(&tc, true)), 755, 7)
 	f.Add("CA==", 1, 1)
 	f.Add(javaCore+".cAAAAAAAITg==", 1, 1)
-	sentinels := []error{ErrTruncated, ErrVersion, ErrBase64, ErrSegmentType, ErrBitFieldOverrun}
+	f.Add(javaCore+"AAAA", 1, 1) // trailing data (strict_test.go)
+	sentinels := []error{ErrTruncated, ErrVersion, ErrBase64, ErrSegmentType, ErrBitFieldOverrun, ErrTrailingData, ErrTooLong}
 	f.Fuzz(func(t *testing.T, s string, vendor, purpose int) {
 		if len(s) > 1<<14 {
 			return

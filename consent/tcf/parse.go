@@ -131,6 +131,9 @@ func Parse(s string) (*TCString, error) {
 	if _, err := pubRestrictions(&r, 0, 0, &sink); err != nil {
 		return nil, fmt.Errorf("tcf: publisher restrictions: %w", err)
 	}
+	if err := r.end(); err != nil {
+		return nil, fmt.Errorf("tcf: core segment: %w", err)
+	}
 	for i := range sink.list {
 		if sink.list[i].Ranges == nil {
 			sink.list[i].Ranges = []VendorRange{}

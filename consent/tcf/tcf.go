@@ -16,7 +16,19 @@ var (
 	// ErrBitFieldOverrun: a vendor range or ID lies outside 1..MaxVendorId (or, in a
 	// publisher restriction, outside 1..65535 or with end < start).
 	ErrBitFieldOverrun = errors.New("tcf: vendor range outside its section")
+	// ErrTrailingData: a segment goes on past the group of four characters (24 bits)
+	// that holds its last field. Encoders pad a segment's bits to a byte, to six bits or
+	// (the IAB's own) to 24 bits, never further: anything beyond is not part of a TC
+	// string, and a string padded with kilobytes of it must not be stored or cached.
+	ErrTrailingData = errors.New("tcf: data after the last field of a segment")
+	// ErrTooLong: the string is longer than MaxLength.
+	ErrTooLong = errors.New("tcf: TC string too long")
 )
+
+// MaxLength bounds a TC string. Real ones, even with range-encoded vendor lists and
+// publisher restrictions, stay well under 2 KB; the bound keeps what a visitor can make
+// the proxy decode, cache and store small.
+const MaxLength = 4096
 
 // RestrictionType is a publisher restriction type.
 type RestrictionType uint8
@@ -56,6 +68,15 @@ type reader struct {
 }
 
 func (r *reader) remaining() int { return len(r.s)*6 - r.pos }
+
+// end checks that the segment stops within the group of four characters holding its last
+// field (see ErrTrailingData).
+func (r *reader) end() error {
+	if len(r.s) > (r.pos+23)/24*4 {
+		return ErrTrailingData
+	}
+	return nil
+}
 
 // bits reads n <= 64 bits.
 func (r *reader) bits(n int) (uint64, error) {
@@ -315,6 +336,9 @@ func validate(s []byte) error {
 	if len(s) == 0 {
 		return ErrTruncated
 	}
+	if len(s) > MaxLength {
+		return ErrTooLong
+	}
 	start, pad := 0, 0 // start of the current segment, '=' seen at its end so far
 	for i, c := range s {
 		if b64[c] != 0xff { // the common case first
@@ -431,6 +455,9 @@ func otherSegments(s []byte, i int, sink *segmentSink) error {
 			}
 		default:
 			return ErrSegmentType
+		}
+		if err := r.end(); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -186,6 +186,13 @@ func TestEncodedRoundTrip(t *testing.T) {
 	for name, want := range cases {
 		for _, ranged := range []bool{false, true} {
 			s := encode(&want, ranged)
+			if len(s) > MaxLength {
+				// A 65535-bit field is valid TCF but beyond MaxLength: refused, not decoded.
+				if _, err := Parse(s); !errors.Is(err, ErrTooLong) {
+					t.Errorf("%s ranged=%v: %d characters: %v, want ErrTooLong", name, ranged, len(s), err)
+				}
+				continue
+			}
 			got, err := Parse(s)
 			if err != nil {
 				t.Errorf("%s ranged=%v: %v", name, ranged, err)

@@ -78,6 +78,10 @@ func (c proxyConfig) yaml() []byte {
 		fmt.Fprintf(&b, "  %s: %s\n", v, q("http://"+c.SinkAddr))
 	}
 	fmt.Fprintf(&b, "anonymise:\n  secret: %s\n", q(benchSecret))
+	// The visitors are created from 127.0.0.1 in a burst, as no site's visitors are: the
+	// consent API's rate limits (limits.*) are off, so -visitors-* may be any number.
+	b.WriteString("limits:\n  consent_writes: {per_ip: {per_minute: 0}, per_net: {per_minute: 0}}\n" +
+		"  new_ids: {per_ip: {per_minute: 0}, per_net: {per_minute: 0}}\n")
 	if c.RedisAddr != "" {
 		fmt.Fprintf(&b, "consent:\n  store: redis\n  redis:\n    addrs: [%s]\n", q(c.RedisAddr))
 	}

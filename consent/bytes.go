@@ -1,0 +1,70 @@
+package consent
+
+import (
+	"github.com/consentgate/consentgate/consent/tcf"
+)
+
+// What the in-process maps weigh. The figures are estimates of Go's memory (a map slot,
+// the struct, string headers) plus the strings themselves: enough to bound memory by what
+// a client sends, which a count of entries does not.
+const (
+	stateOverhead   = 128
+	receiptOverhead = 112
+	// maxStateBytes is the most a state can weigh: a TC string of tcf.MaxLength, an ID,
+	// a short source.
+	maxStateBytes = stateOverhead + idLen + 64 + tcf.MaxLength
+)
+
+// Byte bound defaults.
+const (
+	// DefaultMemoryMaxBytes bounds the memory store's states and receipts together
+	// (half each): some half a million visitors with a receipt or two each.
+	DefaultMemoryMaxBytes = 256 << 20
+	// DefaultReceiptsMaxBytes bounds one ID's receipts (ReceiptSize): a hundred ordinary
+	// receipts, or a dozen that carry a long TC string.
+	DefaultReceiptsMaxBytes = 64 << 10
+	// DefaultCacheMaxBytes bounds the states a Cache holds.
+	DefaultCacheMaxBytes = 64 << 20
+)
+
+func stateSize(key string, st *State) int {
+	return stateOverhead + len(key) + len(st.Source) + len(st.TCF)
+}
+
+// ReceiptSize is what a receipt counts against a per-ID receipts bound: the lengths of
+// its field names and values as the Redis store writes them (REDIS.md), so that the
+// memory store and Redis trim alike.
+func ReceiptSize(r *Receipt) int {
+	n := len(fieldAction) + len(r.Action)
+	for p, s := range r.Purposes {
+		if s != Unset {
+			n += len(Purpose(p).String()) + len(s.String())
+		}
+	}
+	if r.TCF != "" {
+		n += len(fieldTCF) + len(r.TCF)
+	}
+	return n + len(fieldSource) + len(r.Source) + len(fieldVersion) + digits(r.Version) +
+		len(fieldUAHash) + len(r.UAHash) + len(fieldTime) + digits(r.Time.UnixMilli())
+}
+
+// digits is the length of n in decimal.
+func digits(n int64) int {
+	d := 1
+	if n < 0 {
+		d, n = 2, -n
+	}
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
+}
+
+func receiptsSize(key string, rs []Receipt) int {
+	n := len(key) + 64
+	for i := range rs {
+		n += receiptOverhead + ReceiptSize(&rs[i])
+	}
+	return n
+}
