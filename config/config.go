@@ -71,6 +71,7 @@ type Config struct {
 	Signals       SignalsConfig       `yaml:"signals"`
 	ServerSide    ServerSideConfig    `yaml:"server_side"`
 	Telemetry     TelemetryConfig     `yaml:"telemetry"`
+	Scripts       ScriptsConfig       `yaml:"scripts"` // first-party tag scripts (scripts.go)
 
 	// Positions of values that Compile checks against each other (set by the loader).
 	Pos map[string]Pos `yaml:"-"`

@@ -3,6 +3,7 @@ package load
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +50,8 @@ type listKey struct {
 	dst   func(c *config.Config) *[]string
 }
 
-var scalarKeys = []scalarKey{
+// scalarKeys end with the scripts section's (scripts.go).
+var scalarKeys = slices.Concat([]scalarKey{
 	{"listen", "host:port", func(c *config.Config, s string) error { return setString(&c.Listen, s, checkHostPort) }},
 	{"admin_listen", "host:port", func(c *config.Config, s string) error { return setString(&c.AdminListen, s, checkHostPort) }},
 	{"admin_token", "a token", func(c *config.Config, s string) error { return setString(&c.AdminToken, s, checkAdminToken) }},
@@ -139,7 +141,7 @@ var scalarKeys = []scalarKey{
 	{"telemetry.decision_log.sample_ratio", "a ratio from 0 to 1", func(c *config.Config, s string) error {
 		return setRatio(&c.Telemetry.DecisionLog.SampleRatio, s)
 	}},
-}
+}, scriptScalarKeys)
 
 // setRatio parses a share from 0 to 1.
 func setRatio(dst *float64, s string) error {

@@ -73,7 +73,8 @@ func defaultConfig() *config.Config {
 			OTLP:   config.OTLPConfig{Interval: 30 * time.Second},
 			Traces: config.TracesConfig{SampleRatio: 0.01},
 		},
-		Pos: map[string]config.Pos{},
+		Scripts: defaultScripts(),
+		Pos:     map[string]config.Pos{},
 	}
 }
 

@@ -221,6 +221,17 @@ func TestLoadGoodFull(t *testing.T) {
 			Traces:      config.TracesConfig{Enabled: true, SampleRatio: 0.25},
 			DecisionLog: config.DecisionLogConfig{SampleRatio: 0.001},
 		},
+		Scripts: config.ScriptsConfig{
+			Enabled: true, Prefix: "/assets/x9", Timeout: 3 * time.Second, MaxSize: 1 << 20,
+			Cache: config.ScriptCacheConfig{MaxBytes: 8 << 20, MaxEntries: 200, MinTTL: 30 * time.Second, MaxTTL: 2 * time.Hour,
+				StaleIfError: 12 * time.Hour, NegativeTTL: 20 * time.Second, BrowserMaxAge: 5 * time.Minute},
+			Entries: map[string]config.ScriptConfig{
+				"gtag":     {Path: "/g.js", Params: []string{"id"}, IDs: []string{"G-ABC123", "G-DEF456"}, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 145, Col: 3}},
+				"fbevents": {Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 149, Col: 3}},
+				"matomo":   {Upstream: "https://analytics.example.com/matomo/matomo.js", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 151, Col: 3}},
+				"extra":    {Path: "/x/tag.js", Upstream: "https://cdn.vendor.example/v2/tag.js", Params: []string{}, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 153, Col: 3}},
+			},
+		},
 	}
 	checkConfig(t, cfg, want)
 	// Cluster mode excludes Sentinel (master_name) and a database other than 0, which
@@ -244,6 +255,10 @@ func TestLoadGoodFull(t *testing.T) {
 		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:93:23",
 		"routes.1":                                      "testdata/config/good/full.yaml:98:5",
 		"routes.1.host":                                 "testdata/config/good/full.yaml:99:11",
+		"scripts.prefix":                                "testdata/config/good/full.yaml:134:11",
+		"scripts.cache.min_ttl":                         "testdata/config/good/full.yaml:140:14",
+		"scripts.gtag.ids.1":                            "testdata/config/good/full.yaml:148:21",
+		"scripts.extra.upstream":                        "testdata/config/good/full.yaml:155:15",
 	})
 }
 
@@ -342,11 +357,15 @@ func TestConfigKeys(t *testing.T) {
 		{otlpKeys, config.OTLPConfig{}},
 		{tracesKeys, config.TracesConfig{}},
 		{decisionLogKeys, config.DecisionLogConfig{}},
+		{scriptsKeys, config.ScriptsConfig{}},
+		{scriptCacheKeys, config.ScriptCacheConfig{}},
+		{scriptKeys, config.ScriptConfig{}},
 	} {
 		typ := reflect.TypeOf(c.typ)
 		var tags []string
 		for i := range typ.NumField() {
-			if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ","); tag != "-" {
+			// An inline field (",inline") holds the mapping's other keys: it has no key.
+			if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ","); tag != "-" && tag != "" {
 				tags = append(tags, tag)
 			}
 		}
@@ -358,7 +377,7 @@ func TestConfigKeys(t *testing.T) {
 		"consent": consentKeys, "consent.redis": redisKeys, "consent.cache": consentCacheKeys,
 		"consent.receipts": receiptsKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys,
 		"signals.tcf": tcfKeys, "server_side": serverSideKeys, "signals.cmp": cmpKeys, "telemetry.otlp": otlpKeys, "telemetry.traces": tracesKeys,
-		"telemetry.decision_log": decisionLogKeys}
+		"telemetry.decision_log": decisionLogKeys, "scripts": scriptsKeys, "scripts.cache": scriptCacheKeys}
 	var tableKeys []string
 	for _, sk := range scalarKeys {
 		tableKeys = append(tableKeys, sk.key)
@@ -398,6 +417,9 @@ func TestDefault(t *testing.T) {
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
 		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48, FreeText: "scrub"},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
+		Scripts: config.ScriptsConfig{Enabled: true, Timeout: 10 * time.Second, MaxSize: 4 << 20,
+			Cache: config.ScriptCacheConfig{MaxBytes: 64 << 20, MaxEntries: 1000, MinTTL: time.Minute, MaxTTL: 6 * time.Hour,
+				StaleIfError: 24 * time.Hour, NegativeTTL: time.Minute, BrowserMaxAge: 15 * time.Minute}},
 	}
 	checkConfig(t, cfg, want)
 	if len(cfg.Pos) != 0 {
@@ -422,6 +444,10 @@ func TestEnvNames(t *testing.T) {
 		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN", "CONSENTGATE_CONSENT_RECEIPTS_TTL",
 		"CONSENTGATE_UPSTREAM_TIMEOUT", "CONSENTGATE_UPSTREAM_MAX_CONNS", "CONSENTGATE_ANONYMISE_SECRET",
 		"CONSENTGATE_ANONYMISE_IPV6_PREFIX", "CONSENTGATE_ANONYMISE_FREE_TEXT",
+		"CONSENTGATE_SCRIPTS_ENABLED", "CONSENTGATE_SCRIPTS_PREFIX", "CONSENTGATE_SCRIPTS_TIMEOUT", "CONSENTGATE_SCRIPTS_MAX_SIZE",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_BYTES", "CONSENTGATE_SCRIPTS_CACHE_MAX_ENTRIES", "CONSENTGATE_SCRIPTS_CACHE_MIN_TTL",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_TTL", "CONSENTGATE_SCRIPTS_CACHE_STALE_IF_ERROR", "CONSENTGATE_SCRIPTS_CACHE_NEGATIVE_TTL",
+		"CONSENTGATE_SCRIPTS_CACHE_BROWSER_MAX_AGE",
 		"CONSENTGATE_TRUSTED_PROXIES", "CONSENTGATE_SERVER_SIDE_TRUSTED_SENDERS", "CONSENTGATE_ALLOWED_ORIGINS", "CONSENTGATE_ANONYMISE_URL_PARAMS",
 		"CONSENTGATE_ANONYMISE_PATH_TEMPLATES", "CONSENTGATE_ANONYMISE_SITE_HOSTS",
 		"CONSENTGATE_CONSENT_REDIS_ADDRS",
@@ -435,48 +461,59 @@ func TestEnvNames(t *testing.T) {
 // where the value came from.
 func TestEnvOverrides(t *testing.T) {
 	useEnv(t, map[string]string{
-		"CONSENTGATE_LISTEN":                       "127.0.0.1:8081",
-		"CONSENTGATE_ADMIN_LISTEN":                 ":0",
-		"CONSENTGATE_ADMIN_TOKEN":                  "Hb6Tq1zWm8Kx3Rc5Vn9Lp2Yd7F",
-		"CONSENTGATE_READ_TIMEOUT":                 "7s",
-		"CONSENTGATE_WRITE_TIMEOUT":                "8s",
-		"CONSENTGATE_MAX_BODY_SIZE":                "2048",
-		"CONSENTGATE_LOG_LEVEL":                    "warn",
-		"CONSENTGATE_GEO_DATABASE":                 "../../testdata/geoip/GeoIP2-Country-Test.mmdb",
-		"CONSENTGATE_GEO_UNKNOWN_REGIME":           "none",
-		"CONSENTGATE_CONSENT_STORE":                "redis",
-		"CONSENTGATE_CONSENT_ON_STORE_ERROR":       "unset",
-		"CONSENTGATE_CONSENT_COOKIE":               "__Host-id",
-		"CONSENTGATE_CONSENT_COOKIE_DOMAIN":        "",
-		"CONSENTGATE_CONSENT_SECURE":               "true",
-		"CONSENTGATE_CONSENT_TTL":                  "30d",
-		"CONSENTGATE_CONSENT_MAX_ENTRIES":          "2000",
-		"CONSENTGATE_CONSENT_REDIS_ADDRS":          "a.redis.internal:6379, b.redis.internal:6379,",
-		"CONSENTGATE_CONSENT_REDIS_USERNAME":       "env-user",
-		"CONSENTGATE_CONSENT_REDIS_PASSWORD":       "env-pass",
-		"CONSENTGATE_CONSENT_REDIS_DB":             "5",
-		"CONSENTGATE_CONSENT_REDIS_TLS":            "true",
-		"CONSENTGATE_CONSENT_REDIS_CLUSTER":        "false",
-		"CONSENTGATE_CONSENT_REDIS_MASTER_NAME":    "env-master",
-		"CONSENTGATE_CONSENT_REDIS_TIMEOUT":        "15ms",
-		"CONSENTGATE_CONSENT_REDIS_POOL_SIZE":      "20",
-		"CONSENTGATE_CONSENT_REDIS_MIN_IDLE_CONNS": "20",
-		"CONSENTGATE_CONSENT_REDIS_KEY_PREFIX":     "env:",
-		"CONSENTGATE_CONSENT_CACHE_TTL":            "10s",
-		"CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL":   "10s",
-		"CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES":    "3000",
-		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN":     "7",
-		"CONSENTGATE_CONSENT_RECEIPTS_TTL":         "30d",
-		"CONSENTGATE_UPSTREAM_TIMEOUT":             "1s",
-		"CONSENTGATE_UPSTREAM_MAX_CONNS":           "8",
-		"CONSENTGATE_ANONYMISE_SECRET":             "Zr5Nw9Qc2Lx7Tb4Mk8Hv3",
-		"CONSENTGATE_ANONYMISE_IPV6_PREFIX":        "40",
-		"CONSENTGATE_TRUSTED_PROXIES":              " 10.1.0.0/16, ,::1 ",
-		"CONSENTGATE_ALLOWED_ORIGINS":              "https://a.example.com,https://b.example.com:8443",
-		"CONSENTGATE_ANONYMISE_URL_PARAMS":         "x",
-		"CONSENTGATE_ANONYMISE_FREE_TEXT":          "drop",
-		"CONSENTGATE_ANONYMISE_PATH_TEMPLATES":     "/u/{id},/p/{slug}",
-		"CONSENTGATE_ANONYMISE_SITE_HOSTS":         "www.example.com",
+		"CONSENTGATE_LISTEN":                        "127.0.0.1:8081",
+		"CONSENTGATE_ADMIN_LISTEN":                  ":0",
+		"CONSENTGATE_ADMIN_TOKEN":                   "Hb6Tq1zWm8Kx3Rc5Vn9Lp2Yd7F",
+		"CONSENTGATE_READ_TIMEOUT":                  "7s",
+		"CONSENTGATE_WRITE_TIMEOUT":                 "8s",
+		"CONSENTGATE_MAX_BODY_SIZE":                 "2048",
+		"CONSENTGATE_LOG_LEVEL":                     "warn",
+		"CONSENTGATE_GEO_DATABASE":                  "../../testdata/geoip/GeoIP2-Country-Test.mmdb",
+		"CONSENTGATE_GEO_UNKNOWN_REGIME":            "none",
+		"CONSENTGATE_CONSENT_STORE":                 "redis",
+		"CONSENTGATE_CONSENT_ON_STORE_ERROR":        "unset",
+		"CONSENTGATE_CONSENT_COOKIE":                "__Host-id",
+		"CONSENTGATE_CONSENT_COOKIE_DOMAIN":         "",
+		"CONSENTGATE_CONSENT_SECURE":                "true",
+		"CONSENTGATE_CONSENT_TTL":                   "30d",
+		"CONSENTGATE_CONSENT_MAX_ENTRIES":           "2000",
+		"CONSENTGATE_CONSENT_REDIS_ADDRS":           "a.redis.internal:6379, b.redis.internal:6379,",
+		"CONSENTGATE_CONSENT_REDIS_USERNAME":        "env-user",
+		"CONSENTGATE_CONSENT_REDIS_PASSWORD":        "env-pass",
+		"CONSENTGATE_CONSENT_REDIS_DB":              "5",
+		"CONSENTGATE_CONSENT_REDIS_TLS":             "true",
+		"CONSENTGATE_CONSENT_REDIS_CLUSTER":         "false",
+		"CONSENTGATE_CONSENT_REDIS_MASTER_NAME":     "env-master",
+		"CONSENTGATE_CONSENT_REDIS_TIMEOUT":         "15ms",
+		"CONSENTGATE_CONSENT_REDIS_POOL_SIZE":       "20",
+		"CONSENTGATE_CONSENT_REDIS_MIN_IDLE_CONNS":  "20",
+		"CONSENTGATE_CONSENT_REDIS_KEY_PREFIX":      "env:",
+		"CONSENTGATE_CONSENT_CACHE_TTL":             "10s",
+		"CONSENTGATE_CONSENT_CACHE_NEGATIVE_TTL":    "10s",
+		"CONSENTGATE_CONSENT_CACHE_MAX_ENTRIES":     "3000",
+		"CONSENTGATE_CONSENT_RECEIPTS_MAX_LEN":      "7",
+		"CONSENTGATE_CONSENT_RECEIPTS_TTL":          "30d",
+		"CONSENTGATE_UPSTREAM_TIMEOUT":              "1s",
+		"CONSENTGATE_UPSTREAM_MAX_CONNS":            "8",
+		"CONSENTGATE_ANONYMISE_SECRET":              "Zr5Nw9Qc2Lx7Tb4Mk8Hv3",
+		"CONSENTGATE_ANONYMISE_IPV6_PREFIX":         "40",
+		"CONSENTGATE_TRUSTED_PROXIES":               " 10.1.0.0/16, ,::1 ",
+		"CONSENTGATE_ALLOWED_ORIGINS":               "https://a.example.com,https://b.example.com:8443",
+		"CONSENTGATE_ANONYMISE_URL_PARAMS":          "x",
+		"CONSENTGATE_ANONYMISE_FREE_TEXT":           "drop",
+		"CONSENTGATE_ANONYMISE_PATH_TEMPLATES":      "/u/{id},/p/{slug}",
+		"CONSENTGATE_ANONYMISE_SITE_HOSTS":          "www.example.com",
+		"CONSENTGATE_SCRIPTS_ENABLED":               "false",
+		"CONSENTGATE_SCRIPTS_PREFIX":                "/s/q",
+		"CONSENTGATE_SCRIPTS_TIMEOUT":               "2s",
+		"CONSENTGATE_SCRIPTS_MAX_SIZE":              "65536",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_BYTES":       "2097152",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_ENTRIES":     "50",
+		"CONSENTGATE_SCRIPTS_CACHE_MIN_TTL":         "10s",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_TTL":         "1h",
+		"CONSENTGATE_SCRIPTS_CACHE_STALE_IF_ERROR":  "0s",
+		"CONSENTGATE_SCRIPTS_CACHE_NEGATIVE_TTL":    "5s",
+		"CONSENTGATE_SCRIPTS_CACHE_BROWSER_MAX_AGE": "0s",
 	})
 	// The file's redis values are all replaced: cluster: true would clash with the
 	// environment's master_name and db, so the test shows the environment wins before the
@@ -508,6 +545,8 @@ func TestEnvOverrides(t *testing.T) {
 		Anonymise: config.AnonymiseConfig{Secret: "Zr5Nw9Qc2Lx7Tb4Mk8Hv3", IPv6Prefix: 40, URLParams: []string{"x"}, FreeText: "drop",
 			PathTemplates: []string{"/u/{id}", "/p/{slug}"}, SiteHosts: []string{"www.example.com"}},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
+		Scripts: config.ScriptsConfig{Prefix: "/s/q", Timeout: 2 * time.Second, MaxSize: 64 << 10,
+			Cache: config.ScriptCacheConfig{MaxBytes: 2 << 20, MaxEntries: 50, MinTTL: 10 * time.Second, MaxTTL: time.Hour, NegativeTTL: 5 * time.Second}},
 	}
 	checkConfig(t, cfg, want)
 	checkPos(t, cfg, map[string]string{
