@@ -27,6 +27,8 @@
 //	consentgate_geoip_database_build_timestamp_seconds                  gauge, Unix seconds
 //	consentgate_build_info{version,commit,goversion}                    gauge = 1
 //	consentgate_telemetry_dropped_observations_total                    counter
+//	consentgate_script_requests_total{script,outcome}                   counter, every interned script × outcome
+//	consentgate_script_vendor_errors_total{script,kind}                 counter, every interned script × kind
 //
 // Hits are sparse because vendor × action × reason × jurisdiction is large and most
 // combinations never happen. Upstream counters are few, so they are exported from zero:
