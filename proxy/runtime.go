@@ -19,6 +19,10 @@ type runtime struct {
 	// jur maps a geo.GroupID to its telemetry index.
 	jur     []int
 	clients []*fasthttp.HostClient // by endpoint index
+	// scriptMetric and scriptClients are, by index in Scripts.Scripts, the script's
+	// telemetry index and the client to its vendor (scriptsPart).
+	scriptMetric  []int
+	scriptClients []*fasthttp.HostClient
 }
 
 // upstreamClients gives every endpoint a long-lived HostClient, one per upstream

@@ -53,6 +53,8 @@ type Server struct {
 	// tracer is set only when traces are on, so the hit path tests one pointer.
 	tracer trace.Tracer
 	stats  *stats.Stats
+	// scripts serves the tag scripts: its cache outlives reloads.
+	scripts *scriptServer
 	// stopStats ends the stats ticker; set by Start.
 	stopStats context.CancelFunc
 
@@ -95,7 +97,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return fail(err)
 	}
 	undo = append(undo, func() { tr.Shutdown(context.Background()) })
-	s := &Server{opts: opts, log: opts.Logger, hasher: opts.Hasher, metrics: m, tracing: tr, serveErr: make(chan error, 2)}
+	s := &Server{opts: opts, log: opts.Logger, hasher: opts.Hasher, metrics: m, tracing: tr, serveErr: make(chan error, 2),
+		scripts: newScriptServer(cfg)}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
