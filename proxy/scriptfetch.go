@@ -182,7 +182,10 @@ func decodeScript(resp *fasthttp.Response, maxSize int) ([]byte, *fetchError) {
 	}
 }
 
-var gzipWriters = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(nil, gzip.BestCompression); return w }}
+// gzipWriters compress at the default level: on a 350 KB script it takes a tenth of the
+// time of the best level (10 ms against 130 ms, on the request that missed) for 3 % more
+// bytes.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 
 // gzipScript compresses a script once, when it is fetched, so that every browser that
 // takes gzip gets it so; nil when that does not make it smaller.

@@ -37,7 +37,7 @@ type cdn struct {
 	arrived chan struct{}
 }
 
-func startCDN(t *testing.T) *cdn {
+func startCDN(t testing.TB) *cdn {
 	t.Helper()
 	c := &cdn{body: []byte("/* vendor script v1 */"), header: []string{"Cache-Control", "public, max-age=900"}}
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -125,7 +125,7 @@ func scriptsYAML(cdnURL, settings string) string {
 }
 
 // startScriptProxy starts a proxy serving the CDN's scripts on a clock the test moves.
-func startScriptProxy(t *testing.T, c *cdn, settings string) (*testProxy, *clock) {
+func startScriptProxy(t testing.TB, c *cdn, settings string) (*testProxy, *clock) {
 	t.Helper()
 	p := startProxy(t, testConfig(c.srv.URL, scriptsYAML(c.srv.URL, settings)))
 	clk := &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
