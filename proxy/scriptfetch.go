@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -245,14 +244,26 @@ func vendorMaxAge(h *fasthttp.ResponseHeader) time.Duration {
 	if err != nil {
 		date = time.Now()
 	}
-	return max(expires.Sub(date), 0)
+	return min(max(expires.Sub(date), 0), maxDeltaSeconds*time.Second)
 }
 
-// parseSeconds reads delta-seconds; a bad value counts as 0, a huge one is capped.
+// maxDeltaSeconds is where delta-seconds saturate (RFC 9111 §1.2.2: 2^31).
+const maxDeltaSeconds = 1 << 31
+
+// parseSeconds reads delta-seconds: digits, saturating at maxDeltaSeconds; anything else
+// counts as 0 (already stale).
 func parseSeconds(v []byte) time.Duration {
-	n, err := strconv.ParseUint(string(v), 10, 32)
-	if err != nil {
+	if len(v) == 0 {
 		return 0
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		if n = n*10 + int(c-'0'); n >= maxDeltaSeconds {
+			n = maxDeltaSeconds
+		}
 	}
 	return time.Duration(n) * time.Second
 }

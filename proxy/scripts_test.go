@@ -336,6 +336,8 @@ func TestScriptFreshness(t *testing.T) {
 		{"floor", []string{"Cache-Control", "max-age=5"}, time.Minute, "public, max-age=60", ""},
 		{"no-store gets the floor", []string{"Cache-Control", "no-store"}, time.Minute, "public, max-age=60", ""},
 		{"ceiling", []string{"Cache-Control", "max-age=31536000"}, 6 * time.Hour, "public, max-age=900", ""},
+		{"huge max-age saturates", []string{"Cache-Control", "max-age=99999999999999999999"}, 6 * time.Hour, "public, max-age=900", ""},
+		{"bad max-age is stale", []string{"Cache-Control", "max-age=soon"}, time.Minute, "public, max-age=60", ""},
 		{"browser cap", []string{"Cache-Control", "max-age=3600"}, time.Hour, "public, max-age=600", "  cache: { browser_max_age: 10m }\n"},
 		{"browser cap 0", []string{"Cache-Control", "max-age=3600"}, time.Hour, "no-cache", "  cache: { browser_max_age: 0s }\n"},
 		{"expires", []string{"Cache-Control", "", "Date", "Tue, 01 Dec 2026 12:00:00 GMT", "Expires", "Tue, 01 Dec 2026 12:10:00 GMT"}, 10 * time.Minute, "public, max-age=600", ""},
