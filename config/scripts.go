@@ -40,7 +40,7 @@ type ScriptCacheConfig struct {
 	// vendor fails (timeout, 5xx, a body over max_size); default 24h, 0 = never.
 	StaleIfError time.Duration `yaml:"stale_if_error"`
 	// NegativeTTL is how long a vendor's "no such script" (a 4xx), or a failed refresh,
-	// is remembered before the vendor is asked again; default 1m.
+	// is remembered before the vendor is asked again; default 30s.
 	NegativeTTL time.Duration `yaml:"negative_ttl"`
 	// BrowserMaxAge caps the max-age of the Cache-Control the proxy answers with (the
 	// rest of the entry's freshness, at most this); default 15m, 0 = no-cache.

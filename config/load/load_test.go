@@ -419,7 +419,7 @@ func TestDefault(t *testing.T) {
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
 		Scripts: config.ScriptsConfig{Enabled: true, Timeout: 10 * time.Second, MaxSize: 4 << 20,
 			Cache: config.ScriptCacheConfig{MaxBytes: 64 << 20, MaxEntries: 1000, MinTTL: time.Minute, MaxTTL: 6 * time.Hour,
-				StaleIfError: 24 * time.Hour, NegativeTTL: time.Minute, BrowserMaxAge: 15 * time.Minute}},
+				StaleIfError: 24 * time.Hour, NegativeTTL: 30 * time.Second, BrowserMaxAge: 15 * time.Minute}},
 	}
 	checkConfig(t, cfg, want)
 	if len(cfg.Pos) != 0 {

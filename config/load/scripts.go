@@ -65,7 +65,7 @@ func defaultScripts() config.ScriptsConfig {
 		Cache: config.ScriptCacheConfig{
 			MaxBytes: 64 << 20, MaxEntries: 1000,
 			MinTTL: time.Minute, MaxTTL: 6 * time.Hour,
-			StaleIfError: 24 * time.Hour, NegativeTTL: time.Minute, BrowserMaxAge: 15 * time.Minute,
+			StaleIfError: 24 * time.Hour, NegativeTTL: 30 * time.Second, BrowserMaxAge: 15 * time.Minute,
 		},
 	}
 }
