@@ -21,6 +21,9 @@ import (
 	"github.com/consentgate/consentgate/telemetry"
 )
 
+// scriptLogEvery is the least time between two log lines about one script's failed fetches.
+const scriptLogEvery = 10 * time.Second
+
 // scriptFetchConns bounds the connections to one vendor host for scripts: fetches are
 // coalesced and cached, so a handful carry any load, and past them a fetch fails fast
 // (connect) instead of queueing visitors behind a slow vendor.
@@ -47,7 +50,7 @@ func (e *fetchError) Error() string {
 // or a failure as a 502 that stands for negative_ttl when there is nothing older to
 // serve. On failure an entry already cached stays, and is not retried before
 // negative_ttl.
-func (ss *scriptServer) fetch(s *Server, rt *runtime, idx int, key, variant []byte, vals *[config.MaxScriptParams][]byte) (*scriptEntry, error) {
+func (ss *scriptServer) fetch(s *Server, rt *runtime, idx int, key []byte, variant uint64, vals *[config.MaxScriptParams][]byte) (*scriptEntry, error) {
 	sc, metric := &rt.Scripts.Scripts[idx], rt.scriptMetric[idx]
 	k := string(key) // a miss: about to wait on a vendor, one allocation is nothing
 	if ss.waiting != nil {
@@ -72,8 +75,13 @@ func (ss *scriptServer) fetch(s *Server, rt *runtime, idx int, key, variant []by
 		}
 		s.metrics.ScriptVendorError(metric, ferr.kind)
 		// Names the script and what went wrong, never the URL: its parameters are the
-		// site's (a Tag Manager environment's gtm_auth among them).
-		s.log.Warn("tag script fetch failed", "script", sc.Name, "kind", ferr.kind.String(), "status", ferr.status)
+		// site's (a Tag Manager environment's gtm_auth among them). At most one line per
+		// script per scriptLogEvery: requests for made-up IDs, each a fetch the vendor
+		// refuses, must not flood the log (the metric counts every one).
+		if last := &ss.lastLog[metric%len(ss.lastLog)]; nowNs-last.Load() >= int64(scriptLogEvery) {
+			last.Store(nowNs)
+			s.log.Warn("tag script fetch failed", "script", sc.Name, "kind", ferr.kind.String(), "status", ferr.status)
+		}
 		retry := nowNs + int64(cfg.Cache.NegativeTTL)
 		old := ss.cache.get(key)
 		switch {
@@ -113,7 +121,7 @@ func (f fetched) ttl(cfg *config.ScriptsConfig) time.Duration {
 // fetchScript does one GET of the script from its vendor. The request is built here from
 // the script's URL and the checked parameters: no header, cookie or address of the
 // visitor's request is in it (there is nothing of the visitor's request at hand).
-func fetchScript(hc *fasthttp.HostClient, cfg *config.ScriptsConfig, sc *rules.Script, variant []byte, vals *[config.MaxScriptParams][]byte) (fetched, *fetchError) {
+func fetchScript(hc *fasthttp.HostClient, cfg *config.ScriptsConfig, sc *rules.Script, variant uint64, vals *[config.MaxScriptParams][]byte) (fetched, *fetchError) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)

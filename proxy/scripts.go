@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -28,6 +29,8 @@ type scriptServer struct {
 	now   func() time.Time // the cache's clock (tests move it)
 	// waiting, when set (tests), is called by every request about to wait on a fetch.
 	waiting func()
+	// lastLog is when a failed fetch of each script (by metric index) was last logged.
+	lastLog [telemetry.MaxScripts]atomic.Int64
 }
 
 func newScriptServer(cfg *config.Config) *scriptServer {
@@ -44,12 +47,13 @@ var (
 	strVaryEncoding   = []byte("Accept-Encoding")
 	strNoCache        = []byte("no-cache")
 	strPublicMaxAge   = []byte("public, max-age=")
+	strCrossOrigin    = []byte("cross-origin")
 )
 
 // handleScript answers a request for the script rt.Scripts.Scripts[idx] (variant: a
 // variant's extensions, see rules.ScriptTable.Lookup). A fresh entry is served without
 // allocating; a miss fetches from the vendor once however many requests wait for it.
-func (s *Server) handleScript(ctx *fasthttp.RequestCtx, rt *runtime, idx int, variant []byte) {
+func (s *Server) handleScript(ctx *fasthttp.RequestCtx, rt *runtime, idx int, variant uint64) {
 	defer s.recoverScript(ctx)
 	sc := &rt.Scripts.Scripts[idx]
 	metric := rt.scriptMetric[idx]
@@ -131,6 +135,9 @@ func (s *Server) serveScript(ctx *fasthttp.RequestCtx, rt *runtime, e *scriptEnt
 	h.SetBytesV(fasthttp.HeaderXContentTypeOptions, strNosniff)
 	h.SetBytesV(fasthttp.HeaderVary, strVaryEncoding)
 	h.SetBytesV(fasthttp.HeaderETag, e.etag)
+	// A vendor's public script holds nothing of anyone: a page under
+	// Cross-Origin-Embedder-Policy may load it from the proxy's host.
+	h.SetBytesV(fasthttp.HeaderCrossOriginResourcePolicy, strCrossOrigin)
 	// The browser keeps it for the rest of the entry's freshness, at most
 	// browser_max_age; a stale entry, or a browser_max_age of 0, is revalidated each
 	// time (cheaply: the ETag answers 304).

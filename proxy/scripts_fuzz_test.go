@@ -46,7 +46,7 @@ func FuzzScriptParams(f *testing.F) {
 			}
 			return
 		}
-		key := string(sc.AppendKey(nil, nil, &vals))
+		key := string(sc.AppendKey(nil, 0, &vals))
 		_, q, _ := strings.Cut(key, "?")
 		seen := map[string]bool{}
 		for pair := range strings.SplitSeq(q, "&") {

@@ -160,10 +160,11 @@ func wantScript(t *testing.T, r resp, body, cacheControl string) {
 		t.Fatalf("status %d body %q, want 200 %q", r.Status, r.Body, body)
 	}
 	for k, want := range map[string]string{
-		"Content-Type":           "application/javascript; charset=utf-8",
-		"X-Content-Type-Options": "nosniff",
-		"Cache-Control":          cacheControl,
-		"Vary":                   "Accept-Encoding",
+		"Content-Type":                 "application/javascript; charset=utf-8",
+		"X-Content-Type-Options":       "nosniff",
+		"Cache-Control":                cacheControl,
+		"Vary":                         "Accept-Encoding",
+		"Cross-Origin-Resource-Policy": "cross-origin",
 	} {
 		if got := r.Header.Get(k); got != want {
 			t.Errorf("%s: %q, want %q", k, got, want)
@@ -266,7 +267,7 @@ func TestScriptNoVisitorDataReachesVendor(t *testing.T) {
 	defer c.mu.Unlock()
 	for i, want := range []string{
 		"/gtm.js?id=GTM-ABC&l=dl&gtm_auth=aZ_9-x&gtm_preview=env-5&gtm_cookies_win=x",
-		"/js/script.outbound-links.hash.js",
+		"/js/script.hash.outbound-links.js", // the extensions in the catalogue's order
 		"/en_US/fbevents.js",
 	} {
 		if got := c.reqs[i].URL.RequestURI(); got != want {

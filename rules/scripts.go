@@ -47,50 +47,50 @@ type ScriptTable struct {
 // reservedScriptPaths are the public listener's own paths, which no script may take.
 var reservedScriptPaths = []string{"/consent", "/consentgate.js"}
 
-// Lookup returns the script a request path names and, for a variant, its extensions
-// ("outbound-links.hash" of "/js/script.outbound-links.hash.js", a subslice of path);
-// idx is -1 for none. It allocates nothing.
-func (t *ScriptTable) Lookup(path []byte) (idx int, variant []byte) {
+// Lookup returns the script a request path names and, for a variant, its extensions as
+// a set (bit i: Variants[i]); idx is -1 for none. It allocates nothing.
+func (t *ScriptTable) Lookup(path []byte) (idx int, variant uint64) {
 	if t == nil {
-		return -1, nil
+		return -1, 0
 	}
 	if i, ok := t.byPath[string(path)]; ok {
-		return i, nil
+		return i, 0
 	}
 	for _, i := range t.variants {
 		s := &t.Scripts[i]
 		if len(path) > len(s.pathHead)+len(s.pathTail) && string(path[:len(s.pathHead)]) == s.pathHead &&
 			string(path[len(path)-len(s.pathTail):]) == s.pathTail {
-			v := path[len(s.pathHead) : len(path)-len(s.pathTail)]
-			if s.validVariant(v) {
+			if v, ok := s.variantSet(path[len(s.pathHead) : len(path)-len(s.pathTail)]); ok {
 				return i, v
 			}
 		}
 	}
-	return -1, nil
+	return -1, 0
 }
 
-// validVariant: extensions of s.Variants joined by ".", each at most once. Every variant
-// is a distinct file at the vendor and a distinct cache entry, so nothing else is asked for.
-func (s *Script) validVariant(v []byte) bool {
+// variantSet reads extensions of s.Variants joined by ".", each at most once, as a set.
+// A set, not the order written: the vendor's file for "hash.outbound-links" is the one for
+// "outbound-links.hash" (Plausible's server sorts them), so every order is one cache entry
+// and one fetch, and what anyone can make the proxy fetch is bounded by 2^len(Variants).
+func (s *Script) variantSet(v []byte) (uint64, bool) {
 	var seen uint64
 	for len(v) > 0 {
 		ext := v
 		if i := indexByte(v, '.'); i >= 0 {
 			ext, v = v[:i], v[i+1:]
 			if len(v) == 0 {
-				return false // a final "."
+				return 0, false // a final "."
 			}
 		} else {
 			v = nil
 		}
 		j := slices.IndexFunc(s.Variants, func(e string) bool { return e == string(ext) })
 		if j < 0 || seen&(1<<j) != 0 {
-			return false
+			return 0, false
 		}
 		seen |= 1 << j
 	}
-	return seen != 0
+	return seen, seen != 0
 }
 
 func indexByte(b []byte, c byte) int {
@@ -135,13 +135,15 @@ func (s *Script) ValueOK(i int, v []byte) bool {
 func (s *Script) Required(i int) bool { return s.required[i] }
 
 // AppendTarget appends the upstream request target: the path (with a variant's
-// extensions) and the query of the values given, in Params order, vals[i] for Params[i]
-// (nil: absent). Values are checked tokens, which need no escaping.
-func (s *Script) AppendTarget(dst, variant []byte, vals *[config.MaxScriptParams][]byte) []byte {
+// extensions, in Variants order) and the query of the values given, in Params order,
+// vals[i] for Params[i] (nil: absent). Values are checked tokens, which need no escaping.
+func (s *Script) AppendTarget(dst []byte, variant uint64, vals *[config.MaxScriptParams][]byte) []byte {
 	dst = append(dst, s.upHead...)
-	if len(variant) > 0 {
-		dst = append(dst, '.')
-		dst = append(dst, variant...)
+	for i, ext := range s.Variants {
+		if variant&(1<<i) != 0 {
+			dst = append(dst, '.')
+			dst = append(dst, ext...)
+		}
 	}
 	dst = append(dst, s.upTail...)
 	sep := byte('?')
@@ -160,7 +162,7 @@ func (s *Script) AppendTarget(dst, variant []byte, vals *[config.MaxScriptParams
 
 // AppendKey appends the script's cache key: the whole upstream URL. Two entries, or two
 // configs, that fetch the same URL share what was fetched.
-func (s *Script) AppendKey(dst, variant []byte, vals *[config.MaxScriptParams][]byte) []byte {
+func (s *Script) AppendKey(dst []byte, variant uint64, vals *[config.MaxScriptParams][]byte) []byte {
 	dst = append(dst, s.UpstreamScheme...)
 	dst = append(dst, "://"...)
 	dst = append(dst, s.UpstreamHost...)

@@ -20,7 +20,8 @@ type ScriptSpec struct {
 	Required []string
 	// Variants are extensions the vendor combines into one file name: the script at
 	// "<Path without .js>.<a>.<b>.js" is fetched from "<upstream without .js>.<a>.<b>.js",
-	// each extension one of these, at most once.
+	// each extension one of these, at most once, in the order of this list whatever the
+	// order asked for.
 	Variants []string
 	Source   string // the vendor documentation the URL and parameters come from
 }
@@ -57,11 +58,15 @@ var builtinScripts = []ScriptSpec{
 	{
 		Name: "plausible", Vendor: "plausible", Path: "/js/script.js",
 		Upstream: "https://plausible.io/js/script.js",
-		Variants: []string{"hash", "outbound-links", "file-downloads", "tagged-events", "manual",
-			"local", "exclusions", "compat", "pageview-props", "revenue"},
+		// Sorted: a variant is fetched with its extensions in this order, which is how
+		// Plausible's server sorts them (any order names the same file).
+		Variants: []string{"compat", "exclusions", "file-downloads", "hash", "local", "manual",
+			"outbound-links", "pageleave", "pageview-props", "revenue", "tagged-events"},
 		Source: "Plausible: plausible.io/docs/plausible-script and plausible.io/docs/script-extensions " +
-			"(script.js, extensions combined as script.<ext>.<ext>.js); the script posts to " +
-			"/api/event on the origin it was loaded from unless data-api says otherwise",
+			"(script.js, extensions combined as script.<ext>.<ext>.js); the server's tracker plug " +
+			"(github.com/plausible/analytics lib/plausible_web/plugs/tracker.ex) takes the extensions " +
+			"in any order and sorts them; the script posts to /api/event on the origin it was loaded " +
+			"from unless data-api says otherwise",
 	},
 	{
 		Name: "fbevents", Vendor: "meta", Path: "/en_US/fbevents.js",
