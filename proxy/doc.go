@@ -1,7 +1,8 @@
 // Package proxy owns the sockets: the fasthttp listeners, the upstream clients, the hit
 // path in named stages (route → locate → look up consent → read signals → decide →
-// prepare → forward / anonymise / drop, see evaluate), the local responses, and the consent,
-// admin and explain APIs. It decides no policy itself: that is the rules snapshot's and
+// prepare → forward / anonymise / drop, see evaluate), the local responses, the consent,
+// admin and explain APIs, and the first-party tag scripts (scripts.go: a cache filled by
+// fetches from the vendors that carry nothing of the visitor). It decides no policy itself: that is the rules snapshot's and
 // consent/signals'. It adds to each compiled snapshot the live parts (GeoIP locator,
 // upstream clients, metric indices), each of which applies its own part of a reload.
 package proxy
