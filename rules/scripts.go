@@ -198,6 +198,9 @@ func compileScripts(cfg *config.Config, router *Router, endpoints []CompiledEndp
 			return
 		}
 		if ep := router.claimant(s); ep >= 0 {
+			if key == "" { // a built-in default: the route the config wrote is what clashes
+				key = configuredRouteKey(cfg, s)
+			}
 			fail(key, "scripts.%s: path %s is taken by a route of endpoint %s", s.Name, s.Path, endpoints[ep].Name)
 			return
 		}
@@ -269,6 +272,19 @@ func scriptKey(cfg *config.Config, name, field string) string {
 	for _, k := range []string{"scripts." + name + "." + field, "scripts." + name} {
 		if _, ok := cfg.Pos[k]; ok {
 			return k
+		}
+	}
+	return ""
+}
+
+// configuredRouteKey is the config key of the first route that takes a path of s, or "".
+func configuredRouteKey(cfg *config.Config, s Script) string {
+	for i, r := range cfg.Routes {
+		p, prefix := strings.CutSuffix(r.Path, "*")
+		switch {
+		case !prefix && (p == s.Path || len(s.Variants) > 0 && strings.HasPrefix(p, s.pathHead) && strings.HasSuffix(p, s.pathTail)),
+			prefix && (strings.HasPrefix(s.Path, p) || len(s.Variants) > 0 && strings.HasPrefix(p, s.pathHead)):
+			return fmt.Sprintf("routes.%d.path", i)
 		}
 	}
 	return ""

@@ -81,7 +81,7 @@ func TestScriptsCompileErrors(t *testing.T) {
 		{"scripts:\n  c: { path: /tr, upstream: \"https://a.example/x.js\" }\n", "t.yaml:2:14: scripts.c: path /tr is taken by a route of endpoint meta_tr"},
 		{"scripts:\n  c: { path: /pagead/conversion/x.js, upstream: \"https://a.example/x.js\" }\n",
 			"scripts.c: path /pagead/conversion/x.js is taken by a route of endpoint google_ads_conversion"},
-		{"routes:\n  - { path: /js/script.hash.js, endpoint: plausible_event }\n", "scripts.plausible: path /js/script.js is taken by a route of endpoint plausible_event"},
+		{"routes:\n  - { path: /js/script.hash.js, endpoint: plausible_event }\n", "t.yaml:2:13: scripts.plausible: path /js/script.js is taken by a route of endpoint plausible_event"},
 		{"routes:\n  - { path: /g.js, endpoint: ga4_collect }\nscripts:\n  prefix: /g.js\n", ""}, // under the prefix: no clash
 		{"scripts:\n  c: { path: /consent, upstream: \"https://a.example/x.js\" }\n", "t.yaml:2:14: scripts.c: path /consent is the proxy's own"},
 		{"scripts:\n  gtag: { params: [l], ids: [G-1] }\n", "t.yaml:2:24: scripts.gtag: ids are values of the id parameter, which params leaves out"},
