@@ -84,6 +84,7 @@ type Config struct {
 	ServerSide    ServerSideConfig    `yaml:"server_side"`
 	Telemetry     TelemetryConfig     `yaml:"telemetry"`
 	Limits        LimitsConfig        `yaml:"limits"`
+	Scripts       ScriptsConfig       `yaml:"scripts"` // first-party tag scripts (scripts.go)
 
 	// Positions of values that Compile checks against each other (set by the loader).
 	Pos map[string]Pos `yaml:"-"`

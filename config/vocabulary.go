@@ -9,4 +9,5 @@ type Vocabulary struct {
 	Statuses  []string // consent statuses, the second level of a policy table
 	Purposes  []string // consent purposes: policy, signals.tcf.purposes, signals.cmp.onetrust_groups
 	Actions   []string // policy cells
+	Scripts   []string // built-in tag scripts: scripts.<name> overrides one, any other name adds one
 }

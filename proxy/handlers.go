@@ -39,6 +39,10 @@ func (s *Server) handlePublic(ctx *fasthttp.RequestCtx) {
 		s.handleConsentScript(ctx, rt)
 		return
 	}
+	if idx, variant := rt.Scripts.Lookup(path); idx >= 0 {
+		s.handleScript(ctx, rt, idx, variant)
+		return
+	}
 	idx, tailAt := rt.Router.LookupRoute(hostOnly(ctx.Host()), path)
 	if idx < 0 {
 		ctx.Error("not found", fasthttp.StatusNotFound)

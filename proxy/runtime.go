@@ -26,6 +26,10 @@ type runtime struct {
 	limits *limiters
 	// script is consentgate.js compiled for this config.
 	script *consentScript
+	// scriptMetric and scriptClients are, by index in Scripts.Scripts, the script's
+	// telemetry index and the client to its vendor (scriptsPart).
+	scriptMetric  []int
+	scriptClients []*fasthttp.HostClient
 }
 
 // upstreamClients gives every endpoint a long-lived HostClient, one per upstream

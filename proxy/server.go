@@ -58,6 +58,8 @@ type Server struct {
 	// tracer is set only when traces are on, so the hit path tests one pointer.
 	tracer trace.Tracer
 	stats  *stats.Stats
+	// scripts serves the tag scripts: its cache outlives reloads.
+	scripts *scriptServer
 	// stopStats ends the stats ticker; set by Start.
 	stopStats context.CancelFunc
 
@@ -109,7 +111,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	undo = append(undo, func() { tr.Shutdown(context.Background()) })
 	s := &Server{opts: opts, log: opts.Logger, hasher: opts.Hasher, metrics: m, tracing: tr, serveErr: make(chan error, 2),
-		applying: make(chan struct{}, 1), stopping: make(chan struct{})}
+		applying: make(chan struct{}, 1), stopping: make(chan struct{}),
+		scripts: newScriptServer(cfg)}
 	now := opts.Now
 	if now == nil {
 		now = time.Now

@@ -42,6 +42,8 @@ type Snapshot struct {
 	// CompiledAt when it was compiled, for the stats API and the dashboard footer.
 	Version    string
 	CompiledAt time.Time
+	// Scripts are the tag scripts the public listener serves (scripts.go).
+	Scripts *ScriptTable
 }
 
 // CompiledEndpoint is a catalogue endpoint with its upstream, policy and anonymiser resolved.
@@ -225,6 +227,9 @@ func Compile(cfg *config.Config, opts CompileOptions) (*Snapshot, error) {
 		specs = append(specs, RouteSpec{Host: r.Host, Path: r.Path, Endpoint: idx})
 	}
 	s.Router = NewRouter(specs)
+	var serrs []error
+	s.Scripts, serrs = compileScripts(cfg, s.Router, s.Endpoints)
+	errs = append(errs, serrs...)
 	s.Signals = signals.Compile(&cfg.Signals, s.Vendors, VendorGVLID)
 
 	var err error

@@ -14,6 +14,7 @@ func Vocabulary() config.Vocabulary {
 		Regimes:  geo.RegimeNames(),
 		Purposes: consent.PurposeNames(),
 		Actions:  ActionNames(),
+		Scripts:  ScriptNames(),
 	}
 	for _, ep := range Builtin() {
 		v.Endpoints = append(v.Endpoints, ep.Name)

@@ -35,6 +35,8 @@
 //	consentgate_consent_writes_refused_total{reason}                    counter, every reason
 //	consentgate_consent_ids_issued_total{why}                           counter, every why
 //	consentgate_consent_store_bytes                                     gauge, bytes
+//	consentgate_script_requests_total{script,outcome}                   counter, every interned script × outcome
+//	consentgate_script_vendor_errors_total{script,kind}                 counter, every interned script × kind
 //
 // Hits are sparse because vendor × action × reason × jurisdiction is large and most
 // combinations never happen. Upstream counters are few, so they are exported from zero:

@@ -141,6 +141,7 @@ type Metrics struct {
 	refused     [numRefusals]atomic.Uint64 // by Refusal (refused.go)
 	publicConns atomic.Int64               // open public connections
 	overflow    atomic.Pointer[func() uint64]
+	scripts     scriptCounters // tag script requests and vendor errors (scripts.go)
 
 	// duration is synchronous: it is recorded per upstream round trip, and measured at 0
 	// allocations with a precomputed attribute set (see UpstreamDone).
@@ -354,6 +355,7 @@ func (m *Metrics) register(meter metric.Meter) error {
 		return fmt.Errorf("telemetry: instrument consentgate_upstream_request_duration_seconds: %w", err)
 	}
 	return errors.Join(
+		m.registerScripts(counter),
 		timestamp("consentgate_config_last_reload_success_timestamp_seconds",
 			"Unix time of the last successful config load or reload; 0 if none yet.", &m.reloadOKAtMs),
 		gauge("consentgate_geoip_last_reload_successful", "1 if the last GeoIP database load or reload succeeded, else 0.", "1", observeBool(&m.geoOK)),

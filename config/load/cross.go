@@ -69,6 +69,7 @@ func (d *decoder) crossChecks() {
 		d.problemAt("consent.cookie", "consent.cookie: a __Secure- cookie needs consent.secure: true, or browsers drop it")
 	}
 	d.redisChecks()
+	d.scriptChecks()
 	// A cached "no consent stored" is what a missed invalidation keeps wrong the longest
 	// after a visitor consents; it is meant to expire first.
 	if k := &c.Cache; k.NegativeTTL > k.TTL && d.valid("consent.cache.negative_ttl", "consent.cache.ttl") {

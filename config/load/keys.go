@@ -3,6 +3,7 @@ package load
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +56,8 @@ type listKey struct {
 	dst   func(c *config.Config) *[]string
 }
 
-var scalarKeys = []scalarKey{
+// scalarKeys end with the scripts section's (scripts.go).
+var scalarKeys = slices.Concat([]scalarKey{
 	{"listen", "host:port", func(c *config.Config, s string) error { return setString(&c.Listen, s, checkHostPort) }},
 	{"admin_listen", "host:port", func(c *config.Config, s string) error { return setString(&c.AdminListen, s, checkHostPort) }},
 	{"admin_token", "a token", func(c *config.Config, s string) error { return setString(&c.AdminToken, s, checkAdminToken) }},
@@ -177,7 +179,7 @@ var scalarKeys = []scalarKey{
 	{"limits.max_clients", "a number", func(c *config.Config, s string) error {
 		return setInt(&c.Limits.MaxClients, s, 1024, 1<<26, " (clients tracked per limiter)")
 	}},
-}
+}, scriptScalarKeys)
 
 // rateLimitKeys are the scalar keys of the limits.* buckets, made once per bucket.
 func init() {

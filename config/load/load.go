@@ -94,8 +94,9 @@ func defaultConfig() *config.Config {
 			OTLP:   config.OTLPConfig{Interval: 30 * time.Second},
 			Traces: config.TracesConfig{SampleRatio: 0.01},
 		},
-		Limits: DefaultLimits(),
-		Pos:    map[string]config.Pos{},
+		Limits:  DefaultLimits(),
+		Scripts: defaultScripts(),
+		Pos:     map[string]config.Pos{},
 	}
 }
 

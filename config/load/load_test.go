@@ -232,6 +232,17 @@ func TestLoadGoodFull(t *testing.T) {
 			Hits:          config.RateLimits{PerIP: config.RateLimit{PerMinute: 6000, Burst: 600}, PerNet: config.RateLimit{PerMinute: 60000, Burst: 6000}},
 			MaxClients:    4096,
 		},
+		Scripts: config.ScriptsConfig{
+			Enabled: true, Prefix: "/assets/x9", Timeout: 3 * time.Second, MaxSize: 1 << 20,
+			Cache: config.ScriptCacheConfig{MaxBytes: 8 << 20, MaxEntries: 200, MinTTL: 30 * time.Second, MaxTTL: 2 * time.Hour,
+				StaleIfError: 12 * time.Hour, NegativeTTL: 20 * time.Second, BrowserMaxAge: 5 * time.Minute},
+			Entries: map[string]config.ScriptConfig{
+				"gtag":     {Path: "/g.js", Params: []string{"id"}, IDs: []string{"G-ABC123", "G-DEF456"}, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 167, Col: 3}},
+				"fbevents": {Disabled: true, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 171, Col: 3}},
+				"matomo":   {Upstream: "https://analytics.example.com/matomo/matomo.js", Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 173, Col: 3}},
+				"extra":    {Path: "/x/tag.js", Upstream: "https://cdn.vendor.example/v2/tag.js", Params: []string{}, Pos: config.Pos{File: "testdata/config/good/full.yaml", Line: 175, Col: 3}},
+			},
+		},
 	}
 	checkConfig(t, cfg, want)
 	// Cluster mode excludes Sentinel (master_name) and a database other than 0, which
@@ -255,6 +266,10 @@ func TestLoadGoodFull(t *testing.T) {
 		"policy.vendors.matomo.opt_in.unset.statistics": "testdata/config/good/full.yaml:99:23",
 		"routes.1":                                      "testdata/config/good/full.yaml:104:5",
 		"routes.1.host":                                 "testdata/config/good/full.yaml:105:11",
+		"scripts.prefix":                                "testdata/config/good/full.yaml:156:11",
+		"scripts.cache.min_ttl":                         "testdata/config/good/full.yaml:162:14",
+		"scripts.gtag.ids.1":                            "testdata/config/good/full.yaml:170:21",
+		"scripts.extra.upstream":                        "testdata/config/good/full.yaml:177:15",
 	})
 }
 
@@ -358,11 +373,15 @@ func TestConfigKeys(t *testing.T) {
 		{limitsKeys, config.LimitsConfig{}},
 		{rateLimitsKeys, config.RateLimits{}},
 		{rateLimitKeys, config.RateLimit{}},
+		{scriptsKeys, config.ScriptsConfig{}},
+		{scriptCacheKeys, config.ScriptCacheConfig{}},
+		{scriptKeys, config.ScriptConfig{}},
 	} {
 		typ := reflect.TypeOf(c.typ)
 		var tags []string
 		for i := range typ.NumField() {
-			if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ","); tag != "-" {
+			// An inline field (",inline") holds the mapping's other keys: it has no key.
+			if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ","); tag != "-" && tag != "" {
 				tags = append(tags, tag)
 			}
 		}
@@ -374,7 +393,8 @@ func TestConfigKeys(t *testing.T) {
 		"consent": consentKeys, "consent.redis": redisKeys, "consent.cache": consentCacheKeys,
 		"consent.receipts": receiptsKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys,
 		"signals.tcf": tcfKeys, "server_side": serverSideKeys, "signals.cmp": cmpKeys, "telemetry.otlp": otlpKeys, "telemetry.traces": tracesKeys,
-		"telemetry.decision_log": decisionLogKeys, "consent.snapshot": snapshotKeys, "limits": limitsKeys}
+		"telemetry.decision_log": decisionLogKeys, "consent.snapshot": snapshotKeys, "limits": limitsKeys,
+		"scripts": scriptsKeys, "scripts.cache": scriptCacheKeys}
 	for _, l := range []string{"consent_writes", "new_ids", "hits"} {
 		for _, w := range rateLimitsKeys {
 			sections["limits."+l+"."+w] = rateLimitKeys
@@ -421,6 +441,9 @@ func TestDefault(t *testing.T) {
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},
 		Anonymise: config.AnonymiseConfig{IPv6Prefix: 48, FreeText: "scrub"},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
+		Scripts: config.ScriptsConfig{Enabled: true, Timeout: 10 * time.Second, MaxSize: 4 << 20,
+			Cache: config.ScriptCacheConfig{MaxBytes: 64 << 20, MaxEntries: 1000, MinTTL: time.Minute, MaxTTL: 6 * time.Hour,
+				StaleIfError: 24 * time.Hour, NegativeTTL: 30 * time.Second, BrowserMaxAge: 15 * time.Minute}},
 	}
 	checkConfig(t, cfg, want)
 	if len(cfg.Pos) != 0 {
@@ -449,6 +472,10 @@ func TestEnvNames(t *testing.T) {
 		"CONSENTGATE_UPSTREAM_TIMEOUT", "CONSENTGATE_UPSTREAM_MAX_CONNS", "CONSENTGATE_ANONYMISE_SECRET",
 		"CONSENTGATE_ANONYMISE_IPV6_PREFIX", "CONSENTGATE_ANONYMISE_FREE_TEXT",
 		"CONSENTGATE_LIMITS_MAX_CLIENTS",
+		"CONSENTGATE_SCRIPTS_ENABLED", "CONSENTGATE_SCRIPTS_PREFIX", "CONSENTGATE_SCRIPTS_TIMEOUT", "CONSENTGATE_SCRIPTS_MAX_SIZE",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_BYTES", "CONSENTGATE_SCRIPTS_CACHE_MAX_ENTRIES", "CONSENTGATE_SCRIPTS_CACHE_MIN_TTL",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_TTL", "CONSENTGATE_SCRIPTS_CACHE_STALE_IF_ERROR", "CONSENTGATE_SCRIPTS_CACHE_NEGATIVE_TTL",
+		"CONSENTGATE_SCRIPTS_CACHE_BROWSER_MAX_AGE",
 		"CONSENTGATE_LIMITS_CONSENT_WRITES_PER_IP_PER_MINUTE", "CONSENTGATE_LIMITS_CONSENT_WRITES_PER_IP_BURST",
 		"CONSENTGATE_LIMITS_CONSENT_WRITES_PER_NET_PER_MINUTE", "CONSENTGATE_LIMITS_CONSENT_WRITES_PER_NET_BURST",
 		"CONSENTGATE_LIMITS_NEW_IDS_PER_IP_PER_MINUTE", "CONSENTGATE_LIMITS_NEW_IDS_PER_IP_BURST",
@@ -521,6 +548,17 @@ func TestEnvOverrides(t *testing.T) {
 		"CONSENTGATE_IDLE_TIMEOUT":                   "30s",
 		"CONSENTGATE_MAX_HEADER_SIZE":                "16384",
 		"CONSENTGATE_MAX_CONNS_PER_IP":               "0",
+		"CONSENTGATE_SCRIPTS_ENABLED":                "false",
+		"CONSENTGATE_SCRIPTS_PREFIX":                 "/s/q",
+		"CONSENTGATE_SCRIPTS_TIMEOUT":                "2s",
+		"CONSENTGATE_SCRIPTS_MAX_SIZE":               "65536",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_BYTES":        "2097152",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_ENTRIES":      "50",
+		"CONSENTGATE_SCRIPTS_CACHE_MIN_TTL":          "10s",
+		"CONSENTGATE_SCRIPTS_CACHE_MAX_TTL":          "1h",
+		"CONSENTGATE_SCRIPTS_CACHE_STALE_IF_ERROR":   "0s",
+		"CONSENTGATE_SCRIPTS_CACHE_NEGATIVE_TTL":     "5s",
+		"CONSENTGATE_SCRIPTS_CACHE_BROWSER_MAX_AGE":  "0s",
 	})
 	// The file's redis values are all replaced: cluster: true would clash with the
 	// environment's master_name and db, so the test shows the environment wins before the
@@ -560,6 +598,8 @@ func TestEnvOverrides(t *testing.T) {
 		Anonymise: config.AnonymiseConfig{Secret: "Zr5Nw9Qc2Lx7Tb4Mk8Hv3", IPv6Prefix: 40, URLParams: []string{"x"}, FreeText: "drop",
 			PathTemplates: []string{"/u/{id}", "/p/{slug}"}, SiteHosts: []string{"www.example.com"}},
 		Telemetry: config.TelemetryConfig{OTLP: config.OTLPConfig{Interval: 30 * time.Second}, Traces: config.TracesConfig{SampleRatio: 0.01}},
+		Scripts: config.ScriptsConfig{Prefix: "/s/q", Timeout: 2 * time.Second, MaxSize: 64 << 10,
+			Cache: config.ScriptCacheConfig{MaxBytes: 2 << 20, MaxEntries: 50, MinTTL: 10 * time.Second, MaxTTL: time.Hour, NegativeTTL: 5 * time.Second}},
 	}
 	checkConfig(t, cfg, want)
 	checkPos(t, cfg, map[string]string{

@@ -14,7 +14,7 @@ import (
 var (
 	topKeys = []string{"listen", "admin_listen", "admin_token", "trusted_proxies", "read_timeout",
 		"write_timeout", "max_body_size", "idle_timeout", "max_header_size", "max_conns_per_ip", "allowed_origins", "log_level", "geo", "jurisdictions",
-		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "server_side", "telemetry", "limits"}
+		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "server_side", "telemetry", "limits", "scripts"}
 	geoKeys           = []string{"database", "unknown_regime"}
 	jurisdictionsKeys = []string{"replace", "groups"}
 	groupKeys         = []string{"regime", "codes", "gpc"}
@@ -100,6 +100,8 @@ func (d *decoder) top(root *yaml.Node) {
 			d.signals(sub, v)
 		case "telemetry":
 			d.telemetry(sub, v)
+		case "scripts":
+			d.scripts(sub, v)
 		}
 	})
 }
