@@ -137,6 +137,10 @@ type Metrics struct {
 
 	saltFallbacks atomic.Uint64 // local anonymiser salts made while the shared one was unknown
 
+	fleetPublishes [2]atomic.Uint64 // fleet figure publishes: ok, error (fleet.go)
+	fleetPending   atomic.Int64     // batches of fleet figures waiting
+	fleetLost      atomic.Uint64    // hits whose fleet figures were given up
+
 	// duration is synchronous: it is recorded per upstream round trip, and measured at 0
 	// allocations with a precomputed attribute set (see UpstreamDone).
 	duration metric.Float64Histogram
@@ -248,6 +252,9 @@ func New(build BuildInfo, vendors, actions, reasons []string, opts ...Option) (*
 	)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+	}
+	if err := m.registerRuntime(); err != nil {
+		return nil, err
 	}
 	res := resource.NewSchemaless(
 		attribute.String("service.name", "consentgate"),
@@ -399,6 +406,17 @@ func (m *Metrics) register(meter metric.Meter) error {
 				for i := range m.removed {
 					o.Observe(clampInt64(m.removed[i].Load()), m.removedAttrs[i])
 				}
+				return nil
+			}),
+		counter("consentgate_fleet_stats_publishes_total", "Publishes of this instance's per-minute hit counts to Redis for the fleet dashboard, by result (ok, error); a failed one is retried at the next.", "{publish}", m.observeFleetPublishes),
+		gauge("consentgate_fleet_stats_pending_batches", "Batches of per-minute hit counts waiting to be published to Redis: 0 when publishing works, at most one per minute of an outage.", "{batch}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(m.fleetPending.Load())
+				return nil
+			}),
+		counter("consentgate_fleet_stats_lost_hits_total", "Hits left out of the fleet figures because Redis did not take their per-minute counts within the longest window (24 h).", "{hit}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(clampInt64(m.fleetLost.Load()))
 				return nil
 			}),
 		gauge("consentgate_consent_store_up", "1 if the consent store answered its last health check, else 0 (hits are then decided fail-closed).", "1", observeBool(&m.storeUp)),
