@@ -53,6 +53,7 @@ var scalarKeys = []scalarKey{
 	{"listen", "host:port", func(c *config.Config, s string) error { return setString(&c.Listen, s, checkHostPort) }},
 	{"admin_listen", "host:port", func(c *config.Config, s string) error { return setString(&c.AdminListen, s, checkHostPort) }},
 	{"admin_token", "a token", func(c *config.Config, s string) error { return setString(&c.AdminToken, s, checkAdminToken) }},
+	{"admin_pprof", "true or false", func(c *config.Config, s string) error { return setBool(&c.AdminPprof, s) }},
 	{"read_timeout", "a duration", func(c *config.Config, s string) error { return setDuration(&c.ReadTimeout, s, 0) }},
 	{"write_timeout", "a duration", func(c *config.Config, s string) error { return setDuration(&c.WriteTimeout, s, 0) }},
 	{"max_body_size", "a number of bytes", func(c *config.Config, s string) error {
