@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/consentgate/consentgate/telemetry/stats"
+	statsapi "github.com/consentgate/consentgate/telemetry/stats"
 )
 
 // TestFixturesMatchTheStatsContract: the browser tests' /api/stats answers decode into
-// stats.Report with no field left over, and add up, so the page is tested against what
+// statsapi.Report with no field left over, and add up, so the page is tested against what
 // the server can really send.
 func TestFixturesMatchTheStatsContract(t *testing.T) {
 	names, err := filepath.Glob("testdata/stats-*.json")
@@ -25,28 +25,28 @@ func TestFixturesMatchTheStatsContract(t *testing.T) {
 		}
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
-		var r stats.Report
+		var r statsapi.Report
 		if err := dec.Decode(&r); err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		var series, vendors stats.Counts
+		var series, vendors statsapi.Counts
 		for _, p := range r.Series {
-			add(&series, p.Counts)
+			addCounts(&series, p.Counts)
 		}
 		for _, k := range r.ByVendor {
-			add(&vendors, k.Counts)
+			addCounts(&vendors, k.Counts)
 		}
 		if series != r.Totals || vendors != r.Totals {
 			t.Errorf("%s: totals %+v, series sum %+v, by_vendor sum %+v", name, r.Totals, series, vendors)
 		}
-		if r.Scope == stats.ScopeFleet && (r.Fleet == nil || r.Fleet.Instances < 1) {
+		if r.Scope == statsapi.ScopeFleet && (r.Fleet == nil || r.Fleet.Instances < 1) {
 			t.Errorf("%s: a fleet report without its instances", name)
 		}
 	}
 }
 
-func add(c *stats.Counts, o stats.Counts) {
+func addCounts(c *statsapi.Counts, o statsapi.Counts) {
 	c.Forward += o.Forward
 	c.Anonymise += o.Anonymise
 	c.Drop += o.Drop
