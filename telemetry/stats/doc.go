@@ -39,7 +39,8 @@
 //	<prefix>stats:gen                     counter: bumped after a late batch (see below)
 //
 // The minute is the cluster hash tag: a minute's two keys share a slot, consecutive
-// minutes spread over the nodes. Both expire 25 hours after their minute (the longest
+// minutes spread over the nodes. The Redis user needs EVALSHA and EVAL (ACL category
+// @scripting), INCR, GET and HGETALL on these keys. Both expire 25 hours after their minute (the longest
 // window and an hour), at an instant every instance computes alike.
 //
 // Delivery: each batch is applied by a Lua script that adds its ID to the minute's

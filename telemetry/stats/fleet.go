@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -191,14 +193,15 @@ func cellField(vendor, action, reason, jurisdiction string) string {
 	return vendor + "|" + action + "|" + reason + "|" + jurisdiction
 }
 
-// parseCellField is cellField's inverse; ok is false for a field it could not have made.
+// parseCellField is cellField's inverse; ok is false for a field no instance writes. It
+// takes any name a version of consentgate might use (short, printable), not only today's.
 func parseCellField(f string) (l cellLabels, ok bool) {
 	parts := strings.Split(f, "|")
 	if len(parts) != 4 {
 		return cellLabels{}, false
 	}
 	for _, p := range parts {
-		if p == "" || !validKey(p) {
+		if !labelName(p) {
 			return cellLabels{}, false
 		}
 	}
@@ -253,3 +256,16 @@ func diffCells(dst []entry, prev, cur []telemetry.HitCell, idOf func(uint32) uin
 }
 
 func formatCount(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// labelName accepts 1 to 64 bytes of printable UTF-8.
+func labelName(s string) bool {
+	if s == "" || len(s) > 64 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/consentgate/consentgate/telemetry"
@@ -70,7 +71,9 @@ func (p *publisher) idOf(cell uint32) uint32 {
 	}
 	v, a, r, j, ok := p.f.src.HitLabels(cell)
 	field := ""
-	if ok {
+	// A name a reader would not take back is not sent (names come from the code and
+	// from checked jurisdiction group names, so this does not happen).
+	if ok && !strings.Contains(v+a+r+j, "|") && labelName(v) && labelName(a) && labelName(r) && labelName(j) {
 		field = cellField(v, a, r, j)
 	}
 	id := uint32(len(p.fields))
