@@ -583,3 +583,69 @@ func TestHandlerScopes(t *testing.T) {
 		t.Errorf("Redis down, scope=instance: %d total %d", code, a.Totals.Total)
 	}
 }
+
+// BenchmarkFleetPublish: one tick of a busy instance (135 changed cells) against a real
+// Redis: the diff, the batch and the script's round trip, off the hit path.
+func BenchmarkFleetPublish(b *testing.B) {
+	rs := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr, ContextTimeoutEnabled: true})
+	b.Cleanup(func() { c.Close() })
+	fx := newFixture(b, fat(0), testActions)
+	f, err := stats.NewFleet(stats.FleetOptions{Client: c, Prefix: "cgbench:", Source: fx.m, Clock: fx.clock.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hitAll := func() {
+		for v := range testVendors {
+			for a := range testActions {
+				for r := range testReasons {
+					for _, j := range fx.jur {
+						fx.m.Hit(v, a, r, j)
+					}
+				}
+			}
+		}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		hitAll()
+		fx.clock.Set(fat(time.Duration(i) * 10 * time.Second))
+		b.StartTimer()
+		if err := f.Publish(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFleetQuery24h: a dashboard refresh of the 24-hour fleet view once the closed
+// minutes are kept: the generation and the unsettled minutes only.
+func BenchmarkFleetQuery24h(b *testing.B) {
+	rs := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr, ContextTimeoutEnabled: true})
+	b.Cleanup(func() { c.Close() })
+	fx := newFixture(b, fat(0), testActions)
+	f, err := stats.NewFleet(stats.FleetOptions{Client: c, Prefix: "cgbench:", Source: fx.m, Clock: fx.clock.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for m := range 30 {
+		fx.hit(b, "ga4", "forward", "consent_granted", "eea", m+1)
+		fx.hit(b, "meta_pixel", "drop", "gpc_opt_out", "us-ca", 1)
+		fx.clock.Set(fat(time.Duration(m)*time.Minute + 30*time.Second))
+		if err := f.Publish(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := fat(30 * time.Minute)
+	if _, err := f.Query(context.Background(), 24*time.Hour, now, "", ""); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.Query(context.Background(), 24*time.Hour, now, "", ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
