@@ -51,6 +51,7 @@ type Config struct {
 	Listen         string        `yaml:"listen"`       // public listener, default ":8080"
 	AdminListen    string        `yaml:"admin_listen"` // admin listener, default "127.0.0.1:9090"
 	AdminToken     string        `yaml:"admin_token"`  // bearer token for /admin/*; empty disables the admin API
+	AdminPprof     bool          `yaml:"admin_pprof"`  // Go's profiler at /debug/pprof/ on the admin listener, behind admin_token; default off
 	TrustedProxies []string      `yaml:"trusted_proxies"`
 	ReadTimeout    time.Duration `yaml:"read_timeout"`  // public listener: a whole request, head and body, default 5s, 100ms..5m
 	WriteTimeout   time.Duration `yaml:"write_timeout"` // public listener: a response, default 5s, 100ms..5m

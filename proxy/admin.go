@@ -33,6 +33,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 		s.stats.Handler()(ctx)
 	case path == "/dashboard" || strings.HasPrefix(path, "/dashboard/"):
 		dashboard.Handler()(ctx)
+	case path+"/" == pprofPrefix || strings.HasPrefix(path, pprofPrefix):
+		s.pprof(ctx)
 	case strings.HasPrefix(path, "/admin/"):
 		if !s.authorised(ctx) {
 			return
@@ -81,6 +83,10 @@ func (s *Server) authorised(ctx *fasthttp.RequestCtx) bool {
 func (s *Server) handleAdminAPI(ctx *fasthttp.RequestCtx, path string) {
 	rt := s.rt.Load()
 	method := string(ctx.Method())
+	if path == "/admin/reload" {
+		s.reloadAPI(ctx)
+		return
+	}
 	if path == "/admin/explain" {
 		if method != fasthttp.MethodPost {
 			jsonError(ctx, fasthttp.StatusMethodNotAllowed, "use POST")

@@ -62,6 +62,9 @@ type Server struct {
 	scripts *scriptServer
 	// stopStats ends the stats ticker; set by Start.
 	stopStats context.CancelFunc
+	// fleet publishes and reads the fleet figures (fleet.go); nil without Redis.
+	fleet        *stats.Fleet
+	stopFleetRun func()
 
 	public, admin     *fasthttp.Server
 	publicLn, adminLn net.Listener
@@ -138,7 +141,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return fail(err)
 	}
 	undo = append(undo, func() { s.rt.Load().geo.Close() })
-	if s.stats, err = stats.New(m, stats.WithInstance(s.instance)); err != nil {
+	if s.fleet, err = s.newFleet(cfg); err != nil {
+		return fail(err)
+	}
+	if s.stats, err = stats.New(m, stats.WithInstance(s.instance), stats.WithFleet(s.fleet)); err != nil {
 		return fail(err)
 	}
 	m.ConfigReload(true, time.Now())
@@ -209,6 +215,7 @@ func (s *Server) Start() error {
 	var statsCtx context.Context
 	statsCtx, s.stopStats = context.WithCancel(context.Background())
 	go s.stats.Run(statsCtx)
+	s.startFleet()
 	go func() { s.serveErr <- s.public.Serve(s.publicLn) }()
 	go func() { s.serveErr <- s.admin.Serve(s.adminLn) }()
 	return nil
@@ -258,6 +265,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopStats != nil {
 		s.stopStats()
 	}
+	s.stopFleet(ctx)
 	s.store.stop()
 	errs = append(errs, s.store.Close(), s.rt.Load().geo.Close(), s.metrics.Shutdown(ctx), s.tracing.Shutdown(ctx))
 	return errors.Join(errs...)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/consentgate/consentgate/config"
 	"github.com/consentgate/consentgate/consent"
@@ -27,6 +28,8 @@ type consentStore struct {
 	// Redis counts its own, by source.
 	countLookups bool
 	stop         context.CancelFunc
+	// redis is the Redis store's client, which the fleet figures share; nil otherwise.
+	redis redis.UniversalClient
 }
 
 // openStore builds the store the config names. Redis gets a local cache in front and a
@@ -88,7 +91,7 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 	// first hit makes a local one and run retries.
 	err = salts.syncNow(ctx)
 	go salts.run(ctx, err)
-	return &consentStore{Store: cache, stop: cancel}, nil
+	return &consentStore{Store: cache, stop: cancel, redis: rs.Client()}, nil
 }
 
 // watchStore keeps consentgate_consent_store_up current and logs state changes, so an

@@ -90,12 +90,29 @@ func (e exposed) family(name string) (fam string, extra []string, ok bool) {
 			}
 			return base, extra, true
 		}
+		// A summary (go_gc_duration_seconds) has _sum and _count but no _bucket.
+		if f, ok := e.families[base]; found && ok && suffix != "_bucket" && f.GetType() == dto.MetricType_SUMMARY {
+			return base, nil, true
+		}
 	}
 	return "", nil, false
 }
 
+// runtimeFamilies are the Go runtime and process families (telemetry/runtime.go) the
+// dashboard must show: the ones that reveal a leak, a pile-up or descriptor exhaustion.
+// The others are exposed for ad-hoc queries and need no panel.
+var runtimeFamilies = []string{
+	"go_goroutines", "go_threads", "go_memstats_heap_inuse_bytes", "go_gc_duration_seconds",
+	"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_max_fds",
+}
+
+// isRuntime tells a Go runtime or process family from consentgate's own.
+func isRuntime(family string) bool {
+	return strings.HasPrefix(family, "go_") || strings.HasPrefix(family, "process_")
+}
+
 var (
-	selectorRE    = regexp.MustCompile(`(consentgate_[a-z_]+)(\{[^}]*\})?`)
+	selectorRE    = regexp.MustCompile(`\b((?:consentgate|go|process)_[a-z_]+)(\{[^}]*\})?`)
 	matcherRE     = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!=|!~|=)\s*"([^"]*)"`)
 	byRE          = regexp.MustCompile(`\b(?:by|without|on|ignoring)\s*\(([^)]*)\)`)
 	labelValuesRE = regexp.MustCompile(`label_values\(\s*(consentgate_[a-z_]+)\s*,\s*([a-zA-Z_]+)\s*\)`)
@@ -127,12 +144,17 @@ func (e exposed) checkExpr(t *testing.T, where, expr string) []string {
 		}
 		for _, mt := range matcherRE.FindAllStringSubmatch(sel[2], -1) {
 			name, op, value := mt[1], mt[2], mt[3]
-			if _, ok := labels[name]; !ok && !slices.Contains(extra, name) {
+			summaryQuantile := name == "quantile" && e.families[fam].GetType() == dto.MetricType_SUMMARY
+			if _, ok := labels[name]; !ok && !slices.Contains(extra, name) && !summaryQuantile {
 				t.Errorf("%s: %s has no label %q", where, sel[1], name)
 				continue
 			}
 			// A literal value must be one the code produces; variables and regexes are
-			// the user's business.
+			// the user's business. A summary's quantiles are not label values of its
+			// series here (client_model keeps them apart).
+			if name == "quantile" && e.families[fam].GetType() == dto.MetricType_SUMMARY {
+				continue
+			}
 			if op == "=" && !strings.Contains(value, "$") && name != "le" && !labels[name][value] {
 				t.Errorf("%s: %s{%s=%q}: no such value; exposed: %v", where, sel[1], name, value, slices.Sorted(maps.Keys(labels[name])))
 			}
@@ -291,8 +313,13 @@ func TestDashboardMatchesMetrics(t *testing.T) {
 
 	// The other way round: a metric added to the code gets a panel, or this fails.
 	for _, name := range slices.Sorted(maps.Keys(e.families)) {
-		if !used[name] {
+		if !used[name] && (!isRuntime(name) || slices.Contains(runtimeFamilies, name)) {
 			t.Errorf("%s is exposed but no dashboard panel shows it", name)
+		}
+	}
+	for _, name := range runtimeFamilies {
+		if _, ok := e.families[name]; !ok {
+			t.Errorf("%s is not exposed by /metrics (telemetry/runtime.go)", name)
 		}
 	}
 }
@@ -348,7 +375,8 @@ func TestAlertRulesMatchMetrics(t *testing.T) {
 		}
 	}
 	// The alerts the deploy docs promise.
-	for _, want := range []string{"ConsentgateConsentStoreDown", "ConsentgateConfigReloadFailing", "ConsentgateGeoIPReloadFailing", "ConsentgateUpstreamErrorRatioHigh", "ConsentgateDropShareJump"} {
+	for _, want := range []string{"ConsentgateConsentStoreDown", "ConsentgateConfigReloadFailing", "ConsentgateGeoIPReloadFailing", "ConsentgateUpstreamErrorRatioHigh", "ConsentgateDropShareJump",
+		"ConsentgateGoroutinesGrowing", "ConsentgateMemoryGrowing", "ConsentgateFileDescriptorsRunningOut", "ConsentgateFleetStatsBehind"} {
 		if !seen[want] {
 			t.Errorf("no alert %s", want)
 		}

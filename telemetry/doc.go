@@ -37,6 +37,14 @@
 //	consentgate_consent_store_bytes                                     gauge, bytes
 //	consentgate_script_requests_total{script,outcome}                   counter, every interned script × outcome
 //	consentgate_script_vendor_errors_total{script,kind}                 counter, every interned script × kind
+//	consentgate_fleet_stats_publishes_total{result}                     counter, ok and error from zero
+//	consentgate_fleet_stats_pending_batches                             gauge
+//	consentgate_fleet_stats_lost_hits_total                             counter
+//
+// and, on /metrics only, the Go runtime's and the process's (runtime.go): go_goroutines,
+// go_threads, go_memstats_*, go_gc_duration_seconds, go_info, process_cpu_seconds_total,
+// process_resident_memory_bytes, process_open_fds, process_max_fds and the rest of
+// client_golang's Go and process collectors.
 //
 // Hits are sparse because vendor × action × reason × jurisdiction is large and most
 // combinations never happen. Upstream counters are few, so they are exported from zero:

@@ -137,11 +137,14 @@ type Metrics struct {
 
 	saltFallbacks atomic.Uint64 // local anonymiser salts made while the shared one was unknown
 
-	integrity   integrity                  // integrity.go
-	refused     [numRefusals]atomic.Uint64 // by Refusal (refused.go)
-	publicConns atomic.Int64               // open public connections
-	overflow    atomic.Pointer[func() uint64]
-	scripts     scriptCounters // tag script requests and vendor errors (scripts.go)
+	integrity      integrity                  // integrity.go
+	refused        [numRefusals]atomic.Uint64 // by Refusal (refused.go)
+	publicConns    atomic.Int64               // open public connections
+	overflow       atomic.Pointer[func() uint64]
+	scripts        scriptCounters   // tag script requests and vendor errors (scripts.go)
+	fleetPublishes [2]atomic.Uint64 // fleet figure publishes: ok, error (fleet.go)
+	fleetPending   atomic.Int64     // batches of fleet figures waiting
+	fleetLost      atomic.Uint64    // hits whose fleet figures were given up
 
 	// duration is synchronous: it is recorded per upstream round trip, and measured at 0
 	// allocations with a precomputed attribute set (see UpstreamDone).
@@ -254,6 +257,9 @@ func New(build BuildInfo, vendors, actions, reasons []string, opts ...Option) (*
 	)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+	}
+	if err := m.registerRuntime(); err != nil {
+		return nil, err
 	}
 	res := resource.NewSchemaless(
 		attribute.String("service.name", "consentgate"),
@@ -410,6 +416,17 @@ func (m *Metrics) register(meter metric.Meter) error {
 			}),
 		counter("consentgate_requests_refused_total", "Requests the public listener answered before any route saw them (an unreadable or oversized head, bad framing, a read timeout) and connections it turned away, by reason; routed hits are in consentgate_hits_total.", "{request}", m.observeRefused),
 		gauge("consentgate_public_connections", "Connections open on the public listener.", "{connection}", m.observePublicConns),
+		counter("consentgate_fleet_stats_publishes_total", "Publishes of this instance's per-minute hit counts to Redis for the fleet dashboard, by result (ok, error); a failed one is retried at the next.", "{publish}", m.observeFleetPublishes),
+		gauge("consentgate_fleet_stats_pending_batches", "Batches of per-minute hit counts waiting to be published to Redis: 0 when publishing works, at most one per minute of an outage.", "{batch}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(m.fleetPending.Load())
+				return nil
+			}),
+		counter("consentgate_fleet_stats_lost_hits_total", "Hits left out of the fleet figures because Redis did not take their per-minute counts within the longest window (24 h).", "{hit}",
+			func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(clampInt64(m.fleetLost.Load()))
+				return nil
+			}),
 		gauge("consentgate_consent_store_up", "1 if the consent store answered its last health check, else 0 (hits are then decided fail-closed).", "1", observeBool(&m.storeUp)),
 		counter("consentgate_telemetry_dropped_observations_total", "Observations ignored because an index was out of range (a caller bug).", "{observation}",
 			func(_ context.Context, o metric.Int64Observer) error {

@@ -70,6 +70,11 @@ func (d *decoder) crossChecks() {
 	}
 	d.redisChecks()
 	d.scriptChecks()
+	// The profiler is served behind the admin token only: without one it would be
+	// unreachable, and an operator who turned it on would not know why.
+	if d.cfg.AdminPprof && d.cfg.AdminToken == "" && d.valid("admin_token") {
+		d.problemAt("admin_pprof", "admin_pprof: true needs admin_token: the profiles are served behind the admin token, and without one they would be unreachable")
+	}
 	// A cached "no consent stored" is what a missed invalidation keeps wrong the longest
 	// after a visitor consents; it is meant to expire first.
 	if k := &c.Cache; k.NegativeTTL > k.TTL && d.valid("consent.cache.negative_ttl", "consent.cache.ttl") {

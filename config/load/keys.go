@@ -61,6 +61,7 @@ var scalarKeys = slices.Concat([]scalarKey{
 	{"listen", "host:port", func(c *config.Config, s string) error { return setString(&c.Listen, s, checkHostPort) }},
 	{"admin_listen", "host:port", func(c *config.Config, s string) error { return setString(&c.AdminListen, s, checkHostPort) }},
 	{"admin_token", "a token", func(c *config.Config, s string) error { return setString(&c.AdminToken, s, checkAdminToken) }},
+	{"admin_pprof", "true or false", func(c *config.Config, s string) error { return setBool(&c.AdminPprof, s) }},
 	{"read_timeout", "a duration", func(c *config.Config, s string) error {
 		return setDurationIn(&c.ReadTimeout, s, 100*time.Millisecond, maxListenerTimeout)
 	}},

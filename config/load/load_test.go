@@ -154,6 +154,7 @@ func TestLoadGoodFull(t *testing.T) {
 		Listen:         "0.0.0.0:8443",
 		AdminListen:    "[::1]:9191",
 		AdminToken:     "Vq7rK2xLm9PzW4nTb8HcY3dJf6sGa",
+		AdminPprof:     true,
 		TrustedProxies: []string{"10.0.0.0/8", "192.168.1.7", "2001:db8::/32"},
 		ReadTimeout:    3 * time.Second,
 		WriteTimeout:   90 * time.Second,
@@ -454,7 +455,7 @@ func TestDefault(t *testing.T) {
 // TestEnvNames: the variables read are the documented ones.
 func TestEnvNames(t *testing.T) {
 	want := []string{
-		"CONSENTGATE_LISTEN", "CONSENTGATE_ADMIN_LISTEN", "CONSENTGATE_ADMIN_TOKEN",
+		"CONSENTGATE_LISTEN", "CONSENTGATE_ADMIN_LISTEN", "CONSENTGATE_ADMIN_TOKEN", "CONSENTGATE_ADMIN_PPROF",
 		"CONSENTGATE_READ_TIMEOUT", "CONSENTGATE_WRITE_TIMEOUT", "CONSENTGATE_MAX_BODY_SIZE",
 		"CONSENTGATE_IDLE_TIMEOUT", "CONSENTGATE_MAX_HEADER_SIZE", "CONSENTGATE_MAX_CONNS_PER_IP",
 		"CONSENTGATE_LOG_LEVEL", "CONSENTGATE_GEO_DATABASE", "CONSENTGATE_GEO_UNKNOWN_REGIME",

@@ -12,7 +12,7 @@ import (
 
 // Keys of each mapping, in config.go order; a test checks them against the yaml tags.
 var (
-	topKeys = []string{"listen", "admin_listen", "admin_token", "trusted_proxies", "read_timeout",
+	topKeys = []string{"listen", "admin_listen", "admin_token", "admin_pprof", "trusted_proxies", "read_timeout",
 		"write_timeout", "max_body_size", "idle_timeout", "max_header_size", "max_conns_per_ip", "allowed_origins", "log_level", "geo", "jurisdictions",
 		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "server_side", "telemetry", "limits", "scripts"}
 	geoKeys           = []string{"database", "unknown_regime"}

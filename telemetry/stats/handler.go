@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -28,7 +29,9 @@ const defaultWindow = "1h"
 // Handler serves GET /api/stats?window=15m|1h|24h (default 1h) as a Report; with
 // vendor= and/or jurisdiction= the Report also carries that Selection's series. A window
 // longer than this instance keeps (see WithCapacity) is refused rather than padded with
-// zeros that would read as "no traffic".
+// zeros that would read as "no traffic". scope=fleet sums every instance (WithFleet;
+// the default when there is one), scope=instance this one; fleet without a Fleet is a
+// 400, and a Redis that does not answer a 503 naming scope=instance as the way out.
 func (s *Stats) Handler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		// Per-instance, per-second figures: a cached copy would be wrong at once.
@@ -38,8 +41,9 @@ func (s *Stats) Handler() fasthttp.RequestHandler {
 			writeError(ctx, fasthttp.StatusMethodNotAllowed, "use GET or HEAD")
 			return
 		}
+		args := ctx.QueryArgs()
 		name := defaultWindow
-		if args := ctx.QueryArgs(); args.Has("window") {
+		if args.Has("window") {
 			name = string(args.Peek("window"))
 		}
 		w, ok := s.window(name)
@@ -47,13 +51,40 @@ func (s *Stats) Handler() fasthttp.RequestHandler {
 			writeError(ctx, fasthttp.StatusBadRequest, s.windowError(name))
 			return
 		}
-		args := ctx.QueryArgs()
+		scope := s.scopes()[0]
+		if args.Has("scope") {
+			scope = string(args.Peek("scope"))
+		}
+		switch scope {
+		case ScopeInstance:
+		case ScopeFleet:
+			if s.fleet == nil {
+				writeError(ctx, fasthttp.StatusBadRequest, "scope \"fleet\": "+ErrNoFleet.Error())
+				return
+			}
+		default:
+			writeError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("scope %s: must be %s or %s", strconv.Quote(scope), ScopeFleet, ScopeInstance))
+			return
+		}
 		vendor, jur := string(args.Peek("vendor")), string(args.Peek("jurisdiction"))
 		if !validKey(vendor) || !validKey(jur) {
 			writeError(ctx, fasthttp.StatusBadRequest, "vendor and jurisdiction are names such as ga4 or eea (letters, digits, _ and -, at most 64)")
 			return
 		}
-		body, err := json.Marshal(s.QuerySelection(w, s.clock(), vendor, jur))
+		var r Report
+		if scope == ScopeFleet {
+			// Not ctx as the parent: see proxy's storeCtx. The Fleet bounds each round trip.
+			var err error
+			if r, err = s.fleet.Query(context.Background(), w, s.clock(), vendor, jur); err != nil {
+				writeError(ctx, fasthttp.StatusServiceUnavailable, "fleet figures unavailable: Redis did not answer ("+err.Error()+"); scope=instance shows this instance's figures")
+				return
+			}
+			r.Scopes = s.scopes()
+			r.Instance = cleanInstance(s.instance())
+		} else {
+			r = s.QuerySelection(w, s.clock(), vendor, jur)
+		}
+		body, err := json.Marshal(r)
 		if err != nil {
 			writeError(ctx, fasthttp.StatusInternalServerError, fmt.Errorf("stats: encode report: %w", err).Error())
 			return

@@ -10,13 +10,22 @@ import (
 // Report is the body of GET /api/stats. Field names are a contract with the dashboard.
 // Lists are never null, so the page can iterate without checking.
 type Report struct {
+	// Scope says whose hits the Report counts: ScopeInstance (this process) or
+	// ScopeFleet (every instance that publishes to the same Redis).
+	Scope string `json:"scope"`
+	// Scopes lists the scopes this instance can answer, so a page knows whether to
+	// offer the other one.
+	Scopes      []string  `json:"scopes"`
 	Window      string    `json:"window"`
 	StepSeconds int       `json:"step_seconds"`
 	From        time.Time `json:"from"`
 	To          time.Time `json:"to"`
 	GeneratedAt time.Time `json:"generated_at"`
-	Instance    Instance  `json:"instance"`
-	Totals      Counts    `json:"totals"`
+	// Instance is the instance that answered, whatever the scope.
+	Instance Instance `json:"instance"`
+	// Fleet is set for ScopeFleet only.
+	Fleet  *FleetInfo `json:"fleet,omitempty"`
+	Totals Counts     `json:"totals"`
 	// Series has one point per minute of the window, oldest first, zeros included; the
 	// last is the current partial minute.
 	Series               []Point              `json:"series"`
@@ -27,6 +36,25 @@ type Report struct {
 	// Selection is the series of one vendor and/or jurisdiction group, when the query
 	// named them, so the dashboard's chart can follow its filters.
 	Selection *Selection `json:"selection,omitempty"`
+}
+
+// Scopes of a Report.
+const (
+	ScopeInstance = "instance"
+	ScopeFleet    = "fleet"
+)
+
+// FleetInfo says which instances a fleet Report counts.
+type FleetInfo struct {
+	// Instances is how many instances published figures for at least one minute of the
+	// window. A restarted process is a new instance, so a rolling deploy shows here.
+	Instances int `json:"instances"`
+	// InstancesLastMinute is how many published for the last whole minute: the instances
+	// running now.
+	InstancesLastMinute int `json:"instances_last_minute"`
+	// PublishSeconds is how often each instance publishes: the fleet figures lag by up to
+	// that much.
+	PublishSeconds int `json:"publish_seconds"`
 }
 
 // Selection narrows the series to one vendor and/or jurisdiction group ("" = any).
@@ -101,7 +129,7 @@ func (s *Stats) Query(window time.Duration, now time.Time) Report {
 // QuerySelection is Query with, when vendor or jurisdiction is not "", a Selection: the
 // per-minute series of only those hits. Everything else in the Report is unfiltered.
 func (s *Stats) QuerySelection(window time.Duration, now time.Time, vendor, jurisdiction string) Report {
-	n := min(max(int64(window/time.Minute), 1), MaxCapacity+1)
+	n := windowMinutes(window)
 	inst := s.instance()
 
 	s.mu.Lock()
@@ -114,11 +142,65 @@ func (s *Stats) QuerySelection(window time.Duration, now time.Time, vendor, juri
 	if cur > s.lastMinute {
 		liveMinute = cur - 1
 	}
-	first := cur - n + 1
 	oldestKept := cur - int64(s.capacity)
+	r := s.report(n, cur, now, func(m int64) []entry {
+		switch {
+		case m == liveMinute:
+			return s.live
+		case m < liveMinute && m >= oldestKept:
+			if b := &s.ring[s.slot(m)]; b.minute == m {
+				return b.cells
+			}
+		}
+		return nil
+	}, vendor, jurisdiction)
+	r.Scope = ScopeInstance
+	r.Scopes = s.scopes()
+	r.Instance = cleanInstance(inst)
+	return r
+}
 
-	s.sums = slices.Grow(s.sums[:0], len(s.labels))[:len(s.labels)]
-	clear(s.sums)
+// scopes are the scopes s answers, the default first.
+func (s *Stats) scopes() []string {
+	if s.fleet != nil {
+		return []string{ScopeFleet, ScopeInstance}
+	}
+	return []string{ScopeInstance}
+}
+
+// Fleet is the fleet s answers scope=fleet from, or nil.
+func (s *Stats) Fleet() *Fleet { return s.fleet }
+
+// windowMinutes is how many one-minute buckets a window has, clamped to
+// 1..MaxCapacity+1.
+func windowMinutes(window time.Duration) int64 {
+	return min(max(int64(window/time.Minute), 1), MaxCapacity+1)
+}
+
+func cleanInstance(inst Instance) Instance {
+	if !inst.ConfigLoadedAt.IsZero() {
+		inst.ConfigLoadedAt = inst.ConfigLoadedAt.UTC()
+	}
+	if !inst.GeoIPBuild.IsZero() {
+		inst.GeoIPBuild = inst.GeoIPBuild.UTC()
+	}
+	return inst
+}
+
+// tables names the cells a report sums (labels, by dense id) and keeps the per-cell
+// sums of the window, reused from query to query. One instance's Stats and the fleet
+// reader each have their own: their ids differ.
+type tables struct {
+	labels []cellLabels
+	sums   []uint64
+}
+
+// report sums the n minutes ending with cur, each minute's cells as cellsOf returns
+// them (nil: none), into a Report without Scope and Instance.
+func (t *tables) report(n, cur int64, now time.Time, cellsOf func(m int64) []entry, vendor, jurisdiction string) Report {
+	first := cur - n + 1
+	t.sums = slices.Grow(t.sums[:0], len(t.labels))[:len(t.labels)]
+	clear(t.sums)
 	series := make([]Point, n)
 	var sel *Selection
 	if vendor != "" || jurisdiction != "" {
@@ -131,17 +213,8 @@ func (s *Stats) QuerySelection(window time.Duration, now time.Time, vendor, juri
 		if sel != nil {
 			sel.Series[i].T = series[i].T
 		}
-		var cells []entry
-		switch {
-		case m == liveMinute:
-			cells = s.live
-		case m < liveMinute && m >= oldestKept:
-			if b := &s.ring[s.slot(m)]; b.minute == m {
-				cells = b.cells
-			}
-		}
-		for _, e := range cells {
-			l := &s.labels[e.id]
+		for _, e := range cellsOf(m) {
+			l := &t.labels[e.id]
 			if !l.ok {
 				// The Source could not name the cell; with *telemetry.Metrics this cannot
 				// happen, and an unnamed hit would make the breakdowns disagree with totals.
@@ -151,7 +224,7 @@ func (s *Stats) QuerySelection(window time.Duration, now time.Time, vendor, juri
 			if sel != nil && sel.matches(l) {
 				sel.Series[i].add(l.kind, e.n)
 			}
-			s.sums[e.id] += e.n
+			t.sums[e.id] += e.n
 		}
 		totals.merge(series[i].Counts)
 	}
@@ -160,30 +233,23 @@ func (s *Stats) QuerySelection(window time.Duration, now time.Time, vendor, juri
 	if start := minuteStart(cur); to.Before(start) {
 		to = start
 	}
-	if !inst.ConfigLoadedAt.IsZero() {
-		inst.ConfigLoadedAt = inst.ConfigLoadedAt.UTC()
-	}
-	if !inst.GeoIPBuild.IsZero() {
-		inst.GeoIPBuild = inst.GeoIPBuild.UTC()
-	}
 	r := Report{
 		Window:      formatWindow(n),
 		StepSeconds: 60,
 		From:        minuteStart(first),
 		To:          to,
 		GeneratedAt: now.UTC().Truncate(time.Second),
-		Instance:    inst,
 		Totals:      totals,
 		Series:      series,
 		Selection:   sel,
 	}
-	s.breakdowns(&r)
+	t.breakdowns(&r)
 	return r
 }
 
-// breakdowns fills the by_* lists from s.sums, which holds each cell's total over the
+// breakdowns fills the by_* lists from t.sums, which holds each cell's total over the
 // window.
-func (s *Stats) breakdowns(r *Report) {
+func (t *tables) breakdowns(r *Report) {
 	type vjKey struct{ vendor, jurisdiction string }
 	type vjAcc struct {
 		Counts
@@ -191,11 +257,11 @@ func (s *Stats) breakdowns(r *Report) {
 	}
 	vendors, jurs, reasons := tally{}, tally{}, tally{}
 	vj := map[vjKey]*vjAcc{}
-	for id, n := range s.sums {
+	for id, n := range t.sums {
 		if n == 0 {
 			continue
 		}
-		l := &s.labels[id]
+		l := &t.labels[id]
 		vendors.add(l.vendor, l.kind, n)
 		jurs.add(l.jurisdiction, l.kind, n)
 		reasons.add(l.reason, l.kind, n)

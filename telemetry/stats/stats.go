@@ -43,6 +43,7 @@ type config struct {
 	clock    func() time.Time
 	capacity int
 	instance func() Instance
+	fleet    *Fleet
 }
 
 // WithClock replaces time.Now, for tests. Run and Handler read it; Tick and Query take
@@ -57,6 +58,9 @@ func WithCapacity(minutes int) Option { return func(c *config) { c.capacity = mi
 // query, outside Stats' lock, possibly from several goroutines at once.
 func WithInstance(f func() Instance) Option { return func(c *config) { c.instance = f } }
 
+// WithFleet makes the handler answer scope=fleet from f, and by default.
+func WithFleet(f *Fleet) Option { return func(c *config) { c.fleet = f } }
+
 // Stats is the ring of per-minute deltas. All methods are safe for concurrent use.
 type Stats struct {
 	src      Source
@@ -64,6 +68,7 @@ type Stats struct {
 	instance func() Instance
 	capacity int
 	windows  []namedWindow // the handler's windows that fit in capacity
+	fleet    *Fleet        // nil without Redis
 
 	mu sync.Mutex
 	// ring[slot(m)] holds minute m only while its minute field says so; a slot whose
@@ -74,9 +79,8 @@ type Stats struct {
 	live       []entry // the partial minute's delta, rebuilt per query
 	// Cells are renamed to dense ids on first sight so a query sums into a slice rather
 	// than a map, and labels are resolved once instead of once per bucket per query.
-	ids    map[uint32]uint32
-	labels []cellLabels
-	sums   []uint64
+	ids map[uint32]uint32
+	tables
 }
 
 type bucket struct {
@@ -127,6 +131,7 @@ func New(src Source, opts ...Option) (*Stats, error) {
 		clock:    c.clock,
 		instance: c.instance,
 		capacity: c.capacity,
+		fleet:    c.fleet,
 		ring:     make([]bucket, c.capacity),
 		ids:      make(map[uint32]uint32),
 	}
@@ -190,30 +195,9 @@ func (s *Stats) snapshot(dst []telemetry.HitCell) []telemetry.HitCell {
 }
 
 // diff appends to dst the cells whose count changed between the sorted snapshots prev
-// and cur. A cell absent from prev started at zero; a count that went down means the
-// counter was reset, and then all of cur's count is new.
+// and cur (diffCells), under Stats' dense ids.
 func (s *Stats) diff(dst []entry, prev, cur []telemetry.HitCell) []entry {
-	i := 0
-	for _, c := range cur {
-		for i < len(prev) && prev[i].Cell < c.Cell {
-			i++
-		}
-		var before uint64
-		if i < len(prev) && prev[i].Cell == c.Cell {
-			before = prev[i].Count
-		}
-		var d uint64
-		switch {
-		case c.Count > before:
-			d = c.Count - before
-		case c.Count < before:
-			d = c.Count
-		default:
-			continue
-		}
-		dst = append(dst, entry{id: s.idOf(c.Cell), n: d})
-	}
-	return dst
+	return diffCells(dst, prev, cur, s.idOf)
 }
 
 func (s *Stats) idOf(cell uint32) uint32 {

@@ -744,6 +744,7 @@ func TestHandler(t *testing.T) {
 		n      int
 	}{
 		{"", "1h", 60},
+		{"?scope=instance", "1h", 60},
 		{"?window=15m", "15m", 15},
 		{"?window=1h", "1h", 60},
 		{"?window=24h", "24h", 1440},
@@ -754,11 +755,13 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("status %d content-type %q cache-control %q: %s", res.code, res.contentType, res.cache, res.body)
 			}
 			wantTop := []string{"by_jurisdiction", "by_reason", "by_vendor", "by_vendor_jurisdiction", "from", "generated_at",
-				"instance", "series", "step_seconds", "to", "totals", "window"}
+				"instance", "scope", "scopes", "series", "step_seconds", "to", "totals", "window"}
 			if got := keysOf(t, res.body); !slices.Equal(got, wantTop) {
 				t.Fatalf("top-level keys %v, want %v", got, wantTop)
 			}
 			var r struct {
+				Scope                string            `json:"scope"`
+				Scopes               []string          `json:"scopes"`
 				Window               string            `json:"window"`
 				StepSeconds          int               `json:"step_seconds"`
 				Instance             json.RawMessage   `json:"instance"`
@@ -782,6 +785,9 @@ func TestHandler(t *testing.T) {
 			if r.Window != tc.window || r.StepSeconds != 60 || len(r.Series) != tc.n ||
 				times.From != wantFrom || times.To != "2026-11-22T10:01:37Z" || times.GeneratedAt != "2026-11-22T10:01:37Z" {
 				t.Fatalf("window %q step %d series %d from %s to %s generated_at %s", r.Window, r.StepSeconds, len(r.Series), times.From, times.To, times.GeneratedAt)
+			}
+			if r.Scope != "instance" || !slices.Equal(r.Scopes, []string{"instance"}) {
+				t.Errorf("scope %q scopes %v, want instance only (no fleet without Redis)", r.Scope, r.Scopes)
 			}
 			if string(r.Instance) != `{"version":"1.4.0","geoip_build":"2026-11-01T00:00:00Z"}` {
 				t.Errorf("instance %s", r.Instance)
@@ -820,6 +826,9 @@ func TestHandler(t *testing.T) {
 		{"empty window", fasthttp.MethodGet, "?window=", fasthttp.StatusBadRequest, "", `window "": must be one of 15m, 1h, 24h`},
 		{"Go duration spelled differently", fasthttp.MethodGet, "?window=60m", fasthttp.StatusBadRequest, "", "must be one of"},
 		{"POST", fasthttp.MethodPost, "?window=1h", fasthttp.StatusMethodNotAllowed, "GET, HEAD", "use GET or HEAD"},
+		{"fleet without Redis", fasthttp.MethodGet, "?scope=fleet", fasthttp.StatusBadRequest, "", `scope "fleet": no fleet figures on this instance: they need the Redis consent store (consent.store: redis)`},
+		{"unknown scope", fasthttp.MethodGet, "?scope=cluster", fasthttp.StatusBadRequest, "", `scope "cluster": must be fleet or instance`},
+		{"empty scope", fasthttp.MethodGet, "?scope=", fasthttp.StatusBadRequest, "", `scope "": must be fleet or instance`},
 		{"DELETE", fasthttp.MethodDelete, "", fasthttp.StatusMethodNotAllowed, "GET, HEAD", "use GET or HEAD"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

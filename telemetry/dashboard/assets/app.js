@@ -6,6 +6,8 @@
   const REFRESH_MS = 15000;
   const WINDOWS = ['15m', '1h', '24h'];
   const DEFAULT_WINDOW = '1h';
+  // '' lets the server choose: the whole fleet when it has one, else this instance.
+  const SCOPES = ['fleet', 'instance'];
   const TOP_REASONS = 8;
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const ACTIONS = ['forward', 'anonymise', 'drop'];
@@ -205,8 +207,13 @@
     if (!d || typeof d !== 'object' || !d.totals || typeof d.totals !== 'object') {
       throw new LoadError('The server sent an answer this page does not understand.');
     }
+    const scopes = Array.isArray(d.scopes) ? d.scopes.filter((s) => SCOPES.includes(s)) : [];
+    const fleet = d.fleet && typeof d.fleet === 'object' ? d.fleet : null;
     return {
       window: d.window,
+      scope: SCOPES.includes(d.scope) ? d.scope : 'instance',
+      scopes: scopes.length ? scopes : ['instance'],
+      fleet: fleet ? { instances: num(fleet.instances), publishSeconds: num(fleet.publish_seconds) } : null,
       generatedAt: parseTime(d.generated_at),
       instance: d.instance && typeof d.instance === 'object' ? d.instance : {},
       totals: counts(d.totals),
@@ -261,10 +268,13 @@
 
   const state = {
     window: DEFAULT_WINDOW,
+    scope: '', // as chosen: '' (the server's default), 'fleet' or 'instance'
+    canFleet: false, // the server has fleet figures to offer
     vendor: '',
     jurisdiction: '',
     data: null, // last good answer, normalised
     dataWindow: '', // the window data is for
+    dataScope: '', // the scope asked for when data came
     loads: 0,
     seq: 0,
     timer: 0,
@@ -279,6 +289,8 @@
     const q = new URLSearchParams(location.search);
     const w = q.get('window');
     state.window = WINDOWS.includes(w) ? w : DEFAULT_WINDOW;
+    const sc = q.get('scope');
+    state.scope = SCOPES.includes(sc) ? sc : '';
     state.vendor = q.get('vendor') || '';
     state.jurisdiction = q.get('jurisdiction') || '';
   }
@@ -286,6 +298,7 @@
   function writeURL() {
     const q = new URLSearchParams();
     q.set('window', state.window);
+    if (state.scope) q.set('scope', state.scope);
     if (state.vendor) q.set('vendor', state.vendor);
     if (state.jurisdiction) q.set('jurisdiction', state.jurisdiction);
     history.replaceState(null, '', location.pathname + '?' + q.toString());
@@ -300,12 +313,14 @@
     state.controller = controller;
     const seq = ++state.seq;
     const win = state.window;
-    if (state.dataWindow !== win) setState('loading');
+    const scope = state.scope;
+    if (state.dataWindow !== win || state.dataScope !== scope) setState('loading');
     root.classList.add('is-fetching');
     try {
       let res;
       try {
         let url = '/api/stats?window=' + encodeURIComponent(win);
+        if (scope) url += '&scope=' + encodeURIComponent(scope);
         if (state.vendor) url += '&vendor=' + encodeURIComponent(state.vendor);
         if (state.jurisdiction) url += '&jurisdiction=' + encodeURIComponent(state.jurisdiction);
         res = await fetch(url, {
@@ -325,7 +340,13 @@
         } catch (e) {
           if (e && e.name === 'AbortError') throw e;
         }
-        throw new LoadError('The server answered with an error (HTTP ' + res.status + (res.statusText ? ' ' + res.statusText : '') + ').' + said);
+        let way = '';
+        if (res.status === 503 && scope !== 'instance') {
+          // Only the fleet figures can be unavailable (Redis): this instance's still are.
+          state.canFleet = true;
+          way = ' Choose "This instance" above to see the figures of the instance that answered.';
+        }
+        throw new LoadError('The server answered with an error (HTTP ' + res.status + (res.statusText ? ' ' + res.statusText : '') + ').' + said + way);
       }
       let body;
       try {
@@ -338,6 +359,8 @@
       if (seq !== state.seq) return;
       state.data = data;
       state.dataWindow = win;
+      state.dataScope = scope;
+      state.canFleet = data.scopes.includes('fleet');
       state.loads++;
       hideError();
       render();
@@ -361,7 +384,8 @@
   }
 
   function showError(message) {
-    const stale = state.data && state.dataWindow === state.window;
+    const stale = state.data && state.dataWindow === state.window && state.dataScope === state.scope;
+    renderScopeControl();
     let detail = message + ' The page tries again every 15 seconds.';
     if (stale) detail += ' The numbers below are from ' + fmtClock(updatedAt(state.data)) + '.';
     $('error-detail').textContent = detail;
@@ -400,6 +424,7 @@
     const wt = WINDOW_TEXT[state.dataWindow] || WINDOW_TEXT[DEFAULT_WINDOW];
 
     root.dataset.window = state.dataWindow;
+    root.dataset.scope = d.scope;
     root.dataset.loads = String(state.loads);
     fillFilters(d);
 
@@ -413,6 +438,8 @@
       share.classList.toggle('zero', v.totals.total === 0);
     }
     $('summary').textContent = summary(wt, v.totals);
+    renderScopeControl();
+    renderScopeNote(d, wt);
     $('clear-filters').hidden = !filtered;
 
     const empty = v.totals.total === 0;
@@ -440,6 +467,38 @@
     const what = state.vendor ? vendorName(state.vendor) + ' hits' : 'tracking hits';
     const where = state.jurisdiction ? ' from visitors ' + jurisdictionWhere(state.jurisdiction) : '';
     return what + where;
+  }
+
+  // renderScopeControl offers the fleet / this-instance switch when the server has a
+  // fleet, marking the scope shown (or, before any answer, the one asked for).
+  function renderScopeControl() {
+    $('scope-control').hidden = !state.canFleet;
+    const shown = state.data && state.dataScope === state.scope ? state.data.scope : (state.scope || 'fleet');
+    for (const b of document.querySelectorAll('button[data-scope]')) {
+      b.setAttribute('aria-pressed', String(b.dataset.scope === shown));
+    }
+  }
+
+  // renderScopeNote says whose hits the numbers are: how many instances reported, or
+  // that they are this instance's only.
+  function renderScopeNote(d, wt) {
+    const note = $('scope-note');
+    note.textContent = '';
+    if (d.scope === 'fleet' && d.fleet) {
+      const n = d.fleet.instances;
+      note.append('Figures from ');
+      note.appendChild(el('strong', { 'data-testid': 'fleet-instances' }, fmtCount(n)));
+      note.append((n === 1 ? ' consentgate instance' : ' consentgate instances') + ' that reported ' + wt.note + '.');
+      if (d.fleet.publishSeconds > 0) {
+        note.append(' Each sends its figures every ' + fmtCount(d.fleet.publishSeconds) + ' seconds, so the last few seconds may not be in yet.');
+      }
+      note.hidden = false;
+    } else if (d.scopes.includes('fleet')) {
+      note.textContent = 'Figures from this consentgate instance only (the one that answered): other instances are not counted. Choose "All instances" for the whole site.';
+      note.hidden = false;
+    } else {
+      note.hidden = true;
+    }
   }
 
   function summary(wt, t) {
@@ -673,6 +732,14 @@
     load();
   }
 
+  function setScope(sc) {
+    if (!SCOPES.includes(sc)) return;
+    state.scope = sc;
+    renderScopeControl();
+    writeURL();
+    load();
+  }
+
   function markWindow() {
     for (const b of document.querySelectorAll('[data-window]')) {
       if (b.tagName === 'BUTTON') b.setAttribute('aria-pressed', String(b.dataset.window === state.window));
@@ -716,6 +783,9 @@
     writeURL();
     for (const b of document.querySelectorAll('button[data-window]')) {
       b.addEventListener('click', () => setWindow(b.dataset.window));
+    }
+    for (const b of document.querySelectorAll('button[data-scope]')) {
+      b.addEventListener('click', () => setScope(b.dataset.scope));
     }
     $('filter-vendor').addEventListener('change', (e) => setFilter('vendor', e.target.value));
     $('filter-jurisdiction').addEventListener('change', (e) => setFilter('jurisdiction', e.target.value));
