@@ -102,6 +102,9 @@ to change. Every template that depends on them includes it. */}}
 {{- if hasKey (get $cfg "geo" | default dict) "database" -}}
 {{- fail "config.geo.database: set geoip.* instead (the chart mounts the database)" -}}
 {{- end -}}
+{{- if and (dig "telemetry" "otlp" "headers" dict $cfg) (not .Values.configSecret) -}}
+{{- fail "config.telemetry.otlp.headers holds secrets (an API key): set configSecret: true, so the config file goes into a Secret rather than a ConfigMap" -}}
+{{- end -}}
 {{- $upstream := get $cfg "upstream" | default dict -}}
 {{- $drain := int .Values.drainSeconds -}}
 {{- if lt $drain 1 -}}
