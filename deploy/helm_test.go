@@ -79,6 +79,7 @@ func TestHelmChart(t *testing.T) {
 redis: {mode: none}
 replicaCount: 1
 autoscaling: {enabled: false}
+resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {memory: 1536Mi}}
 config:
   consent:
     max_entries: 2000000   # a number Helm must not write as 2e+06

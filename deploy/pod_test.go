@@ -416,6 +416,47 @@ func (p *pod) check(t testing.TB, o checkOpts) {
 	if p.geoPath != "" {
 		p.checkGeoIP(t, o)
 	}
+
+	// Memory: the limit holds the process at rest and its consent maps full, with room
+	// for the collector, or the pod is OOM-killed at a visitor count that can be worked
+	// out in advance.
+	maps, what := int64(p.cfg.Consent.Cache.MaxEntries)*cachedVisitorBytes, "consent.cache.max_entries"
+	if p.cfg.Consent.Store == "memory" {
+		maps, what = int64(p.cfg.Consent.MaxEntries)*storedVisitorBytes, "consent.max_entries"
+	}
+	memNeed := baselineBytes + maps*5/4
+	limit, err := quantity(p.c.Resources.Limits["memory"])
+	if err != nil {
+		errorf("limits.memory: %v", err)
+	} else if limit < memNeed {
+		errorf("limits.memory %s: %s alone may hold %d MiB (deploy/README.md \"Sizing\"); want at least %d MiB", p.c.Resources.Limits["memory"], what, maps>>20, memNeed>>20)
+	}
+}
+
+// The sizing figures the memory check uses, measured by the BenchmarkSizing* benchmarks
+// (without TC strings, which add their length, twice in the memory store).
+const (
+	baselineBytes      = 64 << 20 // 45 MiB RSS under `make bench-load`, rounded up
+	cachedVisitorBytes = 224      // a visitor in the Redis store's local cache
+	storedVisitorBytes = 460      // a visitor in the memory store, state and receipt
+)
+
+// quantity parses a Kubernetes memory quantity such as 384Mi or 1G.
+func quantity(q string) (int64, error) {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}} {
+		if n, ok := strings.CutSuffix(q, u.suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			return v * u.mult, err
+		}
+	}
+	v, err := strconv.ParseInt(q, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want a quantity such as 384Mi", q)
+	}
+	return v, nil
 }
 
 func derefInt(p *int) any {
