@@ -54,8 +54,9 @@ func TestChecksCatchDrift(t *testing.T) {
 	needTools(t)
 	renders := map[string][]byte{}
 	for name, values := range map[string]string{
-		"default": "",
-		"geoip":   "geoip: {enabled: true, accountID: \"1\", licenseKey: \"abcdefABCDEF0123_mmk\"}\nserviceMonitor: {enabled: true}\ningress: {enabled: true}\nnetworkPolicy: {enabled: true, adminFrom: [{podSelector: {}}]}\n",
+		"default":   "",
+		"geoip":     "geoip: {enabled: true, accountID: \"1\", licenseKey: \"abcdefABCDEF0123_mmk\"}\nserviceMonitor: {enabled: true}\ningress: {enabled: true}\nnetworkPolicy: {enabled: true, adminFrom: [{podSelector: {}}]}\n",
+		"geoipcron": "geoip: {enabled: true, updater: cronjob, accountID: \"1\", licenseKey: \"abcdefABCDEF0123_mmk\"}\n",
 	} {
 		out, err := helmTemplate(t, values)
 		if err != nil {
@@ -142,6 +143,8 @@ func TestChecksCatchDrift(t *testing.T) {
 		{"reloader without a shared process namespace", "geoip", "shareProcessNamespace: true", "shareProcessNamespace: false", 1, `does not share its process namespace`},
 		{"reloader as another user", "geoip", "runAsUser: 65532", "runAsUser: 1000", 4, `could not signal it`},
 		{"no reloader", "geoip", "kill -HUP", "kill -TERM", 1, `no container sends consentgate SIGHUP`},
+		{"GeoIP volume one node can mount", "geoipcron", "accessModes: [ReadWriteMany]", "accessModes: [ReadWriteOnce]", 1, `the pods on other nodes could not mount it`},
+		{"CronJob pods taken for the proxy's", "geoipcron", "app.kubernetes.io/name: consentgate-geoipupdate", "app.kubernetes.io/name: consentgate", 0, `carry Deployment/cg-consentgate's selector labels`},
 		{"database on the ConfigMap", "geoip", "database: /var/lib/GeoIP/GeoLite2-City.mmdb", "database: /etc/consentgate/GeoLite2-City.mmdb", 1, `which nothing updates`},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {

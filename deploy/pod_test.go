@@ -552,6 +552,17 @@ func (p *pod) checkGeoIP(t testing.TB, o checkOpts) {
 		}
 		found = true
 	}
+	// A claim the manifests make must be mountable on every node a replica or the
+	// CronJob lands on.
+	if gm.volume.PersistentVolumeClaim != nil {
+		if co := p.m.get("PersistentVolumeClaim", gm.volume.PersistentVolumeClaim.ClaimName); co != nil {
+			var c pvc
+			co.as(t, &c)
+			if !slices.Contains(c.Spec.AccessModes, "ReadWriteMany") {
+				t.Errorf("%s: %s is %v: the pods on other nodes could not mount it", where, co, c.Spec.AccessModes)
+			}
+		}
+	}
 	if !found && gm.volume.PersistentVolumeClaim != nil && o.externalGeoIP {
 		found = true // a claim something outside the manifests keeps up to date
 	}
