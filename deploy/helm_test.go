@@ -206,6 +206,7 @@ func TestHelmChartRefuses(t *testing.T) {
 		{"geoip none without a claim", "geoip: {enabled: true, updater: none}\n", "geoip.existingClaim"},
 		{"extra secret not for the proxy", "secret: {extra: {PASSWORD: x}}\n", "CONSENTGATE_"},
 		{"misspelt value", "redis: {mdoe: none}\n", "mdoe"},
+		{"one port for both listeners", "ports: {http: 9090, admin: 9090}\n", "same port"},
 		{"OTLP headers in a ConfigMap", "config: {telemetry: {otlp: {endpoint: \"https://o.example.com\", headers: {Authorization: x}}}}\n", "configSecret: true"},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {

@@ -344,6 +344,9 @@ func (p *pod) check(t testing.TB, o checkOpts) {
 	if ports["admin"] != adm {
 		errorf("containerPort admin %d, but the admin listener is %s (admin_listen, after the image's and the pod's environment)", ports["admin"], p.cfg.AdminListen)
 	}
+	if pub == adm {
+		errorf("listen %s and admin_listen %s share a port: the second listener cannot bind", p.cfg.Listen, p.cfg.AdminListen)
+	}
 	if ip := net.ParseIP(adminHost); adminHost == "localhost" || ip != nil && ip.IsLoopback() {
 		errorf("admin_listen %s is loopback: the kubelet's probes cannot reach it", p.cfg.AdminListen)
 	}

@@ -80,6 +80,9 @@ to change. Every template that depends on them includes it. */}}
 {{- if and (ne $mode "sentinel") .Values.redis.masterName -}}
 {{- fail (printf "redis.masterName is for redis.mode sentinel, not %s" $mode) -}}
 {{- end -}}
+{{- if eq (int .Values.ports.http) (int .Values.ports.admin) -}}
+{{- fail "ports.http and ports.admin are the same port: the admin listener could not bind" -}}
+{{- end -}}
 {{- $cfg := .Values.config | default dict -}}
 {{- range $key, $use := dict "listen" "ports.http" "admin_listen" "ports.admin" "admin_token" "secret.adminToken" -}}
 {{- if hasKey $cfg $key -}}
