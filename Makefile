@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 CONFIG   ?=
 FUZZTIME ?= 20s
 
-.PHONY: build run demo test test-browser vet bench bench-go bench-load bench-load-redis fuzz clean
+.PHONY: build run demo test test-browser vet k8s-tools bench bench-go bench-load bench-load-redis fuzz clean
 
 build:
 	$(GO) build -trimpath -tags grpcnotrace -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consentgate
@@ -24,8 +24,8 @@ demo: build
 ## test: the allocation budgets, which need a build without the race detector (it makes
 ## sync.Pool drop items on purpose), and the generative leak test (100k+ hits, ten times
 ## slower under it), then every test with it, then the browser tests when Chromium is
-## installed
-test: vet
+## installed. deploy/'s tests need the tools k8s-tools builds first.
+test: vet k8s-tools
 	$(GO) test -count=1 -run 'Alloc|LeakGenerative' ./...
 	$(GO) test -race -count=1 ./...
 	@if command -v chromium >/dev/null 2>&1; then \
@@ -39,9 +39,18 @@ test: vet
 test-browser:
 	$(GO) test -tags browser -count=1 -run Browser ./...
 
+## k8s-tools: Helm, kustomize and the manifest checkers deploy/'s tests run (k8scheck:
+## strict decoding against the Kubernetes API types; composecheck: Docker Compose's own
+## loader), built into bin/ from the Go module proxy in their own module, tools/k8s, so
+## Kubernetes' dependencies never reach the product's go.mod. The first build takes
+## minutes; later ones are no-ops. It is the same build the tests do (TestK8sTools).
+k8s-tools:
+	$(GO) test -count=1 -timeout 60m -run '^TestK8sTools$$' ./deploy/
+
 vet:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	cd tools/k8s && $(GO) vet ./...
 
 ## bench: in-process benchmarks, then whole-process load through bench/ with the memory
 ## store and with a throwaway Redis (cache hit ratio and Redis calls are printed)
