@@ -46,7 +46,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured load duration")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before the measurement (connections, caches, GC)")
 	flag.IntVar(&o.connections, "connections", 32, "concurrent workers, one keep-alive connection each")
-	flag.StringVar(&o.mix, "mix", "realistic", "hit mix: realistic or ga4-only")
+	flag.StringVar(&o.mix, "mix", "realistic", "hit mix: realistic, ga4-only or all-forward (every visitor in a regime-none location, nothing refused)")
 	flag.StringVar(&o.store, "store", "memory", "consent store of the started proxy: memory, or redis (starts a throwaway redis-server)")
 	flag.StringVar(&o.outDir, "out", "", "directory to write a JSON summary to (none if empty)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary config and proxy log")
@@ -126,10 +126,11 @@ func run(o options, w io.Writer) (int, error) {
 	if err := o.validate(); err != nil {
 		return 2, err
 	}
-	templates, err := mixTemplates(o.mix)
+	spec, err := mixByName(o.mix)
 	if err != nil {
 		return 2, err
 	}
+	templates := spec.templates
 	weights := make([]uint64, len(templates))
 	for i, t := range templates {
 		weights[i] = t.weight
@@ -201,7 +202,7 @@ func run(o options, w io.Writer) (int, error) {
 		fmt.Fprintf(w, "note: no consent API at the target (%v); all visitors without cookie\n", err)
 		granted, denied = nil, nil
 	}
-	visitors, err := newVisitorPool(granted, denied)
+	visitors, err := newVisitorPool(spec, granted, denied)
 	if err != nil {
 		return 1, err
 	}
