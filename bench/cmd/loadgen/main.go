@@ -38,9 +38,21 @@ type options struct {
 	denied      int
 	timeout     time.Duration
 	cpuProfile  string
+	rate        float64
 }
 
 func main() {
+	// Subcommands; without one, loadgen loads one proxy as it always did.
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "compare":
+			os.Exit(compareMain(os.Args[2:], os.Stdout))
+		case "profile":
+			os.Exit(profileMain(os.Args[2:], os.Stdout))
+		case "scale":
+			os.Exit(scaleMain(os.Args[2:], os.Stdout))
+		}
+	}
 	var o options
 	flag.StringVar(&o.binary, "binary", "bin/consentgate", "consentgate binary to start")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured load duration")
@@ -58,6 +70,7 @@ func main() {
 	flag.IntVar(&o.granted, "visitors-granted", 70, "consented visitors (statistics+marketing) to create through POST /consent")
 	flag.IntVar(&o.denied, "visitors-denied", 30, "visitors who grant statistics but deny marketing")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout")
+	flag.Float64Var(&o.rate, "rate", 0, "offered load in req/s over all connections (open loop, latency from when each hit was due); 0 = closed loop")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the generator's own CPU profile of the measured run to this file, to check it is not the bottleneck")
 	flag.Parse()
 
@@ -81,6 +94,9 @@ func (o options) validate() error {
 	}
 	if o.connections < 1 || o.connections > 4096 {
 		return fmt.Errorf("-connections %d: want 1..4096", o.connections)
+	}
+	if o.rate < 0 || o.rate > 1e6 {
+		return fmt.Errorf("-rate %v: want 0..1e6", o.rate)
 	}
 	if o.granted < 0 || o.denied < 0 || o.granted+o.denied > 100000 {
 		return fmt.Errorf("-visitors-granted/-visitors-denied: want 0..100000 in total")
@@ -207,7 +223,7 @@ func run(o options, w io.Writer) (int, error) {
 		return 1, err
 	}
 
-	lr := &loadRun{hc: hc, baseURL: baseURL, templates: templates, mix: mix, visitors: visitors, seed: o.seed, timeout: o.timeout}
+	lr := &loadRun{hc: hc, baseURL: baseURL, templates: templates, mix: mix, visitors: visitors, seed: o.seed, timeout: o.timeout, rate: o.rate}
 	if proxy != nil {
 		lr.abort = proxy.exited
 	}
@@ -322,7 +338,7 @@ func launch(o options, sinkAddr, dir string) (p *proxyProc, baseURL, adminAddr s
 	switch o.store {
 	case "memory":
 	case "redis":
-		if rs, err = startRedis(dir); err != nil {
+		if rs, err = startRedis(dir, ""); err != nil {
 			return nil, "", "", err
 		}
 		redisAddr = rs.Addr

@@ -122,15 +122,19 @@ func mixByName(name string) (mixSpec, error) {
 	case "all-forward":
 		// The same hits, but nothing the proxy may refuse: every visitor in a
 		// regime-none location (the "other" class), no cookie, no Sec-GPC, and the
-		// Consent Mode share that said "denied" says "granted" instead. A plain
-		// reverse proxy forwards every hit; so must consentgate, which makes the
-		// CPU per hit of the two directly comparable.
+		// Consent Mode share that said "denied" says "granted" instead. Measurement
+		// Protocol hits are left out: they come from a server, so their location is
+		// read from the body, which has none, and an unknown location is anonymised.
+		// A plain reverse proxy forwards every hit; so must consentgate, which makes
+		// the CPU per hit of the two directly comparable.
 		for _, t := range realisticTemplates() {
-			if t.name == "ga4_get_gcs_g100" {
+			switch t.name {
+			case "ga4_get_gcs_g100", "ga4_mp":
 				continue
-			}
-			if t.name == "ga4_get_gcs_g111" {
+			case "ga4_get_gcs_g111":
 				t.weight *= 2
+			case "ga4_post":
+				t.weight += 50 // the Measurement Protocol's share
 			}
 			spec.templates = append(spec.templates, t)
 		}

@@ -254,7 +254,9 @@ type redisServer struct {
 	Addr string
 }
 
-func startRedis(dir string) (*redisServer, error) {
+// startRedis starts it on a free port; with cpus it is pinned there (taskset), so
+// that it does not run on the proxy's core.
+func startRedis(dir, cpus string) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("-store redis needs redis-server: %w", err)
@@ -264,7 +266,17 @@ func startRedis(dir string) (*redisServer, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", dir)
+	argv := []string{bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", dir}
+	if cpus != "" {
+		ts, err := exec.LookPath("taskset")
+		if err != nil {
+			return nil, fmt.Errorf("pinning redis-server needs taskset (util-linux): %w", err)
+		}
+		argv = append([]string{ts, "-c", cpus}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	// Like the proxy, it must not outlive an interrupted benchmark.
+	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}

@@ -1,0 +1,624 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// compareOptions are the flags of `loadgen compare` (and the presets of `profile`).
+type compareOptions struct {
+	binary      string
+	peers       []string
+	mixes       []string
+	rounds      int
+	duration    time.Duration
+	warmup      time.Duration
+	connections int
+	rate        float64
+	out         string // base path: .json and .svg are added
+	geoip       string
+	proxyCPU    string
+	loadCPU     string
+	gomaxprocs  int
+	install     bool
+	seed        uint64
+	granted     int
+	denied      int
+	timeout     time.Duration
+	keep        bool
+	command     string
+	// profileDir, when set, has the consentgate build made with -tags profile write
+	// its CPU and allocation profiles of the measured windows there (make profile).
+	profileDir string
+}
+
+var knownPeers = []string{"consentgate", "nginx", "haproxy"}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (o *compareOptions) register(fs *flag.FlagSet) {
+	o.peers = slices.Clone(knownPeers)
+	o.mixes = []string{"realistic", "all-forward"}
+	fs.StringVar(&o.binary, "binary", "bin/consentgate", "consentgate binary to start")
+	fs.Func("peers", "proxies to compare, in the order of each round (default consentgate,nginx,haproxy)", func(s string) error {
+		o.peers = splitList(s)
+		return nil
+	})
+	fs.Func("mixes", "mixes to run, each with its own fresh proxies (default realistic,all-forward; also ga4-only)", func(s string) error {
+		o.mixes = splitList(s)
+		return nil
+	})
+	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds (A B C A B C ...); the figures are the medians")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per proxy per round")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each measured window (connections, caches)")
+	fs.IntVar(&o.connections, "connections", 32, "concurrent keep-alive connections")
+	fs.Float64Var(&o.rate, "rate", 0, "offered load in req/s (open loop, latency from when each hit was due); 0 = closed loop: each connection sends when answered, which saturates the proxy")
+	fs.StringVar(&o.out, "out", "", "base path of the results, .json and .svg are added (default bench/results/compare-<UTC time>)")
+	fs.StringVar(&o.geoip, "geoip", "", "GeoIP City test database (default: testdata/geoip/GeoIP2-City-Test.mmdb)")
+	fs.StringVar(&o.proxyCPU, "proxy-cpu", "1", "CPU list (taskset -c) of the proxy under test")
+	fs.StringVar(&o.loadCPU, "load-cpu", "0", "CPU list of the generator, the sink and Redis")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 1, "GOMAXPROCS of consentgate (nginx and HAProxy run one worker)")
+	fs.BoolVar(&o.install, "install", true, "install missing peers with apt-get when root")
+	fs.Uint64Var(&o.seed, "seed", 1, "random seed: in a round every proxy gets the same sequence of hits")
+	fs.IntVar(&o.granted, "visitors-granted", 70, "visitors with stored consent (statistics+marketing), created through consentgate's consent API")
+	fs.IntVar(&o.denied, "visitors-denied", 30, "visitors who granted statistics but denied marketing")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout")
+	fs.BoolVar(&o.keep, "keep", false, "keep the generated configs and logs, and print where")
+}
+
+func (o *compareOptions) validate() error {
+	if len(o.peers) == 0 {
+		return fmt.Errorf("-peers: none")
+	}
+	seen := map[string]bool{}
+	for _, p := range o.peers {
+		if !slices.Contains(knownPeers, p) {
+			return fmt.Errorf("-peers: unknown %q, want some of %v", p, knownPeers)
+		}
+		if seen[p] {
+			return fmt.Errorf("-peers: %q twice", p)
+		}
+		seen[p] = true
+	}
+	if len(o.mixes) == 0 {
+		return fmt.Errorf("-mixes: none")
+	}
+	for _, m := range o.mixes {
+		if _, err := mixByName(m); err != nil {
+			return fmt.Errorf("-mixes: %w", err)
+		}
+	}
+	// Bounded, whatever the flags: at most about two hours.
+	if o.rounds < 1 || o.rounds > 50 {
+		return fmt.Errorf("-rounds %d: want 1..50", o.rounds)
+	}
+	if o.duration <= 0 || o.duration > 5*time.Minute {
+		return fmt.Errorf("-duration %s: want up to 5m", o.duration)
+	}
+	if o.warmup < 0 || o.warmup > time.Minute {
+		return fmt.Errorf("-warmup %s: want up to 1m", o.warmup)
+	}
+	total := time.Duration(o.rounds*len(o.peers)*len(o.mixes)) * (o.duration + o.warmup)
+	if total > 2*time.Hour {
+		return fmt.Errorf("rounds × peers × mixes × (duration + warm-up) = %s: want at most 2h", total)
+	}
+	if o.connections < 1 || o.connections > 4096 {
+		return fmt.Errorf("-connections %d: want 1..4096", o.connections)
+	}
+	if o.rate < 0 || o.rate > 1e6 {
+		return fmt.Errorf("-rate %v: want 0..1e6", o.rate)
+	}
+	if o.gomaxprocs < 1 || o.gomaxprocs > 256 {
+		return fmt.Errorf("-gomaxprocs %d: want 1..256", o.gomaxprocs)
+	}
+	if o.granted < 0 || o.denied < 0 || o.granted+o.denied > 100000 {
+		return fmt.Errorf("-visitors-granted/-visitors-denied: want 0..100000 in total")
+	}
+	if o.proxyCPU == o.loadCPU {
+		return fmt.Errorf("-proxy-cpu and -load-cpu are both %q: the proxy needs a core of its own", o.proxyCPU)
+	}
+	return nil
+}
+
+// compareMain is `loadgen compare`: the side-by-side measurement of consentgate and
+// the plain reverse proxies on loopback, each pinned to the same core.
+func compareMain(args []string, w io.Writer) int {
+	var o compareOptions
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	o.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	o.command = "loadgen compare " + strings.Join(args, " ")
+	return runCompareMain(&o, w)
+}
+
+func runCompareMain(o *compareOptions, w io.Writer) int {
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen compare:", err)
+		return 2
+	}
+	if machineCPUs() < 2 {
+		fmt.Fprintln(os.Stderr, "loadgen compare: needs at least 2 CPUs (one for the proxy, one for the generator)")
+		return 1
+	}
+	if err := pinSelf(o.loadCPU); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen compare:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	rep, code, err := runCompare(ctx, o, w)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen compare:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	if rep != nil && len(rep.Mixes) > 0 {
+		base := o.out
+		if base == "" {
+			base = filepath.Join("bench", "results", "compare-"+time.Now().UTC().Format("2006-01-02T150405Z"))
+		}
+		paths, werr := writeCompareOutputs(base, rep)
+		if werr != nil {
+			fmt.Fprintln(os.Stderr, "loadgen compare:", werr)
+			return 1
+		}
+		fmt.Fprintf(w, "\nresults: %s\n", strings.Join(paths, " "))
+	}
+	return code
+}
+
+// liveProxy is one proxy under test for the rounds of one mix.
+type liveProxy struct {
+	name    string
+	version string
+	proc    *proxyProc
+	url     string
+	admin   string // consentgate's admin listener; "" for the peers
+	hc      *fasthttp.HostClient
+	rounds  []roundResult
+}
+
+// compareRun is the state shared by the mixes of one run.
+type compareRun struct {
+	o       *compareOptions
+	w       io.Writer
+	dir     string
+	sink    *sink
+	redis   *redisServer
+	bins    map[string]string
+	geoip   string
+	proxies []*liveProxy // of the current mix; stopped by stopAll
+	report  *compareReport
+}
+
+func runCompare(ctx context.Context, o *compareOptions, w io.Writer) (*compareReport, int, error) {
+	la, la1 := loadAvg()
+	rep := &compareReport{
+		Tool: "loadgen compare", Time: time.Now().UTC().Format(time.RFC3339), Command: o.command,
+		Machine: machineInfo{
+			Cores: machineCPUs(), LoadAvgStart: la, Kernel: kernelRelease(), GoVersion: runtime.Version(),
+			ProxyCPU: o.proxyCPU, LoadCPU: o.loadCPU, Hostname: hostname(),
+		},
+		Settings: compareSettings{
+			Rounds: o.rounds, DurationSeconds: o.duration.Seconds(), WarmupSeconds: o.warmup.Seconds(),
+			Connections: o.connections, Rate: o.rate, Seed: o.seed, GOMAXPROCS: o.gomaxprocs,
+			ConsentStore: "redis", VisitorsGranted: o.granted, VisitorsDenied: o.denied,
+		},
+		Versions: map[string]string{},
+	}
+	fmt.Fprintf(w, "loadgen compare: %s on %d CPUs; proxy on CPU %s, generator+sink+redis on CPU %s\n",
+		strings.Join(o.peers, ", "), machineCPUs(), o.proxyCPU, o.loadCPU)
+	fmt.Fprintf(w, "load average at start: %s", la)
+	if la1 > 0.5 {
+		rep.Machine.Shared = true
+		fmt.Fprintf(w, "  <- the machine is busy: other processes compete for both cores, so the figures are noisy; compare them only with each other")
+	}
+	fmt.Fprintln(w)
+
+	var peerNames []string
+	for _, p := range o.peers {
+		if p != "consentgate" {
+			peerNames = append(peerNames, p)
+		}
+	}
+	bins, err := ensurePeers(peerNames, o.install, func(f string, a ...any) { fmt.Fprintf(w, f, a...) })
+	if err != nil {
+		return nil, 1, err
+	}
+	if slices.Contains(o.peers, "consentgate") {
+		if _, err := os.Stat(o.binary); err != nil {
+			return nil, 1, fmt.Errorf("consentgate binary %s: %w (build it with `make build`)", o.binary, err)
+		}
+		bins["consentgate"] = o.binary
+	}
+	for n, b := range bins {
+		rep.Versions[n] = peerVersion(n, b)
+	}
+	geoip, err := findGeoIP(o.geoip)
+	if err != nil {
+		return nil, 1, err
+	}
+
+	dir, err := os.MkdirTemp("", "consentgate-compare-")
+	if err != nil {
+		return nil, 1, fmt.Errorf("temp dir: %w", err)
+	}
+	if o.keep {
+		fmt.Fprintf(w, "keeping configs and logs in %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	sk, err := startSink("127.0.0.1:0")
+	if err != nil {
+		return nil, 1, err
+	}
+	defer sk.Close()
+	rs, err := startRedis(dir, o.loadCPU)
+	if err != nil {
+		return nil, 1, err
+	}
+	defer rs.stop()
+
+	cr := &compareRun{o: o, w: w, dir: dir, sink: sk, redis: rs, bins: bins, geoip: geoip, report: rep}
+	defer cr.stopAll()
+
+	code := 0
+	for mi, name := range o.mixes {
+		spec, _ := mixByName(name)
+		mr, c, err := cr.runMix(ctx, mi, spec)
+		if mr != nil {
+			rep.Mixes = append(rep.Mixes, *mr)
+		}
+		if err != nil {
+			return rep, 1, err
+		}
+		code = max(code, c)
+		if ctx.Err() != nil {
+			fmt.Fprintln(w, "interrupted: the figures cover a partial run")
+			return rep, 130, nil
+		}
+	}
+	rep.Machine.LoadAvgEnd, _ = loadAvg()
+	fmt.Fprintf(w, "\nload average at the end: %s\n", rep.Machine.LoadAvgEnd)
+	return rep, code, nil
+}
+
+// runMix starts fresh proxies for one mix (so that peak RSS is per mix), runs the
+// interleaved rounds and stops them.
+func (cr *compareRun) runMix(ctx context.Context, mi int, spec mixSpec) (*mixReport, int, error) {
+	o, w := cr.o, cr.w
+	defer cr.stopAll()
+	fmt.Fprintf(w, "\n== mix %s: %d rounds × (%s warm-up + %s measured) per proxy, %d connections, %s\n",
+		spec.name, o.rounds, o.warmup, o.duration, o.connections, loadShape(o.rate))
+	for _, name := range o.peers {
+		lp, err := cr.startProxy(mi, name)
+		if err != nil {
+			return nil, 1, fmt.Errorf("start %s: %w", name, err)
+		}
+		cr.proxies = append(cr.proxies, lp)
+	}
+
+	// The consented visitors are created through consentgate's consent API, and the
+	// peers get the same cookies (they strip them), so every proxy reads the same bytes.
+	var granted, denied [][]byte
+	for _, lp := range cr.proxies {
+		if lp.name == "consentgate" && (spec.consent[consentGranted] > 0 || spec.consent[consentDeniedMarketing] > 0) {
+			var err error
+			if granted, denied, err = createVisitors(lp.hc, lp.url, o.granted, o.denied); err != nil {
+				return nil, 1, fmt.Errorf("consentgate: create consented visitors: %w", err)
+			}
+		}
+	}
+	visitors, err := newVisitorPool(spec, granted, denied)
+	if err != nil {
+		return nil, 1, err
+	}
+
+	code := 0
+	for round := 1; round <= o.rounds; round++ {
+		for _, lp := range cr.proxies {
+			if ctx.Err() != nil {
+				return cr.mixReport(spec), 130, nil
+			}
+			lr := &loadRun{hc: lp.hc, baseURL: lp.url, templates: spec.templates, visitors: visitors,
+				seed: o.seed, timeout: o.timeout, abort: lp.proc.exited, rate: o.rate}
+			lr.mix, _ = newPicker(templateWeights(spec.templates))
+			rr, err := cr.measure(ctx, lp, lr, round)
+			if err != nil {
+				return cr.mixReport(spec), 1, fmt.Errorf("%s round %d: %w", lp.name, round, err)
+			}
+			lp.rounds = append(lp.rounds, rr)
+			fmt.Fprintf(w, "round %d/%d %-11s %s\n", round, o.rounds, lp.name, rr.line())
+			if msg := rr.problem(lp.name, spec.name); msg != "" {
+				fmt.Fprintf(w, "    !!! %s\n", msg)
+				cr.report.Warnings = append(cr.report.Warnings, fmt.Sprintf("%s, %s round %d: %s", spec.name, lp.name, round, msg))
+				code = 1
+			}
+		}
+	}
+	mr := cr.mixReport(spec)
+	printMix(w, mr)
+	return mr, code, cr.stopAllChecked()
+}
+
+func templateWeights(ts []hitTemplate) []uint64 {
+	w := make([]uint64, len(ts))
+	for i, t := range ts {
+		w[i] = t.weight
+	}
+	return w
+}
+
+func loadShape(rate float64) string {
+	if rate > 0 {
+		return fmt.Sprintf("open loop at %.0f req/s", rate)
+	}
+	return "closed loop (saturation)"
+}
+
+// startProxy starts one proxy for a mix, on the proxy's core, and waits until it answers.
+func (cr *compareRun) startProxy(mi int, name string) (*liveProxy, error) {
+	o := cr.o
+	dir := filepath.Join(cr.dir, fmt.Sprintf("%s-%d", name, mi))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", port)
+	lp := &liveProxy{name: name, version: cr.report.Versions[name], url: "http://" + listen}
+	switch name {
+	case "consentgate":
+		adm, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cfg := proxyConfig{Listen: listen, AdminListen: fmt.Sprintf("127.0.0.1:%d", adm), GeoIP: cr.geoip,
+			SinkAddr: cr.sink.Addr(), RedisAddr: cr.redis.Addr}
+		cfgPath := filepath.Join(dir, "consentgate.yaml")
+		if err := os.WriteFile(cfgPath, cfg.yaml(), 0o600); err != nil {
+			return nil, fmt.Errorf("write config: %w", err)
+		}
+		env := []string{fmt.Sprintf("GOMAXPROCS=%d", o.gomaxprocs)}
+		if o.profileDir != "" {
+			env = append(env, "CONSENTGATE_PROFILE_DIR="+o.profileDir)
+		}
+		lp.proc, err = startPinned([]string{cr.bins[name], "serve", "--config", cfgPath, "--drain-delay", "0s"}, env, o.proxyCPU, filepath.Join(dir, "proxy.log"))
+		if err != nil {
+			return nil, err
+		}
+		lp.admin = cfg.AdminListen
+		if err := lp.proc.waitHealthy(cfg.AdminListen, 15*time.Second); err != nil {
+			lp.proc.killGroup(2 * time.Second)
+			return nil, err
+		}
+	default:
+		run, _, err := writePeerConfig(name, cr.bins[name], newPeerConfig(dir, listen, cr.sink.Addr()))
+		if err != nil {
+			return nil, err
+		}
+		if lp.proc, err = startPinned(run, nil, o.proxyCPU, filepath.Join(dir, "stdout.log")); err != nil {
+			return nil, err
+		}
+		if err := lp.proc.waitHTTP(listen, 15*time.Second); err != nil {
+			lp.proc.killGroup(2 * time.Second)
+			return nil, err
+		}
+	}
+	lp.hc = &fasthttp.HostClient{
+		Addr:                     listen,
+		MaxConns:                 o.connections + 4,
+		ReadTimeout:              o.timeout,
+		WriteTimeout:             o.timeout,
+		MaxIdleConnDuration:      time.Minute,
+		NoDefaultUserAgentHeader: true,
+	}
+	return lp, nil
+}
+
+// measure runs one proxy's warm-up and measured window, and reads the proxy's CPU,
+// the CPUs' busy time, the sink, consentgate's metrics and Redis around the window.
+func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, round int) (roundResult, error) {
+	o := cr.o
+	// The proxies idle while the others are measured and may have closed the
+	// connections; the warm-up opens fresh ones.
+	lp.hc.CloseIdleConnections()
+	// The same phase seeds for every proxy of a round: they all get the same hits.
+	phase := uint64(round) * 2
+	if o.warmup > 0 {
+		lr.run(ctx, o.connections, o.warmup, phase)
+	}
+	pgid := lp.proc.Pid()
+	g0, err := readGroup(pgid)
+	if err != nil {
+		return roundResult{}, fmt.Errorf("read proxy CPU: %w (did it die? %s)", err, lp.proc.logTail(10))
+	}
+	c0, err := readCPUTimes()
+	if err != nil {
+		return roundResult{}, err
+	}
+	var hits0 map[hitCounter]float64
+	if lp.admin != "" {
+		if hits0, err = scrapeHits(lp.admin); err != nil {
+			return roundResult{}, err
+		}
+	}
+	redis0, err := redisCommandStats(cr.redis.Addr)
+	if err != nil {
+		return roundResult{}, err
+	}
+	sink0 := cr.sink.snapshot()
+	self0 := selfCPU()
+	if o.profileDir != "" && lp.name == "consentgate" {
+		if err := lp.proc.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			return roundResult{}, fmt.Errorf("start profile: %w", err)
+		}
+	}
+
+	st := lr.run(ctx, o.connections, o.duration, phase+1)
+
+	if o.profileDir != "" && lp.name == "consentgate" {
+		if err := finishProfile(lp.proc, o.profileDir); err != nil {
+			return roundResult{}, err
+		}
+	}
+	self1 := selfCPU()
+	sinkD := cr.sink.snapshot().sub(sink0)
+	g1, err := readGroup(pgid)
+	if err != nil {
+		return roundResult{}, fmt.Errorf("read proxy CPU: %w (did it die? %s)", err, lp.proc.logTail(10))
+	}
+	c1, err := readCPUTimes()
+	if err != nil {
+		return roundResult{}, err
+	}
+	redis1, err := redisCommandStats(cr.redis.Addr)
+	if err != nil {
+		return roundResult{}, err
+	}
+
+	var s summary
+	s.fillStats(st, lr.templates)
+	rr := roundResult{
+		Round: round, Requests: st.requests(), Seconds: st.elapsed.Seconds(), RequestsPerSec: s.RequestsPerSecond,
+		P50Ms: s.LatencyMs["p50"], P90Ms: s.LatencyMs["p90"], P99Ms: s.LatencyMs["p99"], P999Ms: s.LatencyMs["p99.9"], MaxMs: s.LatencyMs["max"],
+		CPUSeconds: (g1.CPU - g0.CPU).Seconds(), Procs: g1.Procs, RSSBytes: g1.RSS, HWMBytes: g1.HWM,
+		NotOK: s.NotOK, Status5xx: s.Status5xx, Errors: s.Errors,
+		SinkReceived: sinkD.Total, LeakedCookie: sinkD.LeakedCookie,
+	}
+	if st.elapsed > 0 {
+		sec := st.elapsed.Seconds()
+		rr.ProxyCores = rr.CPUSeconds / sec
+		rr.LoadgenCores = (self1 - self0).Seconds() / sec
+		rr.ProxyCoreOther, rr.ProxyCoreSoftIRQ = coreShare(c0, c1, o.proxyCPU, g1.CPU-g0.CPU)
+	}
+	if rr.Requests > 0 {
+		rr.CPUPerHitUs = rr.CPUSeconds * 1e6 / float64(rr.Requests)
+	}
+	if lp.admin != "" {
+		// Only consentgate talks to Redis; during a peer's window, the calls would be
+		// the idle consentgate's, not the peer's.
+		rr.RedisCalls, rr.RedisByCommand = redisCallsBetween(redis0, redis1)
+		hits1, err := scrapeHits(lp.admin)
+		if err != nil {
+			return roundResult{}, err
+		}
+		s.fillHits(diffHits(hits1, hits0))
+		rr.Actions = s.HitsByAction
+	}
+	if lp.proc.Exited() {
+		return rr, fmt.Errorf("the proxy died during the round (%v); its output:\n%s", lp.proc.waitErr, lp.proc.logTail(30))
+	}
+	return rr, nil
+}
+
+// coreShare is how busy the proxy's CPUs were with anything but the proxy (other
+// processes: the machine's noise), and with interrupts (loopback packet processing
+// is charged to no process), as shares of the CPUs' time over the window.
+func coreShare(before, after map[int]cpuTimes, cpuList string, proxyCPU time.Duration) (other, softirq float64) {
+	cpus := parseCPUList(cpuList)
+	var busy, irq, total uint64
+	for _, c := range cpus {
+		a, b := after[c], before[c]
+		busy += a.Busy - b.Busy
+		irq += a.SoftIRQ - b.SoftIRQ
+		total += a.Total - b.Total
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	o := float64(busy)/float64(total) - proxyCPU.Seconds()*userHZ/float64(total)
+	return max(o, 0), float64(irq) / float64(total)
+}
+
+// parseCPUList reads a taskset CPU list: "1", "0,2", "0-3".
+func parseCPUList(s string) []int {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		var a, b int
+		if _, err := fmt.Sscanf(lo, "%d", &a); err != nil {
+			continue
+		}
+		b = a
+		if isRange {
+			if _, err := fmt.Sscanf(hi, "%d", &b); err != nil {
+				continue
+			}
+		}
+		for c := a; c <= b && c-a < 1024; c++ {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (cr *compareRun) stopAll() {
+	for _, lp := range cr.proxies {
+		lp.proc.killGroup(5 * time.Second)
+	}
+	cr.proxies = nil
+}
+
+// stopAllChecked stops consentgate as an orchestrator would (SIGTERM, clean exit
+// expected), and the peers by their group.
+func (cr *compareRun) stopAllChecked() error {
+	var err error
+	for _, lp := range cr.proxies {
+		if lp.name == "consentgate" {
+			if e := lp.proc.stop(15 * time.Second); e != nil && err == nil {
+				err = fmt.Errorf("consentgate did not stop cleanly: %w", e)
+			}
+		}
+	}
+	cr.stopAll()
+	return err
+}
+
+// machineCPUs counts the machine's CPUs, whatever this process's affinity (which is
+// what runtime.NumCPU reports, and is one CPU once pinned).
+func machineCPUs() int {
+	c, err := readCPUTimes()
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	return len(c)
+}
+
+func kernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
