@@ -257,15 +257,18 @@ func runCompare(ctx context.Context, o *compareOptions, w io.Writer) (*compareRe
 	for n, b := range bins {
 		rep.Versions[n] = peerVersion(n, b)
 	}
-	geoip, err := findGeoIP(o.geoip)
-	if err != nil {
-		return nil, 1, err
+	var geoip string
+	if slices.Contains(o.peers, "consentgate") {
+		if geoip, err = findGeoIP(o.geoip); err != nil {
+			return nil, 1, err
+		}
 	}
 
 	dir, err := os.MkdirTemp("", "consentgate-compare-")
 	if err != nil {
 		return nil, 1, fmt.Errorf("temp dir: %w", err)
 	}
+	rep.tempDir = dir
 	if o.keep {
 		fmt.Fprintf(w, "keeping configs and logs in %s\n", dir)
 	} else {

@@ -23,6 +23,8 @@ type compareReport struct {
 	Versions map[string]string `json:"versions"`
 	Mixes    []mixReport       `json:"mixes"`
 	Warnings []string          `json:"warnings,omitempty"`
+
+	tempDir string // where the run kept its configs and logs
 }
 
 type machineInfo struct {

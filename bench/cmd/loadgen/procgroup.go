@@ -17,6 +17,7 @@ const userHZ = 100
 // clock ticks (userHZ per second).
 type procStat struct {
 	pid, pgrp                    int
+	state                        byte // R, S, D, Z (zombie), ...
 	utime, stime, cutime, cstime uint64
 }
 
@@ -39,7 +40,7 @@ func parseProcStat(b []byte) (procStat, error) {
 	if len(f) < 15 {
 		return procStat{}, fmt.Errorf("malformed /proc stat: %d fields after the name, want at least 15", len(f))
 	}
-	s := procStat{pid: pid}
+	s := procStat{pid: pid, state: f[0][0]}
 	if s.pgrp, err = strconv.Atoi(string(f[2])); err != nil {
 		return procStat{}, fmt.Errorf("malformed /proc stat: pgrp: %w", err)
 	}
@@ -103,7 +104,9 @@ func readGroupIn(procDir string, pgid int) (groupUsage, error) {
 			continue // exited since the listing
 		}
 		s, err := parseProcStat(b)
-		if err != nil || s.pgrp != pgid {
+		// A zombie has ended: it holds no memory, and its parent collects its CPU
+		// time when it reaps it (if the parent is ours; an orphan's goes to init).
+		if err != nil || s.pgrp != pgid || s.state == 'Z' || s.state == 'X' {
 			continue
 		}
 		g.Procs++
