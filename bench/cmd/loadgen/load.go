@@ -300,8 +300,17 @@ func createVisitors(hc *fasthttp.HostClient, baseURL string, granted, deniedMark
 			req.Header.SetMethod(fasthttp.MethodPost)
 			req.Header.SetContentType("application/json")
 			req.SetBodyString(body)
-			if err := hc.DoTimeout(req, resp, 5*time.Second); err != nil {
-				return nil, fmt.Errorf("POST /consent: %w", err)
+			// A 503 means the store did not answer within its budget (a few ms of
+			// Redis by default), which a busy machine misses now and then; the API
+			// says to retry, as a banner would.
+			for attempt := 0; ; attempt++ {
+				if err := hc.DoTimeout(req, resp, 5*time.Second); err != nil {
+					return nil, fmt.Errorf("POST /consent: %w", err)
+				}
+				if resp.StatusCode() != fasthttp.StatusServiceUnavailable || attempt == 5 {
+					break
+				}
+				time.Sleep(time.Duration(50<<attempt) * time.Millisecond)
 			}
 			if resp.StatusCode() != fasthttp.StatusOK {
 				return nil, fmt.Errorf("POST /consent: status %d: %.120s", resp.StatusCode(), strings.Join(strings.Fields(string(resp.Body())), " "))

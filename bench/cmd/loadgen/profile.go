@@ -62,15 +62,17 @@ func profileMain(args []string, w io.Writer) int {
 		fmt.Fprintln(os.Stderr, "loadgen profile:", err)
 		return 1
 	}
+	// The profiler's own allocations (writing the CPU profile) are in the window too;
+	// -ignore leaves them out.
 	reports := []struct {
 		file, title string
 		args        []string
 	}{
 		{"cpu-top.txt", "CPU, measured window", []string{"-top", fmt.Sprintf("-nodecount=%d", *top), bin, filepath.Join(dir, "cpu.pprof")}},
 		{"alloc-space-top.txt", "allocated bytes, measured window", []string{"-top", fmt.Sprintf("-nodecount=%d", *top), "-sample_index=alloc_space",
-			"-base", filepath.Join(dir, "allocs-start.pprof"), bin, filepath.Join(dir, "allocs.pprof")}},
+			"-ignore=runtime/pprof", "-base", filepath.Join(dir, "allocs-start.pprof"), bin, filepath.Join(dir, "allocs.pprof")}},
 		{"alloc-objects-top.txt", "allocated objects, measured window", []string{"-top", fmt.Sprintf("-nodecount=%d", *top), "-sample_index=alloc_objects",
-			"-base", filepath.Join(dir, "allocs-start.pprof"), bin, filepath.Join(dir, "allocs.pprof")}},
+			"-ignore=runtime/pprof", "-base", filepath.Join(dir, "allocs-start.pprof"), bin, filepath.Join(dir, "allocs.pprof")}},
 	}
 	for _, r := range reports {
 		out, err := exec.Command(goTool(), append([]string{"tool", "pprof"}, r.args...)...).CombinedOutput()
