@@ -197,6 +197,7 @@ type liveProxy struct {
 	proc    *proxyProc
 	url     string
 	admin   string // consentgate's admin listener; "" for the peers
+	cpus    string // where it runs (taskset -c)
 	hc      *fasthttp.HostClient
 	rounds  []roundResult
 }
@@ -386,62 +387,91 @@ func loadShape(rate float64) string {
 func (cr *compareRun) startProxy(mi int, name string) (*liveProxy, error) {
 	o := cr.o
 	dir := filepath.Join(cr.dir, fmt.Sprintf("%s-%d", name, mi))
+	if name == "consentgate" {
+		return cr.startConsentgate(dir, o.proxyCPU, o.gomaxprocs, nil)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	listen := fmt.Sprintf("127.0.0.1:%d", port)
-	lp := &liveProxy{name: name, version: cr.report.Versions[name], url: "http://" + listen}
-	switch name {
-	case "consentgate":
-		adm, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		cfg := proxyConfig{Listen: listen, AdminListen: fmt.Sprintf("127.0.0.1:%d", adm), GeoIP: cr.geoip,
-			SinkAddr: cr.sink.Addr(), RedisAddr: cr.redis.Addr}
-		cfgPath := filepath.Join(dir, "consentgate.yaml")
-		if err := os.WriteFile(cfgPath, cfg.yaml(), 0o600); err != nil {
-			return nil, fmt.Errorf("write config: %w", err)
-		}
-		env := []string{fmt.Sprintf("GOMAXPROCS=%d", o.gomaxprocs)}
-		if o.profileDir != "" {
-			env = append(env, "CONSENTGATE_PROFILE_DIR="+o.profileDir)
-		}
-		lp.proc, err = startPinned([]string{cr.bins[name], "serve", "--config", cfgPath, "--drain-delay", "0s"}, env, o.proxyCPU, filepath.Join(dir, "proxy.log"))
-		if err != nil {
-			return nil, err
-		}
-		lp.admin = cfg.AdminListen
-		if err := lp.proc.waitHealthy(cfg.AdminListen, 15*time.Second); err != nil {
-			lp.proc.killGroup(2 * time.Second)
-			return nil, err
-		}
-	default:
-		run, _, err := writePeerConfig(name, cr.bins[name], newPeerConfig(dir, listen, cr.sink.Addr()))
-		if err != nil {
-			return nil, err
-		}
-		if lp.proc, err = startPinned(run, nil, o.proxyCPU, filepath.Join(dir, "stdout.log")); err != nil {
-			return nil, err
-		}
-		if err := lp.proc.waitHTTP(listen, 15*time.Second); err != nil {
-			lp.proc.killGroup(2 * time.Second)
-			return nil, err
-		}
+	lp := &liveProxy{name: name, version: cr.report.Versions[name], url: "http://" + listen, cpus: o.proxyCPU}
+	run, _, err := writePeerConfig(name, cr.bins[name], newPeerConfig(dir, listen, cr.sink.Addr()))
+	if err != nil {
+		return nil, err
 	}
-	lp.hc = &fasthttp.HostClient{
-		Addr:                     listen,
-		MaxConns:                 o.connections + 4,
-		ReadTimeout:              o.timeout,
-		WriteTimeout:             o.timeout,
+	if lp.proc, err = startPinned(run, nil, o.proxyCPU, filepath.Join(dir, "stdout.log")); err != nil {
+		return nil, err
+	}
+	if err := lp.proc.waitHTTP(listen, 15*time.Second); err != nil {
+		lp.proc.killGroup(2 * time.Second)
+		return nil, err
+	}
+	lp.hc = cr.client(listen)
+	return lp, nil
+}
+
+// startConsentgate starts the binary on cpus with GOMAXPROCS, the Redis store and
+// the sink as every vendor; tweak, if not nil, changes the config first.
+func (cr *compareRun) startConsentgate(dir, cpus string, gomaxprocs int, tweak func(*proxyConfig)) (*liveProxy, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg := proxyConfig{Listen: listen, AdminListen: admin, GeoIP: cr.geoip, SinkAddr: cr.sink.Addr()}
+	if cr.redis != nil {
+		cfg.RedisAddr = cr.redis.Addr
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	cfgPath := filepath.Join(dir, "consentgate.yaml")
+	if err := os.WriteFile(cfgPath, cfg.yaml(), 0o600); err != nil {
+		return nil, fmt.Errorf("write config: %w", err)
+	}
+	env := []string{fmt.Sprintf("GOMAXPROCS=%d", gomaxprocs)}
+	if cr.o.profileDir != "" {
+		env = append(env, "CONSENTGATE_PROFILE_DIR="+cr.o.profileDir)
+	}
+	lp := &liveProxy{name: "consentgate", version: cr.report.Versions["consentgate"], url: "http://" + listen, admin: admin, cpus: cpus}
+	lp.proc, err = startPinned([]string{cr.bins["consentgate"], "serve", "--config", cfgPath, "--drain-delay", "0s"}, env, cpus, filepath.Join(dir, "proxy.log"))
+	if err != nil {
+		return nil, err
+	}
+	if err := lp.proc.waitHealthy(admin, 15*time.Second); err != nil {
+		lp.proc.killGroup(2 * time.Second)
+		return nil, err
+	}
+	lp.hc = cr.client(listen)
+	return lp, nil
+}
+
+func (cr *compareRun) client(addr string) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                     addr,
+		MaxConns:                 cr.o.connections + 4,
+		ReadTimeout:              cr.o.timeout,
+		WriteTimeout:             cr.o.timeout,
 		MaxIdleConnDuration:      time.Minute,
 		NoDefaultUserAgentHeader: true,
 	}
-	return lp, nil
+}
+
+func freeAddr() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port), nil
 }
 
 // measure runs one proxy's warm-up and measured window, and reads the proxy's CPU,
@@ -518,7 +548,7 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 		sec := st.elapsed.Seconds()
 		rr.ProxyCores = rr.CPUSeconds / sec
 		rr.LoadgenCores = (self1 - self0).Seconds() / sec
-		rr.ProxyCoreOther, rr.ProxyCoreSoftIRQ = coreShare(c0, c1, o.proxyCPU, g1.CPU-g0.CPU)
+		rr.ProxyCoreOther, rr.ProxyCoreSoftIRQ = coreShare(c0, c1, lp.cpus, g1.CPU-g0.CPU)
 	}
 	if rr.Requests > 0 {
 		rr.CPUPerHitUs = rr.CPUSeconds * 1e6 / float64(rr.Requests)

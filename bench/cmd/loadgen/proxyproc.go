@@ -61,6 +61,10 @@ func freePort() (int, error) {
 type proxyConfig struct {
 	Listen, AdminListen, GeoIP, SinkAddr string
 	RedisAddr                            string // "" = the in-memory consent store
+	// For loadgen scale: the memory store's bound, and the Redis cache's size and TTL
+	// (0: the defaults).
+	MaxEntries, CacheMaxEntries int
+	CacheTTL                    time.Duration
 }
 
 func (c proxyConfig) yaml() []byte {
@@ -78,8 +82,23 @@ func (c proxyConfig) yaml() []byte {
 		fmt.Fprintf(&b, "  %s: %s\n", v, q("http://"+c.SinkAddr))
 	}
 	fmt.Fprintf(&b, "anonymise:\n  secret: %s\n", q(benchSecret))
+	b.WriteString("consent:\n")
 	if c.RedisAddr != "" {
-		fmt.Fprintf(&b, "consent:\n  store: redis\n  redis:\n    addrs: [%s]\n", q(c.RedisAddr))
+		fmt.Fprintf(&b, "  store: redis\n  redis:\n    addrs: [%s]\n", q(c.RedisAddr))
+	} else {
+		b.WriteString("  store: memory\n")
+	}
+	if c.MaxEntries > 0 {
+		fmt.Fprintf(&b, "  max_entries: %d\n", c.MaxEntries)
+	}
+	if c.CacheMaxEntries > 0 || c.CacheTTL > 0 {
+		b.WriteString("  cache:\n")
+		if c.CacheMaxEntries > 0 {
+			fmt.Fprintf(&b, "    max_entries: %d\n", c.CacheMaxEntries)
+		}
+		if c.CacheTTL > 0 {
+			fmt.Fprintf(&b, "    ttl: %s\n", c.CacheTTL)
+		}
 	}
 	return []byte(b.String())
 }
