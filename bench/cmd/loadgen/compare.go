@@ -270,6 +270,11 @@ func runCompare(ctx context.Context, o *compareOptions, w io.Writer) (*compareRe
 		return nil, 1, fmt.Errorf("temp dir: %w", err)
 	}
 	rep.tempDir = dir
+	// nginx's workers run as an unprivileged user when nginx starts as root; they
+	// must reach their files in here (the contents are a benchmark's, nothing secret).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, 1, fmt.Errorf("temp dir: %w", err)
+	}
 	if o.keep {
 		fmt.Fprintf(w, "keeping configs and logs in %s\n", dir)
 	} else {
@@ -286,6 +291,7 @@ func runCompare(ctx context.Context, o *compareOptions, w io.Writer) (*compareRe
 	}
 	defer rs.stop()
 
+	fmt.Fprintf(w, "redis-server: pid %d on %s\n", rs.cmd.Process.Pid, rs.Addr)
 	cr := &compareRun{o: o, w: w, dir: dir, sink: sk, redis: rs, bins: bins, geoip: geoip, report: rep}
 	defer cr.stopAll()
 
@@ -409,6 +415,7 @@ func (cr *compareRun) startProxy(mi int, name string) (*liveProxy, error) {
 		lp.proc.killGroup(2 * time.Second)
 		return nil, err
 	}
+	fmt.Fprintf(cr.w, "started %s: pid %d (and its process group) on %s\n", name, lp.proc.Pid(), listen)
 	lp.hc = cr.client(listen)
 	return lp, nil
 }
@@ -451,6 +458,7 @@ func (cr *compareRun) startConsentgate(dir, cpus string, gomaxprocs int, tweak f
 		lp.proc.killGroup(2 * time.Second)
 		return nil, err
 	}
+	fmt.Fprintf(cr.w, "started consentgate: pid %d on %s (admin %s), CPU %s, GOMAXPROCS=%d\n", lp.proc.Pid(), listen, admin, cpus, gomaxprocs)
 	lp.hc = cr.client(listen)
 	return lp, nil
 }

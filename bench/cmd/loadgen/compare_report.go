@@ -258,6 +258,12 @@ func printMix(w io.Writer, mr *mixReport) {
 			ratio, p99r, m["proxy_cores"], 100*m["proxy_core_other"], mib(p.PeakRSSBytes))
 	}
 	for _, p := range mr.Proxies {
+		if p.Median["loadgen_cores"] > 0.9 {
+			fmt.Fprintf(w, "  note: the generator used %.2f cores during %s's rounds: it, not %s, may have set the pace; CPU per hit stays valid, req/s is a lower bound\n",
+				p.Median["loadgen_cores"], p.Name, p.Name)
+		}
+	}
+	for _, p := range mr.Proxies {
 		var per []string
 		for _, r := range p.Rounds {
 			per = append(per, fmt.Sprintf("%.1f", r.CPUPerHitUs))
