@@ -319,3 +319,31 @@ func writeCompareOutputs(base string, rep *compareReport) ([]string, error) {
 	}
 	return []string{jp, sp}, nil
 }
+
+// chartMain is `loadgen chart FILE.json...`: draws the chart of a compare run again
+// from its JSON (FILE.svg beside it), e.g. after the chart's code changed.
+func chartMain(args []string, w io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: loadgen chart bench/results/compare-TIME.json ...")
+		return 2
+	}
+	for _, path := range args {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen chart:", err)
+			return 1
+		}
+		var rep compareReport
+		if err := json.Unmarshal(b, &rep); err != nil || rep.Tool != "loadgen compare" {
+			fmt.Fprintf(os.Stderr, "loadgen chart: %s is not the JSON of a loadgen compare run (%v)\n", path, err)
+			return 1
+		}
+		out := strings.TrimSuffix(path, ".json") + ".svg"
+		if err := os.WriteFile(out, compareSVG(&rep), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen chart:", err)
+			return 1
+		}
+		fmt.Fprintln(w, out)
+	}
+	return 0
+}

@@ -51,6 +51,8 @@ func main() {
 			os.Exit(profileMain(os.Args[2:], os.Stdout))
 		case "scale":
 			os.Exit(scaleMain(os.Args[2:], os.Stdout))
+		case "chart":
+			os.Exit(chartMain(os.Args[2:], os.Stdout))
 		}
 	}
 	var o options

@@ -57,7 +57,7 @@ func niceCeil(v float64) float64 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
 		if m*p >= v {
 			return m * p
 		}
@@ -107,7 +107,9 @@ func compareSVG(rep *compareReport) []byte {
 	}
 	load := fmt.Sprintf("load average %s at the start, %s at the end", rep.Machine.LoadAvgStart, rep.Machine.LoadAvgEnd)
 	if rep.Machine.Shared {
-		lines = append(lines, struct{ text, attrs string }{"Shared, loaded machine (" + load + "): the absolute figures are not trustworthy, only the comparison within a run", `fill="#c53030" font-weight="bold"`})
+		first := func(s string) string { f, _, _ := strings.Cut(s, " "); return f }
+		lines = append(lines, struct{ text, attrs string }{fmt.Sprintf("Shared, loaded machine (load average %s at the start, %s at the end): absolute figures not trustworthy",
+			first(rep.Machine.LoadAvgStart), first(rep.Machine.LoadAvgEnd)), `fill="#c53030" font-weight="bold"`})
 	} else {
 		lines = append(lines, struct{ text, attrs string }{load, `fill="#444"`})
 	}
@@ -185,8 +187,10 @@ func drawPanel(b *strings.Builder, mr mixReport, panel chartPanel, x0, y0 int) {
 			p(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#1a202c"/>`+"\n", fnum(cx-6), fnum(yhi), fnum(cx+6), fnum(yhi))
 			p(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#1a202c"/>`+"\n", fnum(cx-6), fnum(ylo), fnum(cx+6), fnum(ylo))
 		}
+		// Above the bar and its whisker, whichever is higher.
 		label := fmtValue(med) + " " + panel.unit
-		p(`<text x="%s" y="%s" text-anchor="middle" font-weight="bold">%s</text>`+"\n", fnum(cx), fnum(float64(bottom)-h-6), esc(label))
+		top := math.Max(h, scale(pr.Max[panel.key]))
+		p(`<text x="%s" y="%s" text-anchor="middle" font-weight="bold">%s</text>`+"\n", fnum(cx), fnum(float64(bottom)-top-6), esc(label))
 		p(`<text x="%s" y="%d" text-anchor="middle">%s</text>`+"\n", fnum(cx), bottom+16, esc(pr.Name))
 		if r, ok := pr.RatioToNginx[panel.key]; ok && pr.Name != "nginx" {
 			p(`<text x="%s" y="%d" text-anchor="middle" fill="#444">%s</text>`+"\n", fnum(cx), bottom+31, esc(fmt.Sprintf("%.2f× nginx", r)))
