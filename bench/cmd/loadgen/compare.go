@@ -46,6 +46,11 @@ type compareOptions struct {
 
 var knownPeers = []string{"consentgate", "nginx", "haproxy"}
 
+// sinkPeer is the sink itself, no proxy in between: the latency baseline against
+// which a proxy's added latency is read. It has no CPU figure of its own (it runs
+// inside the generator), and it is not in the default -peers.
+const sinkPeer = "sink"
+
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
@@ -60,7 +65,7 @@ func (o *compareOptions) register(fs *flag.FlagSet) {
 	o.peers = slices.Clone(knownPeers)
 	o.mixes = []string{"realistic", "all-forward"}
 	fs.StringVar(&o.binary, "binary", "bin/consentgate", "consentgate binary to start")
-	fs.Func("peers", "proxies to compare, in the order of each round (default consentgate,nginx,haproxy)", func(s string) error {
+	fs.Func("peers", "proxies to compare, in the order of each round (default consentgate,nginx,haproxy); add sink for the latency of the sink alone, the baseline of a proxy's added latency", func(s string) error {
 		o.peers = splitList(s)
 		return nil
 	})
@@ -92,8 +97,8 @@ func (o *compareOptions) validate() error {
 	}
 	seen := map[string]bool{}
 	for _, p := range o.peers {
-		if !slices.Contains(knownPeers, p) {
-			return fmt.Errorf("-peers: unknown %q, want some of %v", p, knownPeers)
+		if !slices.Contains(knownPeers, p) && p != sinkPeer {
+			return fmt.Errorf("-peers: unknown %q, want some of %v and %s", p, knownPeers, sinkPeer)
 		}
 		if seen[p] {
 			return fmt.Errorf("-peers: %q twice", p)
@@ -241,7 +246,7 @@ func runCompare(ctx context.Context, o *compareOptions, w io.Writer) (*compareRe
 
 	var peerNames []string
 	for _, p := range o.peers {
-		if p != "consentgate" {
+		if p != "consentgate" && p != sinkPeer {
 			peerNames = append(peerNames, p)
 		}
 	}
@@ -257,6 +262,9 @@ func runCompare(ctx context.Context, o *compareOptions, w io.Writer) (*compareRe
 	}
 	for n, b := range bins {
 		rep.Versions[n] = peerVersion(n, b)
+	}
+	if slices.Contains(o.peers, sinkPeer) {
+		rep.Versions[sinkPeer] = "the sink alone, in the generator (no proxy)"
 	}
 	var geoip string
 	if slices.Contains(o.peers, "consentgate") {
@@ -354,7 +362,10 @@ func (cr *compareRun) runMix(ctx context.Context, mi int, spec mixSpec) (*mixRep
 				return cr.mixReport(spec), 130, nil
 			}
 			lr := &loadRun{hc: lp.hc, baseURL: lp.url, templates: spec.templates, visitors: visitors,
-				seed: o.seed, timeout: o.timeout, abort: lp.proc.exited, rate: o.rate}
+				seed: o.seed, timeout: o.timeout, rate: o.rate}
+			if lp.proc != nil {
+				lr.abort = lp.proc.exited
+			}
 			lr.mix, _ = newPicker(templateWeights(spec.templates))
 			rr, err := cr.measure(ctx, lp, lr, round)
 			if err != nil {
@@ -393,8 +404,12 @@ func loadShape(rate float64) string {
 func (cr *compareRun) startProxy(mi int, name string) (*liveProxy, error) {
 	o := cr.o
 	dir := filepath.Join(cr.dir, fmt.Sprintf("%s-%d", name, mi))
-	if name == "consentgate" {
+	switch name {
+	case "consentgate":
 		return cr.startConsentgate(dir, o.proxyCPU, o.gomaxprocs, nil)
+	case sinkPeer:
+		return &liveProxy{name: sinkPeer, version: cr.report.Versions[sinkPeer], url: "http://" + cr.sink.Addr(),
+			cpus: o.loadCPU, hc: cr.client(cr.sink.Addr())}, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -494,10 +509,13 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 	if o.warmup > 0 {
 		lr.run(ctx, o.connections, o.warmup, phase)
 	}
-	pgid := lp.proc.Pid()
-	g0, err := readGroup(pgid)
-	if err != nil {
-		return roundResult{}, fmt.Errorf("read proxy CPU: %w (did it die? %s)", err, lp.proc.logTail(10))
+	// The sink alone has no process of its own to read.
+	var g0, g1 groupUsage
+	var err error
+	if lp.proc != nil {
+		if g0, err = readGroup(lp.proc.Pid()); err != nil {
+			return roundResult{}, fmt.Errorf("read proxy CPU: %w (did it die? %s)", err, lp.proc.logTail(10))
+		}
 	}
 	c0, err := readCPUTimes()
 	if err != nil {
@@ -530,9 +548,10 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 	}
 	self1 := selfCPU()
 	sinkD := cr.sink.snapshot().sub(sink0)
-	g1, err := readGroup(pgid)
-	if err != nil {
-		return roundResult{}, fmt.Errorf("read proxy CPU: %w (did it die? %s)", err, lp.proc.logTail(10))
+	if lp.proc != nil {
+		if g1, err = readGroup(lp.proc.Pid()); err != nil {
+			return roundResult{}, fmt.Errorf("read proxy CPU: %w (did it die? %s)", err, lp.proc.logTail(10))
+		}
 	}
 	c1, err := readCPUTimes()
 	if err != nil {
@@ -556,7 +575,9 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 		sec := st.elapsed.Seconds()
 		rr.ProxyCores = rr.CPUSeconds / sec
 		rr.LoadgenCores = (self1 - self0).Seconds() / sec
-		rr.ProxyCoreOther, rr.ProxyCoreSoftIRQ = coreShare(c0, c1, lp.cpus, g1.CPU-g0.CPU)
+		if lp.proc != nil {
+			rr.ProxyCoreOther, rr.ProxyCoreSoftIRQ = coreShare(c0, c1, lp.cpus, g1.CPU-g0.CPU)
+		}
 	}
 	if rr.Requests > 0 {
 		rr.CPUPerHitUs = rr.CPUSeconds * 1e6 / float64(rr.Requests)
@@ -572,7 +593,7 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 		s.fillHits(diffHits(hits1, hits0))
 		rr.Actions = s.HitsByAction
 	}
-	if lp.proc.Exited() {
+	if lp.proc != nil && lp.proc.Exited() {
 		return rr, fmt.Errorf("the proxy died during the round (%v); its output:\n%s", lp.proc.waitErr, lp.proc.logTail(30))
 	}
 	return rr, nil
@@ -621,7 +642,9 @@ func parseCPUList(s string) []int {
 
 func (cr *compareRun) stopAll() {
 	for _, lp := range cr.proxies {
-		lp.proc.killGroup(5 * time.Second)
+		if lp.proc != nil {
+			lp.proc.killGroup(5 * time.Second)
+		}
 	}
 	cr.proxies = nil
 }

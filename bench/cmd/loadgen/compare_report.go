@@ -182,11 +182,12 @@ func addRatios(mr *mixReport) {
 		p := &mr.Proxies[i]
 		p.RatioToNginx = map[string]float64{}
 		for _, k := range ratioMetrics {
-			if d := ref.Median[k]; d > 0 {
+			// A zero (the sink's CPU, which is the generator's) has no ratio.
+			if d := ref.Median[k]; d > 0 && p.Median[k] > 0 {
 				p.RatioToNginx[k] = p.Median[k] / d
 			}
 		}
-		if ref.PeakRSSBytes > 0 {
+		if ref.PeakRSSBytes > 0 && p.PeakRSSBytes > 0 {
 			p.RatioToNginx["peak_rss"] = float64(p.PeakRSSBytes) / float64(ref.PeakRSSBytes)
 		}
 	}
@@ -253,9 +254,29 @@ func printMix(w io.Writer, mr *mixReport) {
 			p99r = fmt.Sprintf("%.2f", v)
 		}
 		m := p.Median
-		fmt.Fprintf(w, "%-12s %9.0f %7.3fms %7.3fms %7.3fms %8.1f µs %7s %7s %6.2f %6.0f%% %5.1f MiB\n",
-			p.Name, m["requests_per_second"], m["p50_ms"], m["p99_ms"], m["p99_9_ms"], m["cpu_us_per_hit"],
-			ratio, p99r, m["proxy_cores"], 100*m["proxy_core_other"], mib(p.PeakRSSBytes))
+		cpu, rss := fmt.Sprintf("%8.1f µs", m["cpu_us_per_hit"]), fmt.Sprintf("%5.1f MiB", mib(p.PeakRSSBytes))
+		if p.Name == sinkPeer {
+			cpu, rss = "-", "-"
+		}
+		fmt.Fprintf(w, "%-12s %9.0f %7.3fms %7.3fms %7.3fms %11s %7s %7s %6.2f %6.0f%% %9s\n",
+			p.Name, m["requests_per_second"], m["p50_ms"], m["p99_ms"], m["p99_9_ms"], cpu,
+			ratio, p99r, m["proxy_cores"], 100*m["proxy_core_other"], rss)
+	}
+	var base *proxyReport
+	for i := range mr.Proxies {
+		if mr.Proxies[i].Name == sinkPeer {
+			base = &mr.Proxies[i]
+		}
+	}
+	if base != nil {
+		var parts []string
+		for _, p := range mr.Proxies {
+			if p.Name != sinkPeer {
+				parts = append(parts, fmt.Sprintf("%s p50 %+.3fms p99 %+.3fms", p.Name,
+					p.Median["p50_ms"]-base.Median["p50_ms"], p.Median["p99_ms"]-base.Median["p99_ms"]))
+			}
+		}
+		fmt.Fprintf(w, "  latency added over the sink alone: %s\n", strings.Join(parts, "; "))
 	}
 	for _, p := range mr.Proxies {
 		if p.Median["loadgen_cores"] > 0.9 {
@@ -270,7 +291,7 @@ func printMix(w io.Writer, mr *mixReport) {
 		}
 		fmt.Fprintf(w, "  %s CPU µs/hit by round: %s", p.Name, strings.Join(per, " "))
 		if len(p.Rounds) > 0 && p.Rounds[len(p.Rounds)-1].Actions != nil {
-			var act map[string]float64 = map[string]float64{}
+			act := map[string]float64{}
 			var calls, reqs float64
 			for _, r := range p.Rounds {
 				for k, v := range r.Actions {

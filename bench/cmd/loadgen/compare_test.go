@@ -455,7 +455,7 @@ func TestKillGroupLeavesNothing(t *testing.T) {
 // nginx and HAProxy (consentgate needs a built binary: make bench-compare covers it):
 // configs, pinning, rounds, the sink's counts, the outputs, and that no peer is left.
 func TestCompareWithPeers(t *testing.T) {
-	o := &compareOptions{peers: []string{"nginx", "haproxy"}, mixes: []string{"realistic"}, rounds: 2,
+	o := &compareOptions{peers: []string{"nginx", "haproxy", sinkPeer}, mixes: []string{"realistic"}, rounds: 2,
 		duration: 300 * time.Millisecond, warmup: 100 * time.Millisecond, connections: 4, gomaxprocs: 1,
 		proxyCPU: "1", loadCPU: "0", install: true, seed: 1, timeout: 2 * time.Second, command: "test"}
 	if err := o.validate(); err != nil {
@@ -466,8 +466,14 @@ func TestCompareWithPeers(t *testing.T) {
 	if err != nil || code != 0 {
 		t.Fatalf("runCompare = %d, %v; output:\n%s", code, err, out.String())
 	}
-	if len(rep.Mixes) != 1 || len(rep.Mixes[0].Proxies) != 2 {
+	if len(rep.Mixes) != 1 || len(rep.Mixes[0].Proxies) != 3 {
 		t.Fatalf("report %+v", rep.Mixes)
+	}
+	if s := rep.Mixes[0].Proxies[2]; s.Name != sinkPeer || s.Median["cpu_us_per_hit"] != 0 || s.RatioToNginx["cpu_us_per_hit"] != 0 {
+		t.Errorf("the sink alone: %+v, want no CPU figure and no CPU ratio", s)
+	}
+	if !strings.Contains(out.String(), "latency added over the sink alone: nginx p50") {
+		t.Errorf("no added latency line:\n%s", out.String())
 	}
 	for _, p := range rep.Mixes[0].Proxies {
 		if len(p.Rounds) != 2 {
@@ -478,7 +484,7 @@ func TestCompareWithPeers(t *testing.T) {
 				t.Errorf("%s round %d: %+v", p.Name, r.Round, r)
 			}
 		}
-		if p.PeakRSSBytes == 0 {
+		if p.PeakRSSBytes == 0 && p.Name != sinkPeer {
 			t.Errorf("%s: no peak RSS", p.Name)
 		}
 	}

@@ -300,17 +300,17 @@ func createVisitors(hc *fasthttp.HostClient, baseURL string, granted, deniedMark
 			req.Header.SetMethod(fasthttp.MethodPost)
 			req.Header.SetContentType("application/json")
 			req.SetBodyString(body)
-			// A 503 means the store did not answer within its budget (a few ms of
-			// Redis by default), which a busy machine misses now and then; the API
-			// says to retry, as a banner would.
+			// A 503 means the store did not answer within its budget (5 ms of Redis
+			// by default), which a busy machine misses often when many visitors are
+			// created at once; the API says to retry, as a banner would (for ~8 s).
 			for attempt := 0; ; attempt++ {
 				if err := hc.DoTimeout(req, resp, 5*time.Second); err != nil {
 					return nil, fmt.Errorf("POST /consent: %w", err)
 				}
-				if resp.StatusCode() != fasthttp.StatusServiceUnavailable || attempt == 5 {
+				if resp.StatusCode() != fasthttp.StatusServiceUnavailable || attempt == 12 {
 					break
 				}
-				time.Sleep(time.Duration(50<<attempt) * time.Millisecond)
+				time.Sleep(min(time.Duration(20<<attempt)*time.Millisecond, time.Second))
 			}
 			if resp.StatusCode() != fasthttp.StatusOK {
 				return nil, fmt.Errorf("POST /consent: status %d: %.120s", resp.StatusCode(), strings.Join(strings.Fields(string(resp.Body())), " "))

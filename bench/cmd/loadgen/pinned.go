@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -90,7 +91,11 @@ func (p *proxyProc) waitHTTP(addr string, timeout time.Duration) error {
 // so that every thread of it (and the sink inside it) stays off the proxy's core.
 // The Go runtime sizes GOMAXPROCS from the affinity, so it follows.
 func pinSelf(cpus string) error {
-	if cpusAllowed() == cpus {
+	want := parseCPUList(cpus)
+	if len(want) == 0 {
+		return fmt.Errorf("CPU list %q: want e.g. 0, 0-1 or 0,2", cpus)
+	}
+	if slices.Equal(parseCPUList(cpusAllowed()), want) {
 		return nil
 	}
 	const marker = "CONSENTGATE_LOADGEN_PINNED"

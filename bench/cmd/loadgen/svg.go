@@ -12,7 +12,7 @@ import (
 // latency), one bar per proxy at its median, a whisker from the lowest to the highest
 // round, so that a reader sees at once whether a difference is larger than the noise.
 
-var proxyColours = map[string]string{"consentgate": "#2b6cb0", "nginx": "#2f855a", "haproxy": "#c05621"}
+var proxyColours = map[string]string{"consentgate": "#2b6cb0", "nginx": "#2f855a", "haproxy": "#c05621", sinkPeer: "#a0aec0"}
 
 const (
 	svgWidth  = 960
@@ -171,6 +171,9 @@ func drawPanel(b *strings.Builder, mr mixReport, panel chartPanel, x0, y0 int) {
 	slot := float64(panelW-60) / float64(n)
 	barW := math.Min(slot*0.55, 90)
 	for i, pr := range mr.Proxies {
+		if pr.Name == sinkPeer && panel.key == "cpu_us_per_hit" {
+			continue // its CPU is the generator's: no bar rather than a zero
+		}
 		cx := float64(x0+45) + slot*(float64(i)+0.5)
 		med := pr.Median[panel.key]
 		h := scale(med)
