@@ -198,3 +198,44 @@ func cpusAllowed() string {
 	}
 	return ""
 }
+
+// coreShare is how busy the proxy's CPUs were with anything but the proxy (other
+// processes: the machine's noise), and with interrupts (loopback packet processing
+// is charged to no process), as shares of the CPUs' time over the window.
+func coreShare(before, after map[int]cpuTimes, cpuList string, proxyCPU time.Duration) (other, softirq float64) {
+	cpus := parseCPUList(cpuList)
+	var busy, irq, total uint64
+	for _, c := range cpus {
+		a, b := after[c], before[c]
+		busy += a.Busy - b.Busy
+		irq += a.SoftIRQ - b.SoftIRQ
+		total += a.Total - b.Total
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	o := float64(busy)/float64(total) - proxyCPU.Seconds()*userHZ/float64(total)
+	return max(o, 0), float64(irq) / float64(total)
+}
+
+// parseCPUList reads a taskset CPU list: "1", "0,2", "0-3".
+func parseCPUList(s string) []int {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		var a, b int
+		if _, err := fmt.Sscanf(lo, "%d", &a); err != nil {
+			continue
+		}
+		b = a
+		if isRange {
+			if _, err := fmt.Sscanf(hi, "%d", &b); err != nil {
+				continue
+			}
+		}
+		for c := a; c <= b && c-a < 1024; c++ {
+			out = append(out, c)
+		}
+	}
+	return out
+}
