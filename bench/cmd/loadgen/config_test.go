@@ -20,6 +20,9 @@ func TestGeneratedConfigsLoad(t *testing.T) {
 		"scale, redis cache of 1M for an hour": func(c *proxyConfig) {
 			c.RedisAddr, c.CacheMaxEntries, c.CacheTTL = "127.0.0.1:16379", 1_001_000, time.Hour
 		},
+		"scale, the instance that creates the visitors": func(c *proxyConfig) {
+			c.RedisAddr, c.RedisTimeout = "127.0.0.1:16379", time.Second
+		},
 		"scale, memory store of 1M": func(c *proxyConfig) { c.MaxEntries = 1_001_000 },
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -35,6 +38,9 @@ func TestGeneratedConfigsLoad(t *testing.T) {
 			}
 			if c.CacheMaxEntries > 0 && (cfg.Consent.Cache.MaxEntries != c.CacheMaxEntries || cfg.Consent.Cache.TTL != c.CacheTTL) {
 				t.Errorf("cache %+v, want %d entries for %s", cfg.Consent.Cache, c.CacheMaxEntries, c.CacheTTL)
+			}
+			if c.RedisTimeout > 0 && cfg.Consent.Redis.Timeout != c.RedisTimeout {
+				t.Errorf("redis timeout %s, want %s", cfg.Consent.Redis.Timeout, c.RedisTimeout)
 			}
 			if c.MaxEntries > 0 && cfg.Consent.MaxEntries != c.MaxEntries {
 				t.Errorf("max_entries %d, want %d", cfg.Consent.MaxEntries, c.MaxEntries)

@@ -65,6 +65,9 @@ type proxyConfig struct {
 	// (0: the defaults).
 	MaxEntries, CacheMaxEntries int
 	CacheTTL                    time.Duration
+	// RedisTimeout is consent.redis.timeout (0: the default, 5 ms): loadgen scale
+	// raises it for the instance that only creates the visitors.
+	RedisTimeout time.Duration
 }
 
 func (c proxyConfig) yaml() []byte {
@@ -85,6 +88,9 @@ func (c proxyConfig) yaml() []byte {
 	b.WriteString("consent:\n")
 	if c.RedisAddr != "" {
 		fmt.Fprintf(&b, "  store: redis\n  redis:\n    addrs: [%s]\n", q(c.RedisAddr))
+		if c.RedisTimeout > 0 {
+			fmt.Fprintf(&b, "    timeout: %s\n", c.RedisTimeout)
+		}
 	} else {
 		b.WriteString("  store: memory\n")
 	}
