@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 CONFIG   ?=
 FUZZTIME ?= 20s
 
-.PHONY: build run demo test test-browser vet k8s-tools bench bench-go bench-load bench-load-redis fuzz clean
+.PHONY: build run demo test test-browser vet k8s-tools bench bench-go bench-load bench-load-redis bench-compare bench-scale profile fuzz clean
 
 build:
 	$(GO) build -trimpath -tags grpcnotrace -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consentgate
@@ -64,6 +64,25 @@ bench-load: build
 
 bench-load-redis: build
 	$(GO) run ./bench/cmd/loadgen -binary $(BIN) -store redis $(BENCHFLAGS)
+
+## bench-compare: consentgate beside nginx and HAProxy (installed with apt-get if missing, as
+## root), each pinned to its own core with the generator on the other, interleaved rounds,
+## medians; JSON and an SVG chart in bench/results/. Not part of `make bench`: it takes
+## 2 mixes × 3 proxies × 5 rounds × 12 s ≈ 6 min by default (COMPAREFLAGS='-rounds 2 -duration 5s')
+bench-compare: build
+	$(GO) run ./bench/cmd/loadgen compare $(COMPAREFLAGS)
+
+## profile: CPU and allocation profiles of consentgate under the realistic mix, from a build
+## with -tags profile (signals start and stop them around the measured window); the files and
+## their top entries go to bench/out/profile-<time>/ (PROFILEFLAGS='-duration 30s')
+profile:
+	$(GO) build -tags profile,grpcnotrace -ldflags '-X main.version=$(VERSION)-profile' -o bin/consentgate-profile ./cmd/consentgate
+	$(GO) run ./bench/cmd/loadgen profile $(PROFILEFLAGS)
+
+## bench-scale: hits/s per core at saturation, CPU per hit at 1 and 2 cores, memory with
+## 1k/100k/1M cached visitors, Redis calls per hit with a cold and a warm cache
+bench-scale: build
+	$(GO) run ./bench/cmd/loadgen scale $(SCALEFLAGS)
 
 ## fuzz: run every native fuzz target for FUZZTIME each (never part of `make test`)
 fuzz:

@@ -29,21 +29,21 @@ type visitorPool struct {
 	cookies   [3][][]byte
 	juris     picker
 	consent   picker
+	// gpcPercent of hits carry Sec-GPC: 1.
+	gpcPercent int
 }
 
-func newVisitorPool(granted, deniedMarketing [][]byte) (*visitorPool, error) {
-	vp := &visitorPool{}
-	w := make([]uint64, len(jurisdictionMix))
-	for i, jc := range jurisdictionMix {
+func newVisitorPool(spec mixSpec, granted, deniedMarketing [][]byte) (*visitorPool, error) {
+	vp := &visitorPool{gpcPercent: spec.gpcPercent}
+	for _, jc := range jurisdictionMix {
 		ips := make([][]byte, len(jc.ips))
 		for j, ip := range jc.ips {
 			ips[j] = []byte(ip)
 		}
 		vp.ipClasses = append(vp.ipClasses, ips)
-		w[i] = jc.weight
 	}
 	var err error
-	if vp.juris, err = newPicker(w); err != nil {
+	if vp.juris, err = newPicker(spec.juris); err != nil {
 		return nil, fmt.Errorf("jurisdiction mix: %w", err)
 	}
 	vp.cookies[consentGranted] = granted
@@ -51,7 +51,7 @@ func newVisitorPool(granted, deniedMarketing [][]byte) (*visitorPool, error) {
 	// A class without cookies (a target without the consent API) would otherwise be
 	// picked and silently sent as "none"; folding its weight into "none" keeps the
 	// per-class counts honest.
-	cw := append([]uint64(nil), consentWeights...)
+	cw := append([]uint64(nil), spec.consent...)
 	for c := consentGranted; c <= consentDeniedMarketing; c++ {
 		if len(vp.cookies[c]) == 0 {
 			cw[consentNone] += cw[c]
@@ -139,6 +139,9 @@ type loadRun struct {
 	// abort closes when the proxy dies, so the run ends at once instead of
 	// spinning on connection errors until the duration is up. Nil: never.
 	abort <-chan struct{}
+	// rate, when > 0, is the offered load in requests per second over all workers
+	// (open loop); 0 is a closed loop, each worker sending as soon as it is answered.
+	rate float64
 }
 
 func (lr *loadRun) run(ctx context.Context, workers int, d time.Duration, phase uint64) *runStats {
@@ -163,10 +166,18 @@ func (lr *loadRun) run(ctx context.Context, workers int, d time.Duration, phase 
 		// Seeds differ per worker and per phase, and repeat across runs, so two
 		// runs of the same flags send the same sequence of hits.
 		r := rand.New(rand.NewPCG(lr.seed, phase<<32|uint64(i)))
+		var interval time.Duration
+		var first time.Time
+		if lr.rate > 0 {
+			// Each worker sends every workers/rate seconds, the workers evenly
+			// staggered, so the arrivals are regular rather than in bursts.
+			interval = time.Duration(float64(workers) / lr.rate * float64(time.Second))
+			first = start.Add(interval * time.Duration(i) / time.Duration(workers))
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lr.worker(r, &stop, results[i])
+			lr.worker(r, &stop, results[i], first, interval)
 		}()
 	}
 	wg.Wait()
@@ -180,7 +191,10 @@ func (lr *loadRun) run(ctx context.Context, workers int, d time.Duration, phase 
 	return total
 }
 
-func (lr *loadRun) worker(r *rand.Rand, stop *atomic.Bool, st *runStats) {
+// worker sends hits until stop. With interval > 0 it sends at first, first+interval,
+// ... and times each hit from when it was due, not from when it went out: a slow
+// answer that delays the next send counts in the latency (no coordinated omission).
+func (lr *loadRun) worker(r *rand.Rand, stop *atomic.Bool, st *runStats, first time.Time, interval time.Duration) {
 	// One request per template, built once: a hit only changes the visitor headers.
 	reqs := make([]*fasthttp.Request, len(lr.templates))
 	for i, t := range lr.templates {
@@ -213,14 +227,23 @@ func (lr *loadRun) worker(r *rand.Rand, stop *atomic.Bool, st *runStats) {
 		} else {
 			h.DelAllCookies()
 		}
-		gpc := r.IntN(100) < gpcPercent
+		gpc := r.IntN(100) < vp.gpcPercent
 		if gpc {
 			h.SetBytesKV(hdrGPC, one)
 		} else {
 			h.DelBytes(hdrGPC)
 		}
 
-		t0 := time.Now()
+		var t0 time.Time
+		if interval > 0 {
+			if d := time.Until(first); d > 0 {
+				time.Sleep(d)
+			}
+			t0 = first
+			first = first.Add(interval)
+		} else {
+			t0 = time.Now()
+		}
 		err := lr.hc.DoTimeout(req, &resp, lr.timeout)
 		lat := time.Since(t0)
 
@@ -277,8 +300,17 @@ func createVisitors(hc *fasthttp.HostClient, baseURL string, granted, deniedMark
 			req.Header.SetMethod(fasthttp.MethodPost)
 			req.Header.SetContentType("application/json")
 			req.SetBodyString(body)
-			if err := hc.DoTimeout(req, resp, 5*time.Second); err != nil {
-				return nil, fmt.Errorf("POST /consent: %w", err)
+			// A 503 means the store did not answer within its budget (5 ms of Redis
+			// by default), which a busy machine misses often when many visitors are
+			// created at once; the API says to retry, as a banner would (for ~8 s).
+			for attempt := 0; ; attempt++ {
+				if err := hc.DoTimeout(req, resp, 5*time.Second); err != nil {
+					return nil, fmt.Errorf("POST /consent: %w", err)
+				}
+				if resp.StatusCode() != fasthttp.StatusServiceUnavailable || attempt == 12 {
+					break
+				}
+				time.Sleep(min(time.Duration(20<<attempt)*time.Millisecond, time.Second))
 			}
 			if resp.StatusCode() != fasthttp.StatusOK {
 				return nil, fmt.Errorf("POST /consent: status %d: %.120s", resp.StatusCode(), strings.Join(strings.Fields(string(resp.Body())), " "))

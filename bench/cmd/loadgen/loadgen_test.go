@@ -110,10 +110,11 @@ func TestBucketsAreContiguous(t *testing.T) {
 }
 
 func TestPickerDistribution(t *testing.T) {
-	templates, err := mixTemplates("realistic")
+	spec, err := mixByName("realistic")
 	if err != nil {
 		t.Fatal(err)
 	}
+	templates := spec.templates
 	weights := make([]uint64, len(templates))
 	var total uint64
 	for i, tpl := range templates {
@@ -161,7 +162,11 @@ func TestPickerEdgeCases(t *testing.T) {
 }
 
 func TestVisitorPoolFoldsMissingCookiesIntoNone(t *testing.T) {
-	vp, err := newVisitorPool(nil, nil)
+	spec, err := mixByName("realistic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vp, err := newVisitorPool(spec, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

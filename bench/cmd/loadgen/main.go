@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -38,15 +36,29 @@ type options struct {
 	denied      int
 	timeout     time.Duration
 	cpuProfile  string
+	rate        float64
 }
 
 func main() {
+	// Subcommands; without one, loadgen loads one proxy as it always did.
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "compare":
+			os.Exit(compareMain(os.Args[2:], os.Stdout))
+		case "profile":
+			os.Exit(profileMain(os.Args[2:], os.Stdout))
+		case "scale":
+			os.Exit(scaleMain(os.Args[2:], os.Stdout))
+		case "chart":
+			os.Exit(chartMain(os.Args[2:], os.Stdout))
+		}
+	}
 	var o options
 	flag.StringVar(&o.binary, "binary", "bin/consentgate", "consentgate binary to start")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured load duration")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before the measurement (connections, caches, GC)")
 	flag.IntVar(&o.connections, "connections", 32, "concurrent workers, one keep-alive connection each")
-	flag.StringVar(&o.mix, "mix", "realistic", "hit mix: realistic or ga4-only")
+	flag.StringVar(&o.mix, "mix", "realistic", "hit mix: realistic, ga4-only or all-forward (every visitor in a regime-none location, nothing refused)")
 	flag.StringVar(&o.store, "store", "memory", "consent store of the started proxy: memory, or redis (starts a throwaway redis-server)")
 	flag.StringVar(&o.outDir, "out", "", "directory to write a JSON summary to (none if empty)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary config and proxy log")
@@ -58,6 +70,7 @@ func main() {
 	flag.IntVar(&o.granted, "visitors-granted", 70, "consented visitors (statistics+marketing) to create through POST /consent")
 	flag.IntVar(&o.denied, "visitors-denied", 30, "visitors who grant statistics but deny marketing")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout")
+	flag.Float64Var(&o.rate, "rate", 0, "offered load in req/s over all connections (open loop, latency from when each hit was due); 0 = closed loop")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the generator's own CPU profile of the measured run to this file, to check it is not the bottleneck")
 	flag.Parse()
 
@@ -81,6 +94,9 @@ func (o options) validate() error {
 	}
 	if o.connections < 1 || o.connections > 4096 {
 		return fmt.Errorf("-connections %d: want 1..4096", o.connections)
+	}
+	if o.rate < 0 || o.rate > 1e6 {
+		return fmt.Errorf("-rate %v: want 0..1e6", o.rate)
 	}
 	if o.granted < 0 || o.denied < 0 || o.granted+o.denied > 100000 {
 		return fmt.Errorf("-visitors-granted/-visitors-denied: want 0..100000 in total")
@@ -126,10 +142,11 @@ func run(o options, w io.Writer) (int, error) {
 	if err := o.validate(); err != nil {
 		return 2, err
 	}
-	templates, err := mixTemplates(o.mix)
+	spec, err := mixByName(o.mix)
 	if err != nil {
 		return 2, err
 	}
+	templates := spec.templates
 	weights := make([]uint64, len(templates))
 	for i, t := range templates {
 		weights[i] = t.weight
@@ -201,12 +218,12 @@ func run(o options, w io.Writer) (int, error) {
 		fmt.Fprintf(w, "note: no consent API at the target (%v); all visitors without cookie\n", err)
 		granted, denied = nil, nil
 	}
-	visitors, err := newVisitorPool(granted, denied)
+	visitors, err := newVisitorPool(spec, granted, denied)
 	if err != nil {
 		return 1, err
 	}
 
-	lr := &loadRun{hc: hc, baseURL: baseURL, templates: templates, mix: mix, visitors: visitors, seed: o.seed, timeout: o.timeout}
+	lr := &loadRun{hc: hc, baseURL: baseURL, templates: templates, mix: mix, visitors: visitors, seed: o.seed, timeout: o.timeout, rate: o.rate}
 	if proxy != nil {
 		lr.abort = proxy.exited
 	}
@@ -321,7 +338,7 @@ func launch(o options, sinkAddr, dir string) (p *proxyProc, baseURL, adminAddr s
 	switch o.store {
 	case "memory":
 	case "redis":
-		if rs, err = startRedis(dir); err != nil {
+		if rs, err = startRedis(dir, ""); err != nil {
 			return nil, "", "", err
 		}
 		redisAddr = rs.Addr
@@ -357,198 +374,6 @@ func launch(o options, sinkAddr, dir string) (p *proxyProc, baseURL, adminAddr s
 	return p, "http://" + cfg.Listen, cfg.AdminListen, nil
 }
 
-// summary is both what is printed and the JSON written with -out, so that runs
-// can be compared by a script without parsing the text.
-type summary struct {
-	Time              string             `json:"time"`
-	Mix               string             `json:"mix"`
-	Target            string             `json:"target"`
-	Connections       int                `json:"connections"`
-	DurationSeconds   float64            `json:"duration_seconds"`
-	WarmupSeconds     float64            `json:"warmup_seconds"`
-	Requests          uint64             `json:"requests"`
-	RequestsPerSecond float64            `json:"requests_per_second"`
-	LatencyMs         map[string]float64 `json:"latency_ms"`
-	Status            map[string]uint64  `json:"status"`
-	Errors            map[string]uint64  `json:"errors"`
-	NotOK             uint64             `json:"not_2xx_3xx"`
-	Status5xx         uint64             `json:"status_5xx"`
-	ByHit             map[string]uint64  `json:"by_hit"`
-	NotOKByHit        map[string]uint64  `json:"not_2xx_3xx_by_hit,omitempty"`
-	ByJurisdiction    map[string]uint64  `json:"sent_by_jurisdiction"`
-	ByConsent         map[string]uint64  `json:"sent_by_consent"`
-	GPC               uint64             `json:"sent_with_gpc"`
-	ConsentedVisitors map[string]int     `json:"consented_visitors"`
-	Sink              sinkSnapshot       `json:"sink"`
-	HitsByAction      map[string]float64 `json:"hits_by_action,omitempty"`
-	// Lookups: consent lookups by "source/result" over the whole run (warm-up included).
-	Lookups         map[string]float64 `json:"consent_lookups,omitempty"`
-	HitsByReason    map[string]float64 `json:"hits_by_reason,omitempty"`
-	HitsByJuris     map[string]float64 `json:"hits_by_jurisdiction,omitempty"`
-	HitsByVendor    map[string]float64 `json:"hits_by_vendor_action,omitempty"`
-	MetricsError    string             `json:"metrics_error,omitempty"`
-	ProxyCPUCores   float64            `json:"proxy_cpu_cores,omitempty"`
-	LoadgenCPUCores float64            `json:"loadgen_cpu_cores"`
-	ProxyRSSBytes   uint64             `json:"proxy_rss_bytes,omitempty"`
-}
-
-var quantiles = []struct {
-	name string
-	q    float64
-}{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"p99.9", 0.999}}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func (s *summary) fillStats(st *runStats, templates []hitTemplate) {
-	s.Time = time.Now().UTC().Format(time.RFC3339)
-	if st.elapsed > 0 {
-		s.RequestsPerSecond = float64(st.requests()) / st.elapsed.Seconds()
-	}
-	s.LatencyMs = map[string]float64{"min": ms(st.hist.Min()), "max": ms(st.hist.Max())}
-	for _, q := range quantiles {
-		s.LatencyMs[q.name] = ms(st.hist.Quantile(q.q))
-	}
-	s.Status = map[string]uint64{}
-	for code, n := range st.status {
-		if n == 0 {
-			continue
-		}
-		s.Status[fmt.Sprint(code)] = n
-		if code < 200 || code >= 400 {
-			s.NotOK += n
-		}
-	}
-	s.Errors = st.errors
-	s.NotOK += st.errorCount()
-	s.Status5xx = st.count5xx()
-	s.ByHit = map[string]uint64{}
-	s.NotOKByHit = map[string]uint64{}
-	for i, t := range templates {
-		s.ByHit[t.name] = st.byTemplate[i]
-		if st.badByTemplate[i] > 0 {
-			s.NotOKByHit[t.name] = st.badByTemplate[i]
-		}
-	}
-	s.ByJurisdiction = map[string]uint64{}
-	for i, jc := range jurisdictionMix {
-		s.ByJurisdiction[jc.name] = st.byJuris[i]
-	}
-	s.ByConsent = map[string]uint64{}
-	for i, n := range consentNames {
-		s.ByConsent[n] = st.byConsent[i]
-	}
-	s.GPC = st.gpc
-}
-
-func (s *summary) fillHits(d map[hitCounter]float64) {
-	s.HitsByAction, s.HitsByReason = map[string]float64{}, map[string]float64{}
-	s.HitsByJuris, s.HitsByVendor = map[string]float64{}, map[string]float64{}
-	for k, v := range d {
-		s.HitsByAction[k.Action] += v
-		s.HitsByReason[k.Reason] += v
-		s.HitsByJuris[k.Jurisdiction] += v
-		s.HitsByVendor[k.Vendor+"/"+k.Action] += v
-	}
-}
-
-func report(w io.Writer, s *summary) {
-	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
-	p("\n== measured: %s, %d connections, %.2fs\n", s.Mix, s.Connections, s.DurationSeconds)
-	p("requests      %d  (%.0f req/s)\n", s.Requests, s.RequestsPerSecond)
-	p("latency       p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms\n",
-		s.LatencyMs["p50"], s.LatencyMs["p90"], s.LatencyMs["p99"], s.LatencyMs["p99.9"], s.LatencyMs["max"])
-	p("status        %s\n", joinCounts(s.Status))
-	p("not 2xx/3xx   %d", s.NotOK)
-	if len(s.NotOKByHit) > 0 {
-		p("  (by hit: %s)", joinCounts(s.NotOKByHit))
-	}
-	p("\n")
-	if len(s.Errors) > 0 {
-		p("errors        %s\n", joinCounts(s.Errors))
-	}
-	p("sent by hit   %s\n", joinCounts(s.ByHit))
-	p("sent by geo   %s\n", joinCounts(s.ByJurisdiction))
-	p("sent consent  %s; Sec-GPC %d\n", joinCounts(s.ByConsent), s.GPC)
-	p("sink received %d (= forwarded + anonymised)  %s\n", s.Sink.Total, joinCounts(s.Sink.ByVendor))
-	switch {
-	case s.MetricsError != "":
-		p("proxy metrics unavailable: %s\n", s.MetricsError)
-	case s.HitsByAction != nil:
-		p("proxy action  %s\n", joinFloats(s.HitsByAction))
-		p("proxy reason  %s\n", joinFloats(s.HitsByReason))
-		p("proxy geo     %s\n", joinFloats(s.HitsByJuris))
-		var fa float64
-		for a, v := range s.HitsByAction {
-			if a != "drop" {
-				fa += v
-			}
-		}
-		reportLookups(p, s)
-		if uint64(fa) != s.Sink.Total {
-			p("note: the proxy counted %.0f non-drop hits, the sink received %d\n", fa, s.Sink.Total)
-		}
-	}
-	if s.ProxyCPUCores > 0 {
-		p("cpu           proxy %.2f cores, loadgen+sink %.2f cores (of the machine's shared cores)", s.ProxyCPUCores, s.LoadgenCPUCores)
-		if s.ProxyRSSBytes > 0 {
-			p("; proxy RSS %.1f MiB", float64(s.ProxyRSSBytes)/(1<<20))
-		}
-		p("\n")
-	}
-	if s.Status5xx > 0 {
-		p("\n!!!!!!!! %d RESPONSES WERE 5xx: THE BROWSER MUST NEVER SEE A 5xx FROM A TRACKING ROUTE !!!!!!!!\n\n", s.Status5xx)
-	}
-	if s.Sink.LeakedCookie > 0 {
-		p("\n!!!!!!!! %d UPSTREAM REQUESTS CARRIED THE cg_id CONSENT COOKIE TO THE VENDOR !!!!!!!!\n\n", s.Sink.LeakedCookie)
-	}
-}
-
-func joinCounts(m map[string]uint64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString("  ")
-		}
-		fmt.Fprintf(&b, "%s %d", k, m[k])
-	}
-	if b.Len() == 0 {
-		return "-"
-	}
-	return b.String()
-}
-
-func joinFloats(m map[string]float64) string {
-	c := make(map[string]uint64, len(m))
-	for k, v := range m {
-		if k == "" {
-			k = "(none)"
-		}
-		c[k] += uint64(v + 0.5)
-	}
-	return joinCounts(c)
-}
-
-func writeSummary(dir string, s *summary) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("-out: %w", err)
-	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("encode summary: %w", err)
-	}
-	name := "loadgen-" + s.Mix + "-" + time.Now().UTC().Format("20060102T150405Z") + ".json"
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		return "", fmt.Errorf("write summary: %w", err)
-	}
-	return path, nil
-}
-
 func startCPUProfile(path string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
@@ -565,18 +390,4 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
-}
-
-// reportLookups prints the consent store's work: the cache hit ratio and the Redis
-// round trips per hit, over the whole run (warm-up included, as the counters are).
-func reportLookups(p func(string, ...any), s *summary) {
-	if len(s.Lookups) == 0 {
-		return
-	}
-	p("consent       %s\n", joinFloats(s.Lookups))
-	cacheHit, cacheMiss := s.Lookups["cache/hit"], s.Lookups["cache/miss"]
-	redisCalls := s.Lookups["redis/hit"] + s.Lookups["redis/miss"] + s.Lookups["redis/error"]
-	if cacheHit+cacheMiss > 0 {
-		p("consent cache hit ratio %.4f, redis calls %.0f\n", cacheHit/(cacheHit+cacheMiss), redisCalls)
-	}
 }

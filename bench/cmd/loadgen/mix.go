@@ -72,30 +72,84 @@ func ga4Templates(get, post, mp uint64) []hitTemplate {
 	}
 }
 
-func mixTemplates(mix string) ([]hitTemplate, error) {
-	switch mix {
-	case "realistic":
-		return append(ga4Templates(400, 100, 50),
-			hitTemplate{name: "meta", method: "GET", weight: 150,
-				pathQuery: "/tr?id=1234567890&ev=PageView&dl=https%3A%2F%2Fwww.example.com%2F&rl=&if=false&ts=1712345678901&sw=1920&sh=1080&v=2.9.150&r=stable&ec=0&o=4126&fbp=fb.1.1712345678901.1234567890&it=1712345678000&coo=false&rqm=GET"},
-			hitTemplate{name: "google_ads", method: "GET", weight: 80,
-				pathQuery: "/pagead/viewthroughconversion/123456789/?random=1712345678&cv=11&fst=1712345678901&label=AbCdEf&gcs=G111&url=https%3A%2F%2Fwww.example.com%2Fthanks%3Fgclid%3DCj0KCQ"},
-			hitTemplate{name: "bing", method: "GET", weight: 50,
-				pathQuery: "/action/0?ti=12345678&Ver=2&mid=1b2c3d4e-aaaa-bbbb-cccc-1234567890ab&sid=abcd1234&vid=ef567890&evt=pageLoad&p=https%3A%2F%2Fwww.example.com%2F&msclkid=abc123"},
-			hitTemplate{name: "linkedin", method: "GET", weight: 40,
-				pathQuery: "/li/collect?pid=123456&fmt=gif&url=https%3A%2F%2Fwww.example.com%2F&time=1712345678901&li_fat_id=abc-123"},
-			hitTemplate{name: "tiktok", method: "POST", weight: 40, pathQuery: "/api/v2/pixel",
-				contentType: "application/json", body: []byte(tiktokBody)},
-			hitTemplate{name: "matomo", method: "GET", weight: 50,
-				pathQuery: "/matomo.php?idsite=1&rec=1&action_name=Home&url=https%3A%2F%2Fwww.example.com%2F&_id=0123456789abcdef&rand=123&apiv=1"},
-			hitTemplate{name: "plausible", method: "POST", weight: 40, pathQuery: "/api/event",
-				contentType: "application/json", body: []byte(plausibleBody)},
-		), nil
-	case "ga4-only":
-		return ga4Templates(800, 150, 50), nil
-	default:
-		return nil, fmt.Errorf("unknown -mix %q: want realistic or ga4-only", mix)
+// mixSpec is a whole load profile: which hits, and from which visitors.
+type mixSpec struct {
+	name      string
+	templates []hitTemplate
+	// juris weighs the classes of jurisdictionMix, consent the consent classes.
+	juris      []uint64
+	consent    []uint64
+	gpcPercent int
+}
+
+// mixNames are the mixes -mix accepts, in the order the help lists them.
+var mixNames = []string{"realistic", "ga4-only", "all-forward"}
+
+func realisticTemplates() []hitTemplate {
+	return append(ga4Templates(400, 100, 50),
+		hitTemplate{name: "meta", method: "GET", weight: 150,
+			pathQuery: "/tr?id=1234567890&ev=PageView&dl=https%3A%2F%2Fwww.example.com%2F&rl=&if=false&ts=1712345678901&sw=1920&sh=1080&v=2.9.150&r=stable&ec=0&o=4126&fbp=fb.1.1712345678901.1234567890&it=1712345678000&coo=false&rqm=GET"},
+		hitTemplate{name: "google_ads", method: "GET", weight: 80,
+			pathQuery: "/pagead/viewthroughconversion/123456789/?random=1712345678&cv=11&fst=1712345678901&label=AbCdEf&gcs=G111&url=https%3A%2F%2Fwww.example.com%2Fthanks%3Fgclid%3DCj0KCQ"},
+		hitTemplate{name: "bing", method: "GET", weight: 50,
+			pathQuery: "/action/0?ti=12345678&Ver=2&mid=1b2c3d4e-aaaa-bbbb-cccc-1234567890ab&sid=abcd1234&vid=ef567890&evt=pageLoad&p=https%3A%2F%2Fwww.example.com%2F&msclkid=abc123"},
+		hitTemplate{name: "linkedin", method: "GET", weight: 40,
+			pathQuery: "/li/collect?pid=123456&fmt=gif&url=https%3A%2F%2Fwww.example.com%2F&time=1712345678901&li_fat_id=abc-123"},
+		hitTemplate{name: "tiktok", method: "POST", weight: 40, pathQuery: "/api/v2/pixel",
+			contentType: "application/json", body: []byte(tiktokBody)},
+		hitTemplate{name: "matomo", method: "GET", weight: 50,
+			pathQuery: "/matomo.php?idsite=1&rec=1&action_name=Home&url=https%3A%2F%2Fwww.example.com%2F&_id=0123456789abcdef&rand=123&apiv=1"},
+		hitTemplate{name: "plausible", method: "POST", weight: 40, pathQuery: "/api/event",
+			contentType: "application/json", body: []byte(plausibleBody)},
+	)
+}
+
+func defaultJurisWeights() []uint64 {
+	w := make([]uint64, len(jurisdictionMix))
+	for i, jc := range jurisdictionMix {
+		w[i] = jc.weight
 	}
+	return w
+}
+
+func mixByName(name string) (mixSpec, error) {
+	spec := mixSpec{name: name, juris: defaultJurisWeights(), consent: append([]uint64(nil), consentWeights...), gpcPercent: gpcPercent}
+	switch name {
+	case "realistic":
+		spec.templates = realisticTemplates()
+	case "ga4-only":
+		spec.templates = ga4Templates(800, 150, 50)
+	case "all-forward":
+		// The same hits, but nothing the proxy may refuse: every visitor in a
+		// regime-none location (the "other" class), no cookie, no Sec-GPC, and the
+		// Consent Mode share that said "denied" says "granted" instead. Measurement
+		// Protocol hits are left out: they come from a server, so their location is
+		// read from the body, which has none, and an unknown location is anonymised.
+		// A plain reverse proxy forwards every hit; so must consentgate, which makes
+		// the CPU per hit of the two directly comparable.
+		for _, t := range realisticTemplates() {
+			switch t.name {
+			case "ga4_get_gcs_g100", "ga4_mp":
+				continue
+			case "ga4_get_gcs_g111":
+				t.weight *= 2
+			case "ga4_post":
+				t.weight += 50 // the Measurement Protocol's share
+			}
+			spec.templates = append(spec.templates, t)
+		}
+		for i, jc := range jurisdictionMix {
+			spec.juris[i] = 0
+			if jc.name == "other" {
+				spec.juris[i] = 1
+			}
+		}
+		spec.consent = []uint64{0, 0, 1}
+		spec.gpcPercent = 0
+	default:
+		return mixSpec{}, fmt.Errorf("unknown -mix %q: want one of %v", name, mixNames)
+	}
+	return spec, nil
 }
 
 // jurisdictionClass is a group of visitor IPs that the MaxMind City test database
@@ -127,6 +181,6 @@ var consentWeights = []uint64{35, 10, 55}
 
 var consentNames = []string{"granted", "denied_marketing", "none"}
 
-// gpcPercent of hits carry Sec-GPC: 1, independently of the cookie, as a browser
-// with the setting on would send it everywhere.
+// gpcPercent of hits carry Sec-GPC: 1 in the realistic mix, independently of the
+// cookie, as a browser with the setting on would send it everywhere.
 const gpcPercent = 10

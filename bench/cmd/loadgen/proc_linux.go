@@ -15,8 +15,11 @@ func childProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 }
 
-// userHZ is the unit of /proc/PID/stat times; it is 100 on every Linux ABI.
-const userHZ = 100
+// groupProcAttr also puts the child in a process group of its own, so that a peer
+// that forks (nginx's workers) is measured and stopped as one group.
+func groupProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+}
 
 // procCPU is the user+system CPU time a process has used so far. The ratio of CPU
 // time to wall time tells how much of the two cores the proxy took.
@@ -25,22 +28,11 @@ func procCPU(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read proxy CPU: %w", err)
 	}
-	// The command name may contain spaces; the fields after its ')' are fixed.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("read proxy CPU: malformed /proc stat")
+	s, err := parseProcStat(b)
+	if err != nil {
+		return 0, fmt.Errorf("read proxy CPU: %w", err)
 	}
-	f := bytes.Fields(b[i+1:])
-	// utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("read proxy CPU: short /proc stat")
-	}
-	ut, err1 := strconv.ParseUint(string(f[11]), 10, 64)
-	st, err2 := strconv.ParseUint(string(f[12]), 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("read proxy CPU: bad utime/stime")
-	}
-	return time.Duration(ut+st) * time.Second / userHZ, nil
+	return ticks(s.utime + s.stime), nil
 }
 
 // procRSS is the resident set size of a process in bytes.

@@ -61,6 +61,13 @@ func freePort() (int, error) {
 type proxyConfig struct {
 	Listen, AdminListen, GeoIP, SinkAddr string
 	RedisAddr                            string // "" = the in-memory consent store
+	// For loadgen scale: the memory store's bound, and the Redis cache's size and TTL
+	// (0: the defaults).
+	MaxEntries, CacheMaxEntries int
+	CacheTTL                    time.Duration
+	// RedisTimeout is consent.redis.timeout (0: the default, 5 ms): loadgen scale
+	// raises it for the instance that only creates the visitors.
+	RedisTimeout time.Duration
 }
 
 func (c proxyConfig) yaml() []byte {
@@ -82,8 +89,26 @@ func (c proxyConfig) yaml() []byte {
 	// consent API's rate limits (limits.*) are off, so -visitors-* may be any number.
 	b.WriteString("limits:\n  consent_writes: {per_ip: {per_minute: 0}, per_net: {per_minute: 0}}\n" +
 		"  new_ids: {per_ip: {per_minute: 0}, per_net: {per_minute: 0}}\n")
+	b.WriteString("consent:\n")
 	if c.RedisAddr != "" {
-		fmt.Fprintf(&b, "consent:\n  store: redis\n  redis:\n    addrs: [%s]\n", q(c.RedisAddr))
+		fmt.Fprintf(&b, "  store: redis\n  redis:\n    addrs: [%s]\n", q(c.RedisAddr))
+		if c.RedisTimeout > 0 {
+			fmt.Fprintf(&b, "    timeout: %s\n", c.RedisTimeout)
+		}
+	} else {
+		b.WriteString("  store: memory\n")
+	}
+	if c.MaxEntries > 0 {
+		fmt.Fprintf(&b, "  max_entries: %d\n", c.MaxEntries)
+	}
+	if c.CacheMaxEntries > 0 || c.CacheTTL > 0 {
+		b.WriteString("  cache:\n")
+		if c.CacheMaxEntries > 0 {
+			fmt.Fprintf(&b, "    max_entries: %d\n", c.CacheMaxEntries)
+		}
+		if c.CacheTTL > 0 {
+			fmt.Fprintf(&b, "    ttl: %s\n", c.CacheTTL)
+		}
 	}
 	return []byte(b.String())
 }
@@ -258,7 +283,9 @@ type redisServer struct {
 	Addr string
 }
 
-func startRedis(dir string) (*redisServer, error) {
+// startRedis starts it on a free port; with cpus it is pinned there (taskset), so
+// that it does not run on the proxy's core.
+func startRedis(dir, cpus string) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("-store redis needs redis-server: %w", err)
@@ -268,7 +295,17 @@ func startRedis(dir string) (*redisServer, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", dir)
+	argv := []string{bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", dir}
+	if cpus != "" {
+		ts, err := exec.LookPath("taskset")
+		if err != nil {
+			return nil, fmt.Errorf("pinning redis-server needs taskset (util-linux): %w", err)
+		}
+		argv = append([]string{ts, "-c", cpus}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	// Like the proxy, it must not outlive an interrupted benchmark.
+	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/config/load"
+	"github.com/consentgate/consentgate/rules"
+)
+
+// TestGeneratedConfigsLoad passes every config the generator writes through the
+// product's own loader (the binary is a black box to loadgen; its tests are not):
+// a setting the loader refuses would otherwise surface only as a proxy that does
+// not start, in the middle of a benchmark.
+func TestGeneratedConfigsLoad(t *testing.T) {
+	base := proxyConfig{Listen: "127.0.0.1:18080", AdminListen: "127.0.0.1:18081", GeoIP: "../../../testdata/geoip/GeoIP2-City-Test.mmdb", SinkAddr: "127.0.0.1:19999"}
+	for name, tweak := range map[string]func(*proxyConfig){
+		"memory store": func(*proxyConfig) {},
+		"redis store":  func(c *proxyConfig) { c.RedisAddr = "127.0.0.1:16379" },
+		"scale, redis cache of 1M for an hour": func(c *proxyConfig) {
+			c.RedisAddr, c.CacheMaxEntries, c.CacheTTL = "127.0.0.1:16379", 1_001_000, time.Hour
+		},
+		"scale, the instance that creates the visitors": func(c *proxyConfig) {
+			c.RedisAddr, c.RedisTimeout = "127.0.0.1:16379", time.Second
+		},
+		"scale, memory store of 1M": func(c *proxyConfig) { c.MaxEntries = 1_001_000 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := base
+			tweak(&c)
+			ld := &load.Loader{Vocabulary: rules.Vocabulary()}
+			cfg, err := ld.LoadBytes("bench.yaml", c.yaml())
+			if err != nil {
+				t.Fatalf("%v\n%s", err, c.yaml())
+			}
+			if c.RedisAddr != "" && cfg.Consent.Store != "redis" || c.RedisAddr == "" && cfg.Consent.Store != "memory" {
+				t.Errorf("store %q", cfg.Consent.Store)
+			}
+			if c.CacheMaxEntries > 0 && (cfg.Consent.Cache.MaxEntries != c.CacheMaxEntries || cfg.Consent.Cache.TTL != c.CacheTTL) {
+				t.Errorf("cache %+v, want %d entries for %s", cfg.Consent.Cache, c.CacheMaxEntries, c.CacheTTL)
+			}
+			if c.RedisTimeout > 0 && cfg.Consent.Redis.Timeout != c.RedisTimeout {
+				t.Errorf("redis timeout %s, want %s", cfg.Consent.Redis.Timeout, c.RedisTimeout)
+			}
+			if c.MaxEntries > 0 && cfg.Consent.MaxEntries != c.MaxEntries {
+				t.Errorf("max_entries %d, want %d", cfg.Consent.MaxEntries, c.MaxEntries)
+			}
+		})
+	}
+}
