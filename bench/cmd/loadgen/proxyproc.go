@@ -93,7 +93,8 @@ func (c proxyConfig) yaml() []byte {
 	if c.RedisAddr != "" {
 		fmt.Fprintf(&b, "  store: redis\n  redis:\n    addrs: [%s]\n", q(c.RedisAddr))
 		if c.RedisTimeout > 0 {
-			fmt.Fprintf(&b, "    timeout: %s\n", c.RedisTimeout)
+			// A consent write's budget may not be smaller than a hit's lookup.
+			fmt.Fprintf(&b, "    timeout: %s\n    write_timeout: %s\n", c.RedisTimeout, max(c.RedisTimeout, 250*time.Millisecond))
 		}
 	} else {
 		b.WriteString("  store: memory\n")
