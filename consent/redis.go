@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -216,18 +215,6 @@ func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.WarnContext(ctx, fmt.Sprintf(format, v...), "component", "redis-client")
 }
 
-// Hash fields of a state and stream fields of a receipt (REDIS.md).
-const (
-	fieldSource  = "source"
-	fieldVersion = "version"
-	fieldCreated = "created"
-	fieldUpdated = "updated"
-	fieldAction  = "action"
-	fieldUAHash  = "ua_hash"
-	fieldTime    = "time"
-	fieldTCF     = "tcf"
-)
-
 // errBadID keeps IDs that would break the key schema out of Redis. Consent IDs are
 // checked by the caller; this is the store's own line of defence, and says nothing of
 // the ID itself.
@@ -274,94 +261,6 @@ func (r *RedisStore) get(ctx context.Context, id string, budget time.Duration) (
 		return State{}, false, fmt.Errorf("consent: redis get: %w", err)
 	}
 	return st, true, nil
-}
-
-func parseState(m map[string]string) (State, error) {
-	var st State
-	for p := Purpose(0); p < NumPurposes; p++ {
-		v, ok := m[p.String()]
-		if !ok {
-			continue
-		}
-		s, ok := ParseStatus(v)
-		if !ok {
-			return State{}, fmt.Errorf("state field %q is not granted, denied or unset", p.String())
-		}
-		st.Purposes[p] = s
-	}
-	st.Source, st.TCF = m[fieldSource], m[fieldTCF]
-	var err error
-	if st.Version, err = intField(m, fieldVersion); err != nil {
-		return State{}, err
-	}
-	if st.Created, err = timeField(m, fieldCreated); err != nil {
-		return State{}, err
-	}
-	if st.Updated, err = timeField(m, fieldUpdated); err != nil {
-		return State{}, err
-	}
-	return st, nil
-}
-
-func intField(m map[string]string, name string) (int64, error) {
-	v, ok := m[name]
-	if !ok {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("field %q is not an integer", name)
-	}
-	return n, nil
-}
-
-// timeField reads Unix milliseconds; absent is the zero time.
-func timeField(m map[string]string, name string) (time.Time, error) {
-	if _, ok := m[name]; !ok {
-		return time.Time{}, nil
-	}
-	ms, err := intField(m, name)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return time.UnixMilli(ms).UTC(), nil
-}
-
-func appendTime(dst []any, name string, t time.Time) []any {
-	if t.IsZero() {
-		return dst
-	}
-	return append(dst, name, t.UnixMilli())
-}
-
-func stateFields(st *State) []any {
-	f := make([]any, 0, 2*(int(NumPurposes)+4))
-	for p, s := range st.Purposes {
-		if s != Unset { // absent is unset: a reader need not know a third word
-			f = append(f, Purpose(p).String(), s.String())
-		}
-	}
-	f = append(f, fieldSource, st.Source, fieldVersion, st.Version)
-	if st.TCF != "" {
-		f = append(f, fieldTCF, st.TCF)
-	}
-	f = appendTime(f, fieldCreated, st.Created)
-	return appendTime(f, fieldUpdated, st.Updated)
-}
-
-func receiptFields(rc *Receipt) []any {
-	f := make([]any, 0, 2*(int(NumPurposes)+5))
-	f = append(f, fieldAction, rc.Action)
-	for p, s := range rc.Purposes {
-		if s != Unset {
-			f = append(f, Purpose(p).String(), s.String())
-		}
-	}
-	if rc.TCF != "" {
-		f = append(f, fieldTCF, rc.TCF)
-	}
-	return append(f, fieldSource, rc.Source, fieldVersion, rc.Version,
-		fieldUAHash, rc.UAHash, fieldTime, rc.Time.UnixMilli())
 }
 
 // trimReceiptsScript drops the oldest receipts of a stream (KEYS[1]) until what the rest
