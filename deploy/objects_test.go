@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"os/exec"
 	"strconv"
@@ -76,7 +75,6 @@ type podSpec struct {
 	Volumes                       []volume            `yaml:"volumes"`
 	HostNetwork                   bool                `yaml:"hostNetwork"`
 	HostPID                       bool                `yaml:"hostPID"`
-	Extra                         map[string]any      `yaml:",inline"`
 	TopologySpreadConstraints     []map[string]any    `yaml:"topologySpreadConstraints"`
 	Affinity                      map[string]any      `yaml:"affinity"`
 	NodeSelector                  map[string]string   `yaml:"nodeSelector"`
@@ -236,9 +234,6 @@ type volume struct {
 	} `yaml:"persistentVolumeClaim"`
 	HostPath map[string]any `yaml:"hostPath"`
 }
-
-// emptyDir is true for `emptyDir: {}` too, which decodes as an empty map.
-func (v *volume) isEmptyDir(doc map[string]any) bool { return v.EmptyDir != nil }
 
 type volumeMount struct {
 	Name      string `yaml:"name"`
@@ -461,5 +456,3 @@ func parseManifests(t testing.TB, label string, stream []byte) *manifests {
 	}
 	return m
 }
-
-func fmtList[T any](xs []T) string { return fmt.Sprint(xs) }
