@@ -178,7 +178,7 @@ func defaultsInForce(cfg *config.Config, path string) [][2]string {
 		out = append(out, [2]string{"admin_token", "unset: /admin/* is disabled (health and metrics stay on)"})
 	}
 	if cfg.Anonymise.Secret == "" {
-		out = append(out, [2]string{"anonymise.secret", "random per process: hashed IDs differ between instances"})
+		out = append(out, [2]string{"anonymise.secret", "unset: pseudonyms rest on the day's random salt alone (shared through Redis, per process with the memory store), not bound to this deployment"})
 	}
 	if len(cfg.Consent.Snapshot.Keys) == 0 {
 		out = append(out, [2]string{"consent.snapshot.keys", "random per process: consent snapshots in cookies do not survive a restart and other instances cannot verify them"})
