@@ -1,3 +1,5 @@
+//go:build !race
+
 package proxy
 
 import (
@@ -14,9 +16,6 @@ import (
 // be a different value, "981.2.69.142" is no IP address). Any canary that reaches the
 // upstream where TestLeakGenerative would not allow it fails. `make fuzz` runs it.
 func FuzzLeakGenerative(f *testing.F) {
-	if raceEnabled {
-		f.Skip("run without -race")
-	}
 	// One proxy for every input: the fuzz function may not start one itself (the
 	// cleanup belongs to f), and inputs run one at a time per worker process.
 	wk := newLeakWorker(f)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"runtime/debug"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -146,7 +147,7 @@ func (s *Server) serveScript(ctx *fasthttp.RequestCtx, rt *runtime, e *scriptEnt
 		h.SetBytesV(fasthttp.HeaderCacheControl, strNoCache)
 	} else {
 		var cb [48]byte
-		h.SetBytesV(fasthttp.HeaderCacheControl, appendUint(append(cb[:0], strPublicMaxAge...), uint64(maxAge/time.Second)))
+		h.SetBytesV(fasthttp.HeaderCacheControl, strconv.AppendUint(append(cb[:0], strPublicMaxAge...), uint64(maxAge/time.Second), 10))
 	}
 	if etagMatches(ctx.Request.Header.Peek(fasthttp.HeaderIfNoneMatch), e.etag) {
 		ctx.SetStatusCode(fasthttp.StatusNotModified)
@@ -317,18 +318,4 @@ func equalFold(b []byte, lower string) bool {
 		}
 	}
 	return true
-}
-
-func appendUint(dst []byte, n uint64) []byte {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return append(dst, b[i:]...)
 }

@@ -10,6 +10,7 @@ package rules
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 )
 
@@ -388,7 +389,7 @@ func appendOrigin(dst, v []byte, slash bool) ([]byte, bool) {
 	dst = hdrAppendLower(dst, host)
 	if len(port) > 0 && !(scheme == "https" && p == 443 || scheme == "http" && p == 80) {
 		dst = append(dst, ':')
-		dst = appendInt(dst, p)
+		dst = strconv.AppendInt(dst, int64(p), 10)
 	}
 	if slash {
 		dst = append(dst, '/')

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -507,7 +508,7 @@ func (a *Anonymiser) jsonNumber(w *jsonWriter, dst []byte, spec *Value, v []byte
 		if !ok {
 			return dst, misfit
 		}
-		return appendInt(dst, bucketScreen(n)), keep
+		return strconv.AppendInt(dst, int64(bucketScreen(n)), 10), keep
 	case KindText:
 		if a.dropText {
 			return dst, omit

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/consentgate/consentgate/internal/enum"
 )
@@ -370,29 +371,15 @@ func appendScreen(dst, v []byte) ([]byte, bool) {
 		if !ok1 || !ok2 {
 			return dst, false
 		}
-		dst = appendInt(dst, bucketScreen(w))
+		dst = strconv.AppendInt(dst, int64(bucketScreen(w)), 10)
 		dst = append(dst, 'x')
-		return appendInt(dst, bucketScreen(h)), true
+		return strconv.AppendInt(dst, int64(bucketScreen(h)), 10), true
 	}
 	n, ok := parseDim(v)
 	if !ok {
 		return dst, false
 	}
-	return appendInt(dst, bucketScreen(n)), true
-}
-
-func appendInt(dst []byte, n int) []byte {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return append(dst, b[i:]...)
+	return strconv.AppendInt(dst, int64(bucketScreen(n)), 10), true
 }
 
 // maxIDLen bounds a value hashed as an identifier: every documented client ID is far
