@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -24,6 +25,10 @@ func TestGeneratedConfigsLoad(t *testing.T) {
 			c.RedisAddr, c.RedisTimeout = "127.0.0.1:16379", time.Second
 		},
 		"scale, memory store of 1M": func(c *proxyConfig) { c.MaxEntries = 1_001_000 },
+		"soak: listeners from the environment, snapshot keys, a route": func(c *proxyConfig) {
+			c.Listen, c.AdminListen, c.RedisAddr, c.SnapshotKeys = "", "", "127.0.0.1:16379", soakSnapshotKeys
+			c.Routes = [][2]string{{soakRoute(3), soakRouteEndpoint}}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := base
@@ -44,6 +49,15 @@ func TestGeneratedConfigsLoad(t *testing.T) {
 			}
 			if c.MaxEntries > 0 && cfg.Consent.MaxEntries != c.MaxEntries {
 				t.Errorf("max_entries %d, want %d", cfg.Consent.MaxEntries, c.MaxEntries)
+			}
+			if !slices.Equal(cfg.Consent.Snapshot.Keys, c.SnapshotKeys) {
+				t.Errorf("snapshot keys: %d, want %d", len(cfg.Consent.Snapshot.Keys), len(c.SnapshotKeys))
+			}
+			if len(cfg.Routes) != len(c.Routes) || len(c.Routes) > 0 && (cfg.Routes[0].Path != c.Routes[0][0] || cfg.Routes[0].Endpoint != c.Routes[0][1]) {
+				t.Errorf("routes %+v, want %v", cfg.Routes, c.Routes)
+			}
+			if c.Listen == "" && (cfg.Listen != ":8080" || cfg.AdminListen != "127.0.0.1:9090") {
+				t.Errorf("listeners %s %s, want the defaults (the environment sets them)", cfg.Listen, cfg.AdminListen)
 			}
 		})
 	}

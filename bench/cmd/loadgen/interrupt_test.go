@@ -21,7 +21,11 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if consentgateBuild.dir != "" {
+		os.RemoveAll(consentgateBuild.dir)
+	}
+	os.Exit(code)
 }
 
 // TestInterruptedCompareLeavesNothing interrupts a running `loadgen compare` (Ctrl-C,

@@ -26,15 +26,22 @@ var (
 // pick is an index and a header set, never a conversion.
 type visitorPool struct {
 	ipClasses [][][]byte // per jurisdiction class, its IPs
-	cookies   [3][][]byte
-	juris     picker
-	consent   picker
+	cookies   [numConsentClasses][][]byte
+	// stream holds the cookies of the consentFromStream class, which change during the run.
+	stream  *liveCookies
+	juris   picker
+	consent picker
 	// gpcPercent of hits carry Sec-GPC: 1.
 	gpcPercent int
 }
 
 func newVisitorPool(spec mixSpec, granted, deniedMarketing [][]byte) (*visitorPool, error) {
-	vp := &visitorPool{gpcPercent: spec.gpcPercent}
+	return buildVisitorPool(spec, granted, deniedMarketing, nil)
+}
+
+// buildVisitorPool is newVisitorPool with the live cookies of the consentFromStream class.
+func buildVisitorPool(spec mixSpec, granted, deniedMarketing [][]byte, stream *liveCookies) (*visitorPool, error) {
+	vp := &visitorPool{gpcPercent: spec.gpcPercent, stream: stream}
 	for _, jc := range jurisdictionMix {
 		ips := make([][]byte, len(jc.ips))
 		for j, ip := range jc.ips {
@@ -52,8 +59,8 @@ func newVisitorPool(spec mixSpec, granted, deniedMarketing [][]byte) (*visitorPo
 	// picked and silently sent as "none"; folding its weight into "none" keeps the
 	// per-class counts honest.
 	cw := append([]uint64(nil), spec.consent...)
-	for c := consentGranted; c <= consentDeniedMarketing; c++ {
-		if len(vp.cookies[c]) == 0 {
+	for _, c := range []int{consentGranted, consentDeniedMarketing, consentFromStream} {
+		if len(vp.cookies[c]) == 0 && (c != consentFromStream || stream == nil || len(stream.slots) == 0) {
 			cw[consentNone] += cw[c]
 			cw[c] = 0
 		}
@@ -63,6 +70,41 @@ func newVisitorPool(spec mixSpec, granted, deniedMarketing [][]byte) (*visitorPo
 	}
 	return vp, nil
 }
+
+// cookie draws a cookie of consent class cc; nil for a visitor without one.
+func (vp *visitorPool) cookie(cc int, r *rand.Rand) []byte {
+	if cc == consentFromStream {
+		return vp.stream.pick(r)
+	}
+	if cookies := vp.cookies[cc]; len(cookies) > 0 {
+		return cookies[r.IntN(len(cookies))]
+	}
+	return nil
+}
+
+// liveCookies are the consent cookies of visitors whose choice changes during a run
+// (loadgen soak's consent stream): each acknowledged write replaces the visitor's
+// cookie, and the workers send the new one from their next hit, as a browser would.
+type liveCookies struct {
+	slots []atomic.Pointer[[]byte]
+}
+
+func newLiveCookies(n int) *liveCookies {
+	return &liveCookies{slots: make([]atomic.Pointer[[]byte], n)}
+}
+
+func (l *liveCookies) set(i int, c []byte) { l.slots[i].Store(&c) }
+
+// get returns visitor i's current cookie, nil while it has none.
+func (l *liveCookies) get(i int) []byte {
+	if p := l.slots[i].Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// pick returns a visitor's current cookie, nil while it has none.
+func (l *liveCookies) pick(r *rand.Rand) []byte { return l.get(r.IntN(len(l.slots))) }
 
 // runStats is what one run (warm-up or measured) observed from the client side.
 // Each worker fills its own and they are merged after the run.
@@ -74,7 +116,7 @@ type runStats struct {
 	// non-2xx/3xx per template, to tell at once which vendor misbehaves
 	badByTemplate []uint64
 	byJuris       []uint64
-	byConsent     [3]uint64
+	byConsent     [numConsentClasses]uint64
 	gpc           uint64
 	elapsed       time.Duration
 }
@@ -222,8 +264,8 @@ func (lr *loadRun) worker(r *rand.Rand, stop *atomic.Bool, st *runStats, first t
 		h.SetBytesKV(hdrXFF, ips[r.IntN(len(ips))])
 
 		cc := vp.consent.pick(r)
-		if cookies := vp.cookies[cc]; len(cookies) > 0 {
-			h.SetCookieBytesKV(cgName, cookies[r.IntN(len(cookies))])
+		if c := vp.cookie(cc, r); len(c) > 0 {
+			h.SetCookieBytesKV(cgName, c)
 		} else {
 			h.DelAllCookies()
 		}

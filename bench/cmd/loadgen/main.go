@@ -49,6 +49,8 @@ func main() {
 			os.Exit(profileMain(os.Args[2:], os.Stdout))
 		case "scale":
 			os.Exit(scaleMain(os.Args[2:], os.Stdout))
+		case "soak":
+			os.Exit(soakMain(os.Args[2:], os.Stdout))
 		case "chart":
 			os.Exit(chartMain(os.Args[2:], os.Stdout))
 		}

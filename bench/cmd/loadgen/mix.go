@@ -144,7 +144,7 @@ func mixByName(name string) (mixSpec, error) {
 				spec.juris[i] = 1
 			}
 		}
-		spec.consent = []uint64{0, 0, 1}
+		spec.consent = []uint64{0, 0, 1, 0}
 		spec.gpcPercent = 0
 	default:
 		return mixSpec{}, fmt.Errorf("unknown -mix %q: want one of %v", name, mixNames)
@@ -170,16 +170,19 @@ var jurisdictionMix = []jurisdictionClass{
 }
 
 // Consent classes: a cookie for a visitor who granted statistics and marketing, a
-// cookie for one who granted statistics but denied marketing, or no cookie at all.
+// cookie for one who granted statistics but denied marketing, no cookie at all, or the
+// current cookie of a visitor of loadgen soak's consent stream (whose choice changes).
 const (
 	consentGranted = iota
 	consentDeniedMarketing
 	consentNone
+	consentFromStream
+	numConsentClasses
 )
 
-var consentWeights = []uint64{35, 10, 55}
+var consentWeights = []uint64{35, 10, 55, 0}
 
-var consentNames = []string{"granted", "denied_marketing", "none"}
+var consentNames = []string{"granted", "denied_marketing", "none", "stream"}
 
 // gpcPercent of hits carry Sec-GPC: 1 in the realistic mix, independently of the
 // cookie, as a browser with the setting on would send it everywhere.

@@ -68,13 +68,24 @@ type proxyConfig struct {
 	// RedisTimeout is consent.redis.timeout (0: the default, 5 ms): loadgen scale
 	// raises it for the instance that only creates the visitors.
 	RedisTimeout time.Duration
+	// SnapshotKeys are consent.snapshot.keys (none: each process signs with a random
+	// key of its own); loadgen soak sets them so that both instances, and a restarted
+	// Redis, honour the cookies either instance issued.
+	SnapshotKeys []string
+	// Routes are extra routes, path → endpoint: loadgen soak's harmless config change.
+	Routes [][2]string
 }
 
 func (c proxyConfig) yaml() []byte {
 	var b strings.Builder
 	q := strconv.Quote
 	b.WriteString("# written by bench/cmd/loadgen\n")
-	fmt.Fprintf(&b, "listen: %s\nadmin_listen: %s\nadmin_token: %s\n", q(c.Listen), q(c.AdminListen), q(benchAdminToken))
+	// Without the listeners (loadgen soak), each instance is given them as
+	// CONSENTGATE_LISTEN and CONSENTGATE_ADMIN_LISTEN: one config for the fleet.
+	if c.Listen != "" {
+		fmt.Fprintf(&b, "listen: %s\nadmin_listen: %s\n", q(c.Listen), q(c.AdminListen))
+	}
+	fmt.Fprintf(&b, "admin_token: %s\n", q(benchAdminToken))
 	// The generator connects from 127.0.0.1 and names the visitor in X-Forwarded-For.
 	b.WriteString("trusted_proxies: [\"127.0.0.1/32\"]\n")
 	// Per-hit logging would measure the disk, not the proxy.
@@ -99,6 +110,16 @@ func (c proxyConfig) yaml() []byte {
 	} else {
 		b.WriteString("  store: memory\n")
 	}
+	if len(c.SnapshotKeys) > 0 {
+		b.WriteString("  snapshot:\n    keys: [")
+		for i, k := range c.SnapshotKeys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(q(k))
+		}
+		b.WriteString("]\n")
+	}
 	if c.MaxEntries > 0 {
 		fmt.Fprintf(&b, "  max_entries: %d\n", c.MaxEntries)
 	}
@@ -109,6 +130,12 @@ func (c proxyConfig) yaml() []byte {
 		}
 		if c.CacheTTL > 0 {
 			fmt.Fprintf(&b, "    ttl: %s\n", c.CacheTTL)
+		}
+	}
+	if len(c.Routes) > 0 {
+		b.WriteString("routes:\n")
+		for _, r := range c.Routes {
+			fmt.Fprintf(&b, "  - {path: %s, endpoint: %s}\n", q(r[0]), q(r[1]))
 		}
 	}
 	return []byte(b.String())
@@ -125,6 +152,12 @@ type proxyProc struct {
 }
 
 func startProxy(binary, configPath, logPath string) (*proxyProc, error) {
+	return startProxyEnv(binary, configPath, logPath, nil)
+}
+
+// startProxyEnv is startProxy with extra environment variables (KEY=value), which
+// override the config file's settings as CONSENTGATE_* variables do.
+func startProxyEnv(binary, configPath, logPath string, env []string) (*proxyProc, error) {
 	if _, err := os.Stat(binary); err != nil {
 		return nil, fmt.Errorf("proxy binary %s: %w (build it with `make build`)", binary, err)
 	}
@@ -133,6 +166,9 @@ func startProxy(binary, configPath, logPath string) (*proxyProc, error) {
 		return nil, fmt.Errorf("create proxy log: %w", err)
 	}
 	cmd := exec.Command(binary, "serve", "--config", configPath, "--drain-delay", "0s")
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = childProcAttr()
@@ -282,6 +318,7 @@ func scrapeLookups(adminAddr string) (map[string]float64, error) {
 type redisServer struct {
 	cmd  *exec.Cmd
 	Addr string
+	argv []string
 }
 
 // startRedis starts it on a free port; with cpus it is pinned there (taskset), so
@@ -304,22 +341,33 @@ func startRedis(dir, cpus string) (*redisServer, error) {
 		}
 		argv = append([]string{ts, "-c", cpus}, argv...)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	r := &redisServer{Addr: addr, argv: argv}
+	if err := r.launch(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// launch starts the server and waits until it accepts connections.
+func (r *redisServer) launch() error {
+	cmd := exec.Command(r.argv[0], r.argv[1:]...)
 	// Like the proxy, it must not outlive an interrupted benchmark.
 	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start redis-server: %w", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		c, err := net.DialTimeout("tcp", r.Addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return &redisServer{cmd: cmd, Addr: addr}, nil
+			r.cmd = cmd
+			return nil
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			return nil, fmt.Errorf("redis-server on %s did not start: %w", addr, err)
+			_ = cmd.Wait()
+			return fmt.Errorf("redis-server on %s did not start: %w", r.Addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -89,7 +89,9 @@ func (s *summary) fillStats(st *runStats, templates []hitTemplate) {
 	}
 	s.ByConsent = map[string]uint64{}
 	for i, n := range consentNames {
-		s.ByConsent[n] = st.byConsent[i]
+		if st.byConsent[i] > 0 || i != consentFromStream {
+			s.ByConsent[n] = st.byConsent[i]
+		}
 	}
 	s.GPC = st.gpc
 }
