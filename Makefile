@@ -5,8 +5,9 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 CONFIG   ?=
 FUZZTIME ?= 20s
+SOAKFLAGS ?= -duration 10m
 
-.PHONY: build run demo test test-browser vet k8s-tools bench bench-go bench-load bench-load-redis bench-compare bench-scale profile fuzz clean
+.PHONY: build run demo test test-browser vet k8s-tools bench bench-go bench-load bench-load-redis bench-compare bench-scale profile soak fuzz clean
 
 build:
 	$(GO) build -trimpath -tags grpcnotrace -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consentgate
@@ -83,6 +84,14 @@ profile:
 ## 1k/100k/1M cached visitors, Redis calls per hit with a cold and a warm cache
 bench-scale: build
 	$(GO) run ./bench/cmd/loadgen scale $(SCALEFLAGS)
+
+## soak: two instances on one Redis for 10 minutes under a fixed mixed load (3000 hits/s) and
+## a consent-write stream, with a config reload every 10 s (POST /admin/reload and SIGHUP in
+## turn), a GeoIP database swap every minute and one Redis restart that loses every record;
+## fails on a 5xx, a failed reload, a lost consent write, a decision against the visitor's
+## choice or goroutines/RSS past their bound. Not part of `make test` (SOAKFLAGS='-duration 3m')
+soak: build
+	$(GO) run ./bench/cmd/loadgen soak -binary $(BIN) $(SOAKFLAGS)
 
 ## fuzz: run every native fuzz target for FUZZTIME each (never part of `make test`)
 fuzz:
