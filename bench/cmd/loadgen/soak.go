@@ -162,6 +162,8 @@ type soakRun struct {
 	stream  *consentStream
 	start   time.Time
 
+	loadBefore string // the machine's load averages when the load started
+
 	mu         sync.Mutex
 	gone, back time.Time // the Redis restart: the old server dead, the new one answering
 	problems   []string
@@ -169,13 +171,23 @@ type soakRun struct {
 	resources  [2][]resourceSample
 }
 
+// problemsShown bounds the problems printed, as they happen and in the summary: a
+// systematic failure repeats for every visitor and sample.
+const problemsShown = 20
+
 // problem records a failed check; the run goes on, and fails at the end.
 func (r *soakRun) problem(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	r.mu.Lock()
 	r.problems = append(r.problems, msg)
+	n := len(r.problems)
 	r.mu.Unlock()
-	r.logf("PROBLEM: %s", msg)
+	switch {
+	case n <= problemsShown:
+		r.logf("PROBLEM: %s", msg)
+	case n == problemsShown+1:
+		r.logf("PROBLEM: more than %d: the others are counted in the summary", problemsShown)
+	}
 }
 
 // logf prints a progress line with the time since the load started.
@@ -228,6 +240,7 @@ func runSoak(ctx context.Context, o *soakOptions, w io.Writer) (*soakSummary, er
 		o.duration, o.rate, r.inst[0].proc.Pid(), r.inst[1].proc.Pid(), o.consentRate, o.visitors, o.restartAt)
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	r.loadBefore, _ = loadAvg()
 	r.mu.Lock()
 	r.start = time.Now()
 	r.mu.Unlock()

@@ -31,7 +31,10 @@ type soakSummary struct {
 	GoroutineSlack int
 	RSSFactor      float64
 	LeakedCookie   uint64
-	Problems       []string
+	// LoadAvg: the machine's load averages (1, 5, 15 min) at the start and the end of
+	// the load; on a shared machine they explain a latency tail the proxies did not cause.
+	LoadAvg  [2]string
+	Problems []string
 }
 
 // Hits answer 200 (forwarded or anonymised: the sink's GIF) or 204 (dropped, or the
@@ -121,6 +124,8 @@ func (r *soakRun) summarise(hits *runStats, final finalCounts, metrics series) *
 	s.ReloadErrors = metrics.sum("consentgate_config_reload_errors_total")
 	s.SnapshotUsed = metrics.by("consentgate_consent_snapshot_used_total", "when")
 	s.LeakedCookie = r.sink.snapshot().LeakedCookie
+	s.LoadAvg[0] = r.loadBefore
+	s.LoadAvg[1], _ = loadAvg()
 
 	warmEnd := time.Duration(float64(r.o.duration) * r.o.warmupShare)
 	var problems []string
@@ -175,7 +180,8 @@ func (s *soakSummary) print(w io.Writer) {
 	row("hits sent", "%d (%.0f req/s), 2 instances", s.Hits, s.HitsPerSecond)
 	row("hits by status", "%s", s.statusLine())
 	row("hits not 200/204, transport errors included", "%d", s.Unexpected)
-	row("latency p50 / p99 / max", "%s / %s / %s", roundMs(s.P50), roundMs(s.P99), roundMs(s.Max))
+	row("latency p50 / p99 / max (open loop, from when each hit was due)", "%s / %s / %s", roundMs(s.P50), roundMs(s.P99), roundMs(s.Max))
+	row("machine load average at the start / the end", "%s / %s (%d CPUs, shared with the generator, the sink and Redis)", s.LoadAvg[0], s.LoadAvg[1], machineCPUs())
 	row("reloads (POST /admin/reload, SIGHUP)", "%d (%d, %d): %d ok, %d failed; counted failed by the instances: %.0f",
 		c.reloadsAPI+c.reloadsSignal, c.reloadsAPI, c.reloadsSignal, c.reloadsOK, c.reloadsFailed, s.ReloadErrors)
 	row("GeoIP swaps (City ⇄ Country test database)", "%d, %d failed", c.geoSwaps, c.geoSwapsFailed)
@@ -216,7 +222,11 @@ func (s *soakSummary) print(w io.Writer) {
 	}
 	row("result", "FAIL: %d problems", len(s.Problems))
 	fmt.Fprintln(w)
-	for _, p := range s.Problems {
+	for i, p := range s.Problems {
+		if i == problemsShown {
+			fmt.Fprintf(w, "SOAK FAILED: … and %d more problems\n", len(s.Problems)-i)
+			break
+		}
 		fmt.Fprintln(w, "SOAK FAILED:", p)
 	}
 }
