@@ -184,6 +184,29 @@ type loadRun struct {
 	// rate, when > 0, is the offered load in requests per second over all workers
 	// (open loop); 0 is a closed loop, each worker sending as soon as it is answered.
 	rate float64
+	// slow, when set, counts the hits slower than its threshold by the second they
+	// were due in (loadgen soak: to tell whether the tail follows its operations).
+	slow *slowHits
+}
+
+// slowHits counts slow hits per second of a run. Only slow hits touch it, with one
+// atomic add.
+type slowHits struct {
+	start     time.Time
+	threshold time.Duration
+	perSecond []atomic.Uint64
+}
+
+func newSlowHits(start time.Time, threshold, d time.Duration) *slowHits {
+	return &slowHits{start: start, threshold: threshold, perSecond: make([]atomic.Uint64, int(d/time.Second)+2)}
+}
+
+func (s *slowHits) record(due time.Time, lat time.Duration) {
+	if lat < s.threshold {
+		return
+	}
+	sec := int(due.Sub(s.start) / time.Second)
+	s.perSecond[min(max(sec, 0), len(s.perSecond)-1)].Add(1)
 }
 
 func (lr *loadRun) run(ctx context.Context, workers int, d time.Duration, phase uint64) *runStats {
@@ -288,6 +311,9 @@ func (lr *loadRun) worker(r *rand.Rand, stop *atomic.Bool, st *runStats, first t
 		}
 		err := lr.hc.DoTimeout(req, &resp, lr.timeout)
 		lat := time.Since(t0)
+		if lr.slow != nil {
+			lr.slow.record(t0, lat)
+		}
 
 		st.byTemplate[ti]++
 		st.byJuris[jc]++

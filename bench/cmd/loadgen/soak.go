@@ -38,6 +38,7 @@ type soakOptions struct {
 	sampleEvery             time.Duration
 	explainEvery            time.Duration
 	settle                  time.Duration
+	slow                    time.Duration
 	warmupShare             float64
 	goroutineSlack          int
 	rssFactor               float64
@@ -63,6 +64,7 @@ func (o *soakOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.sampleEvery, "sample-every", 5*time.Second, "how often go_goroutines and process_resident_memory_bytes are read from each instance")
 	fs.DurationVar(&o.explainEvery, "explain-every", 100*time.Millisecond, "how often a stream visitor's decision is sampled through POST /admin/explain")
 	fs.DurationVar(&o.settle, "settle", time.Second, "a visitor's decision is sampled only this long after their last write (cache invalidation is asynchronous)")
+	fs.DurationVar(&o.slow, "slow", 100*time.Millisecond, "hits at least this slow are counted by second, to compare the seconds after an operation with the rest")
 	fs.Float64Var(&o.warmupShare, "warmup-share", 0.2, "share of the run whose resource samples set the bounds of the rest")
 	fs.IntVar(&o.goroutineSlack, "goroutine-slack", 50, "goroutines an instance may have after the warm-up above its warm-up maximum")
 	fs.Float64Var(&o.rssFactor, "rss-factor", 1.5, "RSS an instance may have after the warm-up, as a multiple of its warm-up maximum")
@@ -92,8 +94,8 @@ func (o *soakOptions) validate() error {
 		return fmt.Errorf("-restart-at %s: want within -duration %s", o.restartAt, o.duration)
 	case o.redisDown < 0 || o.redisDown > time.Minute:
 		return fmt.Errorf("-redis-down %s: want 0..1m", o.redisDown)
-	case o.settle < 0 || o.warmupShare <= 0 || o.warmupShare >= 1:
-		return errors.New("-settle must be ≥ 0 and -warmup-share within (0, 1)")
+	case o.settle < 0 || o.slow <= 0 || o.warmupShare <= 0 || o.warmupShare >= 1:
+		return errors.New("-settle must be ≥ 0, -slow positive and -warmup-share within (0, 1)")
 	case o.goroutineSlack < 0 || o.rssFactor < 1:
 		return errors.New("-goroutine-slack must be ≥ 0 and -rss-factor ≥ 1")
 	case o.timeout <= 0:
@@ -169,6 +171,8 @@ type soakRun struct {
 	problems   []string
 	ctl        controlCounts
 	resources  [2][]resourceSample
+	ops        []time.Duration // when each operation (reload, swap, Redis kill and return) began
+	slowHits   *slowHits
 }
 
 // problemsShown bounds the problems printed, as they happen and in the summary: a
@@ -199,6 +203,13 @@ func (r *soakRun) logf(format string, a ...any) {
 		at = time.Since(r.start).Round(100 * time.Millisecond)
 	}
 	fmt.Fprintf(r.w, "%8s  %s\n", "+"+at.String(), fmt.Sprintf(format, a...))
+}
+
+// operation notes that an operation begins now.
+func (r *soakRun) operation() {
+	r.mu.Lock()
+	r.ops = append(r.ops, time.Since(r.start))
+	r.mu.Unlock()
 }
 
 // restartTimes says when Redis went and came back (zero before the restart).
@@ -243,6 +254,7 @@ func runSoak(ctx context.Context, o *soakOptions, w io.Writer) (*soakSummary, er
 	r.loadBefore, _ = loadAvg()
 	r.mu.Lock()
 	r.start = time.Now()
+	r.slowHits = newSlowHits(r.start, o.slow, o.duration)
 	r.mu.Unlock()
 	for _, f := range []func(context.Context){r.stream.run, r.stream.sampleDecisions, r.control, r.restartRedis, r.sampleResources} {
 		wg.Add(1)
@@ -255,7 +267,7 @@ func runSoak(ctx context.Context, o *soakOptions, w io.Writer) (*soakSummary, er
 	var lwg sync.WaitGroup
 	for i, inst := range r.inst {
 		lr := &loadRun{hc: inst.hits, baseURL: "http://" + inst.public, templates: spec.templates, mix: mix, visitors: vp,
-			seed: o.seed + uint64(i), timeout: o.timeout, rate: o.rate / 2, abort: inst.proc.exited}
+			seed: o.seed + uint64(i), timeout: o.timeout, rate: o.rate / 2, abort: inst.proc.exited, slow: r.slowHits}
 		lwg.Add(1)
 		go func() {
 			defer lwg.Done()

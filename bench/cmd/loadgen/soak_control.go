@@ -86,6 +86,7 @@ func (r *soakRun) control(ctx context.Context) {
 // the new config is in force: a new config_version, the new route served, the old one
 // gone.
 func (r *soakRun) reload(ctx context.Context, inst *soakInstance, m reloadMethod, k int) bool {
+	r.operation()
 	err := r.reloadAndCheck(ctx, inst, m, k)
 	if err != nil && ctx.Err() != nil {
 		return false // cut short by the end of the run: neither outcome
@@ -167,6 +168,7 @@ func (r *soakRun) reloadAndCheck(ctx context.Context, inst *soakInstance, m relo
 // instances, and checks that each now locates as that database does: the City
 // database knows US-CA's subdivision, the Country database does not.
 func (r *soakRun) geoSwap(ctx context.Context, n, content int) {
+	r.operation()
 	db := r.dbs[(n+1)%2]
 	failed := func(format string, a ...any) {
 		r.mu.Lock()
@@ -218,6 +220,7 @@ func (r *soakRun) restartRedis(ctx context.Context) {
 		return
 	case <-time.After(time.Until(r.start.Add(r.o.restartAt))):
 	}
+	r.operation()
 	r.redis.stop()
 	r.mu.Lock()
 	r.gone = time.Now()
@@ -229,6 +232,7 @@ func (r *soakRun) restartRedis(ctx context.Context) {
 		r.problem("Redis restart: %v", err)
 		return
 	}
+	r.operation()
 	r.mu.Lock()
 	r.back = time.Now()
 	r.ctl.redisRestarts++

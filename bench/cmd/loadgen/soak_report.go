@@ -19,6 +19,7 @@ type soakSummary struct {
 	Errors         map[string]uint64
 	Unexpected     uint64 // hits answered other than 200 or 204, transport errors included
 	P50, P99, Max  time.Duration
+	Slow           slowFigures
 	Control        controlCounts
 	ReloadErrors   float64 // consentgate_config_reload_errors_total, both instances
 	RestartAt      time.Duration
@@ -35,6 +36,34 @@ type soakSummary struct {
 	// the load; on a shared machine they explain a latency tail the proxies did not cause.
 	LoadAvg  [2]string
 	Problems []string
+}
+
+// slowFigures compare the slow hits of the seconds an operation began in and the next
+// with the rest: if reloads, swaps or the Redis restart stalled hits, the slow ones
+// crowd there; if the machine's other work did, they spread over the run.
+type slowFigures struct {
+	Threshold        time.Duration
+	Total, NearOps   uint64
+	Seconds, OpsSecs int
+}
+
+func slowNearOps(s *slowHits, ops []time.Duration, elapsed time.Duration) slowFigures {
+	f := slowFigures{Threshold: s.threshold, Seconds: min(int(elapsed/time.Second)+1, len(s.perSecond))}
+	near := map[int]bool{}
+	for _, op := range ops {
+		for sec := int(op / time.Second); sec <= int(op/time.Second)+1 && sec < f.Seconds; sec++ {
+			near[sec] = true
+		}
+	}
+	f.OpsSecs = len(near)
+	for sec := range f.Seconds {
+		n := s.perSecond[sec].Load()
+		f.Total += n
+		if near[sec] {
+			f.NearOps += n
+		}
+	}
+	return f
 }
 
 // Hits answer 200 (forwarded or anonymised: the sink's GIF) or 204 (dropped, or the
@@ -111,6 +140,9 @@ func (r *soakRun) summarise(hits *runStats, final finalCounts, metrics series) *
 	s.Errors = hits.errors
 	s.Unexpected += hits.errorCount()
 	s.P50, s.P99, s.Max = hits.hist.Quantile(0.5), hits.hist.Quantile(0.99), hits.hist.Max()
+	r.mu.Lock()
+	s.Slow = slowNearOps(r.slowHits, r.ops, hits.elapsed)
+	r.mu.Unlock()
 	if !gone.IsZero() {
 		s.RestartAt = gone.Sub(r.start)
 		if !back.IsZero() {
@@ -181,6 +213,9 @@ func (s *soakSummary) print(w io.Writer) {
 	row("hits by status", "%s", s.statusLine())
 	row("hits not 200/204, transport errors included", "%d", s.Unexpected)
 	row("latency p50 / p99 / max (open loop, from when each hit was due)", "%s / %s / %s", roundMs(s.P50), roundMs(s.P99), roundMs(s.Max))
+	sl := s.Slow
+	row(fmt.Sprintf("hits ≥ %s: all / in the second an operation began and the next", roundMs(sl.Threshold)), "%d (%.3f %%) / %d (%s of them, in %d of %d seconds: %s)",
+		sl.Total, pct(sl.Total, s.Hits), sl.NearOps, pctText(sl.NearOps, sl.Total), sl.OpsSecs, sl.Seconds, pctText(uint64(sl.OpsSecs), uint64(sl.Seconds)))
 	row("machine load average at the start / the end", "%s / %s (%d CPUs, shared with the generator, the sink and Redis)", s.LoadAvg[0], s.LoadAvg[1], machineCPUs())
 	row("reloads (POST /admin/reload, SIGHUP)", "%d (%d, %d): %d ok, %d failed; counted failed by the instances: %.0f",
 		c.reloadsAPI+c.reloadsSignal, c.reloadsAPI, c.reloadsSignal, c.reloadsOK, c.reloadsFailed, s.ReloadErrors)
@@ -229,6 +264,20 @@ func (s *soakSummary) print(w io.Writer) {
 		}
 		fmt.Fprintln(w, "SOAK FAILED:", p)
 	}
+}
+
+func pct(n, of uint64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(of)
+}
+
+func pctText(n, of uint64) string {
+	if of == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f %%", pct(n, of))
 }
 
 func roundMs(d time.Duration) string {

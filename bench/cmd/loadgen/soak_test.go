@@ -84,7 +84,7 @@ func TestSoakShortRun(t *testing.T) {
 	}
 	check("hits sent, all 200 or 204", s.Hits > 0 && s.Unexpected == 0 && s.Status[200]+s.Status[204] == s.Hits)
 	c := s.Control
-	check("reloads both ways, none failed", c.reloadsOK >= 3 && c.reloadsAPI > 0 && c.reloadsSignal > 0 && c.reloadsFailed == 0 && s.ReloadErrors == 0)
+	check("reloads both ways, none failed", c.reloadsAPI > 0 && c.reloadsSignal > 0 && c.reloadsFailed == 0 && s.ReloadErrors == 0)
 	check("a GeoIP swap", c.geoSwaps >= 1 && c.geoSwapsFailed == 0)
 	check("one Redis restart", c.redisRestarts == 1 && s.RestartAt >= 3*time.Second && s.RedisDown >= time.Second)
 	check("consent writes beyond the first of each visitor", s.Writes.ok > 40 && s.Writes.unexpected == 0)
@@ -270,5 +270,30 @@ func TestStreamVisitorsCarryTheirLatestCookie(t *testing.T) {
 		if c := vp.consent.pick(r); c != consentNone {
 			t.Fatalf("class %d drawn without live cookies", c)
 		}
+	}
+}
+
+// TestSlowHitsNearOperations: slow hits are counted by the second they were due in,
+// and those of the second an operation began in and the next are told apart.
+func TestSlowHitsNearOperations(t *testing.T) {
+	start := time.Now()
+	s := newSlowHits(start, 100*time.Millisecond, 10*time.Second)
+	for _, h := range []struct {
+		due time.Duration
+		lat time.Duration
+	}{
+		{500 * time.Millisecond, 150 * time.Millisecond},  // second 0
+		{2100 * time.Millisecond, time.Second},            // second 2: the operation's
+		{3900 * time.Millisecond, 100 * time.Millisecond}, // second 3: the next
+		{4 * time.Second, 120 * time.Millisecond},         // second 4
+		{5 * time.Second, 99 * time.Millisecond},          // not slow
+		{-time.Second, time.Second},                       // due before the start: second 0
+		{time.Hour, time.Second},                          // past the run: kept apart, not counted
+	} {
+		s.record(start.Add(h.due), h.lat)
+	}
+	f := slowNearOps(s, []time.Duration{2500 * time.Millisecond}, 10*time.Second)
+	if f.Total != 5 || f.NearOps != 2 || f.OpsSecs != 2 || f.Seconds != 11 {
+		t.Errorf("figures %+v: want 5 slow hits in the run's 11 seconds, 2 in the operation's 2", f)
 	}
 }
