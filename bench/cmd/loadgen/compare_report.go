@@ -225,7 +225,7 @@ func (r *roundResult) problem(proxy, mix string) string {
 	if r.LeakedCookie > 0 {
 		p = append(p, fmt.Sprintf("%d upstream requests carried the consent cookie", r.LeakedCookie))
 	}
-	if proxy == "consentgate" {
+	if isConsentgate(proxy) {
 		passed := uint64(math.Round(r.Actions["forward"] + r.Actions["anonymise"]))
 		if r.Actions != nil && passed != r.SinkReceived {
 			p = append(p, fmt.Sprintf("the proxy counted %d forwarded+anonymised hits, the sink received %d", passed, r.SinkReceived))
