@@ -180,9 +180,12 @@ type publicConn struct {
 	// answer instead of a reset.
 	linger bool
 
-	raw     syscall.RawConn // the socket, for readAhead
-	ahead   *[readAheadSize]byte
-	pending []byte // read ahead of fasthttp, not yet handed to it (in ahead)
+	raw      syscall.RawConn // the socket, for readAhead
+	readFn   func(fd uintptr) bool
+	ahead    *[readAheadSize]byte
+	pending  []byte // read ahead of fasthttp, not yet handed to it (in ahead)
+	aheadN   int
+	aheadErr error
 }
 
 // Lingering is bounded in bytes and time, as net/http bounds it: a client that keeps
@@ -229,25 +232,14 @@ var readAheadPool = sync.Pool{New: func() any { return new([readAheadSize]byte) 
 // holds no buffer: the pool's buffer is taken only once the socket has bytes, and given
 // back when it would wait (EAGAIN) or fasthttp has every byte.
 func (c *publicConn) readAhead(p []byte) (int, error) {
-	var n int
-	var rerr error
-	err := c.raw.Read(func(fd uintptr) bool {
-		if c.ahead == nil {
-			c.ahead = readAheadPool.Get().(*[readAheadSize]byte)
-		}
-		for {
-			n, rerr = syscall.Read(int(fd), c.ahead[:])
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			readAheadPool.Put(c.ahead)
-			c.ahead = nil
-			return false // the runtime's poller wakes this when bytes arrive
-		}
-		return true
-	})
+	if c.readFn == nil {
+		// Made once per connection: a closure made per call would escape to the heap
+		// through the RawConn interface, three allocations per request.
+		c.readFn = c.readAheadFD
+	}
+	c.aheadN, c.aheadErr = 0, nil
+	err := c.raw.Read(c.readFn)
+	n, rerr := c.aheadN, c.aheadErr
 	switch {
 	case err == nil && rerr == nil && n > 0:
 		p[0] = c.ahead[0]
@@ -269,6 +261,26 @@ func (c *publicConn) readAhead(p []byte) (int, error) {
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
 	}
 	return 0, io.EOF
+}
+
+// readAheadFD is readAhead's read on the socket, called by the runtime's poller: false
+// means nothing to read yet (wait for the socket), with the buffer given back meanwhile.
+func (c *publicConn) readAheadFD(fd uintptr) bool {
+	if c.ahead == nil {
+		c.ahead = readAheadPool.Get().(*[readAheadSize]byte)
+	}
+	for {
+		c.aheadN, c.aheadErr = syscall.Read(int(fd), c.ahead[:])
+		if c.aheadErr != syscall.EINTR {
+			break
+		}
+	}
+	if c.aheadErr == syscall.EAGAIN {
+		readAheadPool.Put(c.ahead)
+		c.ahead = nil
+		return false
+	}
+	return true
 }
 
 // lineFed reports whether the last n bytes read hold a line feed. When fasthttp gives

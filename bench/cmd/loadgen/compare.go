@@ -303,8 +303,12 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 		return roundResult{}, err
 	}
 	var hits0 map[hitCounter]float64
+	var mallocs0 float64
 	if lp.admin != "" {
 		if hits0, err = scrapeHits(lp.admin); err != nil {
+			return roundResult{}, err
+		}
+		if mallocs0, err = scrapeMallocs(lp.admin); err != nil {
 			return roundResult{}, err
 		}
 	}
@@ -328,6 +332,12 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 		}
 	}
 	self1 := selfCPU()
+	var mallocs1 float64
+	if lp.admin != "" {
+		if mallocs1, err = scrapeMallocs(lp.admin); err != nil {
+			return roundResult{}, err
+		}
+	}
 	sinkD := cr.sink.snapshot().sub(sink0)
 	if lp.proc != nil {
 		if g1, err = readGroup(lp.proc.Pid()); err != nil {
@@ -362,6 +372,7 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 	}
 	if rr.Requests > 0 {
 		rr.CPUPerHitUs = rr.CPUSeconds * 1e6 / float64(rr.Requests)
+		rr.AllocsPerHit = (mallocs1 - mallocs0) / float64(rr.Requests)
 	}
 	if lp.admin != "" {
 		// Only consentgate talks to Redis; during a peer's window, the calls would be
