@@ -17,15 +17,18 @@ var errReloadAbandoned = errors.New("reload abandoned")
 func (s *Server) Reload() error { return s.reloadOnce(nil) }
 
 // StartReload reloads in a goroutine of its own and returns at once, so the signal loop
-// that calls it is always free to take SIGTERM. At most one runs at a time: while one
-// does, StartReload logs and returns false. A reload that has not read its config within
+// that calls it is always free to take SIGTERM. At most one runs at a time: a request
+// while one does returns false and makes one more reload run once it is done (however
+// many came meanwhile), since the running one may have read the config before the edit
+// the new request announces. A reload that has not read its config within
 // timeout (a config path on a hung network mount, a FIFO nobody writes) is abandoned:
 // counted and logged as failed, the last good config stays, and whatever the stuck read
 // returns later is dropped. Once the config is read, applying it (compile, GeoIP
 // database) is not cut short.
 func (s *Server) StartReload(timeout time.Duration) bool {
 	if !s.reloading.CompareAndSwap(false, true) {
-		s.log.Warn("reload requested while one is still running; ignored", "config", s.opts.ConfigPath)
+		s.reloadAgain.Store(true)
+		s.log.Info("reload requested while one is still running; another runs when it is done", "config", s.opts.ConfigPath)
 		return false
 	}
 	// claim decides, once, who reports this reload: the reload, when it gets to apply in
@@ -37,7 +40,7 @@ func (s *Server) StartReload(timeout time.Duration) bool {
 		s.reloadOnce(&claim)
 	}()
 	go func() {
-		defer s.reloading.Store(false)
+		defer s.reloadDone(timeout)
 		timer := time.NewTimer(timeout)
 		defer timer.Stop()
 		select {
@@ -53,6 +56,16 @@ func (s *Server) StartReload(timeout time.Duration) bool {
 		<-done // applying: it reports itself
 	}()
 	return true
+}
+
+// reloadDone ends a StartReload, and starts the one asked for meanwhile. The flag is
+// cleared first: a request between the two starts its own reload, and at worst one
+// more runs than needed.
+func (s *Server) reloadDone(timeout time.Duration) {
+	s.reloading.Store(false)
+	if s.reloadAgain.Swap(false) {
+		s.StartReload(timeout)
+	}
 }
 
 // reloadOnce reads the config, then applies it unless claim was taken (the reload timed

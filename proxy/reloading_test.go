@@ -29,8 +29,9 @@ func TestStartReloadAbandonsAHungRead(t *testing.T) {
 	if p.StartReload(300 * time.Millisecond) {
 		t.Error("a second reload started while the first hangs")
 	}
-	eventually(t, 10*time.Second, "the hung reload counted as failed", func() bool {
-		return strings.Contains(p.metricsText(t), "consentgate_config_reload_errors_total 1")
+	// The second request runs once the first is abandoned, and hangs the same way.
+	eventually(t, 10*time.Second, "both hung reloads counted as failed", func() bool {
+		return strings.Contains(p.metricsText(t), "consentgate_config_reload_errors_total 2")
 	})
 	eventually(t, 10*time.Second, "the abandoned reload lets the next one start", func() bool { return !p.reloading.Load() })
 	if !p.StartReload(time.Minute) {
@@ -52,6 +53,56 @@ func TestStartReloadAbandonsAHungRead(t *testing.T) {
 	// is dropped (the server is stopped).
 	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
 		f.Close()
+	}
+}
+
+// TestStartReloadRunsOnceMoreForRequestsMeanwhile: SIGHUPs that arrive while a reload
+// runs (it may have read the config before the edit they announce) make exactly one more
+// reload run after it, which reads the config as it is then.
+func TestStartReloadRunsOnceMoreForRequestsMeanwhile(t *testing.T) {
+	up := startSink(t)
+	path := filepath.Join(t.TempDir(), "consentgate.yaml")
+	base := strings.Replace(testConfig(up.URL(), ""), "../testdata", mustAbs(t, "../testdata"), 1)
+	p := startProxy(t, base)
+	p.opts.ConfigPath = path
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Each reload blocks opening the FIFO until the test writes a config into it.
+	feed := func(cfg string) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(cfg)
+		f.Close()
+	}
+	if !p.StartReload(time.Minute) {
+		t.Fatal("the first reload did not start")
+	}
+	for range 3 {
+		if p.StartReload(time.Minute) {
+			t.Fatal("a reload started while one runs")
+		}
+	}
+	first := base + "log_level: warn\n"
+	second := base + "log_level: error\n"
+	feed(first)
+	// Once the first is in force its reader is gone: the next writer meets the one more
+	// reload's reader, not the tail of the first's.
+	eventually(t, 10*time.Second, "the first config in force", func() bool { return p.Config().LogLevel == "warn" })
+	feed(second)
+	eventually(t, 10*time.Second, "the second config in force", func() bool { return p.Config().LogLevel == "error" })
+	eventually(t, 10*time.Second, "no reload running", func() bool { return !p.reloading.Load() })
+	// No third reload: nobody opens the FIFO to read (ENXIO for a writer without a reader).
+	time.Sleep(100 * time.Millisecond)
+	if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+		f.Close()
+		t.Error("a third reload is reading the config: the three requests made more than one more")
+	}
+	if m := p.metricsText(t); !strings.Contains(m, "consentgate_config_reload_errors_total 0") {
+		t.Errorf("a reload failed:\n%s", grep(m, "config_reload"))
 	}
 }
 

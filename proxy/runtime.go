@@ -52,19 +52,37 @@ func upstreamClients(next, prev *runtime) []*fasthttp.HostClient {
 		hc := byKey[key]
 		if hc == nil {
 			hc = &fasthttp.HostClient{
-				Addr:                          ep.UpstreamAddr,
-				IsTLS:                         ep.UpstreamTLS,
-				Name:                          upstreamClientName,
-				NoDefaultUserAgentHeader:      true,
-				ReadTimeout:                   up.Timeout,
-				WriteTimeout:                  up.Timeout,
-				MaxConns:                      up.MaxConns,
-				MaxIdleConnDuration:           30 * time.Second,
-				MaxConnWaitTimeout:            up.Timeout / 10, // all connections busy: wait briefly, then answer locally
-				MaxIdemponentCallAttempts:     1,               // a hit must not be counted twice upstream
+				Addr:  ep.UpstreamAddr,
+				IsTLS: ep.UpstreamTLS,
+				// The User-Agent is the visitor's, set by the header rules, or none.
+				Name:                     upstreamClientName,
+				NoDefaultUserAgentHeader: true,
+				// One deadline pair per round trip, no timer or goroutine per hit (Do,
+				// not DoTimeout).
+				ReadTimeout:  up.Timeout,
+				WriteTimeout: up.Timeout,
+				MaxConns:     up.MaxConns,
+				// Below the idle timeouts of the vendors' front ends and of the load
+				// balancers in between (60 s and up): the proxy closes an idle connection
+				// before the far end does, so a hit is never written to a socket the
+				// other side is closing (which, with one attempt, would lose it).
+				MaxIdleConnDuration: 30 * time.Second,
+				MaxConnWaitTimeout:  up.Timeout / 10, // all connections busy: wait briefly, then answer locally
+				// A hit must not be counted twice upstream: no retry, even of a GET.
+				MaxIdemponentCallAttempts: 1,
+				// The rules write canonical header names already; the path is the
+				// endpoint's, byte for byte (normalising could change what the vendor
+				// routes on).
 				DisableHeaderNamesNormalizing: false,
 				DisablePathNormalizing:        true,
-				MaxResponseBodySize:           1 << 20,
+				// A hit is written in one write: a long GA4 query with its headers runs
+				// past the default 4 KB, which would flush twice. A vendor's answer head
+				// (cookies, CSP, reporting headers) also fits, where 4 KB would make it
+				// an upstream error. At most max_conns of each per upstream host.
+				WriteBufferSize: 16 << 10,
+				ReadBufferSize:  16 << 10,
+				// A forwarded hit's answer is relayed to the browser: bounded.
+				MaxResponseBodySize: 1 << 20,
 			}
 			byKey[key] = hc
 		}

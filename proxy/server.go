@@ -78,7 +78,9 @@ type Server struct {
 	stopOnce sync.Once
 	// reloading is set while a StartReload runs.
 	reloading atomic.Bool
-	serveErr  chan error
+	// reloadAgain is set by a StartReload refused while one ran: that one runs again.
+	reloadAgain atomic.Bool
+	serveErr    chan error
 }
 
 // New builds a server from a validated config. It opens the GeoIP database and the

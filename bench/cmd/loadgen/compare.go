@@ -118,7 +118,7 @@ func runCompare(ctx context.Context, o *compareOptions, w io.Writer) (*compareRe
 
 	var peerNames []string
 	for _, p := range o.peers {
-		if p != "consentgate" && p != sinkPeer {
+		if !isConsentgate(p) && p != sinkPeer {
 			peerNames = append(peerNames, p)
 		}
 	}
@@ -132,6 +132,12 @@ func runCompare(ctx context.Context, o *compareOptions, w io.Writer) (*compareRe
 		}
 		bins["consentgate"] = o.binary
 	}
+	if slices.Contains(o.peers, baselinePeer) {
+		if _, err := os.Stat(o.baseline); err != nil {
+			return nil, 1, fmt.Errorf("baseline binary %s: %w", o.baseline, err)
+		}
+		bins[baselinePeer] = o.baseline
+	}
 	for n, b := range bins {
 		rep.Versions[n] = peerVersion(n, b)
 	}
@@ -139,7 +145,7 @@ func runCompare(ctx context.Context, o *compareOptions, w io.Writer) (*compareRe
 		rep.Versions[sinkPeer] = "the sink alone, in the generator (no proxy)"
 	}
 	var geoip string
-	if slices.Contains(o.peers, "consentgate") {
+	if slices.ContainsFunc(o.peers, isConsentgate) {
 		if geoip, err = findGeoIP(o.geoip); err != nil {
 			return nil, 1, err
 		}
@@ -215,7 +221,7 @@ func (cr *compareRun) runMix(ctx context.Context, mi int, spec mixSpec) (*mixRep
 	// peers get the same cookies (they strip them), so every proxy reads the same bytes.
 	var granted, denied [][]byte
 	for _, lp := range cr.proxies {
-		if lp.name == "consentgate" && (spec.consent[consentGranted] > 0 || spec.consent[consentDeniedMarketing] > 0) {
+		if isConsentgate(lp.name) && granted == nil && denied == nil && (spec.consent[consentGranted] > 0 || spec.consent[consentDeniedMarketing] > 0) {
 			var err error
 			if granted, denied, err = createVisitors(lp.hc, lp.url, o.granted, o.denied); err != nil {
 				return nil, 1, fmt.Errorf("consentgate: create consented visitors: %w", err)
@@ -297,8 +303,12 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 		return roundResult{}, err
 	}
 	var hits0 map[hitCounter]float64
+	var mallocs0 float64
 	if lp.admin != "" {
 		if hits0, err = scrapeHits(lp.admin); err != nil {
+			return roundResult{}, err
+		}
+		if mallocs0, err = scrapeMallocs(lp.admin); err != nil {
 			return roundResult{}, err
 		}
 	}
@@ -322,6 +332,12 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 		}
 	}
 	self1 := selfCPU()
+	var mallocs1 float64
+	if lp.admin != "" {
+		if mallocs1, err = scrapeMallocs(lp.admin); err != nil {
+			return roundResult{}, err
+		}
+	}
 	sinkD := cr.sink.snapshot().sub(sink0)
 	if lp.proc != nil {
 		if g1, err = readGroup(lp.proc.Pid()); err != nil {
@@ -356,6 +372,7 @@ func (cr *compareRun) measure(ctx context.Context, lp *liveProxy, lr *loadRun, r
 	}
 	if rr.Requests > 0 {
 		rr.CPUPerHitUs = rr.CPUSeconds * 1e6 / float64(rr.Requests)
+		rr.AllocsPerHit = (mallocs1 - mallocs0) / float64(rr.Requests)
 	}
 	if lp.admin != "" {
 		// Only consentgate talks to Redis; during a peer's window, the calls would be

@@ -11,6 +11,7 @@ import (
 // compareOptions are the flags of `loadgen compare` (and the presets of `profile`).
 type compareOptions struct {
 	binary      string
+	baseline    string // a second consentgate binary, peer "baseline": A/B of a change
 	peers       []string
 	mixes       []string
 	rounds      int
@@ -37,6 +38,15 @@ type compareOptions struct {
 
 var knownPeers = []string{"consentgate", "nginx", "haproxy"}
 
+// baselinePeer is a second consentgate build (-baseline) run in the same interleaved
+// rounds as the first, with the same config: on a shared, noisy machine a change's
+// effect is only readable side by side.
+const baselinePeer = "baseline"
+
+// isConsentgate says whether a peer is a consentgate build (the one under test or the
+// baseline): started with the generated config, its decisions read from its metrics.
+func isConsentgate(peer string) bool { return peer == "consentgate" || peer == baselinePeer }
+
 // sinkPeer is the sink itself, no proxy in between: the latency baseline against
 // which a proxy's added latency is read. It has no CPU figure of its own (it runs
 // inside the generator), and it is not in the default -peers.
@@ -56,6 +66,7 @@ func (o *compareOptions) register(fs *flag.FlagSet) {
 	o.peers = slices.Clone(knownPeers)
 	o.mixes = []string{"realistic", "all-forward"}
 	fs.StringVar(&o.binary, "binary", "bin/consentgate", "consentgate binary to start")
+	fs.StringVar(&o.baseline, "baseline", "", "a second consentgate binary, run as peer \"baseline\" right after consentgate in every round (A/B of a change)")
 	fs.Func("peers", "proxies to compare, in the order of each round (default consentgate,nginx,haproxy); add sink for the latency of the sink alone, the baseline of a proxy's added latency", func(s string) error {
 		o.peers = splitList(s)
 		return nil
@@ -88,13 +99,20 @@ func (o *compareOptions) validate() error {
 	}
 	seen := map[string]bool{}
 	for _, p := range o.peers {
-		if !slices.Contains(knownPeers, p) && p != sinkPeer {
-			return fmt.Errorf("-peers: unknown %q, want some of %v and %s", p, knownPeers, sinkPeer)
+		if !slices.Contains(knownPeers, p) && p != sinkPeer && p != baselinePeer {
+			return fmt.Errorf("-peers: unknown %q, want some of %v, %s and %s", p, knownPeers, sinkPeer, baselinePeer)
 		}
 		if seen[p] {
 			return fmt.Errorf("-peers: %q twice", p)
 		}
 		seen[p] = true
+	}
+	if o.baseline != "" && !seen[baselinePeer] {
+		at := slices.Index(o.peers, "consentgate") + 1
+		o.peers = slices.Insert(o.peers, at, baselinePeer)
+	}
+	if seen[baselinePeer] && o.baseline == "" {
+		return fmt.Errorf("-peers: %s needs -baseline BINARY", baselinePeer)
 	}
 	if len(o.mixes) == 0 {
 		return fmt.Errorf("-mixes: none")

@@ -16,8 +16,8 @@ func (cr *compareRun) startProxy(mi int, name string) (*liveProxy, error) {
 	o := cr.o
 	dir := filepath.Join(cr.dir, fmt.Sprintf("%s-%d", name, mi))
 	switch name {
-	case "consentgate":
-		return cr.startConsentgate(dir, o.proxyCPU, o.gomaxprocs, nil)
+	case "consentgate", baselinePeer:
+		return cr.startConsentgateAs(name, dir, o.proxyCPU, o.gomaxprocs, nil)
 	case sinkPeer:
 		return &liveProxy{name: sinkPeer, version: cr.report.Versions[sinkPeer], url: "http://" + cr.sink.Addr(),
 			cpus: o.loadCPU, hc: cr.client(cr.sink.Addr())}, nil
@@ -49,6 +49,12 @@ func (cr *compareRun) startProxy(mi int, name string) (*liveProxy, error) {
 // startConsentgate starts the binary on cpus with GOMAXPROCS, the Redis store and
 // the sink as every vendor; tweak, if not nil, changes the config first.
 func (cr *compareRun) startConsentgate(dir, cpus string, gomaxprocs int, tweak func(*proxyConfig)) (*liveProxy, error) {
+	return cr.startConsentgateAs("consentgate", dir, cpus, gomaxprocs, tweak)
+}
+
+// startConsentgateAs starts the build the peer name stands for (consentgate or the
+// baseline).
+func (cr *compareRun) startConsentgateAs(name, dir, cpus string, gomaxprocs int, tweak func(*proxyConfig)) (*liveProxy, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -75,8 +81,8 @@ func (cr *compareRun) startConsentgate(dir, cpus string, gomaxprocs int, tweak f
 	if cr.o.profileDir != "" {
 		env = append(env, "CONSENTGATE_PROFILE_DIR="+cr.o.profileDir)
 	}
-	lp := &liveProxy{name: "consentgate", version: cr.report.Versions["consentgate"], url: "http://" + listen, admin: admin, cpus: cpus}
-	lp.proc, err = startPinned([]string{cr.bins["consentgate"], "serve", "--config", cfgPath, "--drain-delay", "0s"}, env, cpus, filepath.Join(dir, "proxy.log"))
+	lp := &liveProxy{name: name, version: cr.report.Versions[name], url: "http://" + listen, admin: admin, cpus: cpus}
+	lp.proc, err = startPinned([]string{cr.bins[name], "serve", "--config", cfgPath, "--drain-delay", "0s"}, env, cpus, filepath.Join(dir, "proxy.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +90,7 @@ func (cr *compareRun) startConsentgate(dir, cpus string, gomaxprocs int, tweak f
 		lp.proc.killGroup(2 * time.Second)
 		return nil, err
 	}
-	fmt.Fprintf(cr.w, "started consentgate: pid %d on %s (admin %s), CPU %s, GOMAXPROCS=%d\n", lp.proc.Pid(), listen, admin, cpus, gomaxprocs)
+	fmt.Fprintf(cr.w, "started %s: pid %d on %s (admin %s), CPU %s, GOMAXPROCS=%d\n", name, lp.proc.Pid(), listen, admin, cpus, gomaxprocs)
 	lp.hc = cr.client(listen)
 	return lp, nil
 }
@@ -122,9 +128,9 @@ func (cr *compareRun) stopAll() {
 func (cr *compareRun) stopAllChecked() error {
 	var err error
 	for _, lp := range cr.proxies {
-		if lp.name == "consentgate" {
+		if isConsentgate(lp.name) {
 			if e := lp.proc.stop(15 * time.Second); e != nil && err == nil {
-				err = fmt.Errorf("consentgate did not stop cleanly: %w", e)
+				err = fmt.Errorf("%s did not stop cleanly: %w", lp.name, e)
 			}
 		}
 	}

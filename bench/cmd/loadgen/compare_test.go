@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,20 +279,41 @@ func TestCompareOptionsValidate(t *testing.T) {
 		t.Fatalf("defaults refused: %v", o.validate())
 	}
 	for name, mut := range map[string]func(*compareOptions){
-		"unknown peer":  func(o *compareOptions) { o.peers = []string{"envoy"} },
-		"peer twice":    func(o *compareOptions) { o.peers = []string{"nginx", "nginx"} },
-		"no peers":      func(o *compareOptions) { o.peers = nil },
-		"unknown mix":   func(o *compareOptions) { o.mixes = []string{"nope"} },
-		"same CPU":      func(o *compareOptions) { o.loadCPU = "1" },
-		"zero rounds":   func(o *compareOptions) { o.rounds = 0 },
-		"unbounded":     func(o *compareOptions) { o.rounds, o.duration = 50, 5*time.Minute },
-		"negative rate": func(o *compareOptions) { o.rate = -1 },
+		"unknown peer":                     func(o *compareOptions) { o.peers = []string{"envoy"} },
+		"peer twice":                       func(o *compareOptions) { o.peers = []string{"nginx", "nginx"} },
+		"no peers":                         func(o *compareOptions) { o.peers = nil },
+		"unknown mix":                      func(o *compareOptions) { o.mixes = []string{"nope"} },
+		"same CPU":                         func(o *compareOptions) { o.loadCPU = "1" },
+		"zero rounds":                      func(o *compareOptions) { o.rounds = 0 },
+		"unbounded":                        func(o *compareOptions) { o.rounds, o.duration = 50, 5*time.Minute },
+		"negative rate":                    func(o *compareOptions) { o.rate = -1 },
+		"baseline peer without its binary": func(o *compareOptions) { o.peers = []string{"consentgate", baselinePeer} },
 	} {
 		o := base()
 		mut(&o)
 		if err := o.validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestCompareBaselinePeer: -baseline puts the second build right after consentgate in
+// every round, so the two are measured side by side under the same noise.
+func TestCompareBaselinePeer(t *testing.T) {
+	o := compareOptions{peers: []string{"nginx", "consentgate", "haproxy"}, mixes: []string{"realistic"}, rounds: 5,
+		duration: 10 * time.Second, warmup: 2 * time.Second, connections: 32, gomaxprocs: 1, proxyCPU: "1", loadCPU: "0",
+		baseline: "bin/consentgate-old"}
+	if err := o.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"nginx", "consentgate", baselinePeer, "haproxy"}; !slices.Equal(o.peers, want) {
+		t.Errorf("peers %v, want %v", o.peers, want)
+	}
+	if err := o.validate(); err != nil || len(o.peers) != 4 {
+		t.Errorf("validated twice: %v, peers %v", err, o.peers)
+	}
+	if !isConsentgate(baselinePeer) || isConsentgate("nginx") {
+		t.Error("isConsentgate")
 	}
 }
 

@@ -267,6 +267,33 @@ type hitCounter struct {
 // Prometheus text format itself rather than pulling in a client library for one
 // metric family.
 func scrapeHits(adminAddr string) (map[hitCounter]float64, error) {
+	body, err := scrapeMetrics(adminAddr)
+	if err != nil {
+		return nil, err
+	}
+	return parseHits(body)
+}
+
+// scrapeMallocs reads go_memstats_mallocs_total, the Go heap allocations so far.
+func scrapeMallocs(adminAddr string) (float64, error) {
+	body, err := scrapeMetrics(adminAddr)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytes.Split(body, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("go_memstats_mallocs_total ")); ok {
+			v, err := strconv.ParseFloat(string(bytes.TrimSpace(rest)), 64)
+			if err != nil {
+				return 0, fmt.Errorf("go_memstats_mallocs_total: %w", err)
+			}
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("scrape /metrics: no go_memstats_mallocs_total")
+}
+
+// scrapeMetrics fetches the admin /metrics text.
+func scrapeMetrics(adminAddr string) ([]byte, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -279,21 +306,17 @@ func scrapeHits(adminAddr string) (map[hitCounter]float64, error) {
 	if resp.StatusCode() != fasthttp.StatusOK {
 		return nil, fmt.Errorf("scrape /metrics: status %d", resp.StatusCode())
 	}
-	return parseHits(resp.Body())
+	return bytes.Clone(resp.Body()), nil
 }
 
 // scrapeLookups reads consentgate_consent_lookups_total by "source/result".
 func scrapeLookups(adminAddr string) (map[string]float64, error) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + adminAddr + "/metrics")
-	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
-		return nil, fmt.Errorf("scrape /metrics: %w", err)
+	body, err := scrapeMetrics(adminAddr)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]float64{}
-	for _, line := range bytes.Split(resp.Body(), []byte("\n")) {
+	for _, line := range bytes.Split(body, []byte("\n")) {
 		rest, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("consentgate_consent_lookups_total{"))
 		if !ok {
 			continue

@@ -12,7 +12,7 @@ import (
 // latency), one bar per proxy at its median, a whisker from the lowest to the highest
 // round, so that a reader sees at once whether a difference is larger than the noise.
 
-var proxyColours = map[string]string{"consentgate": "#2b6cb0", "nginx": "#2f855a", "haproxy": "#c05621", sinkPeer: "#a0aec0"}
+var proxyColours = map[string]string{"consentgate": "#2b6cb0", baselinePeer: "#90cdf4", "nginx": "#2f855a", "haproxy": "#c05621", sinkPeer: "#a0aec0"}
 
 const (
 	svgWidth  = 960
