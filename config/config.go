@@ -72,6 +72,9 @@ type Config struct {
 	// browser with credentials (CORS). Exact origins, e.g. "https://www.example.com".
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	LogLevel       string   `yaml:"log_level"` // debug, info (default), warn, error
+	// TLS serves the public listener over HTTPS, for sites without a load balancer that
+	// terminates TLS. Off unless CertFile and KeyFile are set.
+	TLS TLSConfig `yaml:"tls"`
 
 	Geo           GeoConfig           `yaml:"geo"`
 	Jurisdictions JurisdictionsConfig `yaml:"jurisdictions"`
@@ -93,6 +96,20 @@ type Config struct {
 	// prints them, `serve` logs them at start and on every reload. Not part of Version.
 	Warnings []Problem `yaml:"-" json:"-"`
 }
+
+// TLSConfig is the public listener's certificate. The files are read at load (the pair
+// must match), and again whenever they change on disk or the config is reloaded, so a
+// renewal by certbot, lego or cert-manager takes effect without a restart.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"` // PEM: the certificate, then its intermediates
+	KeyFile  string `yaml:"key_file"`  // PEM: the certificate's private key
+	// MinVersion is the oldest protocol accepted, "1.2" (default) or "1.3". Older ones
+	// are never offered: TLS 1.0 and 1.1 are deprecated (RFC 8996).
+	MinVersion string `yaml:"min_version"`
+}
+
+// On says whether the public listener serves TLS.
+func (t TLSConfig) On() bool { return t.CertFile != "" }
 
 type GeoConfig struct {
 	Database      string `yaml:"database"`       // path to a MaxMind .mmdb (Country or City); empty = no GeoIP

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -239,9 +240,29 @@ func pinnedHasher(t testing.TB) *rules.Hasher {
 type testProxy struct {
 	*Server
 	t      testing.TB
-	public string // http://host:port
+	public string // http://host:port, or https:// with TLS
 	admin  string
 	client *http.Client
+	// tlsClient is the clients' TLS configuration when the public listener serves TLS
+	// (tls_test.go): dialPublic, and so exchange and rawRequest, speak TLS then.
+	tlsClient *tls.Config
+}
+
+// dialPublic opens a connection to the public listener, over TLS when it serves TLS.
+func (p *testProxy) dialPublic(t testing.TB) net.Conn {
+	t.Helper()
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	var c net.Conn
+	var err error
+	if p.tlsClient != nil {
+		c, err = tls.DialWithDialer(d, "tcp", p.PublicAddr(), p.tlsClient)
+	} else {
+		c, err = d.Dial("tcp", p.PublicAddr())
+	}
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	return c
 }
 
 func startProxy(t testing.TB, yaml string) *testProxy {
@@ -412,10 +433,7 @@ func grep(text, word string) string {
 // status line and headers, for requests net/http will not send (absolute-form URIs).
 func (p *testProxy) rawRequest(t *testing.T, raw string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", p.PublicAddr(), 2*time.Second)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	c := p.dialPublic(t)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {

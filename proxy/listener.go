@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/netip"
@@ -27,10 +28,16 @@ import (
 //   - telling a request line that is too long (414) from headers that are (431): fasthttp
 //     reports both as ErrSmallBuffer and forgets the head, so each connection notes where
 //     the last line feed it read was (publicConn.lineFed).
+//
+// With TLS (tls.go) it also makes each accepted connection a TLS one, after counting it.
 type publicListener struct {
 	net.Listener
 	s   *Server
 	max int // connections per client address; 0 = no cap
+	// tls is the TLS configuration, nil for plain HTTP; writeTimeout bounds what a
+	// handshake writes.
+	tls          *tls.Config
+	writeTimeout time.Duration
 
 	mu    sync.Mutex
 	perIP map[netip.Addr]int // open connections by client key (IPv4 address, IPv6 /64)
@@ -76,8 +83,8 @@ func (l *publicListener) closed() {
 	})
 }
 
-func newPublicListener(ln net.Listener, s *Server, maxPerIP int) *publicListener {
-	return &publicListener{Listener: ln, s: s, max: maxPerIP, perIP: map[netip.Addr]int{}}
+func newPublicListener(ln net.Listener, s *Server, maxPerIP int, tlsConfig *tls.Config, writeTimeout time.Duration) *publicListener {
+	return &publicListener{Listener: ln, s: s, max: maxPerIP, perIP: map[netip.Addr]int{}, tls: tlsConfig, writeTimeout: writeTimeout}
 }
 
 // tooManyConns is written to a connection over the cap before it is closed. Nothing of
@@ -93,18 +100,27 @@ func (l *publicListener) Accept() (net.Conn, error) {
 		key, capped := l.key(c)
 		if capped && !l.acquire(key) {
 			l.s.metrics.Refused(telemetry.RefusedTooManyConnections)
-			// A fresh socket's send buffer is empty, so this write does not wait on the
-			// client; the deadline only bounds the impossible case.
-			c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-			c.Write(tooManyConns)
+			// Over TLS no answer can be read before a handshake, which is what a flood of
+			// connections would make the proxy pay for: the connection is only closed.
+			if l.tls == nil {
+				// A fresh socket's send buffer is empty, so this write does not wait on
+				// the client; the deadline only bounds the impossible case.
+				c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+				c.Write(tooManyConns)
+			}
 			c.Close()
 			continue
 		}
 		l.s.metrics.PublicConnOpened()
 		l.opened()
-		pc := &publicConn{Conn: c, l: l, key: key, capped: capped}
-		if tc, ok := c.(*net.TCPConn); ok {
-			pc.raw, _ = tc.SyscallConn() // nil on error: plain reads, one syscall more per request
+		pc := &publicConn{Conn: c, raw: c, l: l, key: key, capped: capped}
+		if l.tls != nil {
+			pc.wire = &wireConn{Conn: c}
+			pc.tls = tls.Server(pc.wire, l.tls)
+			pc.Conn = pc.tls
+		} else if tc, ok := c.(*net.TCPConn); ok {
+			// Read-ahead reads the socket itself: plain TCP only (TLS reads records).
+			pc.sys, _ = tc.SyscallConn() // nil on error: plain reads, one syscall more per request
 		}
 		return pc, nil
 	}
@@ -167,11 +183,18 @@ func (l *publicListener) open(key netip.Addr) int {
 // the connection, which is also the one that runs the error handler, so read and
 // lastLF need no lock; Close may come from fasthttp's idle-connection sweep too.
 type publicConn struct {
-	net.Conn
-	l      *publicListener
-	key    netip.Addr
-	capped bool
-	closed atomic.Bool
+	net.Conn          // what requests are read from: raw, or tls over it
+	raw      net.Conn // the TCP connection
+	l        *publicListener
+	key      netip.Addr
+	capped   bool
+	closed   atomic.Bool
+
+	// With TLS: the TLS connection, the TCP one under it as it reads it, and whether the
+	// handshake was done (tls.go).
+	tls    *tls.Conn
+	wire   *wireConn
+	shaken bool
 
 	read   int64 // bytes read so far
 	lastLF int64 // offset just past the last line feed read, 0 = none yet
@@ -180,7 +203,7 @@ type publicConn struct {
 	// answer instead of a reset.
 	linger bool
 
-	raw      syscall.RawConn // the socket, for readAhead
+	sys      syscall.RawConn // the socket, for readAhead
 	readFn   func(fd uintptr) bool
 	ahead    *[readAheadSize]byte
 	pending  []byte // read ahead of fasthttp, not yet handed to it (in ahead)
@@ -196,6 +219,11 @@ const (
 )
 
 func (c *publicConn) Read(p []byte) (int, error) {
+	if c.tls != nil && !c.shaken {
+		if err := c.handshake(); err != nil {
+			return 0, err
+		}
+	}
 	var n int
 	var err error
 	switch {
@@ -205,7 +233,7 @@ func (c *publicConn) Read(p []byte) (int, error) {
 			readAheadPool.Put(c.ahead)
 			c.ahead, c.pending = nil, nil
 		}
-	case len(p) == 1 && c.raw != nil:
+	case len(p) == 1 && c.sys != nil:
 		n, err = c.readAhead(p)
 	default:
 		n, err = c.Conn.Read(p)
@@ -238,7 +266,7 @@ func (c *publicConn) readAhead(p []byte) (int, error) {
 		c.readFn = c.readAheadFD
 	}
 	c.aheadN, c.aheadErr = 0, nil
-	err := c.raw.Read(c.readFn)
+	err := c.sys.Read(c.readFn)
 	n, rerr := c.aheadN, c.aheadErr
 	switch {
 	case err == nil && rerr == nil && n > 0:
@@ -301,7 +329,10 @@ func (c *publicConn) Close() error {
 	if c.capped {
 		c.l.release(c.key)
 	}
-	if tc, ok := c.Conn.(*net.TCPConn); ok && c.linger {
+	if c.linger && c.tls != nil {
+		c.tls.CloseWrite() // close_notify, if the handshake completed: the answer is whole
+	}
+	if tc, ok := c.raw.(*net.TCPConn); ok && c.linger {
 		tc.CloseWrite()
 		tc.SetReadDeadline(time.Now().Add(lingerTime))
 		io.CopyN(io.Discard, tc, lingerBytes)

@@ -11,17 +11,14 @@ import (
 	"github.com/consentgate/consentgate/telemetry"
 )
 
-// exchange writes raw on a fresh connection to the public listener and reads until the
-// proxy closes the connection. closed is false when it stayed open (the read gave up
-// after 10 s): a test that expects a keep-alive answer ends its last request with
-// "Connection: close". A write error is ignored: the proxy may answer and close before
-// the client has sent everything.
+// exchange writes raw on a fresh connection to the public listener (over TLS when it
+// serves TLS) and reads until the proxy closes the connection. closed is false when it
+// stayed open (the read gave up after 10 s): a test that expects a keep-alive answer
+// ends its last request with "Connection: close". A write error is ignored: the proxy
+// may answer and close before the client has sent everything.
 func (p *testProxy) exchange(t *testing.T, raw string) (resp string, closed bool) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", p.PublicAddr(), 2*time.Second)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	c := p.dialPublic(t)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if raw != "" {

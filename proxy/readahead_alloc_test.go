@@ -32,7 +32,7 @@ func TestReadAheadAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc := &publicConn{Conn: server, raw: raw}
+	pc := &publicConn{Conn: server, raw: server, sys: raw}
 	one, rest, req := make([]byte, 1), make([]byte, 64), []byte("GET / HTTP/1.1\r\n\r\n")
 	round := func() {
 		client.Write(req)

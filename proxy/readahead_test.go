@@ -112,7 +112,7 @@ func TestReadAheadHoldsNoBufferWhenIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc := &publicConn{Conn: server, raw: raw}
+	pc := &publicConn{Conn: server, raw: server, sys: raw}
 	one := make([]byte, 1)
 
 	// Idle until a deadline: a timeout, as from the socket itself, and nothing held.

@@ -25,7 +25,7 @@ type component interface {
 
 // components are the server's, in the order they prepare.
 func (s *Server) components() []component {
-	return []component{listeners{}, telemetryPart{s}, storePart{}, &geoPart{s: s}, upstreams{}, integrityPart{s}, scriptPart{}, scriptsPart{s}}
+	return []component{listeners{}, &tlsPart{s: s}, telemetryPart{s}, storePart{}, &geoPart{s: s}, upstreams{}, integrityPart{s}, scriptPart{}, scriptsPart{s}}
 }
 
 // apply compiles cfg and has every component prepare its part, then swaps the new runtime

@@ -16,6 +16,7 @@ import (
 	"github.com/consentgate/consentgate/config/load"
 	"github.com/consentgate/consentgate/consent"
 	"github.com/consentgate/consentgate/consent/signals"
+	"github.com/consentgate/consentgate/internal/certfile"
 	"github.com/consentgate/consentgate/rules"
 	"github.com/consentgate/consentgate/telemetry"
 	"github.com/consentgate/consentgate/telemetry/stats"
@@ -40,6 +41,9 @@ type Options struct {
 	// Hasher replaces the anonymiser's hasher (tests pin its salt with SetSalt); nil
 	// makes one on Now. With the Redis store, the day's salt is shared either way.
 	Hasher *rules.Hasher
+	// CertCheckInterval is how often the TLS certificate's files are checked for a
+	// change; 0 = every 5 s (tests shorten it).
+	CertCheckInterval time.Duration
 }
 
 // Server is one consentgate process: the public and admin listeners around one runtime.
@@ -65,6 +69,10 @@ type Server struct {
 	// fleet publishes and reads the fleet figures (fleet.go); nil without Redis.
 	fleet        *stats.Fleet
 	stopFleetRun func()
+	// certs is the public listener's certificate (tls.go), nil without TLS; set at start
+	// only. stopCertWatch ends the watcher of its files.
+	certs         *certfile.Source
+	stopCertWatch func()
 
 	public, admin     *fasthttp.Server
 	publicLn, adminLn net.Listener
@@ -209,7 +217,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	s.publicLn = newPublicListener(ln, s, cfg.MaxConnsPerIP)
+	s.publicLn = newPublicListener(ln, s, cfg.MaxConnsPerIP, s.publicTLS(cfg.TLS), cfg.WriteTimeout)
 	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		s.publicLn.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
@@ -218,6 +226,7 @@ func (s *Server) Start() error {
 	statsCtx, s.stopStats = context.WithCancel(context.Background())
 	go s.stats.Run(statsCtx)
 	s.startFleet()
+	s.watchCerts()
 	go func() { s.serveErr <- s.public.Serve(s.publicLn) }()
 	go func() { s.serveErr <- s.admin.Serve(s.adminLn) }()
 	return nil
@@ -266,6 +275,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.stopStats != nil {
 		s.stopStats()
+	}
+	if s.stopCertWatch != nil {
+		s.stopCertWatch()
 	}
 	s.stopFleet(ctx)
 	s.store.stop()

@@ -58,6 +58,8 @@ func exposedFamilies(t *testing.T) exposed {
 	m.ConfigReload(true, time.Now())
 	m.GeoIPReload(false, time.Now(), time.Time{})
 	m.GeoIPReload(true, time.Now(), time.Now().AddDate(0, 0, -3))
+	m.TLSReload(false, time.Time{})
+	m.TLSReload(true, time.Now().AddDate(0, 2, 0))
 
 	fams := serve(t, m).scrape(t).families
 	e := exposed{families: fams, labels: map[string]map[string]map[string]bool{}}
@@ -376,7 +378,8 @@ func TestAlertRulesMatchMetrics(t *testing.T) {
 	}
 	// The alerts the deploy docs promise.
 	for _, want := range []string{"ConsentgateConsentStoreDown", "ConsentgateConfigReloadFailing", "ConsentgateGeoIPReloadFailing", "ConsentgateUpstreamErrorRatioHigh", "ConsentgateDropShareJump",
-		"ConsentgateGoroutinesGrowing", "ConsentgateMemoryGrowing", "ConsentgateFileDescriptorsRunningOut", "ConsentgateFleetStatsBehind"} {
+		"ConsentgateGoroutinesGrowing", "ConsentgateMemoryGrowing", "ConsentgateFileDescriptorsRunningOut", "ConsentgateFleetStatsBehind",
+		"ConsentgateTLSCertificateExpiresSoon", "ConsentgateTLSCertificateExpiryCritical", "ConsentgateTLSReloadFailing"} {
 		if !seen[want] {
 			t.Errorf("no alert %s", want)
 		}

@@ -27,6 +27,9 @@
 //	consentgate_geoip_reload_errors_total                               counter
 //	consentgate_geoip_last_reload_success_timestamp_seconds             gauge, Unix seconds
 //	consentgate_geoip_database_build_timestamp_seconds                  gauge, Unix seconds
+//	consentgate_tls_reloads_total{result}                               counter, ok and error, once TLS is on
+//	consentgate_tls_last_reload_successful                              gauge 0/1, once TLS is on
+//	consentgate_tls_cert_expiry_timestamp_seconds                       gauge, Unix seconds, once TLS is on
 //	consentgate_build_info{version,commit,goversion}                    gauge = 1
 //	consentgate_telemetry_dropped_observations_total                    counter
 //	consentgate_consent_snapshot_used_total{when}                       counter, every when

@@ -137,6 +137,8 @@ type Metrics struct {
 
 	saltFallbacks atomic.Uint64 // local anonymiser salts made while the shared one was unknown
 
+	tls tlsCounters // tls.go
+
 	integrity      integrity                  // integrity.go
 	refused        [numRefusals]atomic.Uint64 // by Refusal (refused.go)
 	publicConns    atomic.Int64               // open public connections

@@ -381,6 +381,22 @@ func TestScrapeExactSeries(t *testing.T) {
 			},
 		},
 		{
+			name: "TLS certificate loads: nothing until the first, then the expiry of the one in force",
+			record: func(t *testing.T, m *Metrics) {
+				m.TLSReload(true, time.Unix(1_893_456_000, 0))
+				m.TLSReload(true, time.Unix(1_900_000_000, 0))
+				m.TLSReload(false, time.Unix(5, 0)) // a failed load: the expiry stays
+			},
+			want: func() map[string]float64 {
+				s := baseline()
+				s[`consentgate_tls_reloads_total{result="ok"}`] = 2
+				s[`consentgate_tls_reloads_total{result="error"}`] = 1
+				s[`consentgate_tls_last_reload_successful`] = 0
+				s[`consentgate_tls_cert_expiry_timestamp_seconds`] = 1_900_000_000
+				return s
+			},
+		},
+		{
 			name: "refused requests and open connections",
 			record: func(t *testing.T, m *Metrics) {
 				m.Refused(RefusedHeaderTooLarge)

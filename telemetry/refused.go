@@ -26,11 +26,12 @@ const (
 	RefusedBodyTooLarge                      // body over max_body_size on a request that is not a routed hit (413)
 	RefusedIncomplete                        // the client closed the connection mid-request
 	RefusedTooManyConnections                // a connection over max_conns_per_ip (429) or over the listener's total limit (503), closed at once
+	RefusedTLSHandshake                      // a TLS handshake that failed or stalled: not TLS (plain HTTP gets 400), no common version or cipher, the client refused the certificate
 	numRefusals
 )
 
 var refusalNames = enum.New("reason", numRefusals, "header_too_large", "uri_too_long", "bad_framing",
-	"bad_header", "bad_request", "read_timeout", "body_too_large", "incomplete", "too_many_connections")
+	"bad_header", "bad_request", "read_timeout", "body_too_large", "incomplete", "too_many_connections", "tls_handshake")
 
 // String returns the reason label value.
 func (r Refusal) String() string { return refusalNames.String(r) }

@@ -52,6 +52,7 @@ func (m *Metrics) register(meter metric.Meter) error {
 	}
 	return errors.Join(
 		m.registerScripts(counter),
+		m.registerTLS(counter, gauge),
 		timestamp("consentgate_config_last_reload_success_timestamp_seconds",
 			"Unix time of the last successful config load or reload; 0 if none yet.", &m.reloadOKAtMs),
 		gauge("consentgate_geoip_last_reload_successful", "1 if the last GeoIP database load or reload succeeded, else 0.", "1", observeBool(&m.geoOK)),

@@ -129,7 +129,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	log.Info("listening", "listener", "public", "addr", srv.PublicAddr())
+	log.Info("listening", "listener", "public", "addr", srv.PublicAddr(), "tls", cfg.TLS.On())
 	log.Info("listening", "listener", "admin", "addr", srv.AdminAddr(), "serves", "/healthz /readyz /metrics /api/stats /dashboard /admin/*")
 	for _, line := range defaultsInForce(cfg, *cfgPath) {
 		log.Info("default in force", "setting", line[0], "value", line[1])

@@ -102,9 +102,9 @@ func checkLogLevel(s string) error {
 	return nil
 }
 
-// checkDatabase opens the GeoIP database only if it is a regular file: opening a FIFO
-// would block the loader.
-func checkDatabase(s string) error {
+// checkFile opens a file the process reads (the GeoIP database, a TLS certificate or
+// key) only if it is a regular file: opening a FIFO would block the loader.
+func checkFile(s string) error {
 	if s == "" {
 		return nil
 	}

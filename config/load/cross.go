@@ -70,6 +70,7 @@ func (d *decoder) crossChecks() {
 	}
 	d.redisChecks()
 	d.scriptChecks()
+	d.tlsChecks()
 	// The profiler is served behind the admin token only: without one it would be
 	// unreachable, and an operator who turned it on would not know why.
 	if d.cfg.AdminPprof && d.cfg.AdminToken == "" && d.valid("admin_token") {

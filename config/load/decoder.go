@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"regexp"
@@ -31,6 +32,9 @@ type decoder struct {
 	// when an alias makes it the value of another key too (redactSecrets).
 	about   map[int]*yaml.Node
 	secrets map[*yaml.Node]string
+	// tlsLeaf is the certificate tls.cert_file holds once the pair loaded (tlsChecks),
+	// for the warnings about its dates.
+	tlsLeaf *x509.Certificate
 }
 
 // valid says whether none of keys had its value rejected.

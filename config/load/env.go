@@ -17,7 +17,7 @@ const envPrefix = "CONSENTGATE_"
 
 // envSections are the sections whose values the environment can set: the operational
 // ones. Jurisdictions, upstreams, policy and routes are structure, which belongs in a file.
-var envSections = []string{"geo", "consent", "upstream", "anonymise", "server_side", "limits", "scripts"}
+var envSections = []string{"tls", "geo", "consent", "upstream", "anonymise", "server_side", "limits", "scripts"}
 
 func envName(key string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))

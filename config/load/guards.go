@@ -20,7 +20,9 @@ import (
 //     is refused (checkTrustedProxy); a very wide public one is warned about;
 //   - timeouts are bounded by their ranges (keys.go), so none can be unbounded;
 //   - a non-loopback admin_listen without admin_token is warned about;
-//   - a config file that holds secrets and is readable by every user is warned about.
+//   - a config file that holds secrets and is readable by every user is warned about;
+//   - so are a TLS key file readable by every user and a certificate that has expired or
+//     is not valid yet (tls.go).
 //
 // Warnings go into Config.Warnings: `check` prints them, `serve` logs them at start and
 // on every reload.
@@ -114,6 +116,7 @@ func (d *decoder) warnings(info fs.FileInfo) {
 		d.warn("admin_listen", "admin_listen: %s is reachable from other hosts and admin_token is unset: /metrics, /api/stats and /dashboard "+
 			"answer anyone who reaches it; bind it to 127.0.0.1 or a private interface, or keep it behind a firewall", quote(c.AdminListen))
 	}
+	d.tlsWarnings()
 	if info != nil && info.Mode().Perm()&0o004 != 0 {
 		var keys []string
 		for n, key := range d.secrets {

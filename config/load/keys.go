@@ -81,7 +81,12 @@ var scalarKeys = slices.Concat([]scalarKey{
 		return setInt(&c.MaxConnsPerIP, s, 0, 1_000_000, " (0 = no cap)")
 	}},
 	{"log_level", "a log level", func(c *config.Config, s string) error { return setString(&c.LogLevel, s, checkLogLevel) }},
-	{"geo.database", "a file path", func(c *config.Config, s string) error { return setString(&c.Geo.Database, s, checkDatabase) }},
+	{"tls.cert_file", "a file path", func(c *config.Config, s string) error { return setString(&c.TLS.CertFile, s, checkFile) }},
+	{"tls.key_file", "a file path", func(c *config.Config, s string) error { return setString(&c.TLS.KeyFile, s, checkFile) }},
+	{"tls.min_version", "1.2 or 1.3", func(c *config.Config, s string) error {
+		return setString(&c.TLS.MinVersion, s, checkTLSVersion)
+	}},
+	{"geo.database", "a file path", func(c *config.Config, s string) error { return setString(&c.Geo.Database, s, checkFile) }},
 	{"geo.unknown_regime", "a regime", func(c *config.Config, s string) error { c.Geo.UnknownRegime = s; return nil }}, // checked by enumKeys
 	{"jurisdictions.replace", "true or false", func(c *config.Config, s string) error { return setBool(&c.Jurisdictions.Replace, s) }},
 	{"consent.store", "a store name", func(c *config.Config, s string) error { return setString(&c.Consent.Store, s, checkStore) }},

@@ -75,6 +75,7 @@ func defaultConfig() *config.Config {
 		MaxHeaderSize: 32 << 10,
 		MaxConnsPerIP: 256,
 		LogLevel:      "info",
+		TLS:           config.TLSConfig{MinVersion: "1.2"},
 		Geo:           config.GeoConfig{UnknownRegime: "opt_in"},
 		Consent: config.ConsentConfig{
 			Store:        "memory",

@@ -164,6 +164,7 @@ func TestLoadGoodFull(t *testing.T) {
 		MaxConnsPerIP:  64,
 		AllowedOrigins: []string{"https://www.example.com", "http://localhost:3000"},
 		LogLevel:       "debug",
+		TLS:            config.TLSConfig{MinVersion: "1.3"},
 		Geo:            config.GeoConfig{Database: "../../testdata/geoip/GeoIP2-City-Test.mmdb", UnknownRegime: "opt_out"},
 		Jurisdictions: config.JurisdictionsConfig{
 			Replace: true,
@@ -247,8 +248,9 @@ func TestLoadGoodFull(t *testing.T) {
 	}
 	checkConfig(t, cfg, want)
 	// Cluster mode excludes Sentinel (master_name) and a database other than 0, which
-	// full.yaml sets; cluster.yaml sets it (TestLoadGoodCluster).
-	checkAllSet(t, reflect.ValueOf(*cfg), "config", "config.Consent.Redis.Cluster")
+	// full.yaml sets; cluster.yaml sets it (TestLoadGoodCluster). The TLS files are made
+	// at test time, so no key is ever committed: TestLoadTLS sets them.
+	checkAllSet(t, reflect.ValueOf(*cfg), "config", "config.Consent.Redis.Cluster", "config.TLS.CertFile", "config.TLS.KeyFile")
 	checkPos(t, cfg, map[string]string{
 		"listen":                                        "testdata/config/good/full.yaml:2:9",
 		"trusted_proxies":                               "testdata/config/good/full.yaml:5:1",
@@ -352,6 +354,7 @@ func TestConfigKeys(t *testing.T) {
 		typ  any
 	}{
 		{topKeys, config.Config{}},
+		{tlsKeys, config.TLSConfig{}},
 		{geoKeys, config.GeoConfig{}},
 		{jurisdictionsKeys, config.JurisdictionsConfig{}},
 		{groupKeys, config.JurisdictionGroup{}},
@@ -390,7 +393,7 @@ func TestConfigKeys(t *testing.T) {
 			t.Errorf("%s: loader keys %v, yaml tags %v", typ.Name(), c.keys, tags)
 		}
 	}
-	sections := map[string][]string{"": topKeys, "geo": geoKeys, "jurisdictions": jurisdictionsKeys,
+	sections := map[string][]string{"": topKeys, "tls": tlsKeys, "geo": geoKeys, "jurisdictions": jurisdictionsKeys,
 		"consent": consentKeys, "consent.redis": redisKeys, "consent.cache": consentCacheKeys,
 		"consent.receipts": receiptsKeys, "upstream": upstreamKeys, "anonymise": anonymiseKeys,
 		"signals.tcf": tcfKeys, "server_side": serverSideKeys, "signals.cmp": cmpKeys, "telemetry.otlp": otlpKeys, "telemetry.traces": tracesKeys,
@@ -430,6 +433,7 @@ func TestDefault(t *testing.T) {
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		MaxBodySize: 65536, LogLevel: "info",
 		IdleTimeout: time.Minute, MaxHeaderSize: 32768, MaxConnsPerIP: 256,
+		TLS: config.TLSConfig{MinVersion: "1.2"},
 		Geo: config.GeoConfig{UnknownRegime: "opt_in"},
 		Consent: config.ConsentConfig{Store: "memory", OnStoreError: "deny", Cookie: "cg_id", TTL: 9480 * time.Hour,
 			MaxEntries: 1000000, MaxBytes: 256 << 20,
@@ -458,7 +462,8 @@ func TestEnvNames(t *testing.T) {
 		"CONSENTGATE_LISTEN", "CONSENTGATE_ADMIN_LISTEN", "CONSENTGATE_ADMIN_TOKEN", "CONSENTGATE_ADMIN_PPROF",
 		"CONSENTGATE_READ_TIMEOUT", "CONSENTGATE_WRITE_TIMEOUT", "CONSENTGATE_MAX_BODY_SIZE",
 		"CONSENTGATE_IDLE_TIMEOUT", "CONSENTGATE_MAX_HEADER_SIZE", "CONSENTGATE_MAX_CONNS_PER_IP",
-		"CONSENTGATE_LOG_LEVEL", "CONSENTGATE_GEO_DATABASE", "CONSENTGATE_GEO_UNKNOWN_REGIME",
+		"CONSENTGATE_LOG_LEVEL", "CONSENTGATE_TLS_CERT_FILE", "CONSENTGATE_TLS_KEY_FILE", "CONSENTGATE_TLS_MIN_VERSION",
+		"CONSENTGATE_GEO_DATABASE", "CONSENTGATE_GEO_UNKNOWN_REGIME",
 		"CONSENTGATE_CONSENT_STORE", "CONSENTGATE_CONSENT_ON_STORE_ERROR", "CONSENTGATE_CONSENT_COOKIE",
 		"CONSENTGATE_CONSENT_COOKIE_DOMAIN", "CONSENTGATE_CONSENT_SECURE", "CONSENTGATE_CONSENT_TTL",
 		"CONSENTGATE_CONSENT_MAX_ENTRIES",
@@ -503,6 +508,7 @@ func TestEnvOverrides(t *testing.T) {
 		"CONSENTGATE_WRITE_TIMEOUT":                  "8s",
 		"CONSENTGATE_MAX_BODY_SIZE":                  "2048",
 		"CONSENTGATE_LOG_LEVEL":                      "warn",
+		"CONSENTGATE_TLS_MIN_VERSION":                "1.3",
 		"CONSENTGATE_GEO_DATABASE":                   "../../testdata/geoip/GeoIP2-Country-Test.mmdb",
 		"CONSENTGATE_GEO_UNKNOWN_REGIME":             "none",
 		"CONSENTGATE_CONSENT_STORE":                  "redis",
@@ -576,6 +582,7 @@ func TestEnvOverrides(t *testing.T) {
 		MaxBodySize: 2048, AllowedOrigins: []string{"https://a.example.com", "https://b.example.com:8443"},
 		IdleTimeout: 30 * time.Second, MaxHeaderSize: 16384, MaxConnsPerIP: 0,
 		LogLevel: "warn",
+		TLS:      config.TLSConfig{MinVersion: "1.3"},
 		Geo:      config.GeoConfig{Database: "../../testdata/geoip/GeoIP2-Country-Test.mmdb", UnknownRegime: "none"},
 		Consent: config.ConsentConfig{Store: "redis", OnStoreError: "unset", Cookie: "__Host-id", Secure: true,
 			TTL: 30 * 24 * time.Hour, MaxEntries: 2000,

@@ -13,8 +13,9 @@ import (
 // Keys of each mapping, in config.go order; a test checks them against the yaml tags.
 var (
 	topKeys = []string{"listen", "admin_listen", "admin_token", "admin_pprof", "trusted_proxies", "read_timeout",
-		"write_timeout", "max_body_size", "idle_timeout", "max_header_size", "max_conns_per_ip", "allowed_origins", "log_level", "geo", "jurisdictions",
+		"write_timeout", "max_body_size", "idle_timeout", "max_header_size", "max_conns_per_ip", "allowed_origins", "log_level", "tls", "geo", "jurisdictions",
 		"consent", "upstream", "upstreams", "anonymise", "policy", "routes", "signals", "server_side", "telemetry", "limits", "scripts"}
+	tlsKeys           = []string{"cert_file", "key_file", "min_version"}
 	geoKeys           = []string{"database", "unknown_regime"}
 	jurisdictionsKeys = []string{"replace", "groups"}
 	groupKeys         = []string{"regime", "codes", "gpc"}
@@ -47,6 +48,8 @@ func (d *decoder) top(root *yaml.Node) {
 			return
 		}
 		switch key {
+		case "tls":
+			d.mapping(v, sub, "key", tlsKeys, d.tableOnly)
 		case "geo":
 			d.mapping(v, sub, "key", geoKeys, d.tableOnly)
 		case "consent":
