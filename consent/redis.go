@@ -22,6 +22,13 @@ const (
 	DefaultRedisWriteTimeout = 250 * time.Millisecond
 )
 
+// clusterStateReloadInterval is how old a Redis Cluster's slot map may get before a
+// command has it reloaded (in the background, one CLUSTER SLOTS). go-redis reloads on a
+// MOVED reply, which a dead master never sends: with its default of a minute, the keys of
+// a master that failed over would be sent to the dead address, and decided fail closed,
+// for up to a minute after the replica was promoted.
+const clusterStateReloadInterval = time.Second
+
 // RedisOptions configures a RedisStore. Zero values take the defaults.
 type RedisOptions struct {
 	// Addrs: one address is a single node; several, or Cluster, a Redis Cluster (seed
@@ -137,7 +144,9 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 	case o.MasterName != "":
 		s.client = redis.NewFailoverClient(uo.Failover())
 	case o.Cluster || len(o.Addrs) > 1:
-		s.cluster = redis.NewClusterClient(uo.Cluster())
+		co := uo.Cluster()
+		co.ClusterStateReloadInterval = clusterStateReloadInterval
+		s.cluster = redis.NewClusterClient(co)
 		s.client = s.cluster
 	default:
 		s.client = redis.NewClient(uo.Simple())
