@@ -103,6 +103,19 @@ func (s *Server) running() bool {
 	return s.cmd != nil
 }
 
+// signal sends the process freeze or thaw.
+func (s *Server) signal(t testing.TB, send func(*os.Process) error) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		t.Fatalf("redistest: %s is not running", s.Addr)
+	}
+	if err := send(s.cmd.Process); err != nil {
+		t.Fatalf("redistest: signalling %s: %v", s.Addr, err)
+	}
+}
+
 // Restart starts the server again on the same port, with the same configuration (and,
 // since nothing is persisted, no data).
 func (s *Server) Restart(t testing.TB) {

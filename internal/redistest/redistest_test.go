@@ -78,8 +78,8 @@ func TestDoArray(t *testing.T) {
 	}
 }
 
-// TestStartSentinel: what was written before the master is killed is on the replica the
-// Sentinels promote, which then takes writes.
+// TestStartSentinel: what was replicated before the master is killed is on the replica
+// the Sentinels promote, what LoseWrites wrote is not, and the replica takes writes.
 func TestStartSentinel(t *testing.T) {
 	s := StartSentinel(t)
 	if len(s.Addrs) != 3 {
@@ -92,7 +92,11 @@ func TestStartSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.AwaitReplicated(t)
-	s.Master.Stop()
+	s.LoseWrites(t, func() {
+		if _, err := Do(s.Master.Addr, "SET", "k", "lost"); err != nil {
+			t.Fatal(err)
+		}
+	})
 	s.AwaitFailover(t)
 	if got, err := Do(s.Replica.Addr, "GET", "k"); err != nil || got != "v" {
 		t.Fatalf("GET k on the promoted replica = %q, %v", got, err)

@@ -110,3 +110,17 @@ func (s *Sentinel) AwaitFailover(t testing.TB) {
 		t.Fatalf("redistest: no failover to %s within %v: %v", s.Replica.Addr, failoverTimeout, err)
 	}
 }
+
+// LoseWrites runs write while the replica cannot receive it (frozen, its link cut), then
+// kills the master before the replica is back: what write did, the master acknowledged,
+// and the failover loses, as asynchronous replication loses a dying master's last writes.
+func (s *Sentinel) LoseWrites(t testing.TB, write func()) {
+	t.Helper()
+	s.Replica.signal(t, freeze)
+	defer s.Replica.signal(t, thaw)
+	if _, err := Do(s.Master.Addr, "CLIENT", "KILL", "TYPE", "replica"); err != nil {
+		t.Fatalf("redistest: cutting the replica's link: %v", err)
+	}
+	write()
+	s.Master.Stop()
+}
