@@ -224,9 +224,15 @@ func (r *failoverRig) affectedVisitor(granted, snapshot bool) *failoverVisitor {
 // metaForwarded sends v's Meta pixel to p: forwarded in full, or not.
 func (r *failoverRig) metaForwarded(p *testProxy, v *failoverVisitor) bool {
 	r.t.Helper()
-	res := p.do("GET", metaPixel, "", "X-Forwarded-For", v.ip, "Cookie", v.cookie)
+	return metaForwarded(r.t, p, v.ip, v.cookie)
+}
+
+// metaForwarded sends a Meta pixel with cookie from ip to p: forwarded in full, or not.
+func metaForwarded(t *testing.T, p *testProxy, ip, cookie string) bool {
+	t.Helper()
+	res := p.do("GET", metaPixel, "", "X-Forwarded-For", ip, "Cookie", cookie)
 	if res.Status >= 500 {
-		r.t.Fatalf("Meta pixel: %d", res.Status)
+		t.Fatalf("Meta pixel: %d", res.Status)
 	}
 	return res.Body == failoverSinkAnswer
 }
@@ -466,11 +472,7 @@ func TestFailoverSentinelLostRefusal(t *testing.T) {
 	p := startProxy(t, cfg)
 	forwarded := func(cookie string) bool {
 		t.Helper()
-		r := p.do("GET", metaPixel, "", "X-Forwarded-For", ipSE, "Cookie", cookie)
-		if r.Status >= 500 {
-			t.Fatalf("Meta pixel: %d", r.Status)
-		}
-		return r.Body == failoverSinkAnswer
+		return metaForwarded(t, p, ipSE, cookie)
 	}
 	consented := p.consentCookie(`{"statistics":true,"marketing":true}`)
 	if !forwarded(consented) {
