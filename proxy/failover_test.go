@@ -405,7 +405,8 @@ func assessFailover(t *testing.T, shots []shot, killAt, recovered time.Time) fai
 	errs := 0
 	// Per instance: when it first failed closed after the kill, and when it first
 	// decided from Redis after that (its cache was cleared when its subscription died,
-	// so a forward of an affected ID-only visitor then can only come from Redis).
+	// so a forward of an affected ID-only visitor then can only come from Redis). An
+	// instance the load met no failure on counts from when the probe found it recovered.
 	var firstDown, firstUp [3]time.Time
 	for _, s := range shots {
 		switch {
