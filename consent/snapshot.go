@@ -252,9 +252,12 @@ func (k *SnapshotKeys) Verify(id, enc []byte, now time.Time, ttl time.Duration) 
 }
 
 // NewerThan reports, without checking the signature, whether the snapshot enc claims to
-// be newer than st: a higher version, issued after st was updated (when st says when).
-// Only then does a caller verify it (Verify) to keep its refusals: the common case, a
-// snapshot of the stored state itself, costs a decode and no HMAC. It does not allocate.
+// be newer than st: a higher version, issued no earlier than the second st was updated in
+// (when st says when). The issue time has whole seconds, so within st's second the order
+// is unknown, and the refusal is kept: a visitor who consents and refuses within a second,
+// the refusal lost in a failover, must not be taken for a consent. Only then does a
+// caller verify it (Verify) to keep its refusals: the common case, a snapshot of the
+// stored state itself, costs a decode and no HMAC. It does not allocate.
 func NewerThan(enc []byte, st *State) bool {
 	var raw [snapshotBytes]byte
 	if len(enc) != SnapshotLen {
@@ -265,7 +268,7 @@ func NewerThan(enc []byte, st *State) bool {
 	}
 	version := int64(binary.BigEndian.Uint32(raw[6:10]))
 	issued := int64(binary.BigEndian.Uint32(raw[10:14]))
-	return version > st.Version && (st.Updated.IsZero() || issued > st.Updated.Unix())
+	return version > st.Version && (st.Updated.IsZero() || issued >= st.Updated.Unix())
 }
 
 // SplitCookie splits a consent cookie value into the ID and the snapshot: "<id>" (a

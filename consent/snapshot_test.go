@@ -227,3 +227,36 @@ func FuzzSnapshotCookie(f *testing.F) {
 		}
 	})
 }
+
+// TestNewerThan: a snapshot is newer than a stored state when its version is higher and
+// it was issued no earlier than the second the state was updated in. Within that second
+// the order is unknown and the snapshot counts as newer, so that a refusal made within a
+// second of the consent it replaces survives a failover that lost it.
+func TestNewerThan(t *testing.T) {
+	k := mustKeys(t, testSnapKey)
+	enc := k.Append(nil, testSnapID, Snapshot{Purposes: Purposes{Marketing: Denied}, Version: 2, Issued: snapNow})
+	for _, tc := range []struct {
+		name    string
+		version int64
+		updated time.Time
+		want    bool
+	}{
+		{"older version, updated before", 1, snapNow.Add(-time.Hour), true},
+		{"older version, updated in the same second, earlier", 1, snapNow, true},
+		{"older version, updated in the same second, later", 1, snapNow.Add(900 * time.Millisecond), true},
+		{"older version, no update time", 1, time.Time{}, true},
+		{"older version, updated the next second", 1, snapNow.Add(time.Second), false},
+		{"the same version", 2, snapNow.Add(-time.Hour), false},
+		{"a later version", 3, snapNow.Add(-time.Hour), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := State{Version: tc.version, Updated: tc.updated}
+			if got := NewerThan(enc, &st); got != tc.want {
+				t.Fatalf("NewerThan = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if NewerThan(enc[:len(enc)-1], &State{}) || NewerThan([]byte(strings.Repeat("!", SnapshotLen)), &State{}) {
+		t.Error("a malformed snapshot counted as newer")
+	}
+}

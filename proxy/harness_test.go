@@ -326,9 +326,19 @@ func (p *testProxy) adminDo(method, target, body string, headers ...string) resp
 
 func (p *testProxy) send(base, method, target, body string, headers ...string) resp {
 	p.t.Helper()
+	r, err := p.try(base, method, target, body, headers...)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v", method, target, err)
+	}
+	return r
+}
+
+// try is send for goroutines other than the test's: it returns the error it cannot
+// report.
+func (p *testProxy) try(base, method, target, body string, headers ...string) (resp, error) {
 	req, err := http.NewRequest(method, base+target, strings.NewReader(body))
 	if err != nil {
-		p.t.Fatalf("request: %v", err)
+		return resp{}, err
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		if strings.EqualFold(headers[i], "Host") {
@@ -339,11 +349,11 @@ func (p *testProxy) send(base, method, target, body string, headers ...string) r
 	}
 	r, err := p.client.Do(req)
 	if err != nil {
-		p.t.Fatalf("%s %s: %v", method, target, err)
+		return resp{}, err
 	}
 	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
-	return resp{Status: r.StatusCode, Header: r.Header, Body: string(b)}
+	b, err := io.ReadAll(r.Body)
+	return resp{Status: r.StatusCode, Header: r.Header, Body: string(b)}, err
 }
 
 // consentCookie posts purposes through the public consent API and returns the cookie.

@@ -9,6 +9,9 @@ import (
 	"github.com/consentgate/consentgate/internal/redistest"
 )
 
+// testSnapshotKey signs and verifies consent snapshots on every instance of a test.
+const testSnapshotKey = "Hq4Wz8Kn2Vx6Lt9Rb3Mc7Pd"
+
 // integrityRedisConfig is redisConfig with a cache that keeps nothing for long, so that
 // hits ask Redis, and signed snapshot keys shared by every instance.
 func integrityRedisConfig(sinkURL, addr string, extra string) string {
@@ -21,7 +24,7 @@ func integrityRedisConfig(sinkURL, addr string, extra string) string {
     ttl: 1ms
     negative_ttl: 1ms
   snapshot:
-    keys: ["Hq4Wz8Kn2Vx6Lt9Rb3Mc7Pd"]
+    keys: ["`+testSnapshotKey+`"]
 `+extra)
 }
 

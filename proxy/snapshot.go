@@ -19,8 +19,9 @@ import (
 //     (A withdrawal made through the admin API just before the outage is then not seen
 //     until Redis answers again: the one case a signed snapshot can be staler than the
 //     store, bounded by the outage.)
-//   - a record older than the snapshot (a higher version, issued after the record's
-//     update: a write Redis acknowledged and then lost in a failover): the store decides,
+//   - a record older than the snapshot (a higher version, issued in or after the second
+//     of the record's update: a write Redis acknowledged and then lost in a failover; within
+//     that second the order is unknown, and the refusal is kept): the store decides,
 //     and the snapshot's refusals apply on top. The most protective wins, as with every
 //     signal.
 //

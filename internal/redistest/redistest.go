@@ -19,6 +19,10 @@ import (
 const (
 	startTimeout   = 10 * time.Second
 	clusterTimeout = 20 * time.Second
+	// failoverTimeout bounds a failover: detection, an election (which Sentinels may have
+	// to repeat after a split vote, 2 × failover-timeout later), the promotion and the
+	// news of it reaching every node.
+	failoverTimeout = 30 * time.Second
 	// clusterBusOffset is fixed by Redis: a cluster node also listens on port+10000.
 	clusterBusOffset = 10000
 )
@@ -29,8 +33,9 @@ type Server struct {
 
 	bin  string
 	dir  string
+	conf string // a configuration file, given first; "" for none
 	port int
-	args []string // everything but --port
+	args []string // everything but the file and --port
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -41,18 +46,20 @@ type Server struct {
 // when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	return start(t, nil, false)
+	return start(t, "", nil, false)
 }
 
 // start picks ports and starts a server, retrying on another port if one was taken
-// between being found free and being bound.
-func start(t testing.TB, extra []string, cluster bool) *Server {
+// between being found free and being bound. conf, if set, is a configuration file the
+// server reads first (a Sentinel's, which it rewrites).
+func start(t testing.TB, conf string, extra []string, cluster bool) *Server {
 	t.Helper()
 	bin := lookPath(t, "redis-server")
 	dir := t.TempDir()
 	s := &Server{
-		bin: bin,
-		dir: dir,
+		bin:  bin,
+		dir:  dir,
+		conf: conf,
 		args: append([]string{
 			"--bind", "127.0.0.1",
 			"--save", "",
@@ -89,6 +96,26 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// running reports whether the server was started and not stopped since.
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
+}
+
+// signal sends the process freeze or thaw.
+func (s *Server) signal(t testing.TB, send func(*os.Process) error) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		t.Fatalf("redistest: %s is not running", s.Addr)
+	}
+	if err := send(s.cmd.Process); err != nil {
+		t.Fatalf("redistest: signalling %s: %v", s.Addr, err)
+	}
+}
+
 // Restart starts the server again on the same port, with the same configuration (and,
 // since nothing is persisted, no data).
 func (s *Server) Restart(t testing.TB) {
@@ -109,7 +136,11 @@ func (s *Server) run() error {
 	if s.cmd != nil {
 		return errors.New("already running")
 	}
-	args := append([]string{"--port", strconv.Itoa(s.port)}, s.args...)
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf) // redis-server reads a file only as its first argument
+	}
+	args = append(append(args, "--port", strconv.Itoa(s.port)), s.args...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	setProcAttr(cmd)
@@ -188,10 +219,12 @@ func (s *Server) logTail() string {
 	return "\nredis.log (end):\n" + string(b)
 }
 
-// Cluster is a Redis Cluster of masters without replicas.
+// Cluster is a Redis Cluster: masters, and with StartReplicatedCluster a replica each.
 type Cluster struct {
-	Addrs   []string
+	Addrs   []string // every node's, replicas' included
 	Servers []*Server
+	// masterOf maps each replica to its master; empty without replicas.
+	masterOf map[*Server]*Server
 }
 
 // StartCluster runs masters (at least 3, as redis-cli requires) cluster-enabled servers,
@@ -199,21 +232,28 @@ type Cluster struct {
 // cluster_state:ok. The servers are stopped when the test ends.
 func StartCluster(t testing.TB, masters int) *Cluster {
 	t.Helper()
+	return startCluster(t, masters, 0, 5*time.Second)
+}
+
+// startCluster starts masters × (1 + replicas) nodes and lets redis-cli make replicas
+// of the last ones.
+func startCluster(t testing.TB, masters, replicas int, nodeTimeout time.Duration) *Cluster {
+	t.Helper()
 	if masters < 3 {
 		t.Fatalf("redistest: StartCluster(%d): a Redis Cluster needs at least 3 masters", masters)
 	}
 	cli := lookPath(t, "redis-cli")
 	c := &Cluster{}
-	for range masters {
-		s := start(t, []string{
+	for range masters * (1 + replicas) {
+		s := start(t, "", append([]string{
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "5000",
-		}, true)
+			"--cluster-node-timeout", strconv.FormatInt(nodeTimeout.Milliseconds(), 10),
+		}, noSyncDelay...), true)
 		c.Servers = append(c.Servers, s)
 		c.Addrs = append(c.Addrs, s.Addr)
 	}
-	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.Command(cli, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
@@ -221,19 +261,20 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 	// Nodes reach cluster_state:ok through gossip, which no command waits for or reports.
 	deadline := time.Now().Add(clusterTimeout)
 	for _, s := range c.Servers {
-		var info string
-		err := poll(time.Until(deadline), 20*time.Millisecond, nil, func() error {
-			var err error
-			if info, err = Do(s.Addr, "CLUSTER", "INFO"); err == nil && !strings.Contains(info, "cluster_state:ok") {
-				err = errors.New("cluster_state is not ok")
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatalf("redistest: node %s not cluster_state:ok within %v (%v):\n%s", s.Addr, clusterTimeout, err, info)
+		if err := poll(time.Until(deadline), 20*time.Millisecond, nil, func() error { return clusterStateOK(s.Addr) }); err != nil {
+			t.Fatalf("redistest: node %s not cluster_state:ok within %v: %v", s.Addr, clusterTimeout, err)
 		}
 	}
 	return c
+}
+
+// clusterStateOK is nil when the node at addr reports cluster_state:ok.
+func clusterStateOK(addr string) error {
+	info, err := Do(addr, "CLUSTER", "INFO")
+	if err == nil && !strings.Contains(info, "cluster_state:ok") {
+		err = fmt.Errorf("cluster_state is not ok:\n%s", info)
+	}
+	return err
 }
 
 // lookPath finds a Redis binary or fails the test saying what to install.
@@ -328,7 +369,8 @@ func Monitor(t testing.TB, addr string) <-chan string {
 }
 
 // Do sends one command to addr on a fresh connection and returns the reply: a simple or
-// bulk string, or an integer in decimal; a Redis error reply is returned as an error.
+// bulk string, an integer in decimal, or an array's elements so read, one a line (nested
+// arrays flattened); a Redis error reply is returned as an error.
 // It is deliberately tiny, so the harness does not depend on the client under test.
 func Do(addr string, args ...string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
@@ -345,7 +387,11 @@ func Do(addr string, args ...string) (string, error) {
 	if _, err := io.WriteString(conn, b.String()); err != nil {
 		return "", err
 	}
-	rd := bufio.NewReader(conn)
+	return readReply(bufio.NewReader(conn))
+}
+
+// readReply reads one RESP2 reply as Do returns it.
+func readReply(rd *bufio.Reader) (string, error) {
 	line, err := rd.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -369,6 +415,18 @@ func Do(addr string, args ...string) (string, error) {
 			return "", err
 		}
 		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("nil or bad array reply %q", line)
+		}
+		elems := make([]string, n)
+		for i := range elems {
+			if elems[i], err = readReply(rd); err != nil {
+				return "", err
+			}
+		}
+		return strings.Join(elems, "\n"), nil
 	}
 	return "", fmt.Errorf("unsupported reply %q", line)
 }
