@@ -20,11 +20,11 @@ import (
 type SnapshotUse uint8
 
 const (
-	SnapshotNoRecord   SnapshotUse = iota // the store had no record: its refusals applied
-	SnapshotStoreError                    // the store could not answer: it decided in full
-	SnapshotNewer                         // newer than the stored state: its refusals applied on top
-	SnapshotIDProven                      // a write kept the presented ID the store did not know
-	SnapshotDatasetLost                   // no record, and the snapshot predates the store's dataset: it decided in full
+	SnapshotNoRecord    SnapshotUse = iota // the store had no record: its refusals applied
+	SnapshotStoreError                     // the store could not answer: it decided in full
+	SnapshotNewer                          // newer than the stored state: its refusals applied on top
+	SnapshotIDProven                       // a write kept the presented ID the store did not know
+	SnapshotDatasetLost                    // no record, and the snapshot predates the store's dataset: it decided in full
 	numSnapshotUses
 )
 
