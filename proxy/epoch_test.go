@@ -116,6 +116,17 @@ func TestRedisDataLossRestoresSnapshot(t *testing.T) {
 			if meta(withdrawnBefore) != 1 {
 				t.Error("a withdrawal made before the loss was not lost with it (the documented trade-off changed: update the README)")
 			}
+			// After the loss, the admin API finds nothing to withdraw for the consenting
+			// visitor (404), which cannot stop the snapshot; writing the refusal does.
+			if r := p.adminDo("DELETE", "/admin/consent/"+cookieID(t, granted), "", auth...); r.Status != 404 || meta(granted) != 1 {
+				t.Errorf("admin withdrawal of a lost record: %d, or it stopped the snapshot (documented: it cannot)", r.Status)
+			}
+			if r := p.adminDo("PUT", "/admin/consent/"+cookieID(t, granted), `{"purposes":{"statistics":false,"marketing":false}}`, auth...); r.Status != 200 {
+				t.Fatalf("admin refusal: %d %s", r.Status, r.Body)
+			}
+			if meta(granted) != 0 {
+				t.Error("a refusal written through the admin API after the loss did not win over the snapshot")
+			}
 			// ga4 is on the Global Vendor List: the stored TC string would decide, and the
 			// snapshot does not carry it.
 			up.take()
@@ -214,6 +225,29 @@ func TestMemoryRestartRestoresSnapshot(t *testing.T) {
 				return len(up.take())
 			}
 			before, since := cookie(fixedNow().Add(-time.Hour)), cookie(fixedNow())
+			// An attacker's ways to a snapshot older than the dataset: one expired (older
+			// than consent.ttl), one moved to another ID, one whose issue time was edited.
+			// Each is rejected and counted, never revived.
+			expired := cookie(fixedNow().Add(-p.Config().Consent.TTL - time.Hour))
+			other, err := consent.NewID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			moved := "cg_id=" + other + before[len("cg_id=")+22:]
+			edited := []byte(since)
+			// The issue time is bytes 10..13 of the snapshot, base64 characters 13..18
+			// after "cg_id=<id>.": changing character 14 edits it.
+			at := len("cg_id=") + 23 + 14
+			edited[at] = map[bool]byte{true: 'A', false: 'B'}[edited[at] != 'A']
+			for name, c := range map[string]string{"expired": expired, "moved to another ID": moved, "edited": string(edited)} {
+				if meta(c) != 0 {
+					t.Errorf("%s: a snapshot's grant was taken", name)
+				}
+			}
+			if p.metric(t, "consentgate_consent_snapshot_rejected_total", "reason", "expired") != 1 ||
+				p.metric(t, "consentgate_consent_snapshot_rejected_total", "reason", "forged") != 2 {
+				t.Errorf("rejections not counted:\n%s", grep(p.metricsText(t), "snapshot_rejected"))
+			}
 			want := 0
 			if tc.restore {
 				want = 1
