@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -106,6 +107,11 @@ func (c *Cache) SyncEpoch(ctx context.Context, now time.Time) error {
 // if another shard lost its records, does not move it).
 func (r *RedisStore) EpochKey() string { return r.prefix + "epoch" }
 
+// ErrEpochValue is wrapped by SyncEpoch's error when the epoch key holds something that is
+// not an epoch: the key exists (so a record written now cannot land in a dataset without
+// one), but its value is not believed.
+var ErrEpochValue = errors.New("not a dataset epoch")
+
 // epochFuture bounds how far ahead of the reader's clock a stored epoch may lie: clocks
 // differ by seconds, never by minutes. A value further ahead (written by hand, or by a
 // clock gone wrong) would make every snapshot look older than the dataset, and is an
@@ -143,12 +149,12 @@ func (r *RedisStore) SyncEpoch(ctx context.Context, now time.Time) error {
 	v, err := strconv.ParseInt(get.Val(), 10, 64)
 	switch {
 	case err != nil:
-		return fmt.Errorf("consent: redis dataset epoch: %s does not hold Unix seconds: %w", key, err)
+		return fmt.Errorf("consent: redis dataset epoch: %s does not hold Unix seconds: %w", key, ErrEpochValue)
 	case v < 0:
-		return fmt.Errorf("consent: redis dataset epoch: %s holds %d, before 1970", key, v)
+		return fmt.Errorf("consent: redis dataset epoch: %s holds %d, before 1970: %w", key, v, ErrEpochValue)
 	case v > now.Add(epochFuture).Unix():
-		return fmt.Errorf("consent: redis dataset epoch: %s holds %s, more than %v ahead of this clock",
-			key, time.Unix(v, 0).UTC().Format(time.RFC3339), epochFuture)
+		return fmt.Errorf("consent: redis dataset epoch: %s holds %s, more than %v ahead of this clock: %w",
+			key, time.Unix(v, 0).UTC().Format(time.RFC3339), epochFuture, ErrEpochValue)
 	}
 	r.epoch.set(v)
 	return nil

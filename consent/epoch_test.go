@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,8 +180,8 @@ func TestRedisStoreEpochRestart(t *testing.T) {
 				break
 			}
 		}
-		if err == nil || !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("epoch %q: error %v, want one with %q", tc.value, err, tc.err)
+		if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrEpochValue) {
+			t.Errorf("epoch %q: error %v, want ErrEpochValue with %q", tc.value, err, tc.err)
 		}
 		if !epoch(a).Equal(lost) {
 			t.Errorf("epoch %q: the store's epoch became %v, want %v kept", tc.value, epoch(a), lost)

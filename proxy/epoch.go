@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -50,9 +51,14 @@ func (w *epochWatch) sync(ctx context.Context) {
 }
 
 // syncWrite is a consent write's: it fails the write (503, nothing saved) when the epoch
-// cannot be made sure of. Redis being down fails the write anyway; the watcher logs that.
+// key could not be made sure of. Redis being down fails the write anyway; the watcher logs
+// that. A key whose value is not believed still exists, which is what the write needs: the
+// watcher logs it, and the write goes on.
 func (w *epochWatch) syncWrite(ctx context.Context) error {
 	if err := w.store.SyncEpoch(ctx, w.now()); err != nil {
+		if errors.Is(err, consent.ErrEpochValue) {
+			return nil
+		}
 		return err
 	}
 	w.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,7 +61,8 @@ func TestRedisDataLossRestoresSnapshot(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := startProxyWith(t, cfg, Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Now: clk.now})
+			var logs syncBuffer
+			p := startProxyWith(t, cfg, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: clk.now})
 			auth := []string{"Authorization", "Bearer " + testToken}
 			meta := func(cookie string) int {
 				t.Helper()
@@ -104,6 +106,11 @@ func TestRedisDataLossRestoresSnapshot(t *testing.T) {
 			}
 			eventually(t, 15*time.Second, "the consenting visitor's hit forwarded again", func() bool { return meta(granted) == 1 })
 			t.Logf("grants applied again %s after Redis was restarted", time.Since(restarted).Round(time.Millisecond))
+			// Operations hear of the loss, once, with the new epoch.
+			if out := logs.String(); strings.Count(out, "consent dataset epoch moved") != 1 ||
+				!strings.Contains(out, `"epoch":"`+fixedNow().Add(time.Minute).Format(time.RFC3339)+`","previous":"unknown"`) {
+				t.Errorf("the epoch's move not logged once:\n%s", grep(out, "epoch"))
+			}
 			if p.metric(t, "consentgate_consent_snapshot_used_total", "when", "dataset_lost") < 1 {
 				t.Error("dataset_lost not counted")
 			}
@@ -268,5 +275,25 @@ func TestMemoryRestartRestoresSnapshot(t *testing.T) {
 				t.Errorf("explain counted: dataset_lost %v, want %d", got, want)
 			}
 		})
+	}
+}
+
+// TestRedisEpochNotBelieved: an epoch key holding something that is not an epoch (written
+// by hand) is logged, is not used, and does not stop consent writes: the key exists, which
+// is all a write needs of it.
+func TestRedisEpochNotBelieved(t *testing.T) {
+	rs := redistest.Start(t)
+	up := startSink(t)
+	var logs syncBuffer
+	p := startProxyLog(t, integrityRedisConfig(up.URL(), rs.Addr, ""), &logs)
+	if _, err := redistest.Do(rs.Addr, "SET", "consentgate:epoch", "soon"); err != nil {
+		t.Fatal(err)
+	}
+	p.consentCookie(`{"statistics":true}`)
+	eventually(t, 15*time.Second, "the bad epoch logged", func() bool {
+		return strings.Contains(logs.String(), "consent dataset epoch: cannot read it")
+	})
+	if got, _ := p.store.epoch.Time(); !got.IsZero() {
+		t.Errorf("epoch %v, want the one read at start (0) kept", got)
 	}
 }
