@@ -49,6 +49,13 @@ func (e *Epoch) Time() (time.Time, bool) {
 	return time.Unix(u, 0).UTC(), true
 }
 
+// NewEpoch is the epoch of a dataset that began at t.
+func NewEpoch(t time.Time) *Epoch {
+	e := new(Epoch)
+	e.set(t.Unix())
+	return e
+}
+
 func (e *Epoch) set(unix int64) {
 	e.unix.Store(unix)
 	e.known.Store(true)

@@ -50,11 +50,12 @@ func (w *epochWatch) sync(ctx context.Context) {
 	w.noteLocked()
 }
 
-// syncWrite is a consent write's: it fails the write (503, nothing saved) when the epoch
-// key could not be made sure of. Redis being down fails the write anyway; the watcher logs
-// that. A key whose value is not believed still exists, which is what the write needs: the
-// watcher logs it, and the write goes on.
-func (w *epochWatch) syncWrite(ctx context.Context) error {
+// ensure is a consent write's, and the start's: it reports, without logging, whether the
+// epoch key could be made sure of; a write fails (503, nothing saved) when it could not.
+// Redis being down fails the write anyway, and the watcher logs that. A key whose value is
+// not believed still exists, which is what a write needs: the watcher logs it, and the
+// write goes on.
+func (w *epochWatch) ensure(ctx context.Context) error {
 	if err := w.store.SyncEpoch(ctx, w.now()); err != nil {
 		if errors.Is(err, consent.ErrEpochValue) {
 			return nil

@@ -48,10 +48,11 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 		ms := consent.NewMemoryStoreWith(consent.MemoryOptions{
 			MaxEntries: c.MaxEntries, MaxBytes: c.MaxBytes,
 			ReceiptsMaxLen: c.Receipts.MaxLen, ReceiptsMaxBytes: c.Receipts.MaxBytes, ReceiptsTTL: c.Receipts.TTL,
-			Now: now,
 		})
 		m.SetStoreBytes(func() int64 { return int64(ms.Bytes()) })
-		return &consentStore{Store: ms, countLookups: true, stop: func() {}, epoch: ms.DatasetEpoch()}, nil
+		// The store's dataset begins now, by the clock snapshots are issued by (its own
+		// DatasetEpoch is by the wall clock its TTLs run on: the same one, but for tests).
+		return &consentStore{Store: ms, countLookups: true, stop: func() {}, epoch: consent.NewEpoch(now())}, nil
 	}
 	r := c.Redis
 	rs, err := consent.NewRedisStore(consent.RedisOptions{
@@ -93,7 +94,7 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 	ep := newEpochWatch(cache, now, log)
 	// Before the first hit, as the salt below; if Redis is down, watchStore reads it
 	// once Redis answers, and until then no snapshot counts as older than the dataset.
-	ep.sync(ctx)
+	_ = ep.ensure(ctx)
 	go watchStore(ctx, cache, m, log, ep.sync)
 	h.Share(m.SaltFallback)
 	salts := &saltSharer{store: rs, h: h, now: now, log: log}
@@ -101,7 +102,7 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 	// first hit makes a local one and run retries.
 	err = salts.syncNow(ctx)
 	go salts.run(ctx, err)
-	return &consentStore{Store: cache, stop: cancel, redis: rs.Client(), epoch: cache.DatasetEpoch(), syncEpoch: ep.syncWrite}, nil
+	return &consentStore{Store: cache, stop: cancel, redis: rs.Client(), epoch: cache.DatasetEpoch(), syncEpoch: ep.ensure}, nil
 }
 
 // watchStore keeps consentgate_consent_store_up current and logs state changes, so an
