@@ -165,6 +165,12 @@ type SnapshotConfig struct {
 	// putting the new one first and dropping the old one a consent TTL later. Empty: a
 	// random key per process, which other instances and a restart cannot verify.
 	Keys []string `yaml:"keys"`
+	// AfterDataLoss says what a valid snapshot decides when the store has no record for
+	// its ID and the snapshot predates the store's dataset (a Redis restarted without
+	// persistence, or flushed): "restore" (default) its grants and refusals, as while the
+	// store does not answer; "refusals_only" its refusals only, as for a record deleted
+	// on purpose (README "The signed consent snapshot").
+	AfterDataLoss string `yaml:"after_data_loss"`
 }
 
 // RedisConfig is the consent store in Redis: one node, Redis Cluster or Sentinel.

@@ -17,6 +17,7 @@ type MemoryStore struct {
 	receipts *ttlMap[[]Receipt]
 	closed   atomic.Bool
 	now      func() time.Time // the clock; tests replace it
+	epoch    Epoch            // the store's creation (epoch.go)
 
 	receiptsMaxLen   int
 	receiptsMaxBytes int
@@ -38,6 +39,9 @@ type MemoryOptions struct {
 	ReceiptsMaxLen   int
 	ReceiptsMaxBytes int
 	ReceiptsTTL      time.Duration
+	// Now is the store's clock, of its TTLs and its dataset epoch (its creation); default
+	// time.Now. The proxy passes the clock it issues snapshots by.
+	Now func() time.Time
 }
 
 // NewMemoryStore returns a store that holds the states of at most maxEntries IDs, and
@@ -62,7 +66,10 @@ func NewMemoryStoreWith(o MemoryOptions) *MemoryStore {
 	if o.ReceiptsTTL <= 0 {
 		o.ReceiptsTTL = DefaultReceiptsTTL
 	}
-	return &MemoryStore{
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &MemoryStore{
 		states: newTTLMap("NewMemoryStore", o.MaxEntries, byteBound[State]{
 			Max: o.MaxBytes / 2, Entry: maxStateBytes,
 			Size: func(k string, st State) int { return stateSize(k, &st) },
@@ -71,11 +78,13 @@ func NewMemoryStoreWith(o MemoryOptions) *MemoryStore {
 			Max: o.MaxBytes / 2, Entry: o.ReceiptsMaxBytes + o.ReceiptsMaxLen*receiptOverhead,
 			Size: receiptsSize,
 		}),
-		now:              time.Now,
+		now:              o.Now,
 		receiptsMaxLen:   o.ReceiptsMaxLen,
 		receiptsMaxBytes: o.ReceiptsMaxBytes,
 		receiptsTTL:      o.ReceiptsTTL,
 	}
+	s.epoch.set(o.Now().Unix())
+	return s
 }
 
 // Get returns the state stored under id. It does not allocate: it is on the path of

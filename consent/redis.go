@@ -85,6 +85,7 @@ type RedisStore struct {
 	receiptsTTL     time.Duration
 	onPublishError  func(error)
 	healthEvery     time.Duration // subscribeHealthEvery; tests shorten it
+	epoch           Epoch         // the dataset epoch SyncEpoch last read (epoch.go)
 
 	done      chan struct{} // closed by Close; stops Subscribe
 	closeOnce sync.Once

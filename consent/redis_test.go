@@ -115,6 +115,7 @@ func TestRedisStore(t *testing.T) {
 			t.Run("malformed", func(t *testing.T) { testRedisMalformed(t, topo) })
 			t.Run("subscribe", func(t *testing.T) { testRedisSubscribe(t, topo) })
 			t.Run("day salt", func(t *testing.T) { testRedisDaySalt(t, topo) })
+			t.Run("epoch", func(t *testing.T) { testRedisEpoch(t, topo) })
 		})
 	}
 }

@@ -7,6 +7,7 @@ package proxy
 
 import (
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -23,6 +24,11 @@ func TestHitPathAllocationBudget(t *testing.T) {
 	granted := p.consentCookie(`{"statistics":true,"marketing":true}`)
 	// A refusal whose record is gone: the signed snapshot is verified on every hit.
 	noRecord := p.snapCookie("GGGGGGGGGGGGGGGGGGGGGA", 3, consent.Purposes{consent.Marketing: consent.Denied})
+	// A grant whose record went with an older dataset: the snapshot decides in full.
+	lost := "cg_id=" + p.rt.Load().snap.Cookie("GGGGGGGGGGGGGGGGGGGGGQ", consent.Snapshot{
+		Purposes: consent.Purposes{consent.Statistics: consent.Granted, consent.Marketing: consent.Granted},
+		Version:  3, Issued: fixedNow().Add(-time.Hour)})
+	lostCtx := newHitCtx("GET", "/tr?id=1&ev=PageView", ipSE, lost)
 	// Hit limits on: a bucket per address and per network on every hit.
 	lp := startProxy(t, testConfig(up.URL(), "limits:\n  hits:\n    per_ip: { per_minute: 1000000, burst: 1000000 }\n    per_net: { per_minute: 1000000, burst: 1000000 }\n"))
 	cases := []struct {
@@ -116,6 +122,7 @@ func TestHitPathAllocationBudget(t *testing.T) {
 		{"forward meta form consented", newFormHitCtx("/tr", ipSE, granted, "application/x-www-form-urlencoded", "", []byte("id=1&ev=Purchase&cd[value]=9")), 0},
 		{"forward ga4 beacon consented", newFormHitCtx("/g/collect?"+ga4Query, ipSE, granted, "text/plain", "", []byte("en=page_view&_uip=9.9.9.9\nen=scroll")), 0},
 		{"forward google ads conversion", newHitCtx("GET", "/pagead/conversion/123456789/?label=L&value=1", ipSE, granted), 0},
+		{"forward meta eea by a snapshot older than the dataset", lostCtx, 0},
 		{"drop google ads bad path", newHitCtx("GET", "/pagead/conversion/123/%3Fgclid%3Dx?label=L", ipSE, granted), 0},
 	} {
 		// The upstream request is built too (headers by the rules, values rebuilt): the
@@ -133,6 +140,15 @@ func TestHitPathAllocationBudget(t *testing.T) {
 			releaseHit(h)
 		}
 		run()
+		if c.ctx == lostCtx {
+			h := acquireHit()
+			h.ep, h.tailAt = &rt.Endpoints[idx], tailAt
+			p.evaluate(rt, &c.ctx.Request, peerAddr(c.ctx.RemoteIP()), h)
+			if h.action != rules.Forward || h.snapshot != snapshotLost {
+				t.Errorf("%s: %s (%s), want forward by the snapshot", c.name, h.action, h.reason)
+			}
+			releaseHit(h)
+		}
 		if got := testing.AllocsPerRun(200, run); got > c.budget {
 			t.Errorf("%s: %.1f allocs per decision+rewrite, budget %.0f", c.name, got, c.budget)
 		}

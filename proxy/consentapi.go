@@ -36,7 +36,8 @@ func (s *Server) handleConsentAPI(ctx *fasthttp.RequestCtx, rt *runtime) {
 			return
 		}
 		// The store's record only: without one, the snapshot's grants decide nothing
-		// (snapshot.go), so showing them would mislead.
+		// unless the record went with an older dataset (snapshot.go), and a banner that
+		// finds none asks again, which restores the record.
 		s.getConsent(ctx, string(id), false)
 		return
 	case fasthttp.MethodPost, fasthttp.MethodDelete:
@@ -120,6 +121,12 @@ func (s *Server) postConsent(ctx *fasthttp.RequestCtx, rt *runtime, ip netip.Add
 			return
 		}
 		s.metrics.IDIssued(why)
+	}
+	// The snapshot this write issues must not count as older than the dataset its record
+	// lands in (epoch.go).
+	if err := s.store.ensureEpoch(); err != nil {
+		storeUnavailable(ctx)
+		return
 	}
 	st, saved := s.saveConsent(ctx, rt, idStr, w, "api", prev, known, false)
 	if saved {

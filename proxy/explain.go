@@ -49,7 +49,9 @@ type explainOut struct {
 }
 
 type explainSignals struct {
-	// Store says what the consent cookie led to: no_cookie, invalid_id, not_found, found, error.
+	// Store says what the consent cookie led to: no_cookie, invalid_id, not_found, found,
+	// error, or dataset_lost (no record, and the cookie's snapshot predates the store's
+	// dataset: it decided in full).
 	Store string `json:"store"`
 	signals.Explanation
 }
@@ -205,6 +207,8 @@ func storeOutcome(req *fasthttp.Request, rt *runtime, h *hit) string {
 		return "error"
 	case h.stored:
 		return "found"
+	case h.snapshot == snapshotLost:
+		return "dataset_lost"
 	}
 	return "not_found"
 }

@@ -105,6 +105,7 @@ func (p integrityPart) prepare(prev, next *runtime) error {
 	} else {
 		next.snap = p.s.randomKeys
 	}
+	next.restoreLost = next.Config.Consent.Snapshot.AfterDataLoss != "refusals_only"
 	if prev != nil && prev.limits.cfg == next.Config.Limits {
 		next.limits = prev.limits
 	} else {

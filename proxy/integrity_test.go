@@ -208,7 +208,10 @@ func TestServerMintedIDs(t *testing.T) {
 // write the store lost), the store decides and the snapshot's refusals apply on top.
 func TestSnapshotKeepsRefusals(t *testing.T) {
 	up := startSink(t)
-	ms := consent.NewMemoryStore(10_000)
+	// On the proxy's clock: the store's dataset begins with the snapshots below, so a
+	// record gone is one deleted in it (TestMemoryRestartRestoresSnapshot: lost with an
+	// older one).
+	ms := consent.NewMemoryStoreWith(consent.MemoryOptions{MaxEntries: 10_000, Now: fixedNow})
 	p := startWithStore(t, testConfig(up.URL(), ""), ms)
 	ctx := context.Background()
 	meta := func(cookie, ip string) int {

@@ -24,6 +24,8 @@ type runtime struct {
 	// buckets of limits.* (integrity.go).
 	snap   *consent.SnapshotKeys
 	limits *limiters
+	// restoreLost: consent.snapshot.after_data_loss is "restore" (snapshot.go).
+	restoreLost bool
 	// script is consentgate.js compiled for this config.
 	script *consentScript
 	// scriptMetric and scriptClients are, by index in Scripts.Scripts, the script's

@@ -141,7 +141,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.tracer = tr.Tracer()
 	}
 	if opts.Store != nil {
-		s.store = &consentStore{Store: opts.Store, countLookups: true, stop: func() {}}
+		s.store = &consentStore{Store: opts.Store, countLookups: true, stop: func() {}, epoch: storeEpoch(opts.Store)}
 		m.StoreUp(true)
 	} else if s.store, err = openStore(cfg, m, tr, opts.Logger, s.hasher, now); err != nil {
 		return fail(err)

@@ -10,10 +10,16 @@ import (
 // it holds the latest write, and every write through the consent API rewrites the
 // snapshot with it. The snapshot stands in only where the store cannot say:
 //
-//   - no record (evicted under the memory store's bounds, expired early, Redis flushed):
-//     the snapshot's refusals apply, never its grants. A record is also gone when the
-//     consent was withdrawn or erased through the admin API or by the site's backend,
-//     which the cookie cannot know of; a refusal kept is safe, a grant revived is not.
+//   - no record, and the snapshot predates the store's dataset (consent/epoch.go: Redis
+//     restarted without persistence, or was flushed, since it was issued): its record
+//     went with the old dataset, so the snapshot decides in full, grants included, as
+//     when the store does not answer (consent.snapshot.after_data_loss: restore). The
+//     cost: a withdrawal or erasure made before the loss went with it too.
+//   - no record otherwise (evicted under the memory store's bounds, expired early,
+//     deleted in this dataset): the snapshot's refusals apply, never its grants. A record
+//     is gone when the consent was withdrawn or erased through the admin API or by the
+//     site's backend, which the cookie cannot know of; a refusal kept is safe, a grant
+//     revived is not.
 //   - the store did not answer (Redis down, over its budget): the snapshot decides in
 //     full, grants included, so consenting visitors keep their choice through an outage.
 //     (A withdrawal made through the admin API just before the outage is then not seen
@@ -25,6 +31,8 @@ import (
 //     and the snapshot's refusals apply on top. The most protective wins, as with every
 //     signal.
 //
+// A snapshot that decides in full cannot give the vendor-level answers of a TC string the
+// state held (it does not carry it): those purposes count as no consent (snapTCF).
 // A snapshot that does not verify (malformed, unknown key, forged, expired, issued in
 // the future) is counted and ignored: the hit is decided as it would be without it.
 type snapshotHow uint8
@@ -32,6 +40,7 @@ type snapshotHow uint8
 const (
 	snapshotNone    snapshotHow = iota
 	snapshotDecided             // the store did not answer
+	snapshotLost                // no record, and the snapshot predates the dataset: it decided
 	snapshotRefused             // no record, or an older one: its refusals applied
 )
 
@@ -70,15 +79,26 @@ func (s *Server) snapshotDecides(rt *runtime, h *hit, id, snap []byte) bool {
 	if !ok {
 		return false
 	}
-	h.eff = consent.FromSnapshot(&sn)
-	h.snapshot, h.snapTCF = snapshotDecided, sn.TCF
-	s.countSnapshot(h, telemetry.SnapshotStoreError)
+	s.decideBy(h, &sn, snapshotDecided, telemetry.SnapshotStoreError)
 	return true
 }
 
-// snapshotNoRecord keeps a valid snapshot's refusals when the store has no record.
+// decideBy lets a verified snapshot decide in full.
+func (s *Server) decideBy(h *hit, sn *consent.Snapshot, how snapshotHow, u telemetry.SnapshotUse) {
+	h.eff = consent.FromSnapshot(sn)
+	h.snapshot, h.snapTCF = how, sn.TCF
+	s.countSnapshot(h, u)
+}
+
+// snapshotNoRecord stands a valid snapshot in for a record the store does not have: in
+// full if the record went with an older dataset, else by its refusals only.
 func (s *Server) snapshotNoRecord(rt *runtime, h *hit, id, snap []byte) {
-	if sn, ok := s.verifySnapshot(rt, h, id, snap); ok && h.eff.DenyFrom(&sn) {
+	sn, ok := s.verifySnapshot(rt, h, id, snap)
+	switch {
+	case !ok:
+	case rt.restoreLost && s.store.epoch.Predates(sn.Issued):
+		s.decideBy(h, &sn, snapshotLost, telemetry.SnapshotDatasetLost)
+	case h.eff.DenyFrom(&sn):
 		h.snapshot = snapshotRefused
 		s.countSnapshot(h, telemetry.SnapshotNoRecord)
 	}

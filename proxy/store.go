@@ -30,6 +30,11 @@ type consentStore struct {
 	stop         context.CancelFunc
 	// redis is the Redis store's client, which the fleet figures share; nil otherwise.
 	redis redis.UniversalClient
+	// epoch is when the store's dataset began (epoch.go): never nil, read on hits.
+	epoch *consent.Epoch
+	// syncEpoch reads (or creates) the epoch where it lives outside the process; nil
+	// for a store whose epoch is its own.
+	syncEpoch func(context.Context) error
 }
 
 // openStore builds the store the config names. Redis gets a local cache in front and a
@@ -45,7 +50,9 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 			ReceiptsMaxLen: c.Receipts.MaxLen, ReceiptsMaxBytes: c.Receipts.MaxBytes, ReceiptsTTL: c.Receipts.TTL,
 		})
 		m.SetStoreBytes(func() int64 { return int64(ms.Bytes()) })
-		return &consentStore{Store: ms, countLookups: true, stop: func() {}}, nil
+		// The store's dataset begins now, by the clock snapshots are issued by (its own
+		// DatasetEpoch is by the wall clock its TTLs run on: the same one, but for tests).
+		return &consentStore{Store: ms, countLookups: true, stop: func() {}, epoch: consent.NewEpoch(now())}, nil
 	}
 	r := c.Redis
 	rs, err := consent.NewRedisStore(consent.RedisOptions{
@@ -84,19 +91,24 @@ func openStore(cfg *config.Config, m *telemetry.Metrics, tr *tracing.Tracing, lo
 		cache.Clear()
 		log.Info("consent cache cleared", "why", "redis subscription (re)established")
 	})
-	go watchStore(ctx, cache, m, log)
+	ep := newEpochWatch(cache, now, log)
+	// Before the first hit, as the salt below; if Redis is down, watchStore reads it
+	// once Redis answers, and until then no snapshot counts as older than the dataset.
+	_ = ep.ensure(ctx)
+	go watchStore(ctx, cache, m, log, ep.sync)
 	h.Share(m.SaltFallback)
 	salts := &saltSharer{store: rs, h: h, now: now, log: log}
 	// Before the first hit, so that it hashes with the shared salt; if Redis is down, the
 	// first hit makes a local one and run retries.
 	err = salts.syncNow(ctx)
 	go salts.run(ctx, err)
-	return &consentStore{Store: cache, stop: cancel, redis: rs.Client()}, nil
+	return &consentStore{Store: cache, stop: cancel, redis: rs.Client(), epoch: cache.DatasetEpoch(), syncEpoch: ep.ensure}, nil
 }
 
 // watchStore keeps consentgate_consent_store_up current and logs state changes, so an
-// outage shows in metrics and logs even when no one polls /readyz.
-func watchStore(ctx context.Context, s consent.Store, m *telemetry.Metrics, log *slog.Logger) {
+// outage shows in metrics and logs even when no one polls /readyz. After every ping that
+// succeeds it calls healthy (the dataset epoch's sync).
+func watchStore(ctx context.Context, s consent.Store, m *telemetry.Metrics, log *slog.Logger, healthy func(context.Context)) {
 	up := true
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
@@ -108,6 +120,9 @@ func watchStore(ctx context.Context, s consent.Store, m *telemetry.Metrics, log 
 			return
 		}
 		m.StoreUp(err == nil)
+		if err == nil {
+			healthy(ctx)
+		}
 		if (err == nil) != up {
 			up = err == nil
 			if up {

@@ -20,10 +20,11 @@ import (
 type SnapshotUse uint8
 
 const (
-	SnapshotNoRecord   SnapshotUse = iota // the store had no record: its refusals applied
-	SnapshotStoreError                    // the store could not answer: it decided in full
-	SnapshotNewer                         // newer than the stored state: its refusals applied on top
-	SnapshotIDProven                      // a write kept the presented ID the store did not know
+	SnapshotNoRecord    SnapshotUse = iota // the store had no record: its refusals applied
+	SnapshotStoreError                     // the store could not answer: it decided in full
+	SnapshotNewer                          // newer than the stored state: its refusals applied on top
+	SnapshotIDProven                       // a write kept the presented ID the store did not know
+	SnapshotDatasetLost                    // no record, and the snapshot predates the store's dataset: it decided in full
 	numSnapshotUses
 )
 
@@ -73,7 +74,7 @@ const (
 )
 
 var (
-	snapshotUseNames    = enum.New("when", numSnapshotUses, "no_record", "store_error", "newer_than_store", "id_proven")
+	snapshotUseNames    = enum.New("when", numSnapshotUses, "no_record", "store_error", "newer_than_store", "id_proven", "dataset_lost")
 	snapshotRejectNames = enum.New("reason", numSnapshotRejects, "malformed", "unknown_key", "forged", "expired", "future")
 	limitNames          = enum.New("limit", NumLimits, "consent_writes_ip", "consent_writes_net", "new_ids_ip", "new_ids_net", "hits_ip", "hits_net")
 	writeRefusalNames   = enum.New("reason", numWriteRefusals, "origin", "null_origin", "referer", "fetch_site")
@@ -203,7 +204,7 @@ func (m *Metrics) registerIntegrity(meter metric.Meter) error {
 	}
 	return errors.Join(err,
 		family("consentgate_consent_snapshot_used_total",
-			"Decisions the signed consent snapshot in the cookie made or took part in, by when: no_record (the store had none: its refusals applied), store_error (the store could not answer: it decided), newer_than_store (its refusals applied over an older stored state), id_proven (a write kept an ID the store did not know).",
+			"Decisions the signed consent snapshot in the cookie made or took part in, by when: no_record (the store had none: its refusals applied), store_error (the store could not answer: it decided), newer_than_store (its refusals applied over an older stored state), id_proven (a write kept an ID the store did not know), dataset_lost (the store had no record and the snapshot predates its dataset, lost since: it decided).",
 			"{decision}", "when", snapshotUseNames.List(), in.snapshotUses[:]),
 		family("consentgate_consent_snapshot_rejected_total",
 			"Consent snapshots not believed when they would have decided, by reason (malformed, unknown_key, forged, expired, future).",

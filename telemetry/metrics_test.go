@@ -216,7 +216,7 @@ func baseline() map[string]float64 {
 		`consentgate_fleet_stats_lost_hits_total`:                                      0,
 	}
 	for label, names := range map[string][]string{
-		"consentgate_consent_snapshot_used_total{when=%q}":       {"no_record", "store_error", "newer_than_store", "id_proven"},
+		"consentgate_consent_snapshot_used_total{when=%q}":       {"no_record", "store_error", "newer_than_store", "id_proven", "dataset_lost"},
 		"consentgate_consent_snapshot_rejected_total{reason=%q}": {"malformed", "unknown_key", "forged", "expired", "future"},
 		"consentgate_rate_limited_total{limit=%q}":               {"consent_writes_ip", "consent_writes_net", "new_ids_ip", "new_ids_net", "hits_ip", "hits_net"},
 		"consentgate_consent_writes_refused_total{reason=%q}":    {"origin", "null_origin", "referer", "fetch_site"},

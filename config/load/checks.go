@@ -126,6 +126,10 @@ func checkOnStoreError(s string) error {
 	return checkEnum(s, "value", "deny", "unset")
 }
 
+func checkAfterDataLoss(s string) error {
+	return checkEnum(s, "value", "restore", "refusals_only")
+}
+
 func checkEnum(s, what string, known ...string) error {
 	if !slices.Contains(known, s) {
 		return fmt.Errorf("unknown %s %s (known: %s)", what, quote(s), strings.Join(known, ", "))

@@ -152,6 +152,9 @@ var scalarKeys = slices.Concat([]scalarKey{
 	{"consent.max_bytes", "a number of bytes", func(c *config.Config, s string) error {
 		return setInt(&c.Consent.MaxBytes, s, 16<<20, 1<<40, " (16 MiB..1 TiB)")
 	}},
+	{"consent.snapshot.after_data_loss", "restore or refusals_only", func(c *config.Config, s string) error {
+		return setString(&c.Consent.Snapshot.AfterDataLoss, s, checkAfterDataLoss)
+	}},
 	{"upstream.timeout", "a duration", func(c *config.Config, s string) error {
 		return setDurationIn(&c.Upstream.Timeout, s, time.Millisecond, time.Minute)
 	}},

@@ -87,6 +87,7 @@ func defaultConfig() *config.Config {
 			Cache:        config.ConsentCacheConfig{TTL: 5 * time.Second, NegativeTTL: time.Second, MaxEntries: 100_000, MaxBytes: 64 << 20},
 			Receipts:     config.ReceiptsConfig{MaxLen: 100, TTL: 790 * day, MaxBytes: 64 << 10},
 			MaxBytes:     256 << 20,
+			Snapshot:     config.SnapshotConfig{AfterDataLoss: "restore"},
 		},
 		Upstream:  config.UpstreamConfig{Timeout: 5 * time.Second, MaxConns: 512},
 		Signals:   config.SignalsConfig{TCF: config.TCFConfig{GrantFrom: "api"}},

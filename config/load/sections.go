@@ -25,7 +25,7 @@ var (
 		"pool_size", "min_idle_conns", "key_prefix", "write_timeout"}
 	consentCacheKeys = []string{"ttl", "negative_ttl", "max_entries", "max_bytes"}
 	receiptsKeys     = []string{"max_len", "ttl", "max_bytes"}
-	snapshotKeys     = []string{"keys"}
+	snapshotKeys     = []string{"keys", "after_data_loss"}
 	limitsKeys       = []string{"consent_writes", "new_ids", "hits", "max_clients"}
 	rateLimitsKeys   = []string{"per_ip", "per_net"}
 	rateLimitKeys    = []string{"per_minute", "burst"}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"slices"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ func TestGeneratedConfigsLoad(t *testing.T) {
 			c.Listen, c.AdminListen, c.RedisAddr, c.SnapshotKeys = "", "", "127.0.0.1:16379", soakSnapshotKeys
 			c.Routes = [][2]string{{soakRoute(3), soakRouteEndpoint}}
 		},
+		"soak: refusals only after a data loss": func(c *proxyConfig) {
+			c.RedisAddr, c.SnapshotKeys, c.AfterDataLoss = "127.0.0.1:16379", soakSnapshotKeys, "refusals_only"
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := base
@@ -49,6 +53,9 @@ func TestGeneratedConfigsLoad(t *testing.T) {
 			}
 			if c.MaxEntries > 0 && cfg.Consent.MaxEntries != c.MaxEntries {
 				t.Errorf("max_entries %d, want %d", cfg.Consent.MaxEntries, c.MaxEntries)
+			}
+			if want := cmp.Or(c.AfterDataLoss, "restore"); cfg.Consent.Snapshot.AfterDataLoss != want {
+				t.Errorf("after_data_loss %q, want %q", cfg.Consent.Snapshot.AfterDataLoss, want)
 			}
 			if !slices.Equal(cfg.Consent.Snapshot.Keys, c.SnapshotKeys) {
 				t.Errorf("snapshot keys: %d, want %d", len(cfg.Consent.Snapshot.Keys), len(c.SnapshotKeys))

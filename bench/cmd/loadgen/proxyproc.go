@@ -72,6 +72,8 @@ type proxyConfig struct {
 	// key of its own); loadgen soak sets them so that both instances, and a restarted
 	// Redis, honour the cookies either instance issued.
 	SnapshotKeys []string
+	// AfterDataLoss is consent.snapshot.after_data_loss ("": the default, restore).
+	AfterDataLoss string
 	// Routes are extra routes, path → endpoint: loadgen soak's harmless config change.
 	Routes [][2]string
 }
@@ -110,8 +112,11 @@ func (c proxyConfig) yaml() []byte {
 	} else {
 		b.WriteString("  store: memory\n")
 	}
+	if len(c.SnapshotKeys) > 0 || c.AfterDataLoss != "" {
+		b.WriteString("  snapshot:\n")
+	}
 	if len(c.SnapshotKeys) > 0 {
-		b.WriteString("  snapshot:\n    keys: [")
+		b.WriteString("    keys: [")
 		for i, k := range c.SnapshotKeys {
 			if i > 0 {
 				b.WriteString(", ")
@@ -119,6 +124,9 @@ func (c proxyConfig) yaml() []byte {
 			b.WriteString(q(k))
 		}
 		b.WriteString("]\n")
+	}
+	if c.AfterDataLoss != "" {
+		fmt.Fprintf(&b, "    after_data_loss: %s\n", c.AfterDataLoss)
 	}
 	if c.MaxEntries > 0 {
 		fmt.Fprintf(&b, "  max_entries: %d\n", c.MaxEntries)

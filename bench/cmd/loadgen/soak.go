@@ -45,7 +45,7 @@ type soakOptions struct {
 	timeout                 time.Duration
 	seed                    uint64
 	keep                    bool
-	reviveGrants            bool
+	afterDataLoss           string
 }
 
 func (o *soakOptions) register(fs *flag.FlagSet) {
@@ -71,9 +71,9 @@ func (o *soakOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed of the hits, the visitors and their choices")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, GeoIP copy, proxy logs)")
-	fs.BoolVar(&o.reviveGrants, "expect-revived-grants", false,
-		"expect a visitor whose record Redis lost to be decided with their grants too, not only their refusals "+
-			"(consentgate applies a snapshot's grants only while the store does not answer: README, \"The signed consent snapshot\")")
+	fs.StringVar(&o.afterDataLoss, "after-data-loss", "restore",
+		"the instances' consent.snapshot.after_data_loss, and what the soak expects of a visitor whose record the Redis restart lost: "+
+			"restore (their snapshot decides in full, grants too, once the instance has seen the new dataset epoch) or refusals_only")
 }
 
 func (o *soakOptions) validate() error {
@@ -100,6 +100,8 @@ func (o *soakOptions) validate() error {
 		return errors.New("-goroutine-slack must be ≥ 0 and -rss-factor ≥ 1")
 	case o.timeout <= 0:
 		return errors.New("-timeout must be positive")
+	case o.afterDataLoss != "restore" && o.afterDataLoss != "refusals_only":
+		return fmt.Errorf("-after-data-loss %q: want restore or refusals_only", o.afterDataLoss)
 	}
 	if o.restartAt == 0 {
 		o.restartAt = o.duration * 4 / 10
@@ -336,7 +338,8 @@ func (r *soakRun) setUp() error {
 	if r.sink, err = startSink("127.0.0.1:0"); err != nil {
 		return err
 	}
-	r.base = proxyConfig{GeoIP: r.geoPath, SinkAddr: r.sink.Addr(), RedisAddr: r.redis.Addr, SnapshotKeys: soakSnapshotKeys}
+	r.base = proxyConfig{GeoIP: r.geoPath, SinkAddr: r.sink.Addr(), RedisAddr: r.redis.Addr, SnapshotKeys: soakSnapshotKeys,
+		AfterDataLoss: o.afterDataLoss}
 	r.cfgPath = filepath.Join(r.dir, "consentgate.yaml")
 	if err := r.writeConfig(0); err != nil {
 		return err

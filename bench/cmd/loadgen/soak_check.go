@@ -22,13 +22,16 @@ type decisionCounts struct {
 	sampled, matched uint64
 	byStore          map[string]uint64
 	mismatches       map[string]uint64
-	// From the Redis restart on, the decisions the cookie's snapshot took part in:
-	// in full while the store did not answer, its refusals once it answered with no
-	// record; and those whose grants were not applied (the record lost).
-	snapshotFull, snapshotRefusals, notRevived uint64
-	// firstRefusalAfterBack: the first sampled decision, after Redis came back, whose
-	// refusal the snapshot kept, counted from Redis's return (-1: none).
-	firstRefusalAfterBack time.Duration
+	// From the Redis restart on, the decisions the cookie's snapshot took part in: in
+	// full while the store did not answer; in full once it answered with no record and
+	// the snapshot older than its dataset (dataset_lost); its refusals only once it
+	// answered with no record (not_found). Of the visitors whose record was lost, those
+	// whose grants were applied again (revived) and those whose were not (notRevived).
+	snapshotFull, snapshotLost, snapshotRefusals, revived, notRevived uint64
+	// firstRefusalAfterBack and firstRevivedAfterBack: the first sampled decision after
+	// Redis came back whose refusal the snapshot kept with the record gone, and whose
+	// grants it applied again, counted from Redis's return (-1: none).
+	firstRefusalAfterBack, firstRevivedAfterBack time.Duration
 }
 
 // sampleDecisions asks the instances in turn, every -explain-every, how they decide a
@@ -59,7 +62,7 @@ func (cs *consentStream) sampleDecisions(ctx context.Context) {
 			d, err := r.explain(inst, string(cs.live.get(v.slot)), ipEEA)
 			// Read after the answer: a restart that began meanwhile is known then.
 			gone, back := r.restartTimes()
-			last, pending, lostOK := v.last, slices.Clone(v.pending), v.lostOK(gone)
+			last, pending, lostOK, loss := v.last, slices.Clone(v.pending), v.lostOK(gone), r.lossRule(at, v.ackedAt)
 			v.mu.Unlock()
 			if err != nil {
 				if ctx.Err() == nil && !inst.proc.Exited() {
@@ -67,7 +70,7 @@ func (cs *consentStream) sampleDecisions(ctx context.Context) {
 				}
 				break
 			}
-			cs.record(judge(d, last, pending, lostOK, r.o.reviveGrants), d, v.slot, inst, at, gone, back)
+			cs.record(judge(d, last, pending, lostOK, loss), d, v.slot, inst, at, gone, back)
 			break
 		}
 	}
@@ -77,7 +80,8 @@ func (cs *consentStream) record(vd verdict, d decision, slot int, inst *soakInst
 	cs.mu.Lock()
 	dc := &cs.dc
 	if dc.byStore == nil {
-		dc.byStore, dc.mismatches, dc.firstRefusalAfterBack = map[string]uint64{}, map[string]uint64{}, -1
+		dc.byStore, dc.mismatches = map[string]uint64{}, map[string]uint64{}
+		dc.firstRefusalAfterBack, dc.firstRevivedAfterBack = -1, -1
 	}
 	dc.sampled++
 	dc.byStore[d.Signals.Store]++
@@ -92,13 +96,21 @@ func (cs *consentStream) record(vd verdict, d decision, slot int, inst *soakInst
 		switch {
 		case vd.snapshot && d.Signals.Store == "error":
 			dc.snapshotFull++
+		case vd.snapshot && d.Signals.Store == "dataset_lost":
+			dc.snapshotLost++
 		case vd.snapshot && d.Signals.Store == "not_found":
 			dc.snapshotRefusals++
 			if !back.IsZero() && dc.firstRefusalAfterBack < 0 {
 				dc.firstRefusalAfterBack = at.Sub(back)
 			}
 		}
-		if vd.notRevived {
+		switch {
+		case vd.revived:
+			dc.revived++
+			if !back.IsZero() && dc.firstRevivedAfterBack < 0 {
+				dc.firstRevivedAfterBack = at.Sub(back)
+			}
+		case vd.notRevived:
 			dc.notRevived++
 		}
 	}
@@ -110,17 +122,25 @@ type finalCounts struct {
 	visitors, neverAcked int
 	// readable: GET /consent returns it. lostWithRedis: it went to the killed Redis and
 	// is gone, and the snapshot stands in as documented; of those, refusalsKept had a
-	// refusal the snapshot still applies, grantsNotRevived a grant it does not.
-	readable, lostWithRedis, refusalsKept, grantsNotRevived int
-	lost, unverified                                        int
+	// refusal the snapshot still applies, grantsRevived grants it applies again, and
+	// grantsNotRevived grants it does not (after_data_loss: refusals_only).
+	readable, lostWithRedis, refusalsKept, grantsRevived, grantsNotRevived int
+	lost, unverified                                                       int
 }
 
 // verifyAll checks, once the load and the stream have stopped, that every visitor's
 // last acknowledged write is either in the store or, if it went to the Redis that was
-// killed, still applied through the cookie's snapshot.
+// killed, still applied through the cookie's snapshot: with restore, in full, once the
+// instances have had epochGrace to see the new dataset epoch.
 func (cs *consentStream) verifyAll(ctx context.Context) finalCounts {
 	r := cs.r
-	gone, _ := r.restartTimes()
+	gone, back := r.restartTimes()
+	if wait := time.Until(back.Add(epochGrace)); !back.IsZero() && wait > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
 	fc := finalCounts{visitors: len(cs.visitors)}
 	for i, v := range cs.visitors {
 		if ctx.Err() != nil {
@@ -154,7 +174,7 @@ func (cs *consentStream) verifyAll(ctx context.Context) finalCounts {
 				r.problem("visitor %d: explain on %s: %v", v.slot, inst.name, err)
 				break
 			}
-			vd := judge(d, v.last, nil, true, r.o.reviveGrants)
+			vd := judge(d, v.last, nil, true, r.lossRule(time.Now(), v.ackedAt))
 			if !vd.ok {
 				fc.lost++
 				r.problem("visitor %d: the record went with Redis and the snapshot did not stand in: %s (consent %+v)", v.slot, vd.mismatch, d.Consent)
@@ -164,7 +184,10 @@ func (cs *consentStream) verifyAll(ctx context.Context) finalCounts {
 			if st := v.last.states(); st.Statistics == "denied" || st.Marketing == "denied" {
 				fc.refusalsKept++
 			}
-			if vd.notRevived {
+			switch {
+			case vd.revived:
+				fc.grantsRevived++
+			case vd.notRevived:
 				fc.grantsNotRevived++
 			}
 		default:

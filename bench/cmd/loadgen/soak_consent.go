@@ -280,22 +280,44 @@ func (r *soakRun) explain(inst *soakInstance, cookie, ip string) (decision, erro
 type verdict struct {
 	ok       bool
 	mismatch string // what went wrong, when !ok
-	// snapshot: the cookie's snapshot decided a purpose; notRevived: the record was
-	// lost and a grant of the visitor's was not applied (refusals only).
-	snapshot, notRevived bool
+	// snapshot: the cookie's snapshot decided a purpose. For a record lost with Redis:
+	// revived, its grants applied again (the snapshot in full); notRevived, a grant
+	// of the visitor's not applied (refusals only).
+	snapshot, revived, notRevived bool
 }
+
+// afterLoss is what a decision must make of a record lost with the killed Redis.
+type afterLoss uint8
+
+const (
+	// lossRefusals: the snapshot's refusals only (after_data_loss: refusals_only).
+	lossRefusals afterLoss = iota
+	// lossEither: refusals only or in full. The instance renews the dataset epoch on its
+	// store health check, every 2 s: until then a lost record is taken for a deleted one.
+	lossEither
+	// lossRestored: the snapshot in full, grants too (after_data_loss: restore).
+	lossRestored
+)
+
+// epochGrace bounds how long after Redis's return an instance may go on deciding a lost
+// record by its snapshot's refusals only: two of its 2-second health checks, and a
+// second for the snapshot's whole-second issue time.
+const epochGrace = 5 * time.Second
 
 // judge compares a decision with what README's "The signed consent snapshot" says it
 // must be for a visitor whose last acknowledged choice is last (pending: later writes
 // the store may have applied), given what the store answered:
 //   - a record (found): the record, i.e. last or a pending choice;
 //   - no answer (error): the cookie's snapshot in full, i.e. last;
-//   - no record (not_found): only when the record may have been lost with the killed
-//     Redis (lostOK), and then the snapshot's refusals only, grants left unset, unless
-//     reviveGrants (the snapshot's grants too).
-func judge(d decision, last choice, pending []choice, lostOK, reviveGrants bool) verdict {
+//   - no record, the snapshot older than the dataset (dataset_lost): only when the
+//     record may have been lost with the killed Redis (lostOK) and loss allows it, and
+//     then the snapshot in full;
+//   - no record (not_found): only when lostOK, and loss does not require the snapshot in
+//     full; then its refusals only, grants left unset.
+func judge(d decision, last choice, pending []choice, lostOK bool, loss afterLoss) verdict {
 	v := verdict{snapshot: d.Sources.Statistics == "snapshot" || d.Sources.Marketing == "snapshot"}
 	want := last.states()
+	grants := want.Statistics == "granted" || want.Marketing == "granted"
 	switch d.Signals.Store {
 	case "found":
 		if d.Consent == want {
@@ -309,15 +331,27 @@ func judge(d decision, last choice, pending []choice, lostOK, reviveGrants bool)
 			}
 		}
 	case "error":
-	case "not_found":
-		if !lostOK {
-			v.mismatch = "record missing: an acknowledged write is not in the store"
+	case "dataset_lost":
+		switch {
+		case !lostOK:
+			v.mismatch = "decided by a snapshot older than the dataset: an acknowledged write is not in the store"
+			return v
+		case loss == lossRefusals:
+			v.mismatch = "the snapshot decided in full after the data loss, against after_data_loss: refusals_only"
 			return v
 		}
-		if !reviveGrants {
-			v.notRevived = want.Statistics == "granted" || want.Marketing == "granted"
-			want = purposeStates{refusalOnly(want.Statistics), refusalOnly(want.Marketing)}
+		v.revived = grants
+	case "not_found":
+		switch {
+		case !lostOK:
+			v.mismatch = "record missing: an acknowledged write is not in the store"
+			return v
+		case loss == lossRestored:
+			v.mismatch = "the record went with Redis and the snapshot gave its refusals only: the dataset epoch did not move"
+			return v
 		}
+		v.notRevived = grants
+		want = purposeStates{refusalOnly(want.Statistics), refusalOnly(want.Marketing)}
 	default:
 		v.mismatch = "the consent cookie was not read (store: " + d.Signals.Store + ")"
 		return v
@@ -331,8 +365,24 @@ func judge(d decision, last choice, pending []choice, lostOK, reviveGrants bool)
 	} else {
 		v.mismatch = "refused a purpose it should grant"
 	}
-	v.notRevived = false
+	v.revived, v.notRevived = false, false
 	return v
+}
+
+// lossRule is what a decision made at at must make of the lost record of a visitor
+// whose last write was acknowledged at acked: with restore, the snapshot in full once
+// the instance has had epochGrace to see the new dataset epoch; either before, or for a
+// snapshot that may have been issued in the second the new dataset began (acknowledged
+// a second or less before Redis was back: it counts as of the new dataset).
+func (r *soakRun) lossRule(at, acked time.Time) afterLoss {
+	if r.o.afterDataLoss == "refusals_only" {
+		return lossRefusals
+	}
+	_, back := r.restartTimes()
+	if back.IsZero() || at.Before(back.Add(epochGrace)) || !acked.Before(back.Add(-time.Second)) {
+		return lossEither
+	}
+	return lossRestored
 }
 
 func refusalOnly(s string) string {

@@ -28,6 +28,7 @@ type soakSummary struct {
 	Decisions      decisionCounts
 	Final          finalCounts
 	SnapshotUsed   map[string]float64 // consentgate_consent_snapshot_used_total by when, both instances
+	AfterDataLoss  string             // -after-data-loss
 	Resources      [2]resourceFigures
 	GoroutineSlack int
 	RSSFactor      float64
@@ -119,7 +120,7 @@ func resourceBounds(name string, samples []resourceSample, warmEnd time.Duration
 // summarise gathers the figures and adds the problems the figures themselves show.
 func (r *soakRun) summarise(hits *runStats, final finalCounts, metrics series) *soakSummary {
 	r.mu.Lock()
-	s := &soakSummary{Control: r.ctl, GoroutineSlack: r.o.goroutineSlack, RSSFactor: r.o.rssFactor}
+	s := &soakSummary{Control: r.ctl, GoroutineSlack: r.o.goroutineSlack, RSSFactor: r.o.rssFactor, AfterDataLoss: r.o.afterDataLoss}
 	gone, back := r.gone, r.back
 	resources := r.resources
 	r.mu.Unlock()
@@ -178,7 +179,7 @@ func (r *soakRun) summarise(hits *runStats, final finalCounts, metrics series) *
 	if s.LeakedCookie > 0 {
 		problems = append(problems, fmt.Sprintf("%d upstream requests carried the consent cookie", s.LeakedCookie))
 	}
-	if s.Control.redisRestarts > 0 && s.Decisions.snapshotFull+s.Decisions.snapshotRefusals == 0 {
+	if s.Control.redisRestarts > 0 && s.Decisions.snapshotFull+s.Decisions.snapshotLost+s.Decisions.snapshotRefusals == 0 {
 		problems = append(problems, "after the Redis restart, no sampled decision was taken by the cookie's snapshot")
 	}
 	r.mu.Lock()
@@ -233,17 +234,24 @@ func (s *soakSummary) print(w io.Writer) {
 	}
 	row("consent writes answered 503", "%d while Redis was down, %d otherwise (after it was back: %s)", wc.unavailableDown, wc.unavailable-wc.unavailableDown, last)
 	row("updates after the restart that kept their ID (snapshot proved it)", "%d", wc.idKept)
-	row("last acknowledged writes at the end", "%d visitors: %d readable, %d lost with Redis and applied by the snapshot (%d with a refusal kept, %d whose grants are not revived), %d lost, %d unverified",
-		fc.visitors-fc.neverAcked, fc.readable, fc.lostWithRedis, fc.refusalsKept, fc.grantsNotRevived, fc.lost, fc.unverified)
+	row("last acknowledged writes at the end", "%d visitors: %d readable, %d lost with Redis and applied by the snapshot (%d with a refusal kept, %d with grants applied again, %d whose grants are not), %d lost, %d unverified",
+		fc.visitors-fc.neverAcked, fc.readable, fc.lostWithRedis, fc.refusalsKept, fc.grantsRevived, fc.grantsNotRevived, fc.lost, fc.unverified)
 	row("decisions sampled (POST /admin/explain)", "%d: %d as the visitor chose, %d mismatches%s; store %s",
 		dc.sampled, dc.matched, dc.sampled-dc.matched, mismatchKinds(dc.mismatches), joinCounts(dc.byStore))
-	first := "-"
-	if dc.firstRefusalAfterBack >= 0 {
-		first = "+" + roundMs(dc.firstRefusalAfterBack)
+	after := func(d time.Duration) string {
+		if d < 0 {
+			return "-"
+		}
+		return "+" + roundMs(d)
 	}
-	row("snapshot applied after the restart (sampled)", "%d: %d in full while Redis was down, %d refusals kept with the record gone (first %s after Redis was back)",
-		dc.snapshotFull+dc.snapshotRefusals, dc.snapshotFull, dc.snapshotRefusals, first)
-	row("grants not revived after the restart (sampled)", "%d (by design: no record → the snapshot's refusals only)", dc.notRevived)
+	row("snapshot applied after the restart (sampled)", "%d: %d in full while Redis was down, %d in full once it was back empty (dataset_lost), %d refusals only with the record gone (first %s after Redis was back)",
+		dc.snapshotFull+dc.snapshotLost+dc.snapshotRefusals, dc.snapshotFull, dc.snapshotLost, dc.snapshotRefusals, after(dc.firstRefusalAfterBack))
+	why := fmt.Sprintf("before the instance saw the new dataset epoch, within %s of Redis's return", epochGrace)
+	if s.AfterDataLoss == "refusals_only" {
+		why = "after_data_loss: refusals_only"
+	}
+	row("lost records' grants after the restart (sampled)", "%d applied again (first %s after Redis was back), %d not (%s)",
+		dc.revived, after(dc.firstRevivedAfterBack), dc.notRevived, why)
 	row("snapshot used on hits (instances' counters)", "%s", joinFloats(s.SnapshotUsed))
 	for _, f := range s.Resources {
 		row("goroutines "+f.Name+" min / max (warm-up max)", "%.0f / %.0f (%.0f); bound %.0f", f.GMin, f.GMax, f.GWarmMax, f.GWarmMax+float64(s.GoroutineSlack))

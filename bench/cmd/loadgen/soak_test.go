@@ -63,6 +63,8 @@ func TestSoakShortRun(t *testing.T) {
 	o := soakFlags(t, "-binary", bin, "-geoip", "../../../testdata/geoip/GeoIP2-City-Test.mmdb",
 		"-duration", "8s", "-restart-at", "3s", "-redis-down", "1s", "-reload-every", "2s", "-geo-swap-every", "4s",
 		"-rate", "400", "-connections", "4", "-visitors", "40", "-sample-every", "1s", "-settle", "500ms",
+		// Few enough writes that many visitors' last one went with Redis, and is checked.
+		"-consent-rate", "5",
 		// The bound checks are tested on their own (TestResourceBounds); eight seconds
 		// of a shared machine say nothing of a leak.
 		"-rss-factor", "4", "-goroutine-slack", "500")
@@ -93,12 +95,14 @@ func TestSoakShortRun(t *testing.T) {
 		f.readable+f.lostWithRedis == f.visitors-f.neverAcked && f.readable > 0)
 	d := s.Decisions
 	check("decisions sampled, all as chosen", d.sampled > 0 && d.matched == d.sampled && len(d.mismatches) == 0)
-	check("the snapshot applied after the restart", d.snapshotFull+d.snapshotRefusals > 0)
+	check("the snapshot applied after the restart", d.snapshotFull+d.snapshotLost+d.snapshotRefusals > 0)
 	check("the instances decided hits by the snapshot while Redis was down", s.SnapshotUsed["store_error"] > 0)
+	check("lost records' grants applied again by their snapshot", d.revived+uint64(f.grantsRevived) > 0 && f.grantsNotRevived == 0)
+	check("the instances decided hits by snapshots older than the dataset", s.SnapshotUsed["dataset_lost"] > 0)
 	for _, r := range s.Resources {
 		check("resource samples of "+r.Name, r.Samples >= 2 && r.GMax > 0 && r.RSSMax > 0)
 	}
-	for _, want := range []string{"| hits sent |", "| snapshot applied after the restart (sampled) |", "| result | PASS |"} {
+	for _, want := range []string{"| hits sent |", "| snapshot applied after the restart (sampled) |", "| lost records' grants after the restart (sampled) |", "| result | PASS |"} {
 		check("the table has "+want, strings.Contains(out.String(), want))
 	}
 }
@@ -110,14 +114,15 @@ func TestJudge(t *testing.T) {
 		return d
 	}
 	for _, tc := range []struct {
-		name          string
-		d             decision
-		last          choice
-		pending       []choice
-		lostOK, grant bool
-		ok            bool
-		mismatch      string
-		snap, notRev  bool
+		name                  string
+		d                     decision
+		last                  choice
+		pending               []choice
+		lostOK                bool
+		loss                  afterLoss
+		ok                    bool
+		mismatch              string
+		snap, revived, notRev bool
 	}{
 		{name: "record as written", d: dec("found", "granted", "denied", "store", "store"), last: denyMarketing, ok: true},
 		{name: "record of a write not acknowledged", d: dec("found", "denied", "denied", "store", "store"), last: grantAll, pending: []choice{denyAll}, ok: true},
@@ -125,22 +130,29 @@ func TestJudge(t *testing.T) {
 		{name: "stale record refusing", d: dec("found", "granted", "denied", "store", "store"), last: grantAll, mismatch: "refused a purpose it should grant"},
 		{name: "store down: snapshot in full", d: dec("error", "granted", "granted", "snapshot", "snapshot"), last: grantAll, ok: true, snap: true},
 		{name: "store down: fail closed without the snapshot", d: dec("error", "denied", "denied", "store_error", "store_error"), last: grantAll, mismatch: "refused a purpose it should grant"},
-		{name: "record lost: refusals kept", d: dec("not_found", "unset", "denied", "none", "snapshot"), last: denyMarketing, lostOK: true, ok: true, snap: true, notRev: true},
-		{name: "record lost: everything refused", d: dec("not_found", "denied", "denied", "snapshot", "snapshot"), last: denyAll, lostOK: true, ok: true, snap: true},
-		{name: "record lost: grant revived against the design", d: dec("not_found", "granted", "granted", "snapshot", "snapshot"), last: grantAll, lostOK: true, mismatch: "granted a purpose it may not"},
-		{name: "record lost: refusal dropped", d: dec("not_found", "unset", "unset", "none", "none"), last: denyMarketing, lostOK: true, mismatch: "refused a purpose it should grant"},
-		{name: "record lost: grants revived when expected", d: dec("not_found", "granted", "granted", "snapshot", "snapshot"), last: grantAll, lostOK: true, grant: true, ok: true, snap: true},
-		{name: "record lost: grants expected, not revived", d: dec("not_found", "unset", "unset", "none", "none"), last: grantAll, lostOK: true, grant: true, mismatch: "refused a purpose it should grant"},
-		{name: "record missing, not lost with Redis", d: dec("not_found", "unset", "denied", "none", "snapshot"), last: denyMarketing, mismatch: "record missing: an acknowledged write is not in the store"},
+		{name: "record lost: grants applied again", d: dec("dataset_lost", "granted", "granted", "snapshot", "snapshot"), last: grantAll, lostOK: true, loss: lossRestored, ok: true, snap: true, revived: true},
+		{name: "record lost: in full, a refusal among the grants", d: dec("dataset_lost", "granted", "denied", "snapshot", "snapshot"), last: denyMarketing, lostOK: true, loss: lossRestored, ok: true, snap: true, revived: true},
+		{name: "record lost: in full, everything refused", d: dec("dataset_lost", "denied", "denied", "snapshot", "snapshot"), last: denyAll, lostOK: true, loss: lossRestored, ok: true, snap: true},
+		{name: "record lost: in full, before the epoch could be seen", d: dec("dataset_lost", "granted", "granted", "snapshot", "snapshot"), last: grantAll, lostOK: true, loss: lossEither, ok: true, snap: true, revived: true},
+		{name: "record lost: in full, not as chosen", d: dec("dataset_lost", "granted", "granted", "snapshot", "snapshot"), last: denyMarketing, lostOK: true, loss: lossRestored, mismatch: "granted a purpose it may not"},
+		{name: "record lost: refusals only, the epoch did not move", d: dec("not_found", "unset", "denied", "none", "snapshot"), last: denyMarketing, lostOK: true, loss: lossRestored, mismatch: "the record went with Redis and the snapshot gave its refusals only: the dataset epoch did not move"},
+		{name: "record lost: refusals only before the epoch could be seen", d: dec("not_found", "unset", "denied", "none", "snapshot"), last: denyMarketing, lostOK: true, loss: lossEither, ok: true, snap: true, notRev: true},
+		{name: "refusals_only: refusals kept", d: dec("not_found", "unset", "denied", "none", "snapshot"), last: denyMarketing, lostOK: true, loss: lossRefusals, ok: true, snap: true, notRev: true},
+		{name: "refusals_only: everything refused", d: dec("not_found", "denied", "denied", "snapshot", "snapshot"), last: denyAll, lostOK: true, loss: lossRefusals, ok: true, snap: true},
+		{name: "refusals_only: a grant revived", d: dec("not_found", "granted", "granted", "snapshot", "snapshot"), last: grantAll, lostOK: true, loss: lossRefusals, mismatch: "granted a purpose it may not"},
+		{name: "refusals_only: decided in full", d: dec("dataset_lost", "granted", "granted", "snapshot", "snapshot"), last: grantAll, lostOK: true, loss: lossRefusals, mismatch: "the snapshot decided in full after the data loss, against after_data_loss: refusals_only"},
+		{name: "refusals_only: refusal dropped", d: dec("not_found", "unset", "unset", "none", "none"), last: denyMarketing, lostOK: true, loss: lossRefusals, mismatch: "refused a purpose it should grant"},
+		{name: "record missing, not lost with Redis", d: dec("not_found", "unset", "denied", "none", "snapshot"), last: denyMarketing, loss: lossRestored, mismatch: "record missing: an acknowledged write is not in the store"},
+		{name: "snapshot older than the dataset, record not lost with Redis", d: dec("dataset_lost", "granted", "granted", "snapshot", "snapshot"), last: grantAll, loss: lossRestored, mismatch: "decided by a snapshot older than the dataset: an acknowledged write is not in the store"},
 		{name: "cookie not read", d: dec("invalid_id", "unset", "unset", "none", "none"), last: grantAll, mismatch: "the consent cookie was not read (store: invalid_id)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := judge(tc.d, tc.last, tc.pending, tc.lostOK, tc.grant)
+			v := judge(tc.d, tc.last, tc.pending, tc.lostOK, tc.loss)
 			if v.ok != tc.ok || v.mismatch != tc.mismatch {
 				t.Errorf("ok %v mismatch %q, want %v %q", v.ok, v.mismatch, tc.ok, tc.mismatch)
 			}
-			if v.ok && (v.snapshot != tc.snap || v.notRevived != tc.notRev) {
-				t.Errorf("snapshot %v notRevived %v, want %v %v", v.snapshot, v.notRevived, tc.snap, tc.notRev)
+			if v.ok && (v.snapshot != tc.snap || v.revived != tc.revived || v.notRevived != tc.notRev) {
+				t.Errorf("snapshot %v revived %v notRevived %v, want %v %v %v", v.snapshot, v.revived, v.notRevived, tc.snap, tc.revived, tc.notRev)
 			}
 		})
 	}
@@ -217,6 +229,7 @@ func TestSoakOptions(t *testing.T) {
 	for _, args := range [][]string{
 		{"-duration", "31m"}, {"-duration", "10s", "-restart-at", "10s"}, {"-rate", "0"}, {"-visitors", "0"},
 		{"-warmup-share", "1"}, {"-rss-factor", "0.9"}, {"-reload-every", "0s"}, {"-redis-down", "2m"},
+		{"-after-data-loss", "revive"},
 	} {
 		var o soakOptions
 		fs := flag.NewFlagSet("soak", flag.ContinueOnError)
@@ -295,5 +308,33 @@ func TestSlowHitsNearOperations(t *testing.T) {
 	f := slowNearOps(s, []time.Duration{2500 * time.Millisecond}, 10*time.Second)
 	if f.Total != 5 || f.NearOps != 2 || f.OpsSecs != 2 || f.Seconds != 11 {
 		t.Errorf("figures %+v: want 5 slow hits in the run's 11 seconds, 2 in the operation's 2", f)
+	}
+}
+
+// TestLossRule: with restore, a lost record must be decided in full once the instances
+// have had epochGrace to see the new dataset epoch, and may be either before it, or for
+// a snapshot acknowledged within a second of Redis's return; refusals_only never allows
+// it in full.
+func TestLossRule(t *testing.T) {
+	back := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	before := back.Add(-time.Minute)
+	for _, tc := range []struct {
+		name, setting string
+		back          time.Time
+		at, acked     time.Time
+		want          afterLoss
+	}{
+		{"Redis not back yet", "restore", time.Time{}, back, before, lossEither},
+		{"within the grace", "restore", back, back.Add(epochGrace - time.Millisecond), before, lossEither},
+		{"past the grace", "restore", back, back.Add(epochGrace), before, lossRestored},
+		{"acknowledged in the second before Redis was back", "restore", back, back.Add(time.Minute), back.Add(-time.Second / 2), lossEither},
+		{"refusals_only", "refusals_only", back, back.Add(time.Minute), before, lossRefusals},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &soakRun{o: &soakOptions{afterDataLoss: tc.setting}, back: tc.back}
+			if got := r.lossRule(tc.at, tc.acked); got != tc.want {
+				t.Errorf("lossRule = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
