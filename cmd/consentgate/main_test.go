@@ -372,7 +372,7 @@ func TestSIGTERMWinsOverAHungReload(t *testing.T) {
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	// Signals sent close together can merge into one, so SIGHUP is repeated until the
-	// process says it refused one: proof the first reload is still hanging.
+	// process says it put one off: proof the first reload is still hanging.
 	ignored := make(chan struct{})
 	go func() {
 		for {
@@ -384,7 +384,7 @@ func TestSIGTERMWinsOverAHungReload(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, p.lines, "reload requested while one is still running; ignored")
+	waitFor(t, p.lines, "reload requested while one is still running; another runs when it is done")
 	close(ignored)
 	waitFor(t, p.lines, "reload timed out reading the config, keeping the last good config")
 	r, err := http.Get("http://" + p.admin + "/metrics")
