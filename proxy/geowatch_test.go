@@ -26,6 +26,10 @@ type geoProxy struct {
 
 const geoCheckEvery = 20 * time.Millisecond
 
+// secretFile is what a file that is not a database holds in the tests: it must never be
+// quoted in a log.
+const secretFile = "CONSENTGATE_ANONYMISE_SECRET=Kq7Wm2Zx9Lp4Vr8Tn3Bc6Hd1Jf5Gs0Ya\n"
+
 // startGeoProxy starts one on testConfig with the City test database in dir/GeoIP2.mmdb,
 // which geo.database names, or with no database.
 func startGeoProxy(t *testing.T, withDB bool) *geoProxy {
@@ -110,9 +114,10 @@ func (gp *geoProxy) inForceLines() int {
 
 // TestGeoIPWatch: a database renamed over the configured file is in force within the
 // check interval, with no signal, and recorded as a reload is (metrics, a log line); one
-// that does not load (garbage, half-written, a FIFO) leaves the database in force
-// serving, is counted as a failed reload and logged, and is not tried again until the
-// file changes again; the next good one is taken. No log line names the visitor's IP.
+// that does not load (garbage, a symlink to a file of the proxy's, half-written, a FIFO)
+// leaves the database in force serving, is counted as a failed reload and logged, and is
+// not tried again until the file changes again; the next good one is taken. No log line
+// names the visitor's IP or quotes the file that was not a database.
 func TestGeoIPWatch(t *testing.T) {
 	gp := startGeoProxy(t, true)
 	if got := gp.jurisdiction(t); got != "us-ca" {
@@ -151,7 +156,20 @@ func TestGeoIPWatch(t *testing.T) {
 		write func(t *testing.T)
 		why   string
 	}{
-		{"garbage", func(t *testing.T) { gp.renameIn(t, []byte("not a database"), gp.db) }, "invalid MaxMind DB"},
+		{"garbage", func(t *testing.T) { gp.renameIn(t, []byte(secretFile), gp.db) }, "invalid MaxMind DB"},
+		{"a symlink to another file", func(t *testing.T) {
+			// Whoever can write the database's directory can point it at a file of the
+			// proxy's: what it holds must not reach the log.
+			other := filepath.Join(gp.dir, "env")
+			writeFile(t, other, secretFile)
+			tmp := gp.db + ".link"
+			if err := os.Symlink(other, tmp); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, gp.db); err != nil {
+				t.Fatal(err)
+			}
+		}, "invalid MaxMind DB"},
 		{"half-written", func(t *testing.T) { gp.renameIn(t, city[:len(city)/2], gp.db) }, "geo: open " + gp.db},
 		{"a FIFO", func(t *testing.T) {
 			fifo := filepath.Join(gp.dir, "fifo")
@@ -188,6 +206,9 @@ func TestGeoIPWatch(t *testing.T) {
 	}
 	if strings.Contains(gp.logs.String(), ipUSCA) {
 		t.Error("the log names a visitor's IP")
+	}
+	if strings.Contains(gp.logs.String(), "Kq7Wm2Zx9") {
+		t.Error("the log quotes a file that was not a database")
 	}
 }
 
