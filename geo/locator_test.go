@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/consentgate/consentgate/internal/fileswap"
 )
 
 // installDB copies test database name to path, the way an operator would: with a rename
@@ -19,15 +21,9 @@ func installDB(tb testing.TB, name, path string, inPlace bool) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if inPlace {
-		err = os.WriteFile(path, b, 0o644)
-	} else {
-		tmp := path + ".tmp"
-		if err = os.WriteFile(tmp, b, 0o644); err == nil {
-			err = os.Rename(tmp, path)
-		}
-	}
-	if err != nil {
+	if !inPlace {
+		fileswap.Rename(tb, path, b, 0o644)
+	} else if err := os.WriteFile(path, b, 0o644); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -226,16 +222,7 @@ func TestLocatorRefresh(t *testing.T) {
 		}
 		return b
 	}
-	renameIn := func(data []byte) {
-		t.Helper()
-		tmp := filepath.Join(dir, "incoming.tmp")
-		if err := os.WriteFile(tmp, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
+	renameIn := func(data []byte) { fileswap.Rename(t, path, data, 0o644) }
 	for _, step := range []struct {
 		name    string
 		change  func() // nil: the file is left alone
@@ -299,26 +286,15 @@ func TestLocatorRefresh(t *testing.T) {
 // new directory; the configured path never changes.
 func TestLocatorRefreshSymlinkSwap(t *testing.T) {
 	dir := t.TempDir()
-	link := func(target, name string) {
-		t.Helper()
-		tmp := filepath.Join(dir, name+".tmp")
-		if err := os.Symlink(target, tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	version := func(name, db string) {
 		t.Helper()
-		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+		b, err := os.ReadFile(testdataPath(t, db+".mmdb"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		installDB(t, db, filepath.Join(dir, name, "GeoIP2-City.mmdb"), true)
-		link(name, "..data")
+		fileswap.Volume(t, dir, name, map[string][]byte{"GeoIP2-City.mmdb": b})
 	}
 	version("..2026_01_01", "GeoIP2-City-Test")
-	link("..data/GeoIP2-City.mmdb", "GeoIP2-City.mmdb")
 	l, err := NewLocator(filepath.Join(dir, "GeoIP2-City.mmdb"))
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/internal/fileswap"
 	"github.com/consentgate/consentgate/telemetry"
 )
 
@@ -70,22 +71,17 @@ func (gp *geoProxy) writeConfig(t *testing.T, db string) {
 // the same directory, renamed over the old one.
 func (gp *geoProxy) install(t *testing.T, name, path string) {
 	t.Helper()
+	fileswap.Rename(t, path, testDB(t, name), 0o644)
+}
+
+// testDB is test database name's content.
+func testDB(t *testing.T, name string) []byte {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "testdata", "geoip", name+".mmdb"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gp.renameIn(t, b, path)
-}
-
-func (gp *geoProxy) renameIn(t *testing.T, data []byte, path string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	return b
 }
 
 // jurisdiction is where the proxy places ipUSCA, as a visitor's page sees it.
@@ -147,30 +143,21 @@ func TestGeoIPWatch(t *testing.T) {
 	}
 	swap(t, "GeoIP2-Country-Test", "other")
 
-	city, err := os.ReadFile("../testdata/geoip/GeoIP2-City-Test.mmdb")
-	if err != nil {
-		t.Fatal(err)
-	}
+	city := testDB(t, "GeoIP2-City-Test")
 	for _, bad := range []struct {
 		name  string
 		write func(t *testing.T)
 		why   string
 	}{
-		{"garbage", func(t *testing.T) { gp.renameIn(t, []byte(secretFile), gp.db) }, "invalid MaxMind DB"},
+		{"garbage", func(t *testing.T) { fileswap.Rename(t, gp.db, []byte(secretFile), 0o644) }, "invalid MaxMind DB"},
 		{"a symlink to another file", func(t *testing.T) {
 			// Whoever can write the database's directory can point it at a file of the
 			// proxy's: what it holds must not reach the log.
 			other := filepath.Join(gp.dir, "env")
 			writeFile(t, other, secretFile)
-			tmp := gp.db + ".link"
-			if err := os.Symlink(other, tmp); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(tmp, gp.db); err != nil {
-				t.Fatal(err)
-			}
+			fileswap.Symlink(t, other, gp.db)
 		}, "invalid MaxMind DB"},
-		{"half-written", func(t *testing.T) { gp.renameIn(t, city[:len(city)/2], gp.db) }, "geo: open " + gp.db},
+		{"half-written", func(t *testing.T) { fileswap.Rename(t, gp.db, city[:len(city)/2], 0o644) }, "geo: open " + gp.db},
 		{"a FIFO", func(t *testing.T) {
 			fifo := filepath.Join(gp.dir, "fifo")
 			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -218,29 +205,11 @@ func TestGeoIPWatch(t *testing.T) {
 func TestGeoIPWatchSymlinkSwap(t *testing.T) {
 	gp := startGeoProxy(t, false)
 	vol := filepath.Join(gp.dir, "vol")
-	if err := os.Mkdir(vol, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	link := func(target, name string) {
-		t.Helper()
-		tmp := filepath.Join(vol, name+".tmp")
-		if err := os.Symlink(target, tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(vol, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	version := func(dir, db string) {
 		t.Helper()
-		if err := os.Mkdir(filepath.Join(vol, dir), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		gp.install(t, db, filepath.Join(vol, dir, "GeoIP2.mmdb"))
-		link(dir, "..data")
+		fileswap.Volume(t, vol, dir, map[string][]byte{"GeoIP2.mmdb": testDB(t, db)})
 	}
 	version("..2026_01_01", "GeoIP2-City-Test")
-	link("..data/GeoIP2.mmdb", "GeoIP2.mmdb")
 	// Named by a reload: the proxy started without a database, and the watcher starts with
 	// the first config that names one.
 	gp.writeConfig(t, filepath.Join(vol, "GeoIP2.mmdb"))
@@ -273,7 +242,7 @@ func TestGeoIPWatchFollowsReload(t *testing.T) {
 		t.Fatalf("ipUSCA in %s right after the reload to the Country database, want other", got)
 	}
 	lines, errs := gp.inForceLines(), gp.reloadErrors(t)
-	gp.renameIn(t, []byte("garbage in the file no longer named"), gp.db)
+	fileswap.Rename(t, gp.db, []byte("garbage in the file no longer named"), 0o644)
 	time.Sleep(10 * geoCheckEvery) // longer can only let a wrong reload show
 	if got, e, l := gp.jurisdiction(t), gp.reloadErrors(t), gp.inForceLines(); got != "other" || e != errs || l != lines {
 		t.Errorf("after the old file changed: ipUSCA in %s, reload errors %v → %v, log lines %d → %d; want other and no reload", got, errs, e, lines, l)

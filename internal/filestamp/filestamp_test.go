@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/fileswap"
 )
 
 // TestSame: each way a file is replaced changes the stamp, and looking again at files
@@ -74,13 +76,7 @@ func TestSame(t *testing.T) {
 				other := filepath.Join(dir, "other")
 				write(t, other, "version one")
 				pinTime(t, other, fi)
-				tmp := filepath.Join(dir, "link.tmp")
-				if err := os.Symlink(other, tmp); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Rename(tmp, filepath.Join(dir, "link")); err != nil {
-					t.Fatal(err)
-				}
+				fileswap.Symlink(t, other, filepath.Join(dir, "link"))
 			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
