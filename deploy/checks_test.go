@@ -82,7 +82,8 @@ func workloads(t testing.TB, m *manifests) []workload {
 // checkWorkloads: every container of every workload runs as a numbered non-root user,
 // with a read-only root filesystem, no privilege escalation, no capabilities and the
 // runtime's seccomp profile; with memory bounded and CPU requested; from a pinned image;
-// and no pod mounts a service account token it does not use.
+// no pod mounts a service account token it does not use, and none shares its process
+// namespace or the node's.
 func checkWorkloads(t testing.TB, m *manifests) {
 	t.Helper()
 	for _, w := range workloads(t, m) {
@@ -96,6 +97,9 @@ func checkWorkloads(t testing.TB, m *manifests) {
 		}
 		if spec.HostNetwork || spec.HostPID {
 			t.Errorf("%s: hostNetwork or hostPID", w.where)
+		}
+		if spec.ShareProcessNamespace {
+			t.Errorf("%s: shares its process namespace: each container could read the others' environment (consentgate's secrets) and memory", w.where)
 		}
 		for _, v := range spec.Volumes {
 			if v.HostPath != nil {
@@ -154,6 +158,16 @@ func checkWorkloads(t testing.TB, m *manifests) {
 			}
 		}
 	}
+}
+
+func effectiveUser(spec *podSpec, c *container) *int64 {
+	if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+		return c.SecurityContext.RunAsUser
+	}
+	if spec.SecurityContext != nil {
+		return spec.SecurityContext.RunAsUser
+	}
+	return nil
 }
 
 func lastSegment(image string) string {

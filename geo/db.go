@@ -45,6 +45,12 @@ var metadataMarker = []byte("\xAB\xCD\xEFMaxMind.com")
 // OpenDB reads and opens the database at path. It refuses databases whose type carries no
 // country (ASN, ISP, Anonymous IP, Connection Type, Domain).
 func OpenDB(path string) (*DB, error) {
+	// Refused before it is opened: reading a FIFO blocks until someone writes, and a
+	// device such as /dev/zero never ends. Either would hold a reload, or the watcher,
+	// for good.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("geo: open %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
 	buf, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("geo: open %s: %w", path, err)

@@ -5,16 +5,20 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/consentgate/consentgate/internal/filestamp"
 )
 
 // Locator serves lookups from the current database and swaps in a new one on Reload
-// (SIGHUP) without making a lookup wait: lookups only load an atomic pointer.
+// (SIGHUP) or Refresh (the file changed) without making a lookup wait: lookups only load
+// an atomic pointer.
 type Locator struct {
 	path string
 	db   atomic.Pointer[DB]
 
-	mu     sync.Mutex // serialises Reload and Close; lookups never take it
+	mu     sync.Mutex // serialises Reload, Refresh and Close; lookups never take it
 	closed bool
+	seen   filestamp.Stamp // the file when last read, or last tried
 }
 
 var errLocatorClosed = errors.New("geo: locator is closed")
@@ -26,6 +30,7 @@ func NewLocator(path string) (*Locator, error) {
 	if path == "" {
 		return l, nil
 	}
+	l.seen = filestamp.Of(path)
 	db, err := OpenDB(path)
 	if err != nil {
 		return nil, err
@@ -56,6 +61,37 @@ func (l *Locator) Reload() error {
 	if l.path == "" {
 		return nil
 	}
+	return l.load(filestamp.Of(l.path))
+}
+
+// ErrUnchanged is Refresh's answer when the file is as it was last read or tried.
+var ErrUnchanged = errors.New("geo: database file unchanged")
+
+// Refresh is Reload when the file changed since it was last read or tried (by NewLocator,
+// Reload or Refresh): geoipupdate renamed a new one over it, a volume swapped its symlink,
+// someone rewrote it. Otherwise it returns ErrUnchanged. A change that does not load is
+// tried once: the file is read again only when it changes again, or on Reload.
+func (l *Locator) Refresh() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errLocatorClosed
+	}
+	if l.path == "" {
+		return ErrUnchanged
+	}
+	now := filestamp.Of(l.path)
+	if now.Same(l.seen) {
+		return ErrUnchanged
+	}
+	return l.load(now)
+}
+
+// load reads the file, which looked like now when stat'ed, and puts the database in force
+// if it opens. The stat comes before the read: a change made while the file is read is
+// seen by the next Refresh, never lost.
+func (l *Locator) load(now filestamp.Stamp) error {
+	l.seen = now
 	db, err := OpenDB(l.path)
 	if err != nil {
 		return err

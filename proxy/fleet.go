@@ -33,13 +33,7 @@ func (s *Server) startFleet() {
 	if s.fleet == nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	s.stopFleetRun = func() { cancel(); <-done }
-	go func() {
-		defer close(done)
-		s.fleet.Run(ctx)
-	}()
+	s.stopFleetRun = background(s.fleet.Run)
 }
 
 // fleetFlushBudget bounds the last publish at shutdown: the drain must not wait on a

@@ -155,6 +155,7 @@ func (g *geoPart) commit(next *runtime) {
 	// memory map goes when the last reference does).
 	if g.opened {
 		g.s.geoReloaded(next.geo, nil)
+		g.s.watchGeo() // when this config is the first to name a database
 	}
 }
 

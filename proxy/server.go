@@ -44,6 +44,9 @@ type Options struct {
 	// CertCheckInterval is how often the TLS certificate's files are checked for a
 	// change; 0 = every 5 s (tests shorten it).
 	CertCheckInterval time.Duration
+	// GeoCheckInterval is how often the GeoIP database file is checked for a change;
+	// 0 = every 10 s (tests shorten it).
+	GeoCheckInterval time.Duration
 }
 
 // Server is one consentgate process: the public and admin listeners around one runtime.
@@ -73,6 +76,8 @@ type Server struct {
 	// only. stopCertWatch ends the watcher of its files.
 	certs         *certfile.Source
 	stopCertWatch func()
+	// geoWatch reloads the GeoIP database when its file changes (geowatch.go).
+	geoWatch geoWatch
 
 	public, admin     *fasthttp.Server
 	publicLn, adminLn net.Listener
@@ -227,6 +232,7 @@ func (s *Server) Start() error {
 	go s.stats.Run(statsCtx)
 	s.startFleet()
 	s.watchCerts()
+	s.startGeoWatch()
 	go func() { s.serveErr <- s.public.Serve(s.publicLn) }()
 	go func() { s.serveErr <- s.admin.Serve(s.adminLn) }()
 	return nil
@@ -279,10 +285,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopCertWatch != nil {
 		s.stopCertWatch()
 	}
+	s.stopGeoWatch()
 	s.stopFleet(ctx)
 	s.store.stop()
 	errs = append(errs, s.store.Close(), s.rt.Load().geo.Close(), s.metrics.Shutdown(ctx), s.tracing.Shutdown(ctx))
 	return errors.Join(errs...)
+}
+
+// background runs run in a goroutine of its own until stop, which waits for it to return.
+func background(run func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run(ctx)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // listenerLog takes fasthttp's own error lines (a request it could not read, a

@@ -123,13 +123,7 @@ func (s *Server) watchCerts() {
 	if every <= 0 {
 		every = certCheckInterval
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	s.stopCertWatch = func() { cancel(); <-done }
-	go func() {
-		defer close(done)
-		s.certs.Watch(ctx, every, s.certLoaded)
-	}()
+	s.stopCertWatch = background(func(ctx context.Context) { s.certs.Watch(ctx, every, s.certLoaded) })
 }
 
 // wireConn is the TCP connection under a TLS one. It counts the bytes the handshake

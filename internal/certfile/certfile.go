@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/filestamp"
 )
 
 // Files names a certificate (the leaf first, then its intermediates) and its private
@@ -26,7 +28,7 @@ const maxFileSize = 1 << 20
 type Pair struct {
 	Files Files
 	Cert  *tls.Certificate // Leaf is set
-	stamp stamp            // the files as they were read
+	stamp filestamp.Stamp  // the files as they were read
 }
 
 // Load reads and checks a pair. The error is crypto/tls's or the file system's, wrapped
@@ -49,7 +51,7 @@ func Load(f Files) (*Pair, error) {
 			return nil, fmt.Errorf("%s: %w", f.Cert, err)
 		}
 	}
-	return &Pair{Files: f, Cert: &cert, stamp: stamp{certInfo, keyInfo}}, nil
+	return &Pair{Files: f, Cert: &cert, stamp: filestamp.Stamp{certInfo, keyInfo}}, nil
 }
 
 // readFile reads a regular file of at most maxFileSize bytes and returns its metadata
@@ -83,43 +85,13 @@ func readFile(path string) ([]byte, fs.FileInfo, error) {
 	return b, fi, nil
 }
 
-// stamp is what the two files looked like: nil where one could not be stat'ed.
-type stamp [2]fs.FileInfo
-
-func stampOf(f Files) stamp {
-	var s stamp
-	for i, p := range []string{f.Cert, f.Key} {
-		if fi, err := os.Stat(p); err == nil {
-			s[i] = fi
-		}
-	}
-	return s
-}
-
-// same says whether nothing about the files changed that a rewrite, a rename over them
-// or a swapped symlink would change.
-func (s stamp) same(o stamp) bool {
-	for i := range s {
-		a, b := s[i], o[i]
-		switch {
-		case a == nil || b == nil:
-			if a != b {
-				return false
-			}
-		case !os.SameFile(a, b) || !a.ModTime().Equal(b.ModTime()) || a.Size() != b.Size() || a.Mode() != b.Mode():
-			return false
-		}
-	}
-	return true
-}
-
 // Source is the pair in force. Its methods are safe for concurrent use.
 type Source struct {
 	cur atomic.Pointer[tls.Certificate]
 
 	mu    sync.Mutex // serialises Refresh and Use
 	files Files
-	seen  stamp // the files when last read, or last tried
+	seen  filestamp.Stamp // the files when last read, or last tried
 }
 
 // NewSource puts p in force.
@@ -165,8 +137,8 @@ func (s *Source) Refresh() (*Pair, error) {
 	defer s.mu.Unlock()
 	// Stat'ed before reading: a change made while the files are read is seen by the next
 	// Refresh, never lost.
-	now := stampOf(s.files)
-	if now.same(s.seen) {
+	now := filestamp.Of(s.files.Cert, s.files.Key)
+	if now.Same(s.seen) {
 		return nil, ErrUnchanged
 	}
 	s.seen = now
@@ -181,16 +153,9 @@ func (s *Source) Refresh() (*Pair, error) {
 // Watch calls Refresh every interval until ctx ends, and report after each change it
 // saw, with the pair now in force or the error that kept the old one.
 func (s *Source) Watch(ctx context.Context, every time.Duration, report func(*Pair, error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	filestamp.Poll(ctx, every, func() {
 		if p, err := s.Refresh(); !errors.Is(err, ErrUnchanged) {
 			report(p, err)
 		}
-	}
+	})
 }

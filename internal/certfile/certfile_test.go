@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/internal/certtest"
+	"github.com/consentgate/consentgate/internal/fileswap"
 )
 
 // TestLoadRefuses: every way a pair can be unusable is refused with crypto/tls's or the
@@ -157,40 +158,18 @@ func TestRefresh(t *testing.T) {
 // a new directory; the files' paths never change.
 func TestRefreshSymlinkSwap(t *testing.T) {
 	dir := t.TempDir()
-	gen := func(name string, cn string) {
+	version := func(name string, cn string) {
 		t.Helper()
-		d := filepath.Join(dir, name)
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
 		c := certtest.New(t, certtest.Options{CommonName: cn})
-		for f, data := range map[string][]byte{"tls.crt": c.CertPEM, "tls.key": c.KeyPEM} {
-			if err := os.WriteFile(filepath.Join(d, f), data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		fileswap.Volume(t, dir, name, map[string][]byte{"tls.crt": c.CertPEM, "tls.key": c.KeyPEM})
 	}
-	link := func(target, name string) {
-		t.Helper()
-		tmp := filepath.Join(dir, name+".tmp")
-		if err := os.Symlink(target, tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gen("..v1", "v1")
-	link("..v1", "..data")
-	link("..data/tls.crt", "tls.crt")
-	link("..data/tls.key", "tls.key")
+	version("..v1", "v1")
 	p, err := Load(Files{filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := NewSource(p)
-	gen("..v2", "v2")
-	link("..v2", "..data")
+	version("..v2", "v2")
 	if p, err := s.Refresh(); err != nil || p.Cert.Leaf.Subject.CommonName != "v2" {
 		t.Fatalf("after the symlink swap: %v, %v; want v2 in force", p, err)
 	}

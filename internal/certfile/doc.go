@@ -7,9 +7,7 @@
 // loads whole: half-written files, a key that does not match the certificate or garbage
 // leave the pair in force serving, and the caller is told why.
 //
-// Watch polls the files' metadata (os.Stat: modification time, size, and the file itself
-// by os.SameFile, which sees a Kubernetes Secret volume swap its symlink to a new
-// directory). Polling, not inotify: it works alike on every file system and platform, a
-// stat every few seconds costs nothing, and it has no watch to lose when a directory is
-// replaced. A change is tried once; the files are read again only when they change again.
+// Watch polls the files' metadata (internal/filestamp), which sees a renewal renamed over
+// them and a Kubernetes Secret volume swap its symlink to a new directory. A change is
+// tried once; the files are read again only when they change again.
 package certfile

@@ -10,10 +10,11 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/consentgate/consentgate/internal/fileswap"
 )
 
 // Cert is one certificate and its key.
@@ -100,13 +101,7 @@ func (c *Cert) Install(t testing.TB, certFile, keyFile string) {
 		path string
 		data []byte
 	}{{certFile, c.CertPEM}, {keyFile, c.KeyPEM}} {
-		tmp := f.path + ".tmp"
-		if err := os.WriteFile(tmp, f.data, 0o600); err != nil {
-			t.Fatalf("certtest: %v", err)
-		}
-		if err := os.Rename(tmp, f.path); err != nil {
-			t.Fatalf("certtest: %v", err)
-		}
+		fileswap.Rename(t, f.path, f.data, 0o600)
 	}
 	c.CertFile, c.KeyFile = certFile, keyFile
 }

@@ -173,28 +173,18 @@ within upstream.timeout (at most 60s when written in seconds), then a margin. */
 {{- toYaml $cfg -}}
 {{- end -}}
 
-{{/* The GeoIP container's script: in sidecar mode it runs geoipupdate every
-intervalHours; in every mode it sends consentgate SIGHUP when the database file changes
-(geoipupdate replaces it by a rename), which reloads it in place. The pod shares one
-process namespace and the containers one user, so no capability is needed to signal. */}}
+{{/* The sidecar's script: geoipupdate every intervalHours (the init container made the
+first download). geoipupdate writes a temporary file and renames it over the database,
+and consentgate, which checks the file every 10 s, reloads it by itself: nothing signals
+it, so the pod shares no process namespace. The shell is the container's PID 1, which
+ignores SIGTERM without a trap: sleep in the background and wait, so the pod stops at
+once instead of after its grace period. */}}
 {{- define "consentgate.geoipScript" -}}
 set -u
-db="$GEOIPUPDATE_DB_DIR/{{ .Values.geoip.edition }}.mmdb"
-stamp() { stat -c '%Y %i %s' "$db" 2>/dev/null || echo none; }
-last=$(stamp)
-next=$(( $(date +%s) + {{ mul (int .Values.geoip.intervalHours) 3600 }} ))
+trap 'exit 0' TERM INT
 while true; do
-  sleep {{ int .Values.geoip.reloadCheckSeconds }}
-{{- if eq .Values.geoip.updater "sidecar" }}
-  if [ "$(date +%s)" -ge "$next" ]; then
-    geoipupdate -v || echo "geoipupdate failed; the current database stays in use" >&2
-    next=$(( $(date +%s) + {{ mul (int .Values.geoip.intervalHours) 3600 }} ))
-  fi
-{{- end }}
-  now=$(stamp)
-  if [ "$now" != "$last" ] && pid=$(pidof consentgate); then
-    kill -HUP $pid && last=$now && echo "$db changed: sent SIGHUP to consentgate (pid $pid)"
-  fi
+  sleep {{ mul (int .Values.geoip.intervalHours) 3600 }} & wait $!
+  geoipupdate -v || echo "geoipupdate failed; the current database stays in use" >&2
 done
 {{- end -}}
 
