@@ -8,11 +8,17 @@ import (
 // the struct, string headers) plus the strings themselves: enough to bound memory by what
 // a client sends, which a count of entries does not.
 const (
+	// packedEntryBytes is a state map's entry: its slot (a 16-byte key, a 24-byte
+	// packedState, an 8-byte expiry) with the map's share of control bytes and free slots,
+	// as BenchmarkCacheMemory measures it.
+	packedEntryBytes = 64
+	// stateOverhead is a spilled state besides its strings: the State in the spill
+	// map's slot.
 	stateOverhead   = 128
 	receiptOverhead = 112
-	// maxStateBytes is the most a state can weigh: a TC string of tcf.MaxLength, an ID,
-	// a short source.
-	maxStateBytes = stateOverhead + idLen + 64 + tcf.MaxLength
+	// maxStateBytes is the most a state can weigh: spilled, with a TC string of
+	// tcf.MaxLength and a short source.
+	maxStateBytes = packedEntryBytes + stateOverhead + 64 + tcf.MaxLength
 )
 
 // Byte bound defaults.
@@ -27,8 +33,11 @@ const (
 	DefaultCacheMaxBytes = 64 << 20
 )
 
-func stateSize(key string, st *State) int {
-	return stateOverhead + len(key) + len(st.Source) + len(st.TCF)
+func packedStateSize(packedState) int { return packedEntryBytes }
+
+// spilledStateSize is what a spilled state weighs on top of its entry.
+func spilledStateSize(st *State) int {
+	return stateOverhead + len(st.Source) + len(st.TCF)
 }
 
 // ReceiptSize is what a receipt counts against a per-ID receipts bound: the lengths of
@@ -61,8 +70,8 @@ func digits(n int64) int {
 	return d
 }
 
-func receiptsSize(key string, rs []Receipt) int {
-	n := len(key) + 64
+func receiptsSize(rs []Receipt) int {
+	n := 64
 	for i := range rs {
 		n += receiptOverhead + ReceiptSize(&rs[i])
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RedisStore defaults.
@@ -20,6 +21,10 @@ const (
 	DefaultRedisPrefix       = "consentgate:"
 	DefaultRedisTimeout      = 5 * time.Millisecond
 	DefaultRedisWriteTimeout = 250 * time.Millisecond
+	// DefaultRedisMinIdleConns keeps connections open for the lookups' batches and a
+	// write or health check beside them, from the start: a lookup that has to dial
+	// (TCP, HELLO, CLIENT SETNAME) does not fit a 5 ms budget on a busy instance.
+	DefaultRedisMinIdleConns = lookupBatches + 2
 )
 
 // RedisOptions configures a RedisStore. Zero values take the defaults.
@@ -42,6 +47,9 @@ type RedisOptions struct {
 	// never less than Timeout.
 	WriteTimeout time.Duration
 
+	// PoolSize is the connections per node (default: go-redis's, 10 per CPU);
+	// MinIdleConns those kept open, dialled at start (default DefaultRedisMinIdleConns,
+	// at most PoolSize).
 	PoolSize, MinIdleConns int
 
 	// Prefix starts every key and the invalidation channel; default DefaultRedisPrefix.
@@ -69,6 +77,8 @@ type RedisOptions struct {
 type RedisStore struct {
 	client  redis.UniversalClient
 	cluster *redis.ClusterClient // nil unless a Redis Cluster
+	// lookups batches the reads of states (Get, GetFresh): see get.
+	lookups *redis.AutoPipeliner
 
 	prefix, channel string
 	timeout         time.Duration
@@ -89,9 +99,10 @@ var _ Store = (*RedisStore)(nil)
 // Client is the underlying go-redis client, for instrumentation (OpenTelemetry spans).
 func (r *RedisStore) Client() redis.UniversalClient { return r.client }
 
-// NewRedisStore builds a client from o. It does not connect: Redis being down at start
-// must not stop the proxy, which serves fail closed until Redis is back. It fails only
-// for options that cannot work.
+// NewRedisStore builds a client from o. It does not wait for Redis: the idle connections
+// (MinIdleConns) are dialled in the background, and Redis being down at start must not
+// stop the proxy, which serves fail closed until Redis is back. It fails only for
+// options that cannot work.
 func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 	if err := checkRedisOptions(&o); err != nil {
 		return nil, err
@@ -114,6 +125,10 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 		DialTimeout:   2 * time.Second,
 		PoolSize:      o.PoolSize,
 		MinIdleConns:  o.MinIdleConns,
+		// Pipelines (the lookups' batches, the writes' transactions) share the main
+		// pool, which MinIdleConns keeps warm: the separate pipeline pool never dials
+		// ahead, so a burst of cold lookups would meet it empty.
+		PipelinePoolSize: -1,
 		// Maintenance notifications are a Redis Cloud feature; asking a self-hosted Redis
 		// for them costs a failed command on every new connection.
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
@@ -142,8 +157,29 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 	default:
 		s.client = redis.NewClient(uo.Simple())
 	}
+	ap, err := s.client.AsyncAutoPipelineWithOptions(&redis.AutoPipelineOptions{
+		// Lookups are independent reads: their order does not matter.
+		Unordered:            true,
+		MaxConcurrentBatches: lookupBatches,
+		// Past this many lookups waiting, a lookup fails at once (fail closed) rather
+		// than queueing behind a Redis that cannot keep up.
+		MaxQueuedCommands: maxQueuedLookups,
+	})
+	if err != nil {
+		_ = s.client.Close()
+		return nil, fmt.Errorf("consent: redis lookups: %w", err)
+	}
+	s.lookups = ap
 	return s, nil
 }
+
+const (
+	// lookupBatches is how many batches of lookups may be with Redis at once: one
+	// gives the deepest batches, a second keeps a slow one from holding up the rest.
+	lookupBatches = 2
+	// maxQueuedLookups bounds the lookups waiting for Redis (see get).
+	maxQueuedLookups = 10_000
+)
 
 func checkRedisOptions(o *RedisOptions) error {
 	var errs []error
@@ -187,6 +223,12 @@ func checkRedisOptions(o *RedisOptions) error {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = DefaultRedisWriteTimeout
+	}
+	if o.MinIdleConns == 0 {
+		o.MinIdleConns = DefaultRedisMinIdleConns
+		if o.PoolSize > 0 {
+			o.MinIdleConns = min(o.MinIdleConns, o.PoolSize)
+		}
 	}
 	o.WriteTimeout = max(o.WriteTimeout, o.Timeout)
 	if o.ReceiptsMaxLen == 0 {
@@ -249,7 +291,7 @@ func (r *RedisStore) get(ctx context.Context, id string, budget time.Duration) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	m, err := r.client.HGetAll(ctx, r.stateKey(id)).Result()
+	m, err := r.hgetall(ctx, r.stateKey(id))
 	if err != nil {
 		return State{}, false, fmt.Errorf("consent: redis get: %w", err)
 	}
@@ -261,6 +303,25 @@ func (r *RedisStore) get(ctx context.Context, id string, budget time.Duration) (
 		return State{}, false, fmt.Errorf("consent: redis get: %w", err)
 	}
 	return st, true, nil
+}
+
+// hgetall reads a state's hash. Lookups go through the client's autopipeliner: those
+// that arrive while a batch is with Redis go together in the next, one round trip for
+// all (an instance meets its visitors in bursts: a deploy, a cache cleared after an
+// outage). A batch runs on the pipeliner's own deadline, not on any one lookup's: a
+// lookup past its budget stops waiting (its hit is decided fail closed) but the
+// connection is not torn down, so a slow moment does not become a storm of
+// reconnections. A traced lookup (a sampled hit) is sent on its own instead, under its
+// own deadline, so that its span is the hit's child, as a batch's cannot be.
+func (r *RedisStore) hgetall(ctx context.Context, key string) (map[string]string, error) {
+	if trace.SpanContextFromContext(ctx).IsSampled() {
+		return r.client.HGetAll(ctx, key).Result()
+	}
+	cmd := redis.NewMapStringStringCmd(ctx, "hgetall", key)
+	if err := r.lookups.Submit(ctx, cmd).WaitContext(ctx); err != nil {
+		return nil, err
+	}
+	return cmd.Result()
 }
 
 // trimReceiptsScript drops the oldest receipts of a stream (KEYS[1]) until what the rest
