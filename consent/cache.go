@@ -204,7 +204,7 @@ func (c *Cache) fill(key idKey, e *cacheEntry, gen uint64) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.m != nil && sh.gen == gen {
-		sh.setLocked(key, p, spill, now+int64(ttl), now)
+		sh.setLocked(key, p, spill, expiry(now, ttl), now)
 	}
 }
 

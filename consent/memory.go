@@ -144,7 +144,7 @@ func (s *MemoryStore) Put(_ context.Context, id string, st State, ttl time.Durat
 		return ErrClosed
 	}
 	at := s.states.at(now)
-	sh.setLocked(key, p, spill, at+int64(ttl), at)
+	sh.setLocked(key, p, spill, expiry(at, ttl), at)
 	s.appendLocked(rsh, key, r, at)
 	return nil
 }
@@ -239,7 +239,7 @@ func (s *MemoryStore) appendLocked(rsh *ttlShard[[]Receipt], key idKey, r Receip
 		clear(rs[n:]) // let the dropped receipts' strings go
 		rs = rs[:n]
 	}
-	rsh.setLocked(key, rs, nil, now+int64(s.receiptsTTL), now)
+	rsh.setLocked(key, rs, nil, expiry(now, s.receiptsTTL), now)
 }
 
 // Ping reports whether the store can serve; the readiness probe uses it.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,6 +148,31 @@ func TestMemoryStoreRefusesNonIDs(t *testing.T) {
 	}
 	if s.Len() != 0 || s.receiptIDs() != 0 {
 		t.Fatalf("the store holds %d states and %d receipt trails after refusing every call", s.Len(), s.receiptIDs())
+	}
+}
+
+// TestMemoryStoreHugeTTL: a TTL past the expiry clock's range keeps the state (and the
+// cache's entry) for good rather than wrapping into the past.
+func TestMemoryStoreHugeTTL(t *testing.T) {
+	s, clk := newTestStore(t, 10)
+	get, put, _ := storeHelpers(t, s)
+	// The clock past the store's epoch (the real time it was made), so that at + TTL
+	// would overflow.
+	clk.advance(time.Since(clockBase) + time.Hour)
+	put(tid("forever"), testState(1), math.MaxInt64)
+	clk.advance(100 * 365 * 24 * time.Hour)
+	if _, ok := get(tid("forever")); !ok {
+		t.Fatal("a state stored for the longest TTL expired")
+	}
+	c := NewCache(s, CacheOptions{TTL: math.MaxInt64, now: clk.now})
+	clk.advance(time.Second) // past the cache's epoch too
+	for range 2 {
+		if _, ok, err := c.Get(context.Background(), tid("forever")); err != nil || !ok {
+			t.Fatalf("cache Get = %v, %v", ok, err)
+		}
+	}
+	if c.Len() != 1 {
+		t.Fatal("the cache did not keep the entry")
 	}
 }
 

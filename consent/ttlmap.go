@@ -3,6 +3,7 @@ package consent
 import (
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 )
@@ -110,6 +111,15 @@ func (t *ttlMap[V]) shard(key *idKey) *ttlShard[V] {
 
 // at is now on the map's expiry clock (monotonic when both times carry a reading).
 func (t *ttlMap[V]) at(now time.Time) int64 { return int64(now.Sub(t.epoch)) }
+
+// expiry is at plus ttl (not negative) on the map's clock, saturating: a TTL past the
+// clock's range means no expiry rather than one in the past.
+func expiry(at int64, ttl time.Duration) int64 {
+	if at > 0 && int64(ttl) > math.MaxInt64-at {
+		return math.MaxInt64
+	}
+	return at + int64(ttl)
+}
 
 // getLocked returns the live entry under key, dropping it if it has expired.
 func (sh *ttlShard[V]) getLocked(key idKey, now int64) (V, bool) {
