@@ -39,7 +39,7 @@ func TestParseIDAllocs(t *testing.T) {
 // maps hold every state exactly either way.
 func TestPackState(t *testing.T) {
 	apiNow := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.UTC) // the consent API's s.now().UTC()
-	redisTime := time.UnixMilli(apiNow.UnixMilli()).UTC()           // what the Redis store reads back
+	redisTime := time.UnixMilli(apiNow.UnixMilli()).UTC()         // what the Redis store reads back
 	paris, err := time.LoadLocation("Europe/Paris")
 	if err != nil {
 		t.Fatal(err)
