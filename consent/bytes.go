@@ -14,8 +14,11 @@ const (
 	packedEntryBytes = 64
 	// stateOverhead is a spilled state besides its strings: the State in the spill
 	// map's slot.
-	stateOverhead   = 128
-	receiptOverhead = 112
+	stateOverhead = 128
+	// receiptOverhead is a receipt in a trail besides its strings: its packed form;
+	// fullReceiptOverhead the Receipt it keeps on top when it does not pack.
+	receiptOverhead     = 64
+	fullReceiptOverhead = 112
 	// maxStateBytes is the most a state can weigh: spilled, with a TC string of
 	// tcf.MaxLength and a short source.
 	maxStateBytes = packedEntryBytes + stateOverhead + 64 + tcf.MaxLength
@@ -70,10 +73,16 @@ func digits(n int64) int {
 	return d
 }
 
-func receiptsSize(rs []Receipt) int {
-	n := 64
+// receiptsSize is what a memory store's trail weighs: its entry, and each receipt's
+// packed form and what it counts against the trail's bound (its fields as Redis holds
+// them: enough for the strings it keeps).
+func receiptsSize(rs []packedReceipt) int {
+	n := packedEntryBytes
 	for i := range rs {
-		n += receiptOverhead + ReceiptSize(&rs[i])
+		n += receiptOverhead + int(rs[i].size)
+		if rs[i].full != nil {
+			n += fullReceiptOverhead
+		}
 	}
 	return n
 }

@@ -17,7 +17,7 @@ import (
 // accepts, and refuses any other (errNotID).
 type MemoryStore struct {
 	states   *ttlMap[packedState]
-	receipts *ttlMap[[]Receipt]
+	receipts *ttlMap[[]packedReceipt]
 	sources  *sourceTable
 	closed   atomic.Bool
 	now      func() time.Time // the clock; tests replace it
@@ -75,8 +75,8 @@ func NewMemoryStoreWith(o MemoryOptions) *MemoryStore {
 		states: newTTLMap("NewMemoryStore", o.MaxEntries, epoch, byteBound[packedState]{
 			Max: o.MaxBytes / 2, Entry: maxStateBytes, Size: packedStateSize,
 		}),
-		receipts: newTTLMap("NewMemoryStore", o.MaxEntries, epoch, byteBound[[]Receipt]{
-			Max: o.MaxBytes / 2, Entry: o.ReceiptsMaxBytes + o.ReceiptsMaxLen*receiptOverhead,
+		receipts: newTTLMap("NewMemoryStore", o.MaxEntries, epoch, byteBound[[]packedReceipt]{
+			Max: o.MaxBytes / 2, Entry: o.ReceiptsMaxBytes + o.ReceiptsMaxLen*(receiptOverhead+fullReceiptOverhead),
 			Size: receiptsSize,
 		}),
 		sources:          newSourceTable(),
@@ -203,17 +203,21 @@ func (s *MemoryStore) History(_ context.Context, id string) ([]Receipt, error) {
 		return nil, ErrClosed
 	}
 	rs, _ := rsh.getLocked(key, at)
-	return append([]Receipt{}, rs...), nil
+	out := make([]Receipt, len(rs))
+	for i := range rs {
+		out[i] = s.sources.unpackReceipt(&rs[i])
+	}
+	return out, nil
 }
 
-func (s *MemoryStore) lockBoth(key *idKey) (*ttlShard[packedState], *ttlShard[[]Receipt]) {
+func (s *MemoryStore) lockBoth(key *idKey) (*ttlShard[packedState], *ttlShard[[]packedReceipt]) {
 	sh, rsh := s.states.shard(key), s.receipts.shard(key)
 	sh.mu.Lock()
 	rsh.mu.Lock()
 	return sh, rsh
 }
 
-func unlockBoth(sh *ttlShard[packedState], rsh *ttlShard[[]Receipt]) {
+func unlockBoth(sh *ttlShard[packedState], rsh *ttlShard[[]packedReceipt]) {
 	rsh.mu.Unlock()
 	sh.mu.Unlock()
 }
@@ -223,13 +227,13 @@ func unlockBoth(sh *ttlShard[packedState], rsh *ttlShard[[]Receipt]) {
 // on each append. The slice is only ever touched under the shard lock (History copies);
 // the entry is removed before the slice is shifted in place, so that the map weighs the
 // slice as it was stored.
-func (s *MemoryStore) appendLocked(rsh *ttlShard[[]Receipt], key idKey, r Receipt, now int64) {
+func (s *MemoryStore) appendLocked(rsh *ttlShard[[]packedReceipt], key idKey, r Receipt, now int64) {
 	rs, _ := rsh.getLocked(key, now)
 	rsh.deleteLocked(key, now)
-	rs = append(rs, r)
+	rs = append(rs, s.sources.packReceipt(&r))
 	keep, total := 0, 0
 	for i := len(rs) - 1; i >= 0 && keep < s.receiptsMaxLen; i-- {
-		if total += ReceiptSize(&rs[i]); total > s.receiptsMaxBytes && keep > 0 {
+		if total += int(rs[i].size); total > s.receiptsMaxBytes && keep > 0 {
 			break
 		}
 		keep++

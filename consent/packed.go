@@ -6,6 +6,7 @@ package consent
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -139,4 +140,66 @@ func fromUnixNano(ns int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns).UTC()
+}
+
+// packedReceipt is a receipt of the memory store's trails: its strings replaced by a
+// source index and the UA hash's 16 bytes, so that the usual receipt costs its 64 bytes
+// in the trail and no allocation of its own. One that does not come back exactly (a
+// time with a location or a monotonic reading, a source past the table) is kept whole
+// in full.
+type packedReceipt struct {
+	time     int64 // Unix nanoseconds; noTime for the zero time
+	version  int64
+	uaHash   [uaHashLen / 2]byte
+	tcf      string
+	full     *Receipt
+	size     uint32 // ReceiptSize, for the trail's bounds
+	purposes uint8
+	source   uint8
+	flags    uint8
+}
+
+const (
+	receiptWithdraw uint8 = 1 << iota // Action is ActionWithdraw, not ActionConsent
+	receiptUAHash                     // uaHash holds UAHash, which is not ""
+)
+
+// packReceipt packs r, whose strings the caller has already cloned (finishReceipt).
+func (t *sourceTable) packReceipt(r *Receipt) packedReceipt {
+	p := packedReceipt{time: unixNano(r.Time), version: r.Version, tcf: r.TCF, size: uint32(ReceiptSize(r))}
+	for i, s := range r.Purposes {
+		p.purposes |= uint8(s&3) << (2 * i)
+	}
+	if r.Action == ActionWithdraw {
+		p.flags |= receiptWithdraw
+	}
+	if r.UAHash != "" {
+		p.flags |= receiptUAHash
+		if _, err := hex.Decode(p.uaHash[:], []byte(r.UAHash)); err != nil {
+			return packedReceipt{full: r, size: p.size}
+		}
+	}
+	src, ok := t.intern(r.Source)
+	p.source = src
+	if !ok || (r.Action != ActionConsent && r.Action != ActionWithdraw) || t.unpackReceipt(&p) != *r {
+		return packedReceipt{full: r, size: p.size}
+	}
+	return p
+}
+
+func (t *sourceTable) unpackReceipt(p *packedReceipt) Receipt {
+	if p.full != nil {
+		return *p.full
+	}
+	r := Receipt{Time: fromUnixNano(p.time), Action: ActionConsent, Source: t.name(p.source), Version: p.version, TCF: p.tcf}
+	if p.flags&receiptWithdraw != 0 {
+		r.Action = ActionWithdraw
+	}
+	if p.flags&receiptUAHash != 0 {
+		r.UAHash = hex.EncodeToString(p.uaHash[:])
+	}
+	for i := range r.Purposes {
+		r.Purposes[i] = Status(p.purposes>>(2*i)) & 3
+	}
+	return r
 }

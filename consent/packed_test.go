@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -242,4 +243,76 @@ func checkMapInvariants[V any](t testing.TB, m *ttlMap[V]) {
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// TestPackReceipt: a receipt packs when it comes back exactly (==); any other is kept
+// whole. The memory store's History gives every one back as it was appended.
+func TestPackReceipt(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.UTC)
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typical := Receipt{Time: now, Action: ActionConsent, Purposes: Purposes{Granted, Denied, Unset, Granted},
+		Source: "api", Version: 4, UAHash: UAHash([]byte("Mozilla/5.0"))}
+	with := func(f func(*Receipt)) Receipt {
+		r := typical
+		f(&r)
+		return r
+	}
+	for _, tc := range []struct {
+		name  string
+		r     Receipt
+		packs bool
+	}{
+		{"from the API", typical, true},
+		{"withdrawal", with(func(r *Receipt) { r.Action, r.Purposes = ActionWithdraw, Purposes{} }), true},
+		{"no UA", with(func(r *Receipt) { r.UAHash = "" }), true},
+		{"TC string", with(func(r *Receipt) { r.TCF = validTC }), true},
+		{"no time", with(func(r *Receipt) { r.Time = time.Time{} }), true},
+		{"big version", with(func(r *Receipt) { r.Version = math.MaxInt64 }), true},
+		{"local time", with(func(r *Receipt) { r.Time = now.In(paris) }), false},
+		{"monotonic reading", with(func(r *Receipt) { r.Time = time.Now() }), false},
+		{"upper-case UA hash", with(func(r *Receipt) { r.UAHash = strings.ToUpper(r.UAHash) }), false},
+		{"other action", with(func(r *Receipt) { r.Action = "import" }), false},
+		{"status out of range", with(func(r *Receipt) { r.Purposes[Necessary] = Status(9) }), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl := newSourceTable()
+			r := tc.r
+			p := tbl.packReceipt(&r)
+			if packed := p.full == nil; packed != tc.packs {
+				t.Fatalf("packed = %v, want %v", packed, tc.packs)
+			}
+			if got := tbl.unpackReceipt(&p); got != tc.r {
+				t.Fatalf("unpacked %+v, want %+v", got, tc.r)
+			}
+			if int(p.size) != ReceiptSize(&tc.r) {
+				t.Fatalf("size %d, ReceiptSize %d", p.size, ReceiptSize(&tc.r))
+			}
+		})
+	}
+	// Through the store: Put and Delete complete the receipt (Action, Purposes, Version)
+	// and History returns it as completed.
+	s, _ := newTestStore(t, 10)
+	ctx := context.Background()
+	id := tid("receipts")
+	st := State{Purposes: typical.Purposes, Source: "api", Version: typical.Version}
+	if err := s.Put(ctx, id, st, time.Hour, typical); err != nil {
+		t.Fatal(err)
+	}
+	local := with(func(r *Receipt) { r.Time = now.In(paris) })
+	if _, err := s.Delete(ctx, id, local); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.History(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantWithdraw := local
+	wantWithdraw.Action, wantWithdraw.Purposes, wantWithdraw.TCF = ActionWithdraw, Purposes{}, ""
+	if len(rs) != 2 || rs[0] != typical || rs[1] != wantWithdraw {
+		t.Fatalf("History = %+v\nwant %+v and %+v", rs, typical, wantWithdraw)
+	}
+	checkMapInvariants(t, s.receipts)
 }
