@@ -226,8 +226,8 @@ func (c *Cache) Invalidate(id string) {
 	sh := c.entries.shard(&key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.m[key]; ok {
-		sh.removeLocked(key, e)
+	if i, ok := sh.m[key]; ok {
+		sh.removeLocked(key, i)
 	}
 	sh.gen++
 	// Under the shard lock: a Get that saw the entry missing before this point may join

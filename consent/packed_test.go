@@ -226,12 +226,27 @@ func checkMapInvariants[V any](t testing.TB, m *ttlMap[V]) {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		w := 0
-		for k, e := range sh.m {
+		used := map[uint32]bool{}
+		for k, at := range sh.m {
+			if used[at] {
+				t.Errorf("shard %d: two keys share slot %d", i, at)
+			}
+			used[at] = true
+			e := sh.slots[at]
 			w += sh.weightLocked(k, e.v)
 			_, inSpill := sh.spill[k]
 			if p, ok := any(e.v).(packedState); ok && (p.flags&packedSpilled != 0) != inSpill {
 				t.Errorf("shard %d: entry flagged spilled %v, in the spill map %v", i, p.flags&packedSpilled != 0, inSpill)
 			}
+		}
+		for _, at := range sh.free {
+			if used[at] {
+				t.Errorf("shard %d: slot %d is both used and free", i, at)
+			}
+			used[at] = true
+		}
+		if len(used) != len(sh.slots) {
+			t.Errorf("shard %d: %d slots, %d used or free", i, len(sh.slots), len(used))
 		}
 		for k := range sh.spill {
 			if _, ok := sh.m[k]; !ok {

@@ -28,9 +28,13 @@ const (
 // memory as it likes.
 //
 // Keys are idKeys and expiry times integers, so an entry whose value has no pointer (a
-// packedState) has none at all: the garbage collector does not scan the map, and an
-// entry costs its slot and nothing else. A state that does not pack goes to the shard's
-// spill map, which leaves with its entry.
+// packedState) has none at all: the garbage collector does not scan the shard, and an
+// entry costs its slots and nothing else. The map holds only each key's index in the
+// shard's slab of entries: a Go map's slots are at best 7/8 full and, just after its
+// tables split, under half (every shard's at once, their keys being spread evenly), so
+// the smaller the slot, the less that slack costs (about 79 bytes an entry at a million
+// rather than 134). A state that does not pack goes to the shard's spill map, which
+// leaves with its entry.
 //
 // Callers lock a shard and use its *Locked methods, so that one operation can span two
 // maps (a state and its receipts) under both locks. A shard whose m is nil is closed.
@@ -43,7 +47,10 @@ type ttlMap[V any] struct {
 
 type ttlShard[V any] struct {
 	mu sync.Mutex
-	m  map[idKey]ttlEntry[V]
+	m  map[idKey]uint32 // the key's entry in slots
+	// slots holds the entries; those of no key are listed in free, for reuse.
+	slots []ttlEntry[V]
+	free  []uint32
 	// spill holds the whole State of the entries whose packedState says packedSpilled
 	// (state maps only; nil until the first).
 	spill map[idKey]State
@@ -97,7 +104,7 @@ func newTTLMap[V any](who string, maxEntries int, epoch time.Time, b byteBound[V
 			c++
 		}
 		t.shards[i].cap = c
-		t.shards[i].m = make(map[idKey]ttlEntry[V], min(c, 1024))
+		t.shards[i].m = make(map[idKey]uint32, min(c, 1024))
 		if b.Size != nil {
 			t.shards[i].maxBytes, t.shards[i].size = max(b.Max/n, 1), b.Size
 		}
@@ -123,17 +130,17 @@ func expiry(at int64, ttl time.Duration) int64 {
 
 // getLocked returns the live entry under key, dropping it if it has expired.
 func (sh *ttlShard[V]) getLocked(key idKey, now int64) (V, bool) {
-	e, ok := sh.m[key]
+	i, ok := sh.m[key]
 	if !ok {
 		var zero V
 		return zero, false
 	}
-	if now >= e.expires {
-		sh.removeLocked(key, e)
+	if now >= sh.slots[i].expires {
+		sh.removeLocked(key, i)
 		var zero V
 		return zero, false
 	}
-	return e.v, true
+	return sh.slots[i].v, true
 }
 
 // weightLocked is what the entry of key with value v weighs, its spilled state included.
@@ -152,12 +159,15 @@ func (sh *ttlShard[V]) weightLocked(key idKey, v V) int {
 	return w
 }
 
-func (sh *ttlShard[V]) removeLocked(key idKey, e ttlEntry[V]) {
-	sh.bytes -= sh.weightLocked(key, e.v)
+// removeLocked removes key, whose entry is slots[i].
+func (sh *ttlShard[V]) removeLocked(key idKey, i uint32) {
+	sh.bytes -= sh.weightLocked(key, sh.slots[i].v)
 	delete(sh.m, key)
 	if len(sh.spill) != 0 {
 		delete(sh.spill, key)
 	}
+	sh.slots[i] = ttlEntry[V]{} // let what the value refers to go
+	sh.free = append(sh.free, i)
 }
 
 // setLocked stores v under key until expires, with spill (nil: none) as its whole state.
@@ -173,17 +183,26 @@ func (sh *ttlShard[V]) setLocked(key idKey, v V, spill *State, expires, now int6
 			size += spilledStateSize(spill)
 		}
 	}
-	old, exists := sh.m[key]
+	i, exists := sh.m[key]
 	oldSize := 0
 	if exists {
-		oldSize = sh.weightLocked(key, old.v)
+		oldSize = sh.weightLocked(key, sh.slots[i].v)
 	}
 	for (!exists && len(sh.m) >= sh.cap) || (sh.maxBytes > 0 && sh.bytes-oldSize+size > sh.maxBytes) {
 		if !sh.evictLocked(now, key) {
 			break
 		}
 	}
-	sh.m[key] = ttlEntry[V]{v: v, expires: expires}
+	if !exists {
+		if n := len(sh.free); n > 0 {
+			i, sh.free = sh.free[n-1], sh.free[:n-1]
+		} else {
+			i = uint32(len(sh.slots))
+			sh.slots = append(sh.slots, ttlEntry[V]{})
+		}
+		sh.m[key] = i
+	}
+	sh.slots[i] = ttlEntry[V]{v: v, expires: expires}
 	switch {
 	case spill != nil:
 		if sh.spill == nil {
@@ -198,12 +217,13 @@ func (sh *ttlShard[V]) setLocked(key idKey, v V, spill *State, expires, now int6
 
 // deleteLocked removes key; it reports whether a live (unexpired) entry was there.
 func (sh *ttlShard[V]) deleteLocked(key idKey, now int64) bool {
-	e, ok := sh.m[key]
+	i, ok := sh.m[key]
 	if !ok {
 		return false
 	}
-	sh.removeLocked(key, e)
-	return now < e.expires
+	live := now < sh.slots[i].expires
+	sh.removeLocked(key, i)
+	return live
 }
 
 // evictLocked frees at least one slot other than keep's: every expired entry of a random
@@ -212,27 +232,28 @@ func (sh *ttlShard[V]) deleteLocked(key idKey, now int64) bool {
 func (sh *ttlShard[V]) evictLocked(now int64, keep idKey) bool {
 	var (
 		victim     idKey
+		victimAt   uint32
 		soonest    int64
 		haveVictim bool
 		freed      bool
 		seen       int
 	)
-	for k, e := range sh.m {
+	for k, i := range sh.m {
 		if k == keep {
 			continue
 		}
-		if now >= e.expires {
-			sh.removeLocked(k, e)
+		if exp := sh.slots[i].expires; now >= exp {
+			sh.removeLocked(k, i)
 			freed = true
-		} else if !haveVictim || e.expires < soonest {
-			victim, soonest, haveVictim = k, e.expires, true
+		} else if !haveVictim || exp < soonest {
+			victim, victimAt, soonest, haveVictim = k, i, exp, true
 		}
 		if seen++; seen >= evictSample {
 			break
 		}
 	}
 	if !freed && haveVictim {
-		sh.removeLocked(victim, sh.m[victim])
+		sh.removeLocked(victim, victimAt)
 		freed = true
 	}
 	return freed
@@ -244,7 +265,8 @@ func (t *ttlMap[V]) clear() {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		clear(sh.m)
-		sh.spill = nil
+		clear(sh.slots)
+		sh.slots, sh.free, sh.spill = sh.slots[:0], sh.free[:0], nil
 		sh.bytes = 0
 		sh.gen++
 		sh.mu.Unlock()
@@ -256,7 +278,7 @@ func (t *ttlMap[V]) close() {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		sh.m, sh.spill, sh.bytes = nil, nil, 0
+		sh.m, sh.slots, sh.free, sh.spill, sh.bytes = nil, nil, nil, nil, 0
 		sh.gen++
 		sh.mu.Unlock()
 	}
