@@ -123,8 +123,13 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 		// and the pool's own probe notices when Redis is back.
 		DialerRetries: 1,
 		DialTimeout:   2 * time.Second,
-		PoolSize:      o.PoolSize,
-		MinIdleConns:  o.MinIdleConns,
+		// The socket deadlines of a call that has none of its own, or a later one: the
+		// lookups' batches (see hgetall), which a stalled Redis would otherwise hold for
+		// go-redis's default of 5 s.
+		ReadTimeout:  o.WriteTimeout,
+		WriteTimeout: o.WriteTimeout,
+		PoolSize:     o.PoolSize,
+		MinIdleConns: o.MinIdleConns,
 		// Pipelines (the lookups' batches, the writes' transactions) share the main
 		// pool, which MinIdleConns keeps warm: the separate pipeline pool never dials
 		// ahead, so a burst of cold lookups would meet it empty.
@@ -308,9 +313,9 @@ func (r *RedisStore) get(ctx context.Context, id string, budget time.Duration) (
 // hgetall reads a state's hash. Lookups go through the client's autopipeliner: those
 // that arrive while a batch is with Redis go together in the next, one round trip for
 // all (an instance meets its visitors in bursts: a deploy, a cache cleared after an
-// outage). A batch runs on the pipeliner's own deadline, not on any one lookup's: a
-// lookup past its budget stops waiting (its hit is decided fail closed) but the
-// connection is not torn down, so a slow moment does not become a storm of
+// outage). A batch runs on the pipeliner's own deadline (WriteTimeout), not on any one
+// lookup's: a lookup past its budget stops waiting (its hit is decided fail closed) but
+// the connection is not torn down, so a slow moment does not become a storm of
 // reconnections. A traced lookup (a sampled hit) is sent on its own instead, under its
 // own deadline, so that its span is the hit's child, as a batch's cannot be.
 func (r *RedisStore) hgetall(ctx context.Context, key string) (map[string]string, error) {

@@ -152,7 +152,7 @@ func (cr *compareRun) scaleMemory(ctx context.Context, so *scaleOptions, n int) 
 		fmt.Fprintf(w, "%s pass: %d hits in %.1fs, %d not 2xx/3xx, Redis %d calls (%s) = %.4f per hit, %d reads = %.4f per hit; lookups %s\n",
 			name, fig.Hits, fig.Seconds, fig.NotOK, fig.RedisCalls, joinCounts(fig.RedisByCommand), fig.CallsPerHit, fig.RedisReads, fig.ReadsPerHit, joinFloats(fig.Lookups))
 		if e := fig.Lookups["redis/error"]; e > float64(fig.Hits)/100 {
-			fmt.Fprintf(w, "note: %.0f lookups failed: Redis did not answer within consent.redis.timeout (5 ms by default), and each failure may cost a new connection (HELLO, CLIENT SETNAME above); those hits were decided as on_store_error says\n", e)
+			fmt.Fprintf(w, "note: %.0f lookups failed: not answered within consent.redis.timeout (5 ms by default), which counts the wait for the proxy's own core as well as Redis's answer (-fill-connections keeps that core saturated); those hits were decided as on_store_error says\n", e)
 		}
 	}
 	if mp.Cold, err = cr.visitPass(ctx, lp, hc, cookies, so.workers); err != nil {
