@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -170,4 +171,45 @@ func BenchmarkRedisColdLookups(b *testing.B) {
 	b.ReportMetric(float64(r.failed)/visitors, "failed/lookup")
 	b.ReportMetric(float64(r.trips.trips())/visitors, "trips/lookup")
 	b.ReportMetric(float64(r.took.Nanoseconds())/visitors, "ns/lookup")
+}
+
+// TestRedisLookupFloodBounded: a flood of lookups while Redis is stalled (an attacker
+// sending fresh IDs, say) queues at most maxQueuedLookups; the rest fail at once, fail
+// closed, instead of piling up in memory. No lookup answers anything but an error.
+func TestRedisLookupFloodBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newRedisStore(t, []string{srv.Addr}, func(o *RedisOptions) { o.Timeout = time.Second })
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := redistest.Do(srv.Addr, "CLIENT", "PAUSE", "4000", "ALL"); err != nil {
+		t.Fatal(err)
+	}
+	const flood = maxQueuedLookups + 500
+	var full, other atomic.Int64
+	var wg sync.WaitGroup
+	for range flood {
+		wg.Go(func() {
+			id := newTestID(t)
+			_, ok, err := s.Get(ctx, id)
+			switch {
+			case err == nil || ok:
+				other.Add(1)
+			case errors.Is(err, redis.ErrAutoPipelineQueueFull):
+				full.Add(1)
+			case !errors.Is(err, context.DeadlineExceeded):
+				t.Errorf("lookup on a stalled Redis: %v", err)
+			}
+			noID(t, err, id)
+		})
+	}
+	wg.Wait()
+	t.Logf("%d lookups on a stalled Redis: %d refused at once (queue full)", flood, full.Load())
+	if other.Load() != 0 {
+		t.Fatalf("%d lookups answered while Redis was paused", other.Load())
+	}
+	if full.Load() < flood-maxQueuedLookups {
+		t.Fatalf("%d of %d lookups refused for a full queue, want at least %d", full.Load(), flood, flood-maxQueuedLookups)
+	}
 }
