@@ -194,7 +194,7 @@ type RedisConfig struct {
 	// as OnStoreError says.
 	Timeout      time.Duration `yaml:"timeout"`
 	PoolSize     int           `yaml:"pool_size"`      // connections; 0 (default) = the client's default, 10 per CPU; at most 10,000
-	MinIdleConns int           `yaml:"min_idle_conns"` // default 0; at most PoolSize when that is set
+	MinIdleConns int           `yaml:"min_idle_conns"` // connections kept open from the start; 0 (default) = 4, or PoolSize if smaller; at most PoolSize when that is set
 	// KeyPrefix starts every key and the invalidation channel, default "consentgate:".
 	// Non-empty, without whitespace or braces: keys put the consent ID in a {hash tag}.
 	KeyPrefix string `yaml:"key_prefix"`

@@ -35,6 +35,8 @@ func TestMemoryStoreByteBound(t *testing.T) {
 	if s.Len() < 1000 {
 		t.Errorf("only %d states kept", s.Len())
 	}
+	checkMapInvariants(t, s.states)
+	checkMapInvariants(t, s.receipts)
 }
 
 // TestCacheByteBound: the cache in front of Redis is bounded by bytes too.
@@ -58,6 +60,7 @@ func TestCacheByteBound(t *testing.T) {
 	if c.Len() == 0 || c.Bytes() == 0 {
 		t.Error("the cache holds nothing")
 	}
+	checkMapInvariants(t, c.entries)
 	// Invalidate and Clear give the bytes back.
 	c.Clear()
 	if b := c.Bytes(); b != 0 {
@@ -119,6 +122,10 @@ func TestReceiptsByteBound(t *testing.T) {
 				if total+ReceiptSize(&next) <= maxBytes {
 					t.Errorf("receipt version %d was trimmed though %d + %d bytes fit in %d", next.Version, total, ReceiptSize(&next), maxBytes)
 				}
+			}
+			if ms, ok := s.(*MemoryStore); ok { // the trail was shifted in place: still weighed right
+				checkMapInvariants(t, ms.receipts)
+				checkMapInvariants(t, ms.states)
 			}
 		})
 	}

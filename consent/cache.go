@@ -51,8 +51,9 @@ type CacheOptions struct {
 	MaxBytes   int
 	// Observe, if set, is called once per Get with SourceCache, and once more with
 	// SourceStore for each call the cache makes to the store. Concurrent misses of one ID
-	// share a store call, so SourceStore counts store round trips, not Gets. It runs on
-	// the hit path: it must be fast and must not allocate.
+	// share a store call, so SourceStore counts store lookups, not Gets (the Redis store
+	// batches the lookups of different IDs into round trips). It runs on the hit path:
+	// it must be fast and must not allocate.
 	Observe func(LookupSource, LookupResult)
 
 	now func() time.Time // tests
@@ -62,9 +63,13 @@ type CacheOptions struct {
 // short time, so that most hits cost no round trip. Writes go through to the backend and
 // drop the local entry; other instances drop theirs through Invalidate, fed by the
 // backend's invalidation messages.
+//
+// It caches the IDs of NewID's shape (the only ones the proxy looks up), each in a
+// fixed-size entry (packed.go); any other ID is passed to the backend every time.
 type Cache struct {
 	backend     Store
-	entries     *ttlMap[cacheEntry]
+	entries     *ttlMap[packedState]
+	sources     *sourceTable
 	ttl, negTTL time.Duration
 	observe     func(LookupSource, LookupResult)
 	now         func() time.Time
@@ -73,6 +78,7 @@ type Cache struct {
 	group atomic.Pointer[singleflight.Group]
 }
 
+// cacheEntry is a backend's answer, as load shares it among the Gets that wait for it.
 type cacheEntry struct {
 	st    State
 	found bool
@@ -102,10 +108,10 @@ func NewCache(backend Store, o CacheOptions) *Cache {
 	}
 	c := &Cache{
 		backend: backend,
-		entries: newTTLMap("NewCache", o.MaxEntries, byteBound[cacheEntry]{
-			Max: o.MaxBytes, Entry: maxStateBytes,
-			Size: func(k string, e cacheEntry) int { return stateSize(k, &e.st) },
+		entries: newTTLMap("NewCache", o.MaxEntries, o.now(), byteBound[packedState]{
+			Max: o.MaxBytes, Entry: maxStateBytes, Size: packedStateSize,
 		}),
+		sources: newSourceTable(),
 		ttl:     o.TTL,
 		negTTL:  o.NegativeTTL,
 		observe: o.Observe,
@@ -118,33 +124,46 @@ func NewCache(backend Store, o CacheOptions) *Cache {
 // Get answers from the cache when it can, without allocating; otherwise it asks the
 // backend, one call per ID however many hits wait for it.
 func (c *Cache) Get(ctx context.Context, id string) (State, bool, error) {
-	sh := c.entries.shard(id)
-	now := c.now()
+	key, ok := parseID(id)
+	if !ok {
+		c.observe(SourceCache, ResultMiss)
+		return c.load(ctx, id, nil, 0)
+	}
+	sh := c.entries.shard(&key)
+	now := c.entries.at(c.now())
 	sh.mu.Lock()
 	if sh.m == nil {
 		sh.mu.Unlock()
 		c.observe(SourceCache, ResultError)
 		return State{}, false, ErrClosed
 	}
-	e, ok := sh.getLocked(id, now)
+	p, ok := sh.getLocked(key, now)
+	var spilled State
+	if ok && p.flags&packedSpilled != 0 {
+		spilled = sh.spill[key]
+	}
 	gen := sh.gen
 	sh.mu.Unlock()
-	if ok {
-		c.observe(SourceCache, ResultHit)
-		return e.st, e.found, nil
+	if !ok {
+		c.observe(SourceCache, ResultMiss)
+		return c.load(ctx, id, &key, gen)
 	}
-	c.observe(SourceCache, ResultMiss)
-	return c.load(ctx, id, gen)
+	c.observe(SourceCache, ResultHit)
+	found := p.flags&packedFound != 0
+	if p.flags&packedSpilled != 0 {
+		return spilled, found, nil
+	}
+	return c.sources.unpack(p), found, nil
 }
 
-// load asks the backend and caches the answer unless the ID was invalidated meanwhile
-// (gen moved): a write that lands during the call must not be hidden by the older
-// answer for a whole TTL.
-func (c *Cache) load(ctx context.Context, id string, gen uint64) (State, bool, error) {
-	// The key outlives the call in the cache; id may alias request memory.
-	key := strings.Clone(id)
-	v, err, _ := c.group.Load().Do(key, func() (any, error) {
-		st, found, err := c.backend.Get(ctx, key)
+// load asks the backend and caches the answer under key (nil: not cached) unless the ID
+// was invalidated meanwhile (gen moved): a write that lands during the call must not be
+// hidden by the older answer for a whole TTL.
+func (c *Cache) load(ctx context.Context, id string, key *idKey, gen uint64) (State, bool, error) {
+	// singleflight keeps the key while the call lasts; id may alias request memory.
+	id = strings.Clone(id)
+	v, err, _ := c.group.Load().Do(id, func() (any, error) {
+		st, found, err := c.backend.Get(ctx, id)
 		switch {
 		case err != nil:
 			c.observe(SourceStore, ResultError)
@@ -155,7 +174,9 @@ func (c *Cache) load(ctx context.Context, id string, gen uint64) (State, bool, e
 			c.observe(SourceStore, ResultMiss)
 		}
 		e := cacheEntry{st: st, found: found}
-		c.fill(key, e, gen)
+		if key != nil {
+			c.fill(*key, &e, gen)
+		}
 		return e, nil
 	})
 	if err != nil {
@@ -165,7 +186,7 @@ func (c *Cache) load(ctx context.Context, id string, gen uint64) (State, bool, e
 	return e.st, e.found, nil
 }
 
-func (c *Cache) fill(key string, e cacheEntry, gen uint64) {
+func (c *Cache) fill(key idKey, e *cacheEntry, gen uint64) {
 	ttl := c.ttl
 	if !e.found {
 		ttl = c.negTTL
@@ -173,12 +194,17 @@ func (c *Cache) fill(key string, e cacheEntry, gen uint64) {
 	if ttl < 0 {
 		return
 	}
-	sh := c.entries.shard(key)
-	now := c.now()
+	p, packed := c.sources.pack(&e.st, e.found)
+	var spill *State
+	if !packed {
+		spill = &e.st
+	}
+	sh := c.entries.shard(&key)
+	now := c.entries.at(c.now())
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.m != nil && sh.gen == gen {
-		sh.setLocked(key, e, now.Add(ttl), now)
+		sh.setLocked(key, p, spill, expiry(now, ttl), now)
 	}
 }
 
@@ -192,11 +218,16 @@ func (c *Cache) GetFresh(ctx context.Context, id string) (State, bool, error) {
 // Invalidate drops id's cached entry, and makes the next Get of id ask the backend
 // afresh even if a call for it is in flight (that call may predate the change).
 func (c *Cache) Invalidate(id string) {
-	sh := c.entries.shard(id)
+	key, ok := parseID(id)
+	if !ok {
+		c.group.Load().Forget(id) // nothing cached: only the call in flight to forget
+		return
+	}
+	sh := c.entries.shard(&key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.m[id]; ok {
-		sh.removeLocked(id, e)
+	if i, ok := sh.m[key]; ok {
+		sh.removeLocked(key, i)
 	}
 	sh.gen++
 	// Under the shard lock: a Get that saw the entry missing before this point may join

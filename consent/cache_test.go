@@ -90,71 +90,71 @@ func TestCacheHitMissNegativeTTL(t *testing.T) {
 	ctx := context.Background()
 
 	// Not found is cached, briefly.
-	if _, ok := f.get(t, "a"); ok {
+	if _, ok := f.get(t, tid("a")); ok {
 		t.Fatal("found a state in an empty store")
 	}
 	f.wantGets(t, 1)
-	f.get(t, "a")
+	f.get(t, tid("a"))
 	f.wantGets(t, 1)
 	f.clk.advance(time.Second) // NegativeTTL is over
-	f.get(t, "a")
+	f.get(t, tid("a"))
 	f.wantGets(t, 2)
 
 	// A write through the cache drops the cached "not found" at once.
-	if err := f.c.Put(ctx, "a", testState(1), time.Hour, testReceipt); err != nil {
+	if err := f.c.Put(ctx, tid("a"), testState(1), time.Hour, testReceipt); err != nil {
 		t.Fatal(err)
 	}
-	if st, ok := f.get(t, "a"); !ok || st.Version != 1 {
+	if st, ok := f.get(t, tid("a")); !ok || st.Version != 1 {
 		t.Fatalf("Get after Put = %+v, %v; want version 1", st, ok)
 	}
 	f.wantGets(t, 3)
-	f.get(t, "a")
+	f.get(t, tid("a"))
 	f.wantGets(t, 3)
 
 	// A write that bypasses the cache (another instance) is seen when the entry expires,
 	// if no invalidation arrives: the TTL is the backstop.
-	if err := f.mem.Put(ctx, "a", testState(2), time.Hour, testReceipt); err != nil {
+	if err := f.mem.Put(ctx, tid("a"), testState(2), time.Hour, testReceipt); err != nil {
 		t.Fatal(err)
 	}
 	f.clk.advance(5*time.Second - time.Nanosecond)
-	if st, _ := f.get(t, "a"); st.Version != 1 {
+	if st, _ := f.get(t, tid("a")); st.Version != 1 {
 		t.Fatalf("version %d before the TTL, want the cached 1", st.Version)
 	}
 	f.clk.advance(time.Nanosecond)
-	if st, _ := f.get(t, "a"); st.Version != 2 {
+	if st, _ := f.get(t, tid("a")); st.Version != 2 {
 		t.Fatalf("version %d at the TTL, want 2 from the backend", st.Version)
 	}
 	f.wantGets(t, 4)
 
 	// And at once with an invalidation.
-	if err := f.mem.Put(ctx, "a", testState(3), time.Hour, testReceipt); err != nil {
+	if err := f.mem.Put(ctx, tid("a"), testState(3), time.Hour, testReceipt); err != nil {
 		t.Fatal(err)
 	}
-	f.c.Invalidate("a")
-	if st, _ := f.get(t, "a"); st.Version != 3 {
+	f.c.Invalidate(tid("a"))
+	if st, _ := f.get(t, tid("a")); st.Version != 3 {
 		t.Fatalf("version %d after Invalidate, want 3", st.Version)
 	}
 }
 
 func TestCacheNegativeTTLDisabled(t *testing.T) {
 	f := newCacheFixture(t, CacheOptions{NegativeTTL: -1})
-	f.get(t, "a")
-	f.get(t, "a")
+	f.get(t, tid("a"))
+	f.get(t, tid("a"))
 	f.wantGets(t, 2)
 }
 
 func TestCacheObserve(t *testing.T) {
 	f := newCacheFixture(t, CacheOptions{})
-	if err := f.mem.Put(context.Background(), "present", testState(1), time.Hour, testReceipt); err != nil {
+	if err := f.mem.Put(context.Background(), tid("present"), testState(1), time.Hour, testReceipt); err != nil {
 		t.Fatal(err)
 	}
-	f.get(t, "present") // cache miss, store hit
-	f.get(t, "present") // cache hit
-	f.get(t, "absent")  // cache miss, store miss
-	f.get(t, "absent")  // cache hit (a cached "not found")
+	f.get(t, tid("present")) // cache miss, store hit
+	f.get(t, tid("present")) // cache hit
+	f.get(t, tid("absent"))  // cache miss, store miss
+	f.get(t, tid("absent"))  // cache hit (a cached "not found")
 	fail := error(errors.New("backend down"))
 	f.backend.failGet.Store(&fail)
-	if _, _, err := f.c.Get(context.Background(), "other"); err == nil {
+	if _, _, err := f.c.Get(context.Background(), tid("other")); err == nil {
 		t.Fatal("Get with a failing backend: no error")
 	}
 	for _, tc := range []struct {
@@ -176,13 +176,13 @@ func TestCacheErrorsNotCached(t *testing.T) {
 	fail := error(errors.New("backend down"))
 	f.backend.failGet.Store(&fail)
 	for range 3 {
-		if _, ok, err := f.c.Get(context.Background(), "a"); !errors.Is(err, fail) || ok {
+		if _, ok, err := f.c.Get(context.Background(), tid("a")); !errors.Is(err, fail) || ok {
 			t.Fatalf("Get = %v, %v; want the backend's error", ok, err)
 		}
 	}
 	f.wantGets(t, 3)
 	f.backend.failGet.Store(nil)
-	f.get(t, "a")
+	f.get(t, tid("a"))
 	f.wantGets(t, 4)
 }
 
@@ -191,7 +191,7 @@ func TestCacheSingleflight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = 50
 		f := newCacheFixture(t, CacheOptions{})
-		if err := f.mem.Put(context.Background(), "a", testState(7), time.Hour, testReceipt); err != nil {
+		if err := f.mem.Put(context.Background(), tid("a"), testState(7), time.Hour, testReceipt); err != nil {
 			t.Fatal(err)
 		}
 		f.backend.hold = make(chan chan struct{})
@@ -199,7 +199,7 @@ func TestCacheSingleflight(t *testing.T) {
 		errs := make(chan error, n)
 		for range n {
 			wg.Go(func() {
-				st, ok, err := f.c.Get(context.Background(), "a")
+				st, ok, err := f.c.Get(context.Background(), tid("a"))
 				if err != nil || !ok || st.Version != 7 {
 					errs <- errors.New("a concurrent Get did not see version 7")
 				}
@@ -237,24 +237,24 @@ func TestCacheSingleflight(t *testing.T) {
 func TestCacheInvalidateDuringFill(t *testing.T) {
 	f := newCacheFixture(t, CacheOptions{TTL: time.Hour})
 	ctx := context.Background()
-	if err := f.mem.Put(ctx, "a", testState(1), time.Hour, testReceipt); err != nil {
+	if err := f.mem.Put(ctx, tid("a"), testState(1), time.Hour, testReceipt); err != nil {
 		t.Fatal(err)
 	}
 	f.backend.hold = make(chan chan struct{})
 	getAsync := func() chan State {
 		out := make(chan State, 1)
 		go func() {
-			st, _, _ := f.c.Get(ctx, "a")
+			st, _, _ := f.c.Get(ctx, tid("a"))
 			out <- st
 		}()
 		return out
 	}
 	first := getAsync()
 	releaseFirst := <-f.backend.hold // it has read version 1 and not yet cached it
-	if err := f.mem.Put(ctx, "a", testState(2), time.Hour, testReceipt); err != nil {
+	if err := f.mem.Put(ctx, tid("a"), testState(2), time.Hour, testReceipt); err != nil {
 		t.Fatal(err)
 	}
-	f.c.Invalidate("a")
+	f.c.Invalidate(tid("a"))
 	// A Get after the invalidation does not join the older call: it asks again.
 	second := getAsync()
 	var releaseSecond chan struct{}
@@ -275,7 +275,7 @@ func TestCacheInvalidateDuringFill(t *testing.T) {
 		t.Fatalf("the first Get saw version %d, want 1", st.Version)
 	}
 	f.backend.hold = nil
-	if st, _ := f.get(t, "a"); st.Version != 2 {
+	if st, _ := f.get(t, tid("a")); st.Version != 2 {
 		t.Fatalf("cached version %d after the invalidated fill, want 2", st.Version)
 	}
 	f.wantGets(t, 2)
@@ -284,7 +284,7 @@ func TestCacheInvalidateDuringFill(t *testing.T) {
 func TestCacheClear(t *testing.T) {
 	f := newCacheFixture(t, CacheOptions{})
 	for i := range 10 {
-		f.get(t, "id-"+strconv.Itoa(i))
+		f.get(t, tid("id-"+strconv.Itoa(i)))
 	}
 	if f.c.Len() != 10 {
 		t.Fatalf("Len = %d, want 10", f.c.Len())
@@ -293,42 +293,42 @@ func TestCacheClear(t *testing.T) {
 	if f.c.Len() != 0 {
 		t.Fatalf("Len after Clear = %d, want 0", f.c.Len())
 	}
-	f.get(t, "id-0")
+	f.get(t, tid("id-0"))
 	f.wantGets(t, 11)
 }
 
 func TestCacheWritesInvalidateEvenOnError(t *testing.T) {
 	f := newCacheFixture(t, CacheOptions{TTL: time.Hour})
 	ctx := context.Background()
-	if err := f.mem.Put(ctx, "a", testState(1), time.Hour, testReceipt); err != nil {
+	if err := f.mem.Put(ctx, tid("a"), testState(1), time.Hour, testReceipt); err != nil {
 		t.Fatal(err)
 	}
-	f.get(t, "a")
+	f.get(t, tid("a"))
 	// A write that fails may still have been applied (a timeout after the server got it):
 	// the cached entry goes either way.
 	fail := error(errors.New("timeout"))
 	f.backend.failPut.Store(&fail)
-	if err := f.c.Put(ctx, "a", testState(2), time.Hour, testReceipt); !errors.Is(err, fail) {
+	if err := f.c.Put(ctx, tid("a"), testState(2), time.Hour, testReceipt); !errors.Is(err, fail) {
 		t.Fatalf("Put = %v, want the backend's error", err)
 	}
-	f.get(t, "a")
+	f.get(t, tid("a"))
 	f.wantGets(t, 2)
 
-	if ok, err := f.c.Delete(ctx, "a", testReceipt); err != nil || !ok {
+	if ok, err := f.c.Delete(ctx, tid("a"), testReceipt); err != nil || !ok {
 		t.Fatalf("Delete = %v, %v", ok, err)
 	}
-	if _, ok := f.get(t, "a"); ok {
+	if _, ok := f.get(t, tid("a")); ok {
 		t.Fatal("Get after Delete through the cache found the state")
 	}
 	f.backend.failPut.Store(nil)
-	if err := f.c.Put(ctx, "a", testState(3), time.Hour, testReceipt); err != nil {
+	if err := f.c.Put(ctx, tid("a"), testState(3), time.Hour, testReceipt); err != nil {
 		t.Fatal(err)
 	}
-	f.get(t, "a")
-	if ok, err := f.c.Erase(ctx, "a"); err != nil || !ok {
+	f.get(t, tid("a"))
+	if ok, err := f.c.Erase(ctx, tid("a")); err != nil || !ok {
 		t.Fatalf("Erase = %v, %v", ok, err)
 	}
-	if _, ok := f.get(t, "a"); ok {
+	if _, ok := f.get(t, tid("a")); ok {
 		t.Fatal("Get after Erase through the cache found the state")
 	}
 }
@@ -337,7 +337,7 @@ func TestCacheBound(t *testing.T) {
 	const bound = 100
 	f := newCacheFixture(t, CacheOptions{MaxEntries: bound})
 	for i := range 20 * bound {
-		f.get(t, "id-"+strconv.Itoa(i))
+		f.get(t, tid("id-"+strconv.Itoa(i)))
 		if n := f.c.Len(); n > bound {
 			t.Fatalf("after %d Gets Len = %d > %d", i+1, n, bound)
 		}
@@ -346,12 +346,12 @@ func TestCacheBound(t *testing.T) {
 
 func TestCacheClose(t *testing.T) {
 	f := newCacheFixture(t, CacheOptions{})
-	f.get(t, "a")
+	f.get(t, tid("a"))
 	if err := f.c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, _, err := f.c.Get(ctx, "a"); !errors.Is(err, ErrClosed) {
+	if _, _, err := f.c.Get(ctx, tid("a")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Get after Close = %v, want ErrClosed (not the cached answer)", err)
 	}
 	if err := f.c.Ping(ctx); !errors.Is(err, ErrClosed) {
@@ -360,17 +360,17 @@ func TestCacheClose(t *testing.T) {
 	if got := f.obs.get(SourceCache, ResultError); got != 1 {
 		t.Fatalf("Observe(SourceCache, ResultError) = %d after a Get on a closed cache, want 1", got)
 	}
-	f.c.Invalidate("a") // must not panic on a closed cache
+	f.c.Invalidate(tid("a")) // must not panic on a closed cache
 	f.c.Clear()
 }
 
 func TestCacheGetHitAllocs(t *testing.T) {
 	f := newCacheFixture(t, CacheOptions{TTL: time.Hour, NegativeTTL: time.Hour})
-	if err := f.mem.Put(context.Background(), "present", testState(1), time.Hour, testReceipt); err != nil {
+	if err := f.mem.Put(context.Background(), tid("present"), testState(1), time.Hour, testReceipt); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, id := range []string{"present", "absent"} {
+	for _, id := range []string{tid("present"), tid("absent")} {
 		f.get(t, id) // fill
 		allocs := testing.AllocsPerRun(1000, func() {
 			_, _, _ = f.c.Get(ctx, id)

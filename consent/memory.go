@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -11,10 +12,13 @@ import (
 // MemoryStore is a bounded, in-process Store: the default for a single instance and the
 // store the tests use. States and receipts live in two sharded maps, each bounded by
 // MaxEntries IDs and half of MaxBytes; an operation on both takes the state shard's lock,
-// then the receipt shard's, always in that order.
+// then the receipt shard's, always in that order. A state is held in a fixed-size entry
+// (packed.go). It keeps the IDs of NewID's shape, the only ones the proxy makes or
+// accepts, and refuses any other (errNotID).
 type MemoryStore struct {
-	states   *ttlMap[State]
-	receipts *ttlMap[[]Receipt]
+	states   *ttlMap[packedState]
+	receipts *ttlMap[[]packedReceipt]
+	sources  *sourceTable
 	closed   atomic.Bool
 	now      func() time.Time // the clock; tests replace it
 	epoch    Epoch            // the store's creation (epoch.go)
@@ -25,6 +29,10 @@ type MemoryStore struct {
 }
 
 var _ Store = (*MemoryStore)(nil)
+
+// errNotID is the memory store's answer to an ID NewID could not have made; it says
+// nothing of the ID itself.
+var errNotID = errors.New("consent: memory store: the consent ID does not have the shape of one (22 base64url characters)")
 
 // MemoryOptions configures a MemoryStore. Zero values take the defaults, except
 // MaxEntries, which is required.
@@ -69,36 +77,47 @@ func NewMemoryStoreWith(o MemoryOptions) *MemoryStore {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	start := o.Now()
 	s := &MemoryStore{
-		states: newTTLMap("NewMemoryStore", o.MaxEntries, byteBound[State]{
-			Max: o.MaxBytes / 2, Entry: maxStateBytes,
-			Size: func(k string, st State) int { return stateSize(k, &st) },
+		states: newTTLMap("NewMemoryStore", o.MaxEntries, start, byteBound[packedState]{
+			Max: o.MaxBytes / 2, Entry: maxStateBytes, Size: packedStateSize,
 		}),
-		receipts: newTTLMap("NewMemoryStore", o.MaxEntries, byteBound[[]Receipt]{
-			Max: o.MaxBytes / 2, Entry: o.ReceiptsMaxBytes + o.ReceiptsMaxLen*receiptOverhead,
+		receipts: newTTLMap("NewMemoryStore", o.MaxEntries, start, byteBound[[]packedReceipt]{
+			Max: o.MaxBytes / 2, Entry: o.ReceiptsMaxBytes + o.ReceiptsMaxLen*(receiptOverhead+fullReceiptOverhead),
 			Size: receiptsSize,
 		}),
+		sources:          newSourceTable(),
 		now:              o.Now,
 		receiptsMaxLen:   o.ReceiptsMaxLen,
 		receiptsMaxBytes: o.ReceiptsMaxBytes,
 		receiptsTTL:      o.ReceiptsTTL,
 	}
-	s.epoch.set(o.Now().Unix())
+	s.epoch.set(start.Unix())
 	return s
 }
 
 // Get returns the state stored under id. It does not allocate: it is on the path of
 // every hit that carries a consent cookie.
 func (s *MemoryStore) Get(_ context.Context, id string) (State, bool, error) {
-	sh := s.states.shard(id)
-	now := s.now()
+	key, ok := parseID(id)
+	if !ok {
+		return State{}, false, errNotID
+	}
+	sh := s.states.shard(&key)
+	now := s.states.at(s.now())
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.m == nil {
 		return State{}, false, ErrClosed
 	}
-	st, ok := sh.getLocked(id, now)
-	return st, ok, nil
+	p, ok := sh.getLocked(key, now)
+	switch {
+	case !ok:
+		return State{}, false, nil
+	case p.flags&packedSpilled != 0:
+		return sh.spill[key], true, nil
+	}
+	return s.sources.unpack(p), true, nil
 }
 
 // GetFresh is Get: the memory store has no cache and no budget.
@@ -112,92 +131,118 @@ func (s *MemoryStore) Put(_ context.Context, id string, st State, ttl time.Durat
 	if ttl <= 0 {
 		return fmt.Errorf("consent: memory store put: ttl must be positive, got %v", ttl)
 	}
+	key, ok := parseID(id)
+	if !ok {
+		return errNotID
+	}
 	now := s.now()
 	r, err := consentReceipt(r, &st, now)
 	if err != nil {
 		return err
 	}
-	// The caller's strings may alias request memory that is reused after the handler.
-	id = strings.Clone(id)
-	st.Source, st.TCF = strings.Clone(st.Source), strings.Clone(st.TCF)
-
-	sh, rsh := s.lockBoth(id)
+	p, packed := s.sources.pack(&st, true)
+	var spill *State
+	if !packed {
+		// The caller's strings may alias request memory that is reused after the handler.
+		st.Source, st.TCF = strings.Clone(st.Source), strings.Clone(st.TCF)
+		spill = &st
+	}
+	sh, rsh := s.lockBoth(&key)
 	defer unlockBoth(sh, rsh)
 	if sh.m == nil || rsh.m == nil {
 		return ErrClosed
 	}
-	sh.setLocked(id, st, now.Add(ttl), now)
-	s.appendLocked(rsh, id, r, now)
+	at := s.states.at(now)
+	sh.setLocked(key, p, spill, expiry(at, ttl), at)
+	s.appendLocked(rsh, key, r, at)
 	return nil
 }
 
 // Delete removes id's state and records the withdrawal. A state that has already
 // expired counts as absent.
 func (s *MemoryStore) Delete(_ context.Context, id string, r Receipt) (bool, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return false, errNotID
+	}
 	now := s.now()
 	r, err := withdrawReceipt(r, now)
 	if err != nil {
 		return false, err
 	}
-	sh, rsh := s.lockBoth(id)
+	sh, rsh := s.lockBoth(&key)
 	defer unlockBoth(sh, rsh)
 	if sh.m == nil || rsh.m == nil {
 		return false, ErrClosed
 	}
-	existed := sh.deleteLocked(id, now)
-	// Only the receipt map keeps the key, so only it needs a copy the caller cannot reuse.
-	s.appendLocked(rsh, strings.Clone(id), r, now)
+	at := s.states.at(now)
+	existed := sh.deleteLocked(key, at)
+	s.appendLocked(rsh, key, r, at)
 	return existed, nil
 }
 
 // Erase removes id's state and receipts.
 func (s *MemoryStore) Erase(_ context.Context, id string) (bool, error) {
-	now := s.now()
-	sh, rsh := s.lockBoth(id)
+	key, ok := parseID(id)
+	if !ok {
+		return false, errNotID
+	}
+	at := s.states.at(s.now())
+	sh, rsh := s.lockBoth(&key)
 	defer unlockBoth(sh, rsh)
 	if sh.m == nil || rsh.m == nil {
 		return false, ErrClosed
 	}
-	hadState := sh.deleteLocked(id, now)
-	hadReceipts := rsh.deleteLocked(id, now)
+	hadState := sh.deleteLocked(key, at)
+	hadReceipts := rsh.deleteLocked(key, at)
 	return hadState || hadReceipts, nil
 }
 
 // History returns a copy of id's receipts, oldest first.
 func (s *MemoryStore) History(_ context.Context, id string) ([]Receipt, error) {
-	rsh := s.receipts.shard(id)
-	now := s.now()
+	key, ok := parseID(id)
+	if !ok {
+		return nil, errNotID
+	}
+	rsh := s.receipts.shard(&key)
+	at := s.receipts.at(s.now())
 	rsh.mu.Lock()
 	defer rsh.mu.Unlock()
 	if rsh.m == nil {
 		return nil, ErrClosed
 	}
-	rs, _ := rsh.getLocked(id, now)
-	return append([]Receipt{}, rs...), nil
+	rs, _ := rsh.getLocked(key, at)
+	out := make([]Receipt, len(rs))
+	for i := range rs {
+		out[i] = s.sources.unpackReceipt(&rs[i])
+	}
+	return out, nil
 }
 
-func (s *MemoryStore) lockBoth(id string) (*ttlShard[State], *ttlShard[[]Receipt]) {
-	sh, rsh := s.states.shard(id), s.receipts.shard(id)
+func (s *MemoryStore) lockBoth(key *idKey) (*ttlShard[packedState], *ttlShard[[]packedReceipt]) {
+	sh, rsh := s.states.shard(key), s.receipts.shard(key)
 	sh.mu.Lock()
 	rsh.mu.Lock()
 	return sh, rsh
 }
 
-func unlockBoth(sh *ttlShard[State], rsh *ttlShard[[]Receipt]) {
+func unlockBoth(sh *ttlShard[packedState], rsh *ttlShard[[]packedReceipt]) {
 	rsh.mu.Unlock()
 	sh.mu.Unlock()
 }
 
 // appendLocked adds r to id's receipts, dropping the oldest beyond the caps (count and
 // bytes; r itself always stays), and restarts the receipts' TTL as Redis does with PEXPIRE
-// on each append. The slice is only ever touched under the shard lock (History copies), so
-// it is safe to shift it in place.
-func (s *MemoryStore) appendLocked(rsh *ttlShard[[]Receipt], id string, r Receipt, now time.Time) {
-	rs, _ := rsh.getLocked(id, now)
-	rs = append(rs, r)
+// on each append. The slice is only ever touched under the shard lock (History copies);
+// the entry is removed before the slice is shifted in place, so that the map weighs the
+// slice as it was stored.
+func (s *MemoryStore) appendLocked(rsh *ttlShard[[]packedReceipt], key idKey, r Receipt, now int64) {
+	rs, _ := rsh.getLocked(key, now)
+	rsh.deleteLocked(key, now)
+	rs = append(rs, s.sources.packReceipt(&r))
 	keep, total := 0, 0
 	for i := len(rs) - 1; i >= 0 && keep < s.receiptsMaxLen; i-- {
-		if total += ReceiptSize(&rs[i]); total > s.receiptsMaxBytes && keep > 0 {
+		if total += int(rs[i].size); total > s.receiptsMaxBytes && keep > 0 {
 			break
 		}
 		keep++
@@ -207,7 +252,7 @@ func (s *MemoryStore) appendLocked(rsh *ttlShard[[]Receipt], id string, r Receip
 		clear(rs[n:]) // let the dropped receipts' strings go
 		rs = rs[:n]
 	}
-	rsh.setLocked(id, rs, now.Add(s.receiptsTTL), now)
+	rsh.setLocked(key, rs, nil, expiry(now, s.receiptsTTL), now)
 }
 
 // Ping reports whether the store can serve; the readiness probe uses it.

@@ -2,8 +2,11 @@ package consent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +23,12 @@ var clockBase = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func (c *fakeClock) now() time.Time          { return clockBase.Add(time.Duration(c.off.Load())) }
 func (c *fakeClock) advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// tid is a consent ID named for a test: the same name gives the same ID.
+func tid(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return base64.RawURLEncoding.EncodeToString(sum[:idBytes])
+}
 
 func newTestStore(t *testing.T, maxEntries int) (*MemoryStore, *fakeClock) {
 	t.Helper()
@@ -79,44 +88,98 @@ func TestMemoryStorePutGetDelete(t *testing.T) {
 	s, _ := newTestStore(t, 100)
 	get, put, del := storeHelpers(t, s)
 
-	if _, ok := get("a"); ok {
+	if _, ok := get(tid("a")); ok {
 		t.Fatal("Get on an empty store found something")
 	}
-	put("a", testState(1), time.Hour)
-	put("b", testState(2), time.Hour)
-	if st, ok := get("a"); !ok || st != testState(1) {
+	put(tid("a"), testState(1), time.Hour)
+	put(tid("b"), testState(2), time.Hour)
+	if st, ok := get(tid("a")); !ok || st != testState(1) {
 		t.Fatalf("Get(a) = %+v, %v; want %+v", st, ok, testState(1))
 	}
-	put("a", testState(3), time.Hour) // overwrite
-	if st, ok := get("a"); !ok || st.Version != 3 {
+	put(tid("a"), testState(3), time.Hour) // overwrite
+	if st, ok := get(tid("a")); !ok || st.Version != 3 {
 		t.Fatalf("Get(a) after overwrite = version %d, %v; want 3", st.Version, ok)
 	}
 	if s.Len() != 2 {
 		t.Fatalf("Len = %d, want 2", s.Len())
 	}
-	if !del("a") {
+	if !del(tid("a")) {
 		t.Fatal("Delete(a) = false, want true")
 	}
-	if del("a") {
+	if del(tid("a")) {
 		t.Fatal("second Delete(a) = true, want false")
 	}
-	if _, ok := get("a"); ok {
+	if _, ok := get(tid("a")); ok {
 		t.Fatal("Get(a) after Delete found it")
 	}
-	if st, ok := get("b"); !ok || st.Version != 2 {
+	if st, ok := get(tid("b")); !ok || st.Version != 2 {
 		t.Fatalf("Get(b) = %+v, %v; want version 2", st, ok)
 	}
-	// The empty string is a key like any other (IDs are validated before the store).
-	put("", testState(4), time.Hour)
-	if st, ok := get(""); !ok || st.Version != 4 {
-		t.Fatalf(`Get("") = %+v, %v`, st, ok)
+}
+
+// TestMemoryStoreRefusesNonIDs: the store keys IDs by the bytes they encode, so it
+// takes only IDs of NewID's shape, as the proxy does; anything else is refused by every
+// call, with an error that does not repeat it.
+func TestMemoryStoreRefusesNonIDs(t *testing.T) {
+	s, _ := newTestStore(t, 10)
+	ctx := context.Background()
+	valid := tid("a")
+	for _, id := range []string{"", "not-an-id", "request-memory-id", valid[:21], valid + "A", valid[:21] + "B", valid[:21] + "=", valid[:20] + "=="} {
+		check := func(op string, err error) {
+			t.Helper()
+			if !errors.Is(err, errNotID) {
+				t.Errorf("%s(%q) = %v, want errNotID", op, id, err)
+			}
+			if id != "" {
+				noID(t, err, id)
+			}
+		}
+		_, _, err := s.Get(ctx, id)
+		check("Get", err)
+		_, _, err = s.GetFresh(ctx, id)
+		check("GetFresh", err)
+		check("Put", s.Put(ctx, id, testState(1), time.Hour, testReceipt))
+		_, err = s.Delete(ctx, id, testReceipt)
+		check("Delete", err)
+		_, err = s.Erase(ctx, id)
+		check("Erase", err)
+		_, err = s.History(ctx, id)
+		check("History", err)
+	}
+	if s.Len() != 0 || s.receiptIDs() != 0 {
+		t.Fatalf("the store holds %d states and %d receipt trails after refusing every call", s.Len(), s.receiptIDs())
+	}
+}
+
+// TestMemoryStoreHugeTTL: a TTL past the expiry clock's range keeps the state (and the
+// cache's entry) for good rather than wrapping into the past.
+func TestMemoryStoreHugeTTL(t *testing.T) {
+	s, clk := newTestStore(t, 10)
+	get, put, _ := storeHelpers(t, s)
+	// The clock past the store's epoch (the real time it was made), so that at + TTL
+	// would overflow.
+	clk.advance(time.Since(clockBase) + time.Hour)
+	put(tid("forever"), testState(1), math.MaxInt64)
+	clk.advance(100 * 365 * 24 * time.Hour)
+	if _, ok := get(tid("forever")); !ok {
+		t.Fatal("a state stored for the longest TTL expired")
+	}
+	c := NewCache(s, CacheOptions{TTL: math.MaxInt64, now: clk.now})
+	clk.advance(time.Second) // past the cache's epoch too
+	for range 2 {
+		if _, ok, err := c.Get(context.Background(), tid("forever")); err != nil || !ok {
+			t.Fatalf("cache Get = %v, %v", ok, err)
+		}
+	}
+	if c.Len() != 1 {
+		t.Fatal("the cache did not keep the entry")
 	}
 }
 
 func TestMemoryStorePutRejectsBadTTL(t *testing.T) {
 	s, _ := newTestStore(t, 10)
 	for _, ttl := range []time.Duration{0, -time.Second} {
-		err := s.Put(context.Background(), "a", testState(1), ttl, testReceipt)
+		err := s.Put(context.Background(), tid("a"), testState(1), ttl, testReceipt)
 		if err == nil || !strings.Contains(err.Error(), "ttl must be positive") {
 			t.Errorf("Put ttl=%v: err = %v, want ttl must be positive", ttl, err)
 		}
@@ -130,22 +193,22 @@ func TestMemoryStoreTTL(t *testing.T) {
 	s, clk := newTestStore(t, 100)
 	get, put, del := storeHelpers(t, s)
 
-	put("short", testState(1), time.Minute)
-	put("long", testState(2), time.Hour)
-	put("gone", testState(3), time.Minute)
+	put(tid("short"), testState(1), time.Minute)
+	put(tid("long"), testState(2), time.Hour)
+	put(tid("gone"), testState(3), time.Minute)
 
 	clk.advance(time.Minute - time.Nanosecond)
-	if _, ok := get("short"); !ok {
+	if _, ok := get(tid("short")); !ok {
 		t.Fatal("short expired before its TTL")
 	}
 	clk.advance(time.Nanosecond) // exactly at the deadline: expired
-	if _, ok := get("short"); ok {
+	if _, ok := get(tid("short")); ok {
 		t.Fatal("short still there at its TTL")
 	}
-	if _, ok := get("long"); !ok {
+	if _, ok := get(tid("long")); !ok {
 		t.Fatal("long expired early")
 	}
-	if del("gone") {
+	if del(tid("gone")) {
 		t.Fatal("Delete of an expired entry reported true")
 	}
 	if n := s.Len(); n != 1 {
@@ -153,9 +216,9 @@ func TestMemoryStoreTTL(t *testing.T) {
 	}
 
 	// A Put refreshes the TTL.
-	put("long", testState(4), time.Hour)
+	put(tid("long"), testState(4), time.Hour)
 	clk.advance(59 * time.Minute)
-	if st, ok := get("long"); !ok || st.Version != 4 {
+	if st, ok := get(tid("long")); !ok || st.Version != 4 {
 		t.Fatalf("refreshed entry: %+v, %v", st, ok)
 	}
 }
@@ -166,7 +229,7 @@ func TestMemoryStoreBound(t *testing.T) {
 			s, clk := newTestStore(t, bound)
 			_, put, _ := storeHelpers(t, s)
 			for i := range 10 * bound {
-				put(fmt.Sprintf("id-%d", i), testState(int64(i)), time.Duration(1+i%7)*time.Minute)
+				put(tid(fmt.Sprintf("id-%d", i)), testState(int64(i)), time.Duration(1+i%7)*time.Minute)
 				if i%97 == 0 {
 					clk.advance(time.Second)
 				}
@@ -189,7 +252,7 @@ func TestMemoryStoreEviction(t *testing.T) {
 	ids := func(prefix string) []string {
 		out := make([]string, bound)
 		for i := range out {
-			out[i] = fmt.Sprintf("%s-%d", prefix, i)
+			out[i] = tid(fmt.Sprintf("%s-%d", prefix, i))
 		}
 		return out
 	}
@@ -215,11 +278,11 @@ func TestMemoryStoreEviction(t *testing.T) {
 		for i, id := range ids("e") {
 			put(id, testState(int64(i)), time.Duration(bound-i)*time.Minute) // e-15 expires first
 		}
-		put("newcomer", testState(99), time.Hour)
-		if _, ok := get("e-15"); ok {
+		put(tid("newcomer"), testState(99), time.Hour)
+		if _, ok := get(tid("e-15")); ok {
 			t.Error("e-15, the entry closest to expiry, was not evicted")
 		}
-		for _, id := range append(ids("e")[:bound-1], "newcomer") {
+		for _, id := range append(ids("e")[:bound-1], tid("newcomer")) {
 			if _, ok := get(id); !ok {
 				t.Errorf("%s was evicted instead of e-15", id)
 			}
@@ -231,7 +294,7 @@ func TestMemoryStoreEviction(t *testing.T) {
 		for _, id := range ids("e") {
 			put(id, testState(1), time.Hour)
 		}
-		put("e-3", testState(2), time.Hour)
+		put(tid("e-3"), testState(2), time.Hour)
 		for _, id := range ids("e") {
 			if _, ok := get(id); !ok {
 				t.Errorf("%s was evicted by an overwrite of a present key", id)
@@ -243,14 +306,15 @@ func TestMemoryStoreEviction(t *testing.T) {
 func TestMemoryStoreCopiesID(t *testing.T) {
 	s, _ := newTestStore(t, 10)
 	get, put, _ := storeHelpers(t, s)
-	buf := []byte("request-memory-id")
+	id := tid("request-memory-id")
+	buf := []byte(id)
 	src := []byte("api-from-request")
 	st := testState(1)
 	st.Source = unsafe.String(&src[0], len(src))
 	put(unsafe.String(&buf[0], len(buf)), st, time.Hour)
-	copy(buf, "XXXXXXXXXXXXXXXXX") // the request buffer is reused
+	copy(buf, strings.Repeat("X", len(buf))) // the request buffer is reused
 	copy(src, "XXXXXXXXXXXXXXXX")
-	got, ok := get("request-memory-id")
+	got, ok := get(id)
 	if !ok {
 		t.Fatal("entry lost when the caller's buffer was reused: Put must copy the id")
 	}
@@ -263,7 +327,7 @@ func TestMemoryStoreClose(t *testing.T) {
 	s, _ := newTestStore(t, 10)
 	ctx := context.Background()
 	_, put, _ := storeHelpers(t, s)
-	put("a", testState(1), time.Hour)
+	put(tid("a"), testState(1), time.Hour)
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping on an open store: %v", err)
 	}
@@ -272,19 +336,19 @@ func TestMemoryStoreClose(t *testing.T) {
 			t.Fatalf("Close: %v", err)
 		}
 	}
-	if _, _, err := s.Get(ctx, "a"); !errors.Is(err, ErrClosed) {
+	if _, _, err := s.Get(ctx, tid("a")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Get after Close: %v, want ErrClosed", err)
 	}
-	if err := s.Put(ctx, "a", testState(1), time.Hour, testReceipt); !errors.Is(err, ErrClosed) {
+	if err := s.Put(ctx, tid("a"), testState(1), time.Hour, testReceipt); !errors.Is(err, ErrClosed) {
 		t.Errorf("Put after Close: %v, want ErrClosed", err)
 	}
-	if _, err := s.Delete(ctx, "a", testReceipt); !errors.Is(err, ErrClosed) {
+	if _, err := s.Delete(ctx, tid("a"), testReceipt); !errors.Is(err, ErrClosed) {
 		t.Errorf("Delete after Close: %v, want ErrClosed", err)
 	}
-	if _, err := s.Erase(ctx, "a"); !errors.Is(err, ErrClosed) {
+	if _, err := s.Erase(ctx, tid("a")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Erase after Close: %v, want ErrClosed", err)
 	}
-	if _, err := s.History(ctx, "a"); !errors.Is(err, ErrClosed) {
+	if _, err := s.History(ctx, tid("a")); !errors.Is(err, ErrClosed) {
 		t.Errorf("History after Close: %v, want ErrClosed", err)
 	}
 	if err := s.Ping(ctx); !errors.Is(err, ErrClosed) {
@@ -312,7 +376,7 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range ops {
-				id := "id-" + strconv.Itoa((i*7+w*13)%600) // overlapping keys across workers
+				id := tid("id-" + strconv.Itoa((i*7+w*13)%600)) // overlapping keys across workers
 				var err error
 				switch i % 7 {
 				case 0, 1:
@@ -359,9 +423,9 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 func TestMemoryStoreGetAllocs(t *testing.T) {
 	s, _ := newTestStore(t, 1000)
 	_, put, _ := storeHelpers(t, s)
-	put("present", testState(1), time.Hour)
+	put(tid("present"), testState(1), time.Hour)
 	ctx := context.Background()
-	for _, id := range []string{"present", "absent"} {
+	for _, id := range []string{tid("present"), tid("absent")} {
 		allocs := testing.AllocsPerRun(1000, func() {
 			_, _, _ = s.Get(ctx, id)
 		})
@@ -422,16 +486,16 @@ func BenchmarkMemoryStoreGetParallel(b *testing.B) {
 }
 
 func BenchmarkMemoryStorePut(b *testing.B) {
-	s, ids := benchStore(b, 10_000)
-	for i := range ids { // fill the store, so that every Put of a new ID evicts
-		if err := s.Put(context.Background(), ids[i]+"y", testState(1), time.Hour, testReceipt); err != nil {
+	s, _ := benchStore(b, 10_000)
+	ctx := context.Background()
+	for range 10_000 { // fill the store, so that every Put of a new ID evicts
+		if err := s.Put(ctx, newTestID(b), testState(1), time.Hour, testReceipt); err != nil {
 			b.Fatal(err)
 		}
 	}
-	ctx := context.Background()
 	extra := make([]string, 10_000)
 	for i := range extra {
-		extra[i] = ids[i] + "x"
+		extra[i] = newTestID(b)
 	}
 	st := testState(1)
 	b.ReportAllocs()
@@ -449,9 +513,9 @@ func TestMemoryStoreReceiptsCapped(t *testing.T) {
 	_, put, _ := storeHelpers(t, s)
 	const writes = DefaultReceiptsMaxLen + 150
 	for v := int64(1); v <= writes; v++ {
-		put("a", testState(v), time.Hour)
+		put(tid("a"), testState(v), time.Hour)
 	}
-	rs, err := s.History(context.Background(), "a")
+	rs, err := s.History(context.Background(), tid("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,15 +536,15 @@ func TestMemoryStoreReceiptsTTL(t *testing.T) {
 	ctx := context.Background()
 	history := func() []Receipt {
 		t.Helper()
-		rs, err := s.History(ctx, "a")
+		rs, err := s.History(ctx, tid("a"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return rs
 	}
-	put("a", testState(1), time.Hour)
+	put(tid("a"), testState(1), time.Hour)
 	clk.advance(DefaultReceiptsTTL - time.Second)
-	del("a") // an append restarts the receipts' TTL, as PEXPIRE does in Redis
+	del(tid("a")) // an append restarts the receipts' TTL, as PEXPIRE does in Redis
 	clk.advance(DefaultReceiptsTTL - time.Second)
 	if rs := history(); len(rs) != 2 {
 		t.Fatalf("%d receipts after a refreshed TTL, want 2", len(rs))
@@ -497,7 +561,7 @@ func TestMemoryStoreReceiptIDsBounded(t *testing.T) {
 	_, _, del := storeHelpers(t, s)
 	// Withdrawals of unknown IDs still leave receipts: they must not grow without bound.
 	for i := range 10 * bound {
-		del("id-" + strconv.Itoa(i))
+		del(tid("id-" + strconv.Itoa(i)))
 	}
 	if n := s.receiptIDs(); n > bound {
 		t.Fatalf("%d IDs with receipts, want at most %d", n, bound)
@@ -509,11 +573,11 @@ func TestMemoryStoreReceiptCopiesStrings(t *testing.T) {
 	src := []byte("api-from-request")
 	r := testReceipt
 	r.Source = unsafe.String(&src[0], len(src))
-	if err := s.Put(context.Background(), "a", testState(1), time.Hour, r); err != nil {
+	if err := s.Put(context.Background(), tid("a"), testState(1), time.Hour, r); err != nil {
 		t.Fatal(err)
 	}
 	copy(src, "XXXXXXXXXXXXXXXX")
-	rs, err := s.History(context.Background(), "a")
+	rs, err := s.History(context.Background(), tid("a"))
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("History = %v, %v", rs, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RedisStore defaults.
@@ -20,6 +21,10 @@ const (
 	DefaultRedisPrefix       = "consentgate:"
 	DefaultRedisTimeout      = 5 * time.Millisecond
 	DefaultRedisWriteTimeout = 250 * time.Millisecond
+	// DefaultRedisMinIdleConns keeps connections open for the lookups' batches and a
+	// write or health check beside them, from the start: a lookup that has to dial
+	// (TCP, HELLO, CLIENT SETNAME) does not fit a 5 ms budget on a busy instance.
+	DefaultRedisMinIdleConns = lookupBatches + 2
 )
 
 // clusterStateReloadInterval is how old a Redis Cluster's slot map may get before a
@@ -49,6 +54,9 @@ type RedisOptions struct {
 	// never less than Timeout.
 	WriteTimeout time.Duration
 
+	// PoolSize is the connections per node (default: go-redis's, 10 per CPU);
+	// MinIdleConns those kept open, dialled at start (default DefaultRedisMinIdleConns,
+	// at most PoolSize).
 	PoolSize, MinIdleConns int
 
 	// Prefix starts every key and the invalidation channel; default DefaultRedisPrefix.
@@ -76,6 +84,8 @@ type RedisOptions struct {
 type RedisStore struct {
 	client  redis.UniversalClient
 	cluster *redis.ClusterClient // nil unless a Redis Cluster
+	// lookups batches the reads of states (Get, GetFresh): see get.
+	lookups *redis.AutoPipeliner
 
 	prefix, channel string
 	timeout         time.Duration
@@ -97,9 +107,10 @@ var _ Store = (*RedisStore)(nil)
 // Client is the underlying go-redis client, for instrumentation (OpenTelemetry spans).
 func (r *RedisStore) Client() redis.UniversalClient { return r.client }
 
-// NewRedisStore builds a client from o. It does not connect: Redis being down at start
-// must not stop the proxy, which serves fail closed until Redis is back. It fails only
-// for options that cannot work.
+// NewRedisStore builds a client from o. It does not wait for Redis: the idle connections
+// (MinIdleConns) are dialled in the background, and Redis being down at start must not
+// stop the proxy, which serves fail closed until Redis is back. It fails only for
+// options that cannot work.
 func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 	if err := checkRedisOptions(&o); err != nil {
 		return nil, err
@@ -120,8 +131,17 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 		// and the pool's own probe notices when Redis is back.
 		DialerRetries: 1,
 		DialTimeout:   2 * time.Second,
-		PoolSize:      o.PoolSize,
-		MinIdleConns:  o.MinIdleConns,
+		// The socket deadlines of a call that has none of its own, or a later one: the
+		// lookups' batches (see hgetall), which a stalled Redis would otherwise hold for
+		// go-redis's default of 5 s.
+		ReadTimeout:  o.WriteTimeout,
+		WriteTimeout: o.WriteTimeout,
+		PoolSize:     o.PoolSize,
+		MinIdleConns: o.MinIdleConns,
+		// Pipelines (the lookups' batches, the writes' transactions) share the main
+		// pool, which MinIdleConns keeps warm: the separate pipeline pool never dials
+		// ahead, so a burst of cold lookups would meet it empty.
+		PipelinePoolSize: -1,
 		// Maintenance notifications are a Redis Cloud feature; asking a self-hosted Redis
 		// for them costs a failed command on every new connection.
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
@@ -152,8 +172,29 @@ func NewRedisStore(o RedisOptions) (*RedisStore, error) {
 	default:
 		s.client = redis.NewClient(uo.Simple())
 	}
+	ap, err := s.client.AsyncAutoPipelineWithOptions(&redis.AutoPipelineOptions{
+		// Lookups are independent reads: their order does not matter.
+		Unordered:            true,
+		MaxConcurrentBatches: lookupBatches,
+		// Past this many lookups waiting, a lookup fails at once (fail closed) rather
+		// than queueing behind a Redis that cannot keep up.
+		MaxQueuedCommands: maxQueuedLookups,
+	})
+	if err != nil {
+		_ = s.client.Close()
+		return nil, fmt.Errorf("consent: redis lookups: %w", err)
+	}
+	s.lookups = ap
 	return s, nil
 }
+
+const (
+	// lookupBatches is how many batches of lookups may be with Redis at once: one
+	// gives the deepest batches, a second keeps a slow one from holding up the rest.
+	lookupBatches = 2
+	// maxQueuedLookups bounds the lookups waiting for Redis (see get).
+	maxQueuedLookups = 10_000
+)
 
 func checkRedisOptions(o *RedisOptions) error {
 	var errs []error
@@ -197,6 +238,12 @@ func checkRedisOptions(o *RedisOptions) error {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = DefaultRedisWriteTimeout
+	}
+	if o.MinIdleConns == 0 {
+		o.MinIdleConns = DefaultRedisMinIdleConns
+		if o.PoolSize > 0 {
+			o.MinIdleConns = min(o.MinIdleConns, o.PoolSize)
+		}
 	}
 	o.WriteTimeout = max(o.WriteTimeout, o.Timeout)
 	if o.ReceiptsMaxLen == 0 {
@@ -259,7 +306,7 @@ func (r *RedisStore) get(ctx context.Context, id string, budget time.Duration) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	m, err := r.client.HGetAll(ctx, r.stateKey(id)).Result()
+	m, err := r.hgetall(ctx, r.stateKey(id))
 	if err != nil {
 		return State{}, false, fmt.Errorf("consent: redis get: %w", err)
 	}
@@ -271,6 +318,25 @@ func (r *RedisStore) get(ctx context.Context, id string, budget time.Duration) (
 		return State{}, false, fmt.Errorf("consent: redis get: %w", err)
 	}
 	return st, true, nil
+}
+
+// hgetall reads a state's hash. Lookups go through the client's autopipeliner: those
+// that arrive while a batch is with Redis go together in the next, one round trip for
+// all (an instance meets its visitors in bursts: a deploy, a cache cleared after an
+// outage). A batch runs on the pipeliner's own deadline (WriteTimeout), not on any one
+// lookup's: a lookup past its budget stops waiting (its hit is decided fail closed) but
+// the connection is not torn down, so a slow moment does not become a storm of
+// reconnections. A traced lookup (a sampled hit) is sent on its own instead, under its
+// own deadline, so that its span is the hit's child, as a batch's cannot be.
+func (r *RedisStore) hgetall(ctx context.Context, key string) (map[string]string, error) {
+	if trace.SpanContextFromContext(ctx).IsSampled() {
+		return r.client.HGetAll(ctx, key).Result()
+	}
+	cmd := redis.NewMapStringStringCmd(ctx, "hgetall", key)
+	if err := r.lookups.Submit(ctx, cmd).WaitContext(ctx); err != nil {
+		return nil, err
+	}
+	return cmd.Result()
 }
 
 // trimReceiptsScript drops the oldest receipts of a stream (KEYS[1]) until what the rest
@@ -396,42 +462,6 @@ func (r *RedisStore) History(ctx context.Context, id string) ([]Receipt, error) 
 		out = append(out, rc)
 	}
 	return out, nil
-}
-
-func parseReceipt(v map[string]any) (Receipt, error) {
-	m := make(map[string]string, len(v))
-	for k, x := range v {
-		s, ok := x.(string)
-		if !ok {
-			return Receipt{}, fmt.Errorf("field %q is not a string", k)
-		}
-		m[k] = s
-	}
-	var rc Receipt
-	switch a := m[fieldAction]; a {
-	case ActionConsent, ActionWithdraw:
-		rc.Action = a
-	default:
-		return Receipt{}, fmt.Errorf("field %q is not %q or %q", fieldAction, ActionConsent, ActionWithdraw)
-	}
-	for p := Purpose(0); p < NumPurposes; p++ {
-		if v, ok := m[p.String()]; ok {
-			s, ok := ParseStatus(v)
-			if !ok {
-				return Receipt{}, fmt.Errorf("field %q is not granted, denied or unset", p.String())
-			}
-			rc.Purposes[p] = s
-		}
-	}
-	rc.Source, rc.UAHash, rc.TCF = m[fieldSource], m[fieldUAHash], m[fieldTCF]
-	var err error
-	if rc.Version, err = intField(m, fieldVersion); err != nil {
-		return Receipt{}, err
-	}
-	if rc.Time, err = timeField(m, fieldTime); err != nil {
-		return Receipt{}, err
-	}
-	return rc, nil
 }
 
 // SaltKey is the key of the anonymiser's salt for day, a UTC date "2006-01-02".

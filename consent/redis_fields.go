@@ -47,6 +47,42 @@ func parseState(m map[string]string) (State, error) {
 	return st, nil
 }
 
+func parseReceipt(v map[string]any) (Receipt, error) {
+	m := make(map[string]string, len(v))
+	for k, x := range v {
+		s, ok := x.(string)
+		if !ok {
+			return Receipt{}, fmt.Errorf("field %q is not a string", k)
+		}
+		m[k] = s
+	}
+	var rc Receipt
+	switch a := m[fieldAction]; a {
+	case ActionConsent, ActionWithdraw:
+		rc.Action = a
+	default:
+		return Receipt{}, fmt.Errorf("field %q is not %q or %q", fieldAction, ActionConsent, ActionWithdraw)
+	}
+	for p := Purpose(0); p < NumPurposes; p++ {
+		if v, ok := m[p.String()]; ok {
+			s, ok := ParseStatus(v)
+			if !ok {
+				return Receipt{}, fmt.Errorf("field %q is not granted, denied or unset", p.String())
+			}
+			rc.Purposes[p] = s
+		}
+	}
+	rc.Source, rc.UAHash, rc.TCF = m[fieldSource], m[fieldUAHash], m[fieldTCF]
+	var err error
+	if rc.Version, err = intField(m, fieldVersion); err != nil {
+		return Receipt{}, err
+	}
+	if rc.Time, err = timeField(m, fieldTime); err != nil {
+		return Receipt{}, err
+	}
+	return rc, nil
+}
+
 func intField(m map[string]string, name string) (int64, error) {
 	v, ok := m[name]
 	if !ok {

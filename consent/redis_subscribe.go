@@ -1,3 +1,5 @@
+// The invalidation channel's subscriber, which keeps every instance's cache honest.
+
 package consent
 
 import (

@@ -128,7 +128,9 @@ func finishReceipt(r Receipt, now time.Time) (Receipt, error) {
 		return Receipt{}, errors.New("consent: receipt UAHash is not a UAHash (32 lower-case hex digits): pass UAHash(userAgent), never the raw User-Agent")
 	}
 	if r.Time.IsZero() {
-		r.Time = now
+		// In UTC without the monotonic reading, as the consent API writes it and Redis
+		// gives it back: the same instant, and one the memory store packs (packed.go).
+		r.Time = now.UTC()
 	}
 	r.Source, r.UAHash, r.TCF = strings.Clone(r.Source), strings.Clone(r.UAHash), strings.Clone(r.TCF)
 	return r, nil

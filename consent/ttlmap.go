@@ -3,6 +3,7 @@ package consent
 import (
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 )
@@ -19,27 +20,44 @@ const (
 	evictSample = 16
 )
 
-// ttlMap is a bounded map of expiring values, sharded by a hash of the key, each shard a
-// mutex and a map. The memory store (states and receipts) and the cache share it, so
-// there is one eviction rule and one bound to get right. It is bounded by entries and,
-// when made with a size function, by bytes: a count alone lets a client that sends
-// kilobyte values (a TC string, a trail of receipts) take as much memory as it likes.
+// ttlMap is a bounded map of expiring values by consent ID, sharded by a hash of the
+// key, each shard a mutex and a map. The memory store (states and receipts) and the
+// cache share it, so there is one eviction rule and one bound to get right. It is
+// bounded by entries and, when made with a size function, by bytes: a count alone lets a
+// client that sends kilobyte values (a TC string, a trail of receipts) take as much
+// memory as it likes.
+//
+// Keys are idKeys and expiry times integers, so an entry whose value has no pointer (a
+// packedState) has none at all: the garbage collector does not scan the shard, and an
+// entry costs its slots and nothing else. The map holds only each key's index in the
+// shard's slab of entries: a Go map's slots are at best 7/8 full and, just after its
+// tables split, under half (every shard's at once, their keys being spread evenly), so
+// the smaller the slot, the less that slack costs (about 79 bytes an entry at a million
+// rather than 134). A state that does not pack goes to the shard's spill map, which
+// leaves with its entry.
 //
 // Callers lock a shard and use its *Locked methods, so that one operation can span two
 // maps (a state and its receipts) under both locks. A shard whose m is nil is closed.
 type ttlMap[V any] struct {
 	seed   maphash.Seed
 	mask   uint64
+	epoch  time.Time // expiry times count from it, in nanoseconds
 	shards []ttlShard[V]
 }
 
 type ttlShard[V any] struct {
-	mu  sync.Mutex
-	m   map[string]ttlEntry[V]
-	cap int
+	mu sync.Mutex
+	m  map[idKey]uint32 // the key's entry in slots
+	// slots holds the entries; those of no key are listed in free, for reuse.
+	slots []ttlEntry[V]
+	free  []uint32
+	// spill holds the whole State of the entries whose packedState says packedSpilled
+	// (state maps only; nil until the first).
+	spill map[idKey]State
+	cap   int
 	// bytes is what the entries held weigh (size), at most maxBytes (0: no byte bound).
 	bytes, maxBytes int
-	size            func(key string, v V) int
+	size            func(v V) int
 	// gen is bumped by callers that need to know whether a key may have been removed
 	// while they were not holding the lock (the cache's fill after a backend call).
 	gen uint64
@@ -48,23 +66,22 @@ type ttlShard[V any] struct {
 
 type ttlEntry[V any] struct {
 	v       V
-	expires time.Time
-	// size is what the entry weighed when stored: a value may change in place under the
-	// lock (receipts are shifted), so its weight is not recomputed on removal.
-	size int
+	expires int64 // nanoseconds after the map's epoch
 }
 
 // byteBound is a ttlMap's bound in bytes: what size says an entry weighs, Max in all, and
-// the largest entry one may hold (Entry), so that every shard has room for several.
+// the largest entry one may hold (Entry), so that every shard has room for several. A
+// spilled state weighs spilledStateSize on top.
 type byteBound[V any] struct {
 	Max, Entry int
-	Size       func(key string, v V) int
+	Size       func(v V) int
 }
 
 // newTTLMap returns a map that holds at most maxEntries entries and, with a byte bound,
-// at most b.Max bytes. It panics if maxEntries < 1: a map that can hold nothing is a
-// configuration mistake that config validation must catch before this point.
-func newTTLMap[V any](who string, maxEntries int, b byteBound[V]) *ttlMap[V] {
+// at most b.Max bytes; expiry times count from epoch. It panics if maxEntries < 1: a map
+// that can hold nothing is a configuration mistake that config validation must catch
+// before this point.
+func newTTLMap[V any](who string, maxEntries int, epoch time.Time, b byteBound[V]) *ttlMap[V] {
 	if maxEntries < 1 {
 		panic(fmt.Sprintf("consent: %s: maxEntries must be at least 1, got %d", who, maxEntries))
 	}
@@ -76,6 +93,7 @@ func newTTLMap[V any](who string, maxEntries int, b byteBound[V]) *ttlMap[V] {
 	t := &ttlMap[V]{
 		seed:   maphash.MakeSeed(),
 		mask:   uint64(n - 1),
+		epoch:  epoch,
 		shards: make([]ttlShard[V], n),
 	}
 	// Split the bound exactly, so the shards together never hold more than maxEntries.
@@ -86,7 +104,7 @@ func newTTLMap[V any](who string, maxEntries int, b byteBound[V]) *ttlMap[V] {
 			c++
 		}
 		t.shards[i].cap = c
-		t.shards[i].m = make(map[string]ttlEntry[V], min(c, 1024))
+		t.shards[i].m = make(map[idKey]uint32, min(c, 1024))
 		if b.Size != nil {
 			t.shards[i].maxBytes, t.shards[i].size = max(b.Max/n, 1), b.Size
 		}
@@ -94,87 +112,148 @@ func newTTLMap[V any](who string, maxEntries int, b byteBound[V]) *ttlMap[V] {
 	return t
 }
 
-func (t *ttlMap[V]) shard(key string) *ttlShard[V] {
-	return &t.shards[maphash.String(t.seed, key)&t.mask]
+func (t *ttlMap[V]) shard(key *idKey) *ttlShard[V] {
+	return &t.shards[maphash.Bytes(t.seed, key[:])&t.mask]
 }
 
-// getLocked returns the live value under key, dropping it if it has expired.
-func (sh *ttlShard[V]) getLocked(key string, now time.Time) (V, bool) {
-	e, ok := sh.m[key]
+// at is now on the map's expiry clock (monotonic when both times carry a reading).
+func (t *ttlMap[V]) at(now time.Time) int64 { return int64(now.Sub(t.epoch)) }
+
+// expiry is at plus ttl (not negative) on the map's clock, saturating: a TTL past the
+// clock's range means no expiry rather than one in the past.
+func expiry(at int64, ttl time.Duration) int64 {
+	if at > 0 && int64(ttl) > math.MaxInt64-at {
+		return math.MaxInt64
+	}
+	return at + int64(ttl)
+}
+
+// getLocked returns the live entry under key, dropping it if it has expired.
+func (sh *ttlShard[V]) getLocked(key idKey, now int64) (V, bool) {
+	i, ok := sh.m[key]
 	if !ok {
 		var zero V
 		return zero, false
 	}
-	if !now.Before(e.expires) {
-		sh.removeLocked(key, e)
+	if now >= sh.slots[i].expires {
+		sh.removeLocked(key, i)
 		var zero V
 		return zero, false
 	}
-	return e.v, true
+	return sh.slots[i].v, true
 }
 
-func (sh *ttlShard[V]) removeLocked(key string, e ttlEntry[V]) {
+// weightLocked is what the entry of key with value v weighs, its spilled state included.
+// Values are never changed in place while stored, so it is the same at removal as it
+// was when the entry was stored.
+func (sh *ttlShard[V]) weightLocked(key idKey, v V) int {
+	w := 0
+	if sh.size != nil {
+		w = sh.size(v)
+		if len(sh.spill) != 0 {
+			if st, ok := sh.spill[key]; ok {
+				w += spilledStateSize(&st)
+			}
+		}
+	}
+	return w
+}
+
+// removeLocked removes key, whose entry is slots[i].
+func (sh *ttlShard[V]) removeLocked(key idKey, i uint32) {
+	sh.bytes -= sh.weightLocked(key, sh.slots[i].v)
 	delete(sh.m, key)
-	sh.bytes -= e.size
+	if len(sh.spill) != 0 {
+		delete(sh.spill, key)
+	}
+	sh.slots[i] = ttlEntry[V]{} // let what the value refers to go
+	sh.free = append(sh.free, i)
 }
 
-// setLocked stores v under key until expires. key must not alias memory the caller
-// reuses. When the shard is full, by entries or by bytes, it evicts other keys first, so
-// the bound holds at every moment, not just eventually. (An entry alone over the shard's
+// setLocked stores v under key until expires, with spill (nil: none) as its whole state.
+// When the shard is full, by entries or by bytes, it evicts other keys first, so the
+// bound holds at every moment, not just eventually. (An entry alone over the shard's
 // byte bound is still stored, the others evicted: byteBound.Entry keeps that from
 // happening with the sizes the callers allow.)
-func (sh *ttlShard[V]) setLocked(key string, v V, expires, now time.Time) {
+func (sh *ttlShard[V]) setLocked(key idKey, v V, spill *State, expires, now int64) {
 	size := 0
 	if sh.size != nil {
-		size = sh.size(key, v)
+		size = sh.size(v)
+		if spill != nil {
+			size += spilledStateSize(spill)
+		}
 	}
-	old, exists := sh.m[key]
-	for (!exists && len(sh.m) >= sh.cap) || (sh.maxBytes > 0 && sh.bytes-old.size+size > sh.maxBytes) {
+	i, exists := sh.m[key]
+	oldSize := 0
+	if exists {
+		oldSize = sh.weightLocked(key, sh.slots[i].v)
+	}
+	for (!exists && len(sh.m) >= sh.cap) || (sh.maxBytes > 0 && sh.bytes-oldSize+size > sh.maxBytes) {
 		if !sh.evictLocked(now, key) {
 			break
 		}
 	}
-	sh.m[key] = ttlEntry[V]{v: v, expires: expires, size: size}
-	sh.bytes += size - old.size
+	if !exists {
+		if n := len(sh.free); n > 0 {
+			i, sh.free = sh.free[n-1], sh.free[:n-1]
+		} else {
+			i = uint32(len(sh.slots))
+			sh.slots = append(sh.slots, ttlEntry[V]{})
+		}
+		sh.m[key] = i
+	}
+	sh.slots[i] = ttlEntry[V]{v: v, expires: expires}
+	switch {
+	case spill != nil:
+		if sh.spill == nil {
+			sh.spill = make(map[idKey]State)
+		}
+		sh.spill[key] = *spill
+	case exists && len(sh.spill) != 0:
+		delete(sh.spill, key)
+	}
+	sh.bytes += size - oldSize
 }
 
 // deleteLocked removes key; it reports whether a live (unexpired) entry was there.
-func (sh *ttlShard[V]) deleteLocked(key string, now time.Time) bool {
-	e, ok := sh.m[key]
+func (sh *ttlShard[V]) deleteLocked(key idKey, now int64) bool {
+	i, ok := sh.m[key]
 	if !ok {
 		return false
 	}
-	sh.removeLocked(key, e)
-	return now.Before(e.expires)
+	live := now < sh.slots[i].expires
+	sh.removeLocked(key, i)
+	return live
 }
 
 // evictLocked frees at least one slot other than keep's: every expired entry of a random
 // sample, or, when none has expired, the sampled entry closest to expiry (the one we
 // would lose soonest anyway). It reports false when there was nothing else to evict.
-func (sh *ttlShard[V]) evictLocked(now time.Time, keep string) bool {
+func (sh *ttlShard[V]) evictLocked(now int64, keep idKey) bool {
 	var (
-		victim     string
-		soonest    time.Time
+		victim     idKey
+		victimAt   uint32
+		soonest    int64
 		haveVictim bool
 		freed      bool
 		seen       int
 	)
-	for k, e := range sh.m {
+	for k, i := range sh.m {
 		if k == keep {
 			continue
 		}
-		if !now.Before(e.expires) {
-			sh.removeLocked(k, e)
+		if exp := sh.slots[i].expires; now >= exp {
+			sh.removeLocked(k, i)
 			freed = true
-		} else if !haveVictim || e.expires.Before(soonest) {
-			victim, soonest, haveVictim = k, e.expires, true
+		} else if !haveVictim || exp < soonest {
+			victim, victimAt, soonest, haveVictim = k, i, exp, true
 		}
 		if seen++; seen >= evictSample {
 			break
 		}
 	}
 	if !freed && haveVictim {
-		sh.removeLocked(victim, sh.m[victim])
+		sh.removeLocked(victim, victimAt)
 		freed = true
 	}
 	return freed
@@ -186,6 +265,8 @@ func (t *ttlMap[V]) clear() {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		clear(sh.m)
+		clear(sh.slots)
+		sh.slots, sh.free, sh.spill = sh.slots[:0], sh.free[:0], nil
 		sh.bytes = 0
 		sh.gen++
 		sh.mu.Unlock()
@@ -197,7 +278,7 @@ func (t *ttlMap[V]) close() {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		sh.m, sh.bytes = nil, 0
+		sh.m, sh.slots, sh.free, sh.spill, sh.bytes = nil, nil, nil, nil, 0
 		sh.gen++
 		sh.mu.Unlock()
 	}

@@ -134,7 +134,7 @@ func TestChecksCatchDrift(t *testing.T) {
 		{"no seccomp", "default", "type: RuntimeDefault", "type: Unconfined", 0, `seccompProfile`},
 		{"no memory limit", "default", "limits:\n              memory: 384Mi\n", "", 1, `no memory limit`},
 		{"memory limit below the consent cache", "default", "memory: 384Mi", "memory: 64Mi", 1, `consent.cache.max_entries alone may hold`},
-		{"memory store above the memory limit", "default", "store: redis", "store: memory", 1, `consent.max_entries alone may hold 438 MiB`},
+		{"memory store above the memory limit", "default", "store: redis", "store: memory\n      max_entries: 1500000", 1, `consent.max_entries alone may hold 329 MiB`},
 		{"unpinned image", "default", "image: consentgate:0.1.0", "image: consentgate:latest", 1, `not pinned`},
 		{"shared process namespace", "geoip", "      automountServiceAccountToken: false\n", "      automountServiceAccountToken: false\n      shareProcessNamespace: true\n", 1, `shares its process namespace`},
 		{"service account token mounted", "default", "      automountServiceAccountToken: false\n", "", 1, `automountServiceAccountToken`},

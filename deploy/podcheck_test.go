@@ -165,8 +165,8 @@ func (p *pod) check(t testing.TB, o checkOpts) {
 // (without TC strings, which add their length, twice in the memory store).
 const (
 	baselineBytes      = 64 << 20 // 45 MiB RSS under `make bench-load`, rounded up
-	cachedVisitorBytes = 224      // a visitor in the Redis store's local cache
-	storedVisitorBytes = 460      // a visitor in the memory store, state and receipt
+	cachedVisitorBytes = 80       // a visitor in the Redis store's local cache (79 at a million)
+	storedVisitorBytes = 230      // a visitor in the memory store, state and receipt (226 at a million)
 )
 
 // quantity parses a Kubernetes memory quantity such as 384Mi or 1G.

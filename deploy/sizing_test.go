@@ -35,7 +35,9 @@ func sizingState(tcf string) consent.State {
 	}
 	st.Purposes[consent.NumPurposes-1] = consent.Denied
 	st.Source, st.Version, st.TCF = "api", 1, tcf
-	st.Created, st.Updated = time.Now(), time.Now()
+	// As the consent API writes them: UTC, no monotonic reading (Redis keeps milliseconds).
+	st.Created = time.Now().UTC()
+	st.Updated = st.Created
 	return st
 }
 

@@ -118,7 +118,7 @@ var scalarKeys = slices.Concat([]scalarKey{
 		return setInt(&c.Consent.Redis.PoolSize, s, 0, 10_000, " (0 = the client's default, 10 per CPU)")
 	}},
 	{"consent.redis.min_idle_conns", "a number", func(c *config.Config, s string) error {
-		return setInt(&c.Consent.Redis.MinIdleConns, s, 0, 10_000, "")
+		return setInt(&c.Consent.Redis.MinIdleConns, s, 0, 10_000, " (0 = 4, or pool_size if smaller)")
 	}},
 	{"consent.redis.key_prefix", "a key prefix", func(c *config.Config, s string) error {
 		return setString(&c.Consent.Redis.KeyPrefix, s, checkKeyPrefix)

@@ -243,6 +243,30 @@ func TestRedisCommandStatsLive(t *testing.T) {
 	if total, by := redisCallsBetween(before, after); total != 0 {
 		t.Errorf("INFO readings counted as calls: %v", by)
 	}
+	// The reads of a pass's readings (commandstats, then stats, at each end) are left
+	// out; a command sent between them is counted.
+	reads := func() uint64 {
+		t.Helper()
+		if _, err := redisCommandStats(rs.Addr); err != nil {
+			t.Fatal(err)
+		}
+		n, err := redisReads(rs.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	r0 := reads()
+	r1 := reads()
+	if got := readsBetween(r0, r1); got != 0 {
+		t.Errorf("%d reads between two readings with nothing sent, want 0", got)
+	}
+	if _, err := redisInfo(rs.Addr, "server"); err != nil { // a command on a connection of its own
+		t.Fatal(err)
+	}
+	if got := readsBetween(r1, reads()); got != 2 { // the command, and its connection's close
+		t.Errorf("%d reads with one command on its own connection, want 2", got)
+	}
 }
 
 func TestAllForwardMixRefusesNothing(t *testing.T) {

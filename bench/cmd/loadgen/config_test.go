@@ -20,12 +20,12 @@ func TestGeneratedConfigsLoad(t *testing.T) {
 		"memory store": func(*proxyConfig) {},
 		"redis store":  func(c *proxyConfig) { c.RedisAddr = "127.0.0.1:16379" },
 		"scale, redis cache of 1M for an hour": func(c *proxyConfig) {
-			c.RedisAddr, c.CacheMaxEntries, c.CacheTTL = "127.0.0.1:16379", 1_001_000, time.Hour
+			c.RedisAddr, c.CacheMaxEntries, c.CacheMaxBytes, c.CacheTTL = "127.0.0.1:16379", 1_001_000, 256_256_000, time.Hour
 		},
 		"scale, the instance that creates the visitors": func(c *proxyConfig) {
 			c.RedisAddr, c.RedisTimeout = "127.0.0.1:16379", time.Second
 		},
-		"scale, memory store of 1M": func(c *proxyConfig) { c.MaxEntries = 1_001_000 },
+		"scale, memory store of 1M": func(c *proxyConfig) { c.MaxEntries, c.MaxBytes = 1_001_000, 1_025_024_000 },
 		"soak: listeners from the environment, snapshot keys, a route": func(c *proxyConfig) {
 			c.Listen, c.AdminListen, c.RedisAddr, c.SnapshotKeys = "", "", "127.0.0.1:16379", soakSnapshotKeys
 			c.Routes = [][2]string{{soakRoute(3), soakRouteEndpoint}}
@@ -45,14 +45,14 @@ func TestGeneratedConfigsLoad(t *testing.T) {
 			if c.RedisAddr != "" && cfg.Consent.Store != "redis" || c.RedisAddr == "" && cfg.Consent.Store != "memory" {
 				t.Errorf("store %q", cfg.Consent.Store)
 			}
-			if c.CacheMaxEntries > 0 && (cfg.Consent.Cache.MaxEntries != c.CacheMaxEntries || cfg.Consent.Cache.TTL != c.CacheTTL) {
-				t.Errorf("cache %+v, want %d entries for %s", cfg.Consent.Cache, c.CacheMaxEntries, c.CacheTTL)
+			if c.CacheMaxEntries > 0 && (cfg.Consent.Cache.MaxEntries != c.CacheMaxEntries || cfg.Consent.Cache.MaxBytes != c.CacheMaxBytes || cfg.Consent.Cache.TTL != c.CacheTTL) {
+				t.Errorf("cache %+v, want %d entries, %d bytes for %s", cfg.Consent.Cache, c.CacheMaxEntries, c.CacheMaxBytes, c.CacheTTL)
 			}
 			if c.RedisTimeout > 0 && cfg.Consent.Redis.Timeout != c.RedisTimeout {
 				t.Errorf("redis timeout %s, want %s", cfg.Consent.Redis.Timeout, c.RedisTimeout)
 			}
-			if c.MaxEntries > 0 && cfg.Consent.MaxEntries != c.MaxEntries {
-				t.Errorf("max_entries %d, want %d", cfg.Consent.MaxEntries, c.MaxEntries)
+			if c.MaxEntries > 0 && (cfg.Consent.MaxEntries != c.MaxEntries || cfg.Consent.MaxBytes != c.MaxBytes) {
+				t.Errorf("max_entries %d, max_bytes %d; want %d, %d", cfg.Consent.MaxEntries, cfg.Consent.MaxBytes, c.MaxEntries, c.MaxBytes)
 			}
 			if want := cmp.Or(c.AfterDataLoss, "restore"); cfg.Consent.Snapshot.AfterDataLoss != want {
 				t.Errorf("after_data_loss %q, want %q", cfg.Consent.Snapshot.AfterDataLoss, want)

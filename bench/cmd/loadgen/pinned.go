@@ -116,38 +116,56 @@ func pinSelf(cpus string) error {
 }
 
 // redisCommandStats reads INFO commandstats: calls per command since the server
-// started. It speaks RESP itself: one inline command and one bulk reply.
+// started.
 func redisCommandStats(addr string) (map[string]uint64, error) {
+	body, err := redisInfo(addr, "commandstats")
+	if err != nil {
+		return nil, err
+	}
+	return parseCommandStats(body)
+}
+
+// redisInfo reads one INFO section. It speaks RESP itself: one inline command and one
+// bulk reply.
+func redisInfo(addr, section string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("redis INFO: %w", err)
+		return "", fmt.Errorf("redis INFO: %w", err)
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, "INFO commandstats\r\n"); err != nil {
-		return nil, fmt.Errorf("redis INFO: %w", err)
+	if _, err := io.WriteString(c, "INFO "+section+"\r\n"); err != nil {
+		return "", fmt.Errorf("redis INFO: %w", err)
 	}
-	return readCommandStats(bufio.NewReader(c))
+	return readInfo(bufio.NewReader(c))
 }
 
 func readCommandStats(r *bufio.Reader) (map[string]uint64, error) {
+	body, err := readInfo(r)
+	if err != nil {
+		return nil, err
+	}
+	return parseCommandStats(body)
+}
+
+func readInfo(r *bufio.Reader) (string, error) {
 	head, err := r.ReadString('\n')
 	if err != nil {
-		return nil, fmt.Errorf("redis INFO: %w", err)
+		return "", fmt.Errorf("redis INFO: %w", err)
 	}
 	head = strings.TrimRight(head, "\r\n")
 	if !strings.HasPrefix(head, "$") {
-		return nil, fmt.Errorf("redis INFO: unexpected reply %.80q", head)
+		return "", fmt.Errorf("redis INFO: unexpected reply %.80q", head)
 	}
 	n, err := strconv.Atoi(head[1:])
 	if err != nil || n < 0 || n > 1<<20 {
-		return nil, fmt.Errorf("redis INFO: bad length %q", head)
+		return "", fmt.Errorf("redis INFO: bad length %q", head)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, fmt.Errorf("redis INFO: %w", err)
+		return "", fmt.Errorf("redis INFO: %w", err)
 	}
-	return parseCommandStats(string(body))
+	return string(body), nil
 }
 
 // parseCommandStats reads lines like "cmdstat_get:calls=12,usec=30,...".

@@ -61,10 +61,10 @@ func freePort() (int, error) {
 type proxyConfig struct {
 	Listen, AdminListen, GeoIP, SinkAddr string
 	RedisAddr                            string // "" = the in-memory consent store
-	// For loadgen scale: the memory store's bound, and the Redis cache's size and TTL
+	// For loadgen scale: the memory store's bounds, and the Redis cache's bounds and TTL
 	// (0: the defaults).
-	MaxEntries, CacheMaxEntries int
-	CacheTTL                    time.Duration
+	MaxEntries, MaxBytes, CacheMaxEntries, CacheMaxBytes int
+	CacheTTL                                             time.Duration
 	// RedisTimeout is consent.redis.timeout (0: the default, 5 ms): loadgen scale
 	// raises it for the instance that only creates the visitors.
 	RedisTimeout time.Duration
@@ -131,10 +131,16 @@ func (c proxyConfig) yaml() []byte {
 	if c.MaxEntries > 0 {
 		fmt.Fprintf(&b, "  max_entries: %d\n", c.MaxEntries)
 	}
-	if c.CacheMaxEntries > 0 || c.CacheTTL > 0 {
+	if c.MaxBytes > 0 {
+		fmt.Fprintf(&b, "  max_bytes: %d\n", c.MaxBytes)
+	}
+	if c.CacheMaxEntries > 0 || c.CacheMaxBytes > 0 || c.CacheTTL > 0 {
 		b.WriteString("  cache:\n")
 		if c.CacheMaxEntries > 0 {
 			fmt.Fprintf(&b, "    max_entries: %d\n", c.CacheMaxEntries)
+		}
+		if c.CacheMaxBytes > 0 {
+			fmt.Fprintf(&b, "    max_bytes: %d\n", c.CacheMaxBytes)
 		}
 		if c.CacheTTL > 0 {
 			fmt.Fprintf(&b, "    ttl: %s\n", c.CacheTTL)

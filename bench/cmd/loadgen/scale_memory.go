@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,13 +34,18 @@ type memoryPoint struct {
 }
 
 type passFig struct {
-	Hits           uint64             `json:"hits"`
-	NotOK          uint64             `json:"not_2xx_3xx"`
-	Seconds        float64            `json:"seconds"`
-	RedisCalls     uint64             `json:"redis_calls"`
-	RedisByCommand map[string]uint64  `json:"redis_calls_by_command,omitempty"`
-	CallsPerHit    float64            `json:"redis_calls_per_hit"`
-	Lookups        map[string]float64 `json:"consent_lookups,omitempty"`
+	Hits           uint64            `json:"hits"`
+	NotOK          uint64            `json:"not_2xx_3xx"`
+	Seconds        float64           `json:"seconds"`
+	RedisCalls     uint64            `json:"redis_calls"`
+	RedisByCommand map[string]uint64 `json:"redis_calls_by_command,omitempty"`
+	CallsPerHit    float64           `json:"redis_calls_per_hit"`
+	// RedisReads is the socket reads Redis processed (INFO stats total_reads_processed):
+	// a batch of lookups in one pipeline is one read, so reads per hit tell how well the
+	// cold lookups were batched, which commands per hit cannot.
+	RedisReads  uint64             `json:"redis_reads"`
+	ReadsPerHit float64            `json:"redis_reads_per_hit"`
+	Lookups     map[string]float64 `json:"consent_lookups,omitempty"`
 }
 
 // scaleMemory fills the consent cache with n visitors and reads the proxy's RSS
@@ -48,15 +54,20 @@ func (cr *compareRun) scaleMemory(ctx context.Context, so *scaleOptions, n int) 
 	o, w := cr.o, cr.w
 	mp := memoryPoint{Visitors: n, Store: so.store, CacheTTLSeconds: so.cacheTTL.Seconds()}
 	// The stores bound their entries shard by shard, so a bound of exactly n would
-	// evict some of the n visitors from the fuller shards: 1/8 more leaves room.
+	// evict some of the n visitors from the fuller shards: 1/8 more leaves room. The byte
+	// bounds are set well past what the visitors weigh, so that the entries bound alone
+	// decides (the defaults, 64 MiB of cache and 256 MiB of store, are sized for the
+	// default entry bounds, not for a million).
 	bound := n + n/8 + 1000
 	tweak := func(c *proxyConfig) {
 		if so.store == "memory" {
 			c.RedisAddr = ""
 			c.MaxEntries = bound
+			c.MaxBytes = max(bound*1024, 16<<20)
 			return
 		}
 		c.CacheMaxEntries = bound
+		c.CacheMaxBytes = max(bound*256, 1<<20)
 		c.CacheTTL = so.cacheTTL
 	}
 	dir := filepath.Join(cr.dir, fmt.Sprintf("memory-%d", n))
@@ -138,10 +149,10 @@ func (cr *compareRun) scaleMemory(ctx context.Context, so *scaleOptions, n int) 
 	}
 	hc := hcFill(lp)
 	report := func(name string, fig passFig) {
-		fmt.Fprintf(w, "%s pass: %d hits in %.1fs, %d not 2xx/3xx, Redis %d calls (%s) = %.4f per hit; lookups %s\n",
-			name, fig.Hits, fig.Seconds, fig.NotOK, fig.RedisCalls, joinCounts(fig.RedisByCommand), fig.CallsPerHit, joinFloats(fig.Lookups))
+		fmt.Fprintf(w, "%s pass: %d hits in %.1fs, %d not 2xx/3xx, Redis %d calls (%s) = %.4f per hit, %d reads = %.4f per hit; lookups %s\n",
+			name, fig.Hits, fig.Seconds, fig.NotOK, fig.RedisCalls, joinCounts(fig.RedisByCommand), fig.CallsPerHit, fig.RedisReads, fig.ReadsPerHit, joinFloats(fig.Lookups))
 		if e := fig.Lookups["redis/error"]; e > float64(fig.Hits)/100 {
-			fmt.Fprintf(w, "note: %.0f lookups failed: Redis did not answer within consent.redis.timeout (5 ms by default), and each failure may cost a new connection (HELLO, CLIENT SETNAME above); those hits were decided as on_store_error says\n", e)
+			fmt.Fprintf(w, "note: %.0f lookups failed: not answered within consent.redis.timeout (5 ms by default), which counts the wait for the proxy's own core as well as Redis's answer (-fill-connections keeps that core saturated); those hits were decided as on_store_error says\n", e)
 		}
 	}
 	if mp.Cold, err = cr.visitPass(ctx, lp, hc, cookies, so.workers); err != nil {
@@ -191,6 +202,10 @@ func (cr *compareRun) visitPass(ctx context.Context, lp *liveProxy, hc *fasthttp
 	if err != nil {
 		return passFig{}, err
 	}
+	reads0, err := redisReads(cr.redis.Addr)
+	if err != nil {
+		return passFig{}, err
+	}
 	lookups0, err := scrapeLookups(lp.admin)
 	if err != nil {
 		return passFig{}, err
@@ -229,6 +244,11 @@ func (cr *compareRun) visitPass(ctx context.Context, lp *liveProxy, hc *fasthttp
 	if err != nil {
 		return fig, err
 	}
+	reads1, err := redisReads(cr.redis.Addr)
+	if err != nil {
+		return fig, err
+	}
+	fig.RedisReads = readsBetween(reads0, reads1)
 	lookups1, err := scrapeLookups(lp.admin)
 	if err != nil {
 		return fig, err
@@ -242,11 +262,38 @@ func (cr *compareRun) visitPass(ctx context.Context, lp *liveProxy, hc *fasthttp
 	}
 	if fig.Hits > 0 {
 		fig.CallsPerHit = float64(fig.RedisCalls) / float64(fig.Hits)
+		fig.ReadsPerHit = float64(fig.RedisReads) / float64(fig.Hits)
 	}
 	if lp.proc.Exited() {
 		return fig, fmt.Errorf("the proxy died (%v): %s", lp.proc.waitErr, lp.proc.logTail(20))
 	}
 	return fig, nil
+}
+
+// redisReads reads INFO stats' total_reads_processed.
+func redisReads(addr string) (uint64, error) {
+	body, err := redisInfo(addr, "stats")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(body, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_reads_processed:"); ok {
+			return strconv.ParseUint(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("redis INFO stats: no total_reads_processed")
+}
+
+// readingReads is what the readings of a pass add to the reads between its two
+// redisReads: each INFO is a read and its connection's close another, and between the
+// two come the first's close, a commandstats reading and the second's INFO.
+const readingReads = 4
+
+func readsBetween(before, after uint64) uint64 {
+	if after < before+readingReads {
+		return 0
+	}
+	return after - before - readingReads
 }
 
 // createVisitorsParallel creates n visitors who granted every purpose through the
@@ -292,9 +339,9 @@ func createVisitorsParallel(ctx context.Context, hc *fasthttp.HostClient, baseUR
 }
 
 func printMemory(w io.Writer, pts []memoryPoint) {
-	fmt.Fprintf(w, "\n%-10s %-7s %9s %11s %11s %11s %12s %16s %16s\n", "visitors", "store", "cached", "RSS before", "RSS after", "peak RSS", "per visitor", "cold calls/hit", "warm calls/hit")
+	fmt.Fprintf(w, "\n%-10s %-7s %9s %11s %11s %11s %12s %15s %15s %15s\n", "visitors", "store", "cached", "RSS before", "RSS after", "peak RSS", "per visitor", "cold calls/hit", "cold reads/hit", "warm calls/hit")
 	for _, p := range pts {
-		fmt.Fprintf(w, "%-10d %-7s %9d %7.1f MiB %7.1f MiB %7.1f MiB %10.0f B %16.4f %16.4f\n", p.Visitors, p.Store, p.Cached,
-			mib(p.RSSBeforeBytes), mib(p.RSSAfterBytes), mib(p.HWMAfterBytes), p.BytesPerVisitor, p.Cold.CallsPerHit, p.Warm.CallsPerHit)
+		fmt.Fprintf(w, "%-10d %-7s %9d %7.1f MiB %7.1f MiB %7.1f MiB %10.0f B %15.4f %15.4f %15.4f\n", p.Visitors, p.Store, p.Cached,
+			mib(p.RSSBeforeBytes), mib(p.RSSAfterBytes), mib(p.HWMAfterBytes), p.BytesPerVisitor, p.Cold.CallsPerHit, p.Cold.ReadsPerHit, p.Warm.CallsPerHit)
 	}
 }

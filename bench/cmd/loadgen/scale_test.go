@@ -84,8 +84,8 @@ func TestScaleFillAndPass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fig.Hits != n || fig.NotOK != 0 || fig.RedisCalls != 0 {
-		t.Errorf("pass: %+v, want %d hits, none failed, no Redis call", fig, n)
+	if fig.Hits != n || fig.NotOK != 0 || fig.RedisCalls != 0 || fig.RedisReads != 0 {
+		t.Errorf("pass: %+v, want %d hits, none failed, no Redis call or read", fig, n)
 	}
 	if fig.Lookups["cache/miss"] != n {
 		t.Errorf("lookups %v, want %d cache misses", fig.Lookups, n)
