@@ -92,6 +92,8 @@ func TestRoundProblems(t *testing.T) {
 		{"cg sink mismatch", "consentgate", "realistic", roundResult{Requests: 10, SinkReceived: 6, Actions: map[string]float64{"forward": 5, "anonymise": 2, "drop": 3}}, "sink received 6"},
 		{"all-forward refused", "consentgate", "all-forward", roundResult{Requests: 10, SinkReceived: 10, Actions: map[string]float64{"forward": 9, "anonymise": 1}}, "not every hit was forwarded"},
 		{"nothing", "nginx", "realistic", roundResult{}, "no request completed"},
+		{"the sink alone sees the cookie it was sent", sinkPeer, "realistic", roundResult{Requests: 10, SinkReceived: 10, LeakedCookie: 10}, ""},
+		{"a peer that passes the cookie on", "nginx", "realistic", roundResult{Requests: 10, SinkReceived: 10, LeakedCookie: 10}, "consent cookie"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.r.problem(tc.proxy, tc.mix)
