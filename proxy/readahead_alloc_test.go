@@ -6,33 +6,13 @@
 package proxy
 
 import (
-	"net"
 	"testing"
 )
 
 // TestReadAheadAllocatesNothing: the read-ahead of a request allocates nothing (a
 // closure made per call would escape through the RawConn interface).
 func TestReadAheadAllocatesNothing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	raw, err := server.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := &publicConn{Conn: server, raw: server, sys: raw}
+	client, _, pc := readAheadPair(t)
 	one, rest, req := make([]byte, 1), make([]byte, 64), []byte("GET / HTTP/1.1\r\n\r\n")
 	round := func() {
 		client.Write(req)

@@ -93,26 +93,7 @@ func TestReadAheadServesEveryShape(t *testing.T) {
 // gives its buffer back, and the byte accounting the 414/431 split reads from counts
 // what fasthttp was handed.
 func TestReadAheadHoldsNoBufferWhenIdle(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	raw, err := server.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := &publicConn{Conn: server, raw: server, sys: raw}
+	client, server, pc := readAheadPair(t)
 	one := make([]byte, 1)
 
 	// Idle until a deadline: a timeout, as from the socket itself, and nothing held.
@@ -161,4 +142,28 @@ func TestReadAheadHoldsNoBufferWhenIdle(t *testing.T) {
 	if n, err := pc.Read(one); n != 0 || err != io.EOF || pc.ahead != nil {
 		t.Errorf("after the peer closed: %d, %v (held %v); want io.EOF and nothing held", n, err, pc.ahead != nil)
 	}
+}
+
+// readAheadPair is a TCP connection on loopback, its server end as the public listener
+// wraps it (no listener: Close is the test's, on server).
+func readAheadPair(t *testing.T) (client, server net.Conn, pc *publicConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if client, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if server, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	raw, err := server.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, server, &publicConn{Conn: server, raw: server, sys: raw}
 }
