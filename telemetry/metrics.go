@@ -20,8 +20,6 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
-
-	"github.com/consentgate/consentgate/internal/enum"
 )
 
 // MaxJurisdictions is how many distinct jurisdiction group names one Metrics can hold over
@@ -44,60 +42,6 @@ const meterName = "github.com/consentgate/consentgate/telemetry"
 
 // BuildInfo labels consentgate_build_info.
 type BuildInfo struct{ Version, Commit, GoVersion string }
-
-// UpstreamErrorKind classifies a failed upstream request.
-type UpstreamErrorKind uint8
-
-const (
-	UpstreamTimeout UpstreamErrorKind = iota // the upstream did not answer in time
-	UpstreamConnect                          // no connection could be made (DNS, refused, TLS)
-	UpstreamStatus                           // the upstream answered with a 5xx
-	UpstreamOther                            // anything else
-	numUpstreamKinds
-)
-
-var upstreamKindNames = enum.New("kind", numUpstreamKinds, "timeout", "connect", "status", "other")
-
-// String returns the kind label value.
-func (k UpstreamErrorKind) String() string { return upstreamKindNames.String(k) }
-
-// Outcome is the latency histogram's outcome for a request that failed this way, so the
-// proxy classifies an error once and feeds both UpstreamError and UpstreamDone.
-func (k UpstreamErrorKind) Outcome() UpstreamOutcome {
-	if k >= numUpstreamKinds {
-		// Kept out of range (UpstreamDone drops it) rather than wrapping to UpstreamOK.
-		return numUpstreamOutcomes
-	}
-	return UpstreamOutcome(k) + 1
-}
-
-// UpstreamOutcome is how an upstream request ended: UpstreamOK, or one of the error kinds
-// through UpstreamErrorKind.Outcome. It labels the latency histogram, where a failure's
-// duration matters as much as a success's (a timeout's is the configured timeout; a
-// refused connection's is near zero).
-type UpstreamOutcome uint8
-
-// UpstreamOK is a request the upstream answered with a status below 500. It is the zero
-// value so that a forgotten classification reads as success, not as some error.
-const UpstreamOK UpstreamOutcome = 0
-
-// numUpstreamOutcomes is UpstreamOK plus one outcome per error kind, in the kinds' order.
-const numUpstreamOutcomes = 1 + UpstreamOutcome(numUpstreamKinds)
-
-// String returns the outcome label value.
-func (o UpstreamOutcome) String() string {
-	switch {
-	case o == UpstreamOK:
-		return "ok"
-	case o < numUpstreamOutcomes:
-		return upstreamKindNames.String(UpstreamErrorKind(o - 1))
-	}
-	return fmt.Sprintf("outcome(%d)", uint8(o))
-}
-
-// upstreamDurationBuckets are the latency histogram's upper bounds in seconds: from a
-// same-datacentre answer (1ms) to well past any sane upstream timeout (10s).
-var upstreamDurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // Metrics holds the counters and the exporter. All methods are safe for concurrent use.
 type Metrics struct {
@@ -418,62 +362,6 @@ func (m *Metrics) AnonymiseRemovedCount(vendor, kind int) uint64 {
 		return 0
 	}
 	return m.removed[uint(vendor)*m.nK+uint(kind)].Load()
-}
-
-// LookupSource is where a consent lookup was answered.
-type LookupSource uint8
-
-const (
-	LookupCache  LookupSource = iota // the instance's local cache
-	LookupRedis                      // Redis, after a cache miss
-	LookupMemory                     // the in-memory store (no cache in front)
-	numLookupSources
-)
-
-// LookupResult is how a consent lookup ended.
-type LookupResult uint8
-
-const (
-	LookupHit LookupResult = iota
-	LookupMiss
-	LookupError
-	numLookupResults
-)
-
-var (
-	lookupSourceNames = enum.New("source", numLookupSources, "cache", "redis", "memory")
-	lookupResultNames = enum.New("result", numLookupResults, "hit", "miss", "error")
-)
-
-// lookupAttrs are built once: every source × result series is exported from zero, so
-// an error rate can be alerted on before the first error.
-var lookupAttrs = func() (out [int(numLookupSources) * int(numLookupResults)]metric.ObserveOption) {
-	for s := range numLookupSources {
-		for r := range numLookupResults {
-			out[int(s)*int(numLookupResults)+int(r)] = metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("source", lookupSourceNames.String(s)),
-				attribute.String("result", lookupResultNames.String(r)),
-			))
-		}
-	}
-	return out
-}()
-
-// ConsentLookup counts one consent lookup.
-func (m *Metrics) ConsentLookup(source LookupSource, result LookupResult) {
-	if source >= numLookupSources || result >= numLookupResults {
-		m.dropped.Add(1)
-		return
-	}
-	m.lookups[int(source)*int(numLookupResults)+int(result)].Add(1)
-}
-
-// ConsentLookupCount reads one lookup counter (tests, benchmarks' Redis-calls-per-hit).
-func (m *Metrics) ConsentLookupCount(source LookupSource, result LookupResult) uint64 {
-	if source >= numLookupSources || result >= numLookupResults {
-		return 0
-	}
-	return m.lookups[int(source)*int(numLookupResults)+int(result)].Load()
 }
 
 // SaltFallback records that the anonymiser made a salt of its own for lack of the shared one.
