@@ -94,47 +94,27 @@ type integrity struct {
 
 // SnapshotUsed counts one decision the signed snapshot made or took part in.
 func (m *Metrics) SnapshotUsed(u SnapshotUse) {
-	if u >= numSnapshotUses {
-		m.dropped.Add(1)
-		return
-	}
-	m.integrity.snapshotUses[u].Add(1)
+	m.count(m.integrity.snapshotUses[:], uint(u))
 }
 
 // SnapshotRejected counts one snapshot that was not believed.
 func (m *Metrics) SnapshotRejected(r SnapshotReject) {
-	if r >= numSnapshotRejects {
-		m.dropped.Add(1)
-		return
-	}
-	m.integrity.snapshotRejects[r].Add(1)
+	m.count(m.integrity.snapshotRejects[:], uint(r))
 }
 
 // RateLimited counts one request refused by limit (429).
 func (m *Metrics) RateLimited(l Limit) {
-	if l >= NumLimits {
-		m.dropped.Add(1)
-		return
-	}
-	m.integrity.limited[l].Add(1)
+	m.count(m.integrity.limited[:], uint(l))
 }
 
 // WriteRefused counts one consent API write refused as cross-site (403).
 func (m *Metrics) WriteRefused(r WriteRefusal) {
-	if r >= numWriteRefusals {
-		m.dropped.Add(1)
-		return
-	}
-	m.integrity.refused[r].Add(1)
+	m.count(m.integrity.refused[:], uint(r))
 }
 
 // IDIssued counts one consent ID the consent API issued.
 func (m *Metrics) IDIssued(why IDIssue) {
-	if why >= numIDIssues {
-		m.dropped.Add(1)
-		return
-	}
-	m.integrity.ids[why].Add(1)
+	m.count(m.integrity.ids[:], uint(why))
 }
 
 // IntegrityCount reads a counter of this file for tests: "snapshot_used", "snapshot_rejected",

@@ -364,6 +364,16 @@ func (m *Metrics) AnonymiseRemovedCount(vendor, kind int) uint64 {
 	return m.removed[uint(vendor)*m.nK+uint(kind)].Load()
 }
 
+// count adds one to counters[i], or to the dropped observations when i is out of range:
+// a caller's bad index is counted, never a panic on the hit path.
+func (m *Metrics) count(counters []atomic.Uint64, i uint) {
+	if i >= uint(len(counters)) {
+		m.dropped.Add(1)
+		return
+	}
+	counters[i].Add(1)
+}
+
 // SaltFallback records that the anonymiser made a salt of its own for lack of the shared one.
 func (m *Metrics) SaltFallback() { m.saltFallbacks.Add(1) }
 

@@ -47,13 +47,7 @@ var refusalAttrs = func() (out [numRefusals]metric.ObserveOption) {
 }()
 
 // Refused counts one request (or connection) the public listener refused for reason r.
-func (m *Metrics) Refused(r Refusal) {
-	if r >= numRefusals {
-		m.dropped.Add(1)
-		return
-	}
-	m.refused[r].Add(1)
-}
+func (m *Metrics) Refused(r Refusal) { m.count(m.refused[:], uint(r)) }
 
 // RefusedCount reads one refusal counter (tests); 0 for an out-of-range reason.
 func (m *Metrics) RefusedCount(r Refusal) uint64 {
